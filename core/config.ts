@@ -1,0 +1,338 @@
+import { readFileSync } from 'node:fs';
+import { resolve, dirname, join } from 'node:path';
+import { homedir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseDocument, LineCounter, parse as parseYaml, isNode, type Document } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+const sha1 = z.string().regex(/^[0-9a-f]{40}$/, 'a full 40-hex-digit git commit');
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a 64-hex-digit sha256');
+
+/** Where a piece of source code comes from. Every kind can be replaced with `--source NAME=/path`. */
+export const SourceSchema = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('git'),
+      url: z.string().min(1),
+      commit: sha1.optional(),
+      ref: z.string().optional(),
+    })
+    .strict(),
+  z.object({ kind: z.literal('tarball'), url: z.string().min(1), sha256 }).strict(),
+  z.object({ kind: z.literal('path'), path: z.string().min(1) }).strict(),
+  z
+    .object({
+      kind: z.literal('debian-package'),
+      package: z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'a Debian package name'),
+      suite: z.string().optional(),
+    })
+    .strict(),
+]).superRefine((s, ctx) => {
+  if (s.kind === 'git' && !s.commit && !s.ref)
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'a git source needs `commit` (a pinned 40-digit hash) or `ref` (a tag)' });
+});
+export type Source = z.infer<typeof SourceSchema>;
+
+const VmSize = z.object({ cpus: z.number().int().min(1).max(256), memory_mb: z.number().int().min(256) }).strict();
+const GridValue = z.union([z.number(), z.string(), z.boolean()]);
+
+export const ExperimentSettingsSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    variants: z.array(z.string()).min(1),
+    repetitions: z.number().int().min(1).default(3),
+    warmup_s: z.number().min(0).default(0),
+    duration_s: z.number().min(1).default(30),
+    grid: z.record(z.array(GridValue).min(1)).default({}),
+    /** What `--quick` replaces: fewer repetitions, shorter, one grid point. */
+    quick: z
+      .object({
+        repetitions: z.number().int().min(1).optional(),
+        duration_s: z.number().min(1).optional(),
+        grid: z.record(z.array(GridValue).min(1)).optional(),
+      })
+      .strict()
+      .default({}),
+    /** KFlex heap sizes are scaled down by this factor in VMs without 64-256 GiB of RAM (a recorded deviation). */
+    heap_scale: z.number().positive().max(1).optional(),
+  })
+  .strict();
+export type ExperimentSettings = z.infer<typeof ExperimentSettingsSchema>;
+
+export const ProfileSchema = z
+  .object({
+    description: z.string(),
+    sources: z.record(SourceSchema),
+    toolchain: z
+      .object({
+        policy: z.enum(['auto', 'system', 'package', 'source']),
+        min_version: z.number().int().min(10),
+        /** Debian/Ubuntu package to install under policy package (e.g. clang-19). */
+        package: z.string().optional(),
+        /** A clang binary to use under policy system, instead of searching PATH. */
+        path: z.string().optional(),
+        /** Name of the llvm-project source under policy source. */
+        source: z.string().default('llvm'),
+      })
+      .strict(),
+    kernel: z
+      .object({
+        source: z.string(),
+        /** tinyconfig, defconfig, or a path to a full .config (e.g. a distribution's). */
+        base: z.string(),
+        fragments: z.array(z.string()).min(1),
+        extra: z.record(z.union([z.string(), z.number(), z.boolean()])).default({}),
+      })
+      .strict(),
+    image: z
+      .object({
+        suite: z.string().regex(/^[a-z]+$/, 'a Debian suite name such as trixie'),
+        /** Debian mirror URL; empty = the host's apt configuration, else mmdebstrap's default. */
+        mirror: z.string().default(''),
+        size_mb: z.number().int().min(512),
+        packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'a Debian package name')).min(1),
+        /** Build KFlex user space (ffkx, ffkx-bench) into the image. */
+        kflex: z.boolean(),
+        /** Build memtier_benchmark from this source when it is reachable. */
+        memtier: z.string().optional(),
+      })
+      .strict(),
+    vms: z
+      .object({
+        accel: z.enum(['auto', 'kvm', 'tcg']),
+        boot_timeout_s: z.number().int().min(10),
+        server: VmSize,
+        client: VmSize,
+        link: z
+          .object({
+            backend: z.enum(['auto', 'tap', 'socket']),
+            mtu: z.number().int().min(576).max(3500),
+          })
+          .strict(),
+      })
+      .strict(),
+    experiments: z.record(ExperimentSettingsSchema),
+    estimates: z
+      .object({
+        disk_gb: z.number().positive(),
+        ram_gb: z.number().positive(),
+        /** Cold minutes per stage on a 2-core host without KVM; scaled by core count in `plan`. */
+        minutes: z.record(z.number().nonnegative()),
+      })
+      .strict(),
+  })
+  .strict();
+export type Profile = z.infer<typeof ProfileSchema>;
+
+export interface ResolvedConfig {
+  file: string;
+  profileName: string;
+  profile: Profile;
+  /** Where each overridden value came from (path -> origin), for the manifest and error messages. */
+  overrides: Record<string, string>;
+  /** Where stage outputs live (KFLEX_LAB_CACHE, else ~/.cache/kflex-lab). */
+  cacheRoot: string;
+}
+
+export function cacheRootFrom(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.KFLEX_LAB_CACHE ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'kflex-lab'));
+}
+
+export interface LoadOptions {
+  file?: string;
+  profile?: string;
+  /** `key.path=value` pairs (value parsed as YAML), applied to the selected profile. */
+  set?: string[];
+  /** `NAME=/local/path` pairs replacing a source by a local tree or file. */
+  sources?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export const DEFAULT_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'lab.yaml');
+
+/**
+ * Load lab.yaml, resolve `extends`, apply overrides, validate once.
+ * Every problem is reported as `FILE:LINE:COL: field.path: what is wrong` (or names the override).
+ */
+export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
+  const env = opts.env ?? process.env;
+  const file = resolve(opts.file ?? env.KFLEX_LAB_CONFIG ?? DEFAULT_CONFIG);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`${file}: cannot read the configuration (${(e as Error).message}); pass --config FILE`]);
+  }
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  const where = (path: (string | number)[]) => locate(doc, lc, file, path);
+  if (doc.errors.length) {
+    throw new ConfigError(
+      doc.errors.map((e) => {
+        const p = lc.linePos(e.pos[0]);
+        return `${file}:${p.line}:${p.col}: YAML syntax: ${e.message.split('\n')[0]}`;
+      }),
+    );
+  }
+  const root = doc.toJS() as { default_profile?: string; profiles?: Record<string, Record<string, unknown>> };
+  if (!root || typeof root !== 'object' || !root.profiles || typeof root.profiles !== 'object') {
+    throw new ConfigError([`${where([])}: profiles: missing; the file must have a \`profiles:\` map (see lab.yaml in the repository)`]);
+  }
+  const name = opts.profile ?? env.KFLEX_LAB_PROFILE ?? root.default_profile ?? 'paper';
+  if (!root.profiles[name]) {
+    throw new ConfigError([
+      `${where(['profiles'])}: profiles.${name}: no such profile; known: ${Object.keys(root.profiles).join(', ')}`,
+    ]);
+  }
+  // Resolve the extends chain, child last, and remember which profile defines each path (for positions).
+  const chain: string[] = [];
+  for (let p: string | undefined = name; p; ) {
+    if (chain.includes(p)) throw new ConfigError([`${where(['profiles', p, 'extends'])}: profiles.${p}.extends: cycle ${[...chain, p].join(' -> ')}`]);
+    const prof: Record<string, unknown> | undefined = root.profiles[p];
+    if (!prof) throw new ConfigError([`${where(['profiles', chain.at(-1)!, 'extends'])}: profiles.${chain.at(-1)}.extends: no profile named ${p}; known: ${Object.keys(root.profiles).join(', ')}`]);
+    chain.push(p);
+    p = prof.extends as string | undefined;
+  }
+  let merged: Record<string, unknown> = {};
+  for (const p of [...chain].reverse()) {
+    const { extends: _ignored, ...body } = root.profiles[p]!;
+    merged = deepMerge(merged, body);
+  }
+  const overrides: Record<string, string> = {};
+  const overrideProblems: string[] = [];
+  const sets: Array<[string, string]> = [];
+  for (const s of opts.set ?? []) sets.push([s, `--set ${s}`]);
+  for (const [k, v] of Object.entries(env)) {
+    // KFLEX_LAB__VMS__SERVER__MEMORY_MB=4096 sets vms.server.memory_mb
+    if (k.startsWith('KFLEX_LAB__') && v !== undefined) sets.push([`${k.slice(11).toLowerCase().split('__').join('.')}=${v}`, `environment ${k}`]);
+  }
+  for (const [s, origin] of sets) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) {
+      overrideProblems.push(`${origin}: expected key.path=value, e.g. vms.server.memory_mb=4096`);
+      continue;
+    }
+    const key = s.slice(0, eq);
+    setPath(merged, key.split('.'), parseYaml(s.slice(eq + 1)));
+    overrides[key] = origin;
+  }
+  for (const s of opts.sources ?? []) {
+    const eq = s.indexOf('=');
+    const srcName = s.slice(0, eq);
+    if (eq <= 0 || !s.slice(eq + 1)) {
+      overrideProblems.push(`--source ${s}: expected NAME=/local/path, e.g. kflex=/src/KFlex`);
+      continue;
+    }
+    const sources = (merged.sources ?? {}) as Record<string, unknown>;
+    if (!(srcName in sources)) {
+      overrideProblems.push(`--source ${s}: profile ${name} has no source named ${srcName}; known: ${Object.keys(sources).join(', ')}`);
+      continue;
+    }
+    sources[srcName] = { kind: 'path', path: resolve(s.slice(eq + 1)) };
+    overrides[`sources.${srcName}`] = `--source ${s}`;
+  }
+  if (overrideProblems.length) throw new ConfigError(overrideProblems);
+
+  const parsed = ProfileSchema.safeParse(merged);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const path = issue.path.map(String);
+        const dotted = path.join('.');
+        const origin = Object.entries(overrides).find(([k]) => dotted === k || dotted.startsWith(k + '.'));
+        const at = origin ? origin[1] : where(locatePath(root.profiles!, chain, path));
+        return `${at}: ${dotted || '(profile)'}: ${describeIssue(issue)}`;
+      }),
+    );
+  }
+  const profile = parsed.data;
+  const problems: string[] = [];
+  const ref = (field: string[], sourceName: string | undefined) => {
+    if (sourceName && !profile.sources[sourceName])
+      problems.push(`${where(locatePath(root.profiles!, chain, field))}: ${field.join('.')}: names source '${sourceName}', which profiles.${name}.sources does not define; known: ${Object.keys(profile.sources).join(', ')}`);
+  };
+  ref(['kernel', 'source'], profile.kernel.source);
+  ref(['image', 'memtier'], profile.image.memtier);
+  if (profile.toolchain.policy === 'source') ref(['toolchain', 'source'], profile.toolchain.source);
+  if (profile.image.kflex) ref(['image', 'kflex'], 'kflex');
+  if (problems.length) throw new ConfigError(problems);
+  return { file, profileName: name, profile, overrides, cacheRoot: cacheRootFrom(env) };
+}
+
+export function listProfiles(file = DEFAULT_CONFIG): Array<{ name: string; description: string; extends?: string }> {
+  const root = parseYaml(readFileSync(file, 'utf8')) as { profiles: Record<string, { description?: string; extends?: string }> };
+  return Object.entries(root.profiles).map(([n, p]) => ({ name: n, description: p.description ?? '', extends: p.extends }));
+}
+
+function describeIssue(issue: z.ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return issue.received === 'undefined' ? `missing; expected ${issue.expected}` : `expected ${issue.expected}, got ${issue.received}`;
+    case 'invalid_enum_value':
+      return `'${String(issue.received)}' is not allowed; allowed: ${issue.options.join(', ')}`;
+    case 'unrecognized_keys':
+      return `unknown field(s) ${issue.keys.join(', ')}; check the spelling against lab.yaml`;
+    case 'invalid_union_discriminator':
+      return `unknown kind; allowed: ${issue.options.join(', ')}`;
+    case 'too_small':
+      return `${issue.message.replace(/^(Number|Array|String) must/, 'must')}`;
+    default:
+      return issue.message;
+  }
+}
+
+/** The deepest path, in the most-derived profile that defines it, for a merged-profile field path. */
+function locatePath(profiles: Record<string, Record<string, unknown>>, chain: string[], path: string[]): (string | number)[] {
+  for (let depth = path.length; depth >= 0; depth--) {
+    for (const p of chain) {
+      if (hasPath(profiles[p], path.slice(0, depth))) return ['profiles', p, ...path.slice(0, depth)];
+    }
+  }
+  return ['profiles', chain[0]!];
+}
+
+function hasPath(obj: unknown, path: string[]): boolean {
+  let cur = obj;
+  for (const k of path) {
+    if (!cur || typeof cur !== 'object' || !(k in (cur as object))) return false;
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return true;
+}
+
+function locate(doc: Document, lc: LineCounter, file: string, path: (string | number)[]): string {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = path.length === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true);
+    // A key's value node: its range starts at the value; good enough to point the user at the line.
+    if (isNode(node) && node.range) {
+      const p = lc.linePos(node.range[0]);
+      return `${file}:${p.line}:${p.col}`;
+    }
+  }
+  return `${file}:1:1`;
+}
+
+export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    // A tagged object (a source) of another kind replaces the parent's instead of merging into it.
+    const sameKind = isPlainObject(b) && isPlainObject(v) && (!('kind' in v) || b.kind === v.kind);
+    out[k] = sameKind ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>) : structuredClone(v);
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur = obj;
+  for (const k of path.slice(0, -1)) {
+    if (!isPlainObject(cur[k])) cur[k] = {};
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[path.at(-1)!] = value;
+}

@@ -1,0 +1,174 @@
+import { constants, accessSync, existsSync, readFileSync, statfsSync } from 'node:fs';
+import { cpus, totalmem, freemem } from 'node:os';
+import type { Profile } from './config.js';
+import { probe } from './exec.js';
+
+export type CheckLevel = 'ok' | 'warn' | 'fail';
+export interface Check {
+  name: string;
+  level: CheckLevel;
+  detail: string;
+  /** The exact command or setting that fixes it. */
+  fix?: string;
+  /** Debian packages that provide the missing piece. */
+  packages?: string[];
+}
+
+// ---- parsers of real tool output (tested against captures in test/fixtures/doctor) ----
+
+export function parseQemuVersion(out: string): string | undefined {
+  return out.match(/QEMU emulator version (\d+\.\d+(?:\.\d+)?)/)?.[1];
+}
+export function parseClangVersion(out: string): number | undefined {
+  const m = out.match(/clang version (\d+)\.\d+/);
+  return m ? Number(m[1]) : undefined;
+}
+export function llcHasBpf(out: string): boolean {
+  return /^\s+bpf\s+-/m.test(out);
+}
+export function parsePaholeVersion(out: string): number | undefined {
+  const m = out.trim().match(/^v?(\d+)\.(\d+)/);
+  return m ? Number(m[1]) + Number(m[2]) / 100 : undefined;
+}
+export function parseMmdebstrapVersion(out: string): string | undefined {
+  return out.match(/mmdebstrap (\d+\.\d+\.\d+)/)?.[1];
+}
+/** cgroup v2 is usable when /sys/fs/cgroup itself is cgroup2 (ffkx attaches there). */
+export function cgroupV2FromMounts(mounts: string): 'unified' | 'hybrid' | 'none' {
+  const lines = mounts.split('\n').map((l) => l.split(' '));
+  if (lines.some((f) => f[1] === '/sys/fs/cgroup' && f[2] === 'cgroup2')) return 'unified';
+  if (lines.some((f) => f[2] === 'cgroup2')) return 'hybrid';
+  return 'none';
+}
+
+export interface ClangFound {
+  path: string;
+  version: number;
+  bpf: boolean;
+}
+
+/** clang candidates: an explicit path, then clang-N for N from 25 down, then plain clang. */
+export async function findClang(minVersion: number, explicit?: string): Promise<ClangFound | undefined> {
+  const names = explicit ? [explicit] : [...Array.from({ length: 25 - minVersion + 1 }, (_, i) => `clang-${25 - i}`), 'clang'];
+  for (const name of names) {
+    const out = await probe([name, '--version']);
+    const version = out ? parseClangVersion(out) : undefined;
+    if (!version) continue;
+    const llc = name.replace(/clang(?=(-\d+)?$)/, 'llc');
+    const targets = (await probe([llc, '--version'])) ?? '';
+    const path = (await probe(['sh', '-c', 'command -v "$1"', 'sh', name]))?.trim() ?? name;
+    if (version >= minVersion || explicit) return { path, version, bpf: llcHasBpf(targets) };
+  }
+  return undefined;
+}
+
+export async function kvmUsable(): Promise<{ ok: boolean; why: string }> {
+  if (!existsSync('/dev/kvm')) return { ok: false, why: '/dev/kvm does not exist' };
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+  } catch {
+    return { ok: false, why: '/dev/kvm is not readable and writable by this user' };
+  }
+  const out = await probe(['qemu-system-x86_64', '-machine', 'pc', '-accel', 'kvm', '-display', 'none', '-nodefaults', '-S', '-monitor', 'none', '-qmp', 'stdio'], 15_000).catch(() => undefined);
+  // QEMU with -qmp stdio and no input exits at EOF; a KVM init failure prints before that.
+  if (out === undefined) return { ok: false, why: 'qemu -accel kvm failed to start (nested virtualization off?)' };
+  return { ok: true, why: 'qemu -accel kvm starts' };
+}
+
+export async function runDoctor(profile: Profile, opts: { cacheDir: string }): Promise<Check[]> {
+  const checks: Check[] = [];
+  const add = (c: Check) => checks.push(c);
+
+  const kvm = await kvmUsable();
+  add(kvm.ok
+    ? { name: 'kvm', level: 'ok', detail: `/dev/kvm usable (${kvm.why})` }
+    : { name: 'kvm', level: 'warn', detail: `${kvm.why}: VMs run under TCG: functional only, not performance-comparable`, fix: 'run on a host with KVM (bare metal, or nested virtualization on) for comparable numbers' });
+
+  const qemu = await probe(['qemu-system-x86_64', '--version']);
+  const qv = qemu ? parseQemuVersion(qemu) : undefined;
+  add(qv ? { name: 'qemu', level: 'ok', detail: `qemu-system-x86_64 ${qv}` } : { name: 'qemu', level: 'fail', detail: 'qemu-system-x86_64 not found', packages: ['qemu-system-x86', 'qemu-utils'] });
+  const qimg = await probe(['qemu-img', '--version']);
+  if (!qimg) add({ name: 'qemu-img', level: 'fail', detail: 'qemu-img not found', packages: ['qemu-utils'] });
+
+  const mm = await probe(['mmdebstrap', '--version']);
+  add(mm ? { name: 'mmdebstrap', level: 'ok', detail: `mmdebstrap ${parseMmdebstrapVersion(mm) ?? '?'}` } : { name: 'mmdebstrap', level: 'fail', detail: 'mmdebstrap not found (builds the guest image)', packages: ['mmdebstrap', 'e2fsprogs'] });
+
+  const clang = await findClang(profile.toolchain.min_version, profile.toolchain.path);
+  if (clang && clang.version >= profile.toolchain.min_version && clang.bpf) add({ name: 'clang', level: 'ok', detail: `${clang.path} ${clang.version} with the BPF target` });
+  else
+    add({
+      name: 'clang',
+      level: profile.toolchain.policy === 'system' ? 'fail' : 'warn',
+      detail: clang ? `${clang.path} is ${clang.version}${clang.bpf ? '' : ' without the BPF target'}; the profile needs >= ${profile.toolchain.min_version}` : `no clang >= ${profile.toolchain.min_version} on PATH; the llvm stage will ${profile.toolchain.policy === 'source' ? 'build it' : 'install ' + (profile.toolchain.package ?? 'it')}`,
+      packages: profile.toolchain.package ? [profile.toolchain.package, profile.toolchain.package.replace('clang', 'llvm')] : undefined,
+    });
+
+  const tools: Array<[string, string[], string]> = [
+    ['gcc', ['gcc', '--version'], 'build-essential'],
+    ['make', ['make', '--version'], 'make'],
+    ['flex', ['flex', '--version'], 'flex'],
+    ['bison', ['bison', '--version'], 'bison'],
+    ['bc', ['bc', '--version'], 'bc'],
+    ['pahole', ['pahole', '--version'], 'dwarves'],
+    ['git', ['git', '--version'], 'git'],
+    ['ssh', ['ssh', '-V'], 'openssh-client'],
+    ['ssh-keygen', ['sh', '-c', 'command -v ssh-keygen'], 'openssh-client'],
+    ['ip', ['ip', '-V'], 'iproute2'],
+    ['mkfs.ext4', ['sh', '-c', 'command -v mkfs.ext4'], 'e2fsprogs'],
+  ];
+  const missing: string[] = [];
+  for (const [name, argv, pkg] of tools) {
+    const out = await probe(argv);
+    if (!out) missing.push(pkg);
+    else if (name === 'pahole') {
+      const v = parsePaholeVersion(out);
+      if (v !== undefined && v < 1.16) add({ name: 'pahole', level: 'fail', detail: `pahole ${v} is too old for DEBUG_INFO_BTF (>= 1.16)`, packages: ['dwarves'] });
+    }
+  }
+  for (const [name, header, pkg] of [['libelf', '/usr/include/libelf.h', 'libelf-dev'], ['libssl', '/usr/include/openssl/ssl.h', 'libssl-dev']] as const)
+    if (!existsSync(header)) { missing.push(pkg); void name; }
+  add(missing.length ? { name: 'build tools', level: 'fail', detail: `missing: ${[...new Set(missing)].join(', ')}`, packages: [...new Set(missing)] } : { name: 'build tools', level: 'ok', detail: 'gcc make flex bison bc pahole git ssh ip mkfs.ext4 libelf libssl' });
+
+  const disk = statfsSync(existsSync(opts.cacheDir) ? opts.cacheDir : '/');
+  const freeGb = (disk.bavail * disk.bsize) / 2 ** 30;
+  add({ name: 'disk', level: freeGb >= profile.estimates.disk_gb ? 'ok' : 'fail', detail: `${freeGb.toFixed(1)} GiB free for ${opts.cacheDir}; profile needs ~${profile.estimates.disk_gb} GiB`, fix: freeGb >= profile.estimates.disk_gb ? undefined : 'free space or set KFLEX_LAB_CACHE to a larger disk' });
+  const ramGb = totalmem() / 2 ** 30;
+  const vmGb = (profile.vms.server.memory_mb + profile.vms.client.memory_mb) / 1024;
+  add({ name: 'ram', level: ramGb >= vmGb + 1 ? 'ok' : 'fail', detail: `${ramGb.toFixed(1)} GiB total (${(freemem() / 2 ** 30).toFixed(1)} free); the VMs take ${vmGb.toFixed(1)} GiB`, fix: ramGb >= vmGb + 1 ? undefined : `lower vms.server.memory_mb / vms.client.memory_mb with --set` });
+  const n = cpus().length;
+  add({ name: 'cpus', level: n >= 2 ? 'ok' : 'warn', detail: `${n} CPUs (${cpus()[0]?.model ?? '?'}); VMs ask for ${profile.vms.server.cpus}+${profile.vms.client.cpus} vCPUs` });
+
+  const tun = existsSync('/dev/net/tun');
+  const vhost = existsSync('/dev/vhost-net');
+  const netAdmin = capNetAdmin();
+  add({ name: 'tap link', level: tun && netAdmin ? 'ok' : 'warn', detail: `/dev/net/tun ${tun ? 'present' : 'missing'}, CAP_NET_ADMIN ${netAdmin ? 'yes' : 'no'}, /dev/vhost-net ${vhost ? 'present' : 'missing (tap without vhost)'}${tun && netAdmin ? '' : '; the link falls back to the socket backend'}`, fix: tun && netAdmin ? undefined : 'run as root (or with CAP_NET_ADMIN) for the tap backend' });
+  const cg = cgroupV2FromMounts(readMounts());
+  add({ name: 'cgroup v2', level: cg === 'unified' ? 'ok' : 'warn', detail: `host cgroup layout: ${cg} (only the guests need cgroup v2 for ffkx; the image boots with it)` });
+  return checks;
+}
+
+function readMounts(): string {
+  try {
+    return readFileSync('/proc/self/mounts', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** CAP_NET_ADMIN is bit 12 of the effective capability set. */
+export function capNetAdminFromStatus(status: string): boolean {
+  const m = status.match(/^CapEff:\s*([0-9a-f]+)/m);
+  return m ? (BigInt('0x' + m[1]) & (1n << 12n)) !== 0n : false;
+}
+function capNetAdmin(): boolean {
+  try {
+    return capNetAdminFromStatus(readFileSync('/proc/self/status', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+export function aptLine(checks: Check[]): string | undefined {
+  const pkgs = [...new Set(checks.filter((c) => c.level !== 'ok').flatMap((c) => c.packages ?? []))];
+  return pkgs.length ? `apt-get install -y ${pkgs.join(' ')}` : undefined;
+}

@@ -1,0 +1,106 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { $ } from 'zx';
+import { LabError, ExitCode } from './errors.js';
+
+/** A command line as an argv array: the lab never builds shell strings (zx quotes each element). */
+export type Argv = readonly string[];
+
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  /** Every output line is appended here (created if missing). */
+  logPath?: string;
+  /** Called for each stdout/stderr line, e.g. to forward it as a progress event. */
+  onLine?: (line: string) => void;
+  /** Hard limit; the process is killed and the run fails with the log tail. */
+  timeoutMs?: number;
+  input?: string;
+  /** Return a non-zero exit instead of throwing. */
+  allowFailure?: boolean;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run argv, stream its output to the log and to onLine, and fail with the log's tail on error. */
+export async function run(argv: Argv, opts: RunOptions = {}): Promise<RunResult> {
+  let log: WriteStream | undefined;
+  if (opts.logPath) {
+    await mkdir(dirname(opts.logPath), { recursive: true });
+    log = createWriteStream(opts.logPath, { flags: 'a' });
+    log.write(`$ ${argv.join(' ')}\n`);
+  }
+  const tailer = lineSplitter((line) => {
+    log?.write(line + '\n');
+    opts.onLine?.(line);
+  });
+  const p = $({
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env } as NodeJS.ProcessEnv,
+    quiet: true,
+    nothrow: true,
+    input: opts.input,
+    timeout: opts.timeoutMs,
+    timeoutSignal: 'SIGKILL',
+  })`${argv}`;
+  p.stdout.on('data', (d: Buffer) => tailer.push(d));
+  p.stderr.on('data', (d: Buffer) => tailer.push(d));
+  const out = await p;
+  tailer.flush();
+  const code = out.exitCode ?? (out.signal ? 128 : 1);
+  if (log) await new Promise<void>((r) => log!.end(() => r()));
+  if (code !== 0 && !opts.allowFailure) {
+    const tail = opts.logPath ? await tailOf(opts.logPath, 30) : lastLines(out.stdout + out.stderr, 30);
+    const why = out.signal ? `killed by ${out.signal}${opts.timeoutMs ? ` (timeout ${Math.round(opts.timeoutMs / 1000)} s)` : ''}` : `exit ${code}`;
+    throw new LabError(
+      `${argv[0]} failed (${why})${opts.logPath ? `; log: ${opts.logPath}` : ''}\n${tail.map((l) => '  | ' + l).join('\n')}`,
+      ExitCode.infra,
+    );
+  }
+  return { code, stdout: out.stdout, stderr: out.stderr };
+}
+
+/** Output of a short probe command, or undefined when it cannot run (missing binary, failure). */
+export async function probe(argv: Argv, timeoutMs = 20_000): Promise<string | undefined> {
+  try {
+    const r = await run(argv, { timeoutMs, allowFailure: true });
+    return r.code === 0 ? r.stdout + r.stderr : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function lastLines(text: string, n: number): string[] {
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  return lines.slice(-n);
+}
+
+export async function tailOf(path: string, n: number): Promise<string[]> {
+  try {
+    return lastLines(await readFile(path, 'utf8'), n);
+  } catch {
+    return [`(no log at ${path})`];
+  }
+}
+
+function lineSplitter(emit: (line: string) => void) {
+  let pending = '';
+  return {
+    push(chunk: Buffer) {
+      pending += chunk.toString('utf8');
+      const parts = pending.split(/\r?\n/);
+      pending = parts.pop() ?? '';
+      for (const l of parts) emit(l);
+    },
+    flush() {
+      if (pending) emit(pending);
+      pending = '';
+    },
+  };
+}

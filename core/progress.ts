@@ -1,0 +1,76 @@
+import { logUpdateStderr as logUpdate } from 'log-update';
+import type { EventBus, LabEvent } from './events.js';
+
+const stamp = () => new Date().toISOString().slice(11, 19);
+
+/** Plain timestamped lines: for logs, pipes and CI. Output lines of builds are not echoed (they are in the log). */
+export function plainView(bus: EventBus, write: (s: string) => void = (s) => process.stderr.write(s + '\n')): () => void {
+  return bus.on((e) => {
+    const msg = describe(e);
+    if (msg) write(`[${stamp()}] ${msg}`);
+  });
+}
+
+/** Interactive view: one live line per running stage with elapsed time and its last log line. */
+export function ttyView(bus: EventBus): () => void {
+  const active = new Map<string, { started: number; last: string }>();
+  const render = () => {
+    const cols = process.stderr.columns ?? 100;
+    logUpdate(
+      [...active.entries()]
+        .map(([s, a]) => `  ${s.padEnd(8)} ${fmtSeconds((Date.now() - a.started) / 1000).padStart(6)}  ${a.last}`.slice(0, cols - 1))
+        .join('\n'),
+    );
+  };
+  const timer = setInterval(render, 250);
+  timer.unref();
+  const off = bus.on((e) => {
+    if (e.type === 'stage-start') active.set(e.stage, { started: Date.now(), last: '' });
+    if (e.type === 'line') {
+      const a = active.get(e.stage);
+      if (a) a.last = e.line.trim();
+      return;
+    }
+    if (e.type === 'stage-done' || e.type === 'stage-failed' || e.type === 'stage-cached') active.delete(e.stage);
+    const msg = describe(e);
+    if (msg) {
+      logUpdate.clear();
+      process.stderr.write(`[${stamp()}] ${msg}\n`);
+    }
+    render();
+  });
+  return () => {
+    clearInterval(timer);
+    logUpdate.clear();
+    off();
+  };
+}
+
+export function describe(e: LabEvent): string | undefined {
+  switch (e.type) {
+    case 'stage-start':
+      return `${e.stage}: building (${e.fingerprint}), log ${e.logPath}`;
+    case 'stage-cached':
+      return `${e.stage}: cached (${e.fingerprint})`;
+    case 'stage-done':
+      return `${e.stage}: done in ${fmtSeconds(e.seconds)}`;
+    case 'stage-failed':
+      return `${e.stage}: FAILED after ${fmtSeconds(e.seconds)}: ${e.error.split('\n')[0]}\n${e.tail.map((l) => '    | ' + l).join('\n')}\n    log: ${e.logPath}`;
+    case 'step':
+      return `${e.scope}: ${e.message}`;
+    case 'warn':
+      return `${e.scope}: WARNING: ${e.message}`;
+    case 'line':
+      return undefined;
+  }
+}
+
+export function fmtSeconds(s: number): string {
+  if (s < 60) return `${s.toFixed(1)}s`;
+  const m = Math.floor(s / 60);
+  return `${m}m${String(Math.round(s - m * 60)).padStart(2, '0')}s`;
+}
+
+export function attachView(bus: EventBus): () => void {
+  return process.stderr.isTTY && process.env.CI !== 'true' ? ttyView(bus) : plainView(bus);
+}

@@ -1,0 +1,101 @@
+import { mkdir, writeFile, readFile, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cpus, totalmem, release } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ResolvedConfig } from './config.js';
+import { probe } from './exec.js';
+import { parseQemuVersion } from './doctor.js';
+import type { StageOutput } from './stage.js';
+
+export const LAB_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export function resultsRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.KFLEX_LAB_RESULTS ?? join(process.cwd(), 'results'));
+}
+
+/** results/<UTC timestamp>-<profile>/, e.g. results/20261127T081500Z-smoke */
+export function runDirName(profile: string, now = new Date()): string {
+  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${profile}`;
+}
+
+export async function createRunDir(profile: string, root = resultsRoot()): Promise<string> {
+  const dir = join(root, runDirName(profile));
+  await mkdir(join(dir, 'logs'), { recursive: true });
+  return dir;
+}
+
+export async function latestRun(root = resultsRoot()): Promise<string | undefined> {
+  if (!existsSync(root)) return undefined;
+  const runs = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory() && /^\d{8}T\d{6}Z-/.test(d.name)).map((d) => d.name).sort();
+  return runs.length ? join(root, runs.at(-1)!) : undefined;
+}
+
+export interface HostFacts {
+  cpu_model: string;
+  cores: number;
+  ram_gb: number;
+  kernel: string;
+  accel: 'kvm' | 'tcg' | 'unknown';
+  qemu: string | undefined;
+  node: string;
+  lab_commit: string | undefined;
+}
+
+export async function hostFacts(accel: HostFacts['accel'] = 'unknown'): Promise<HostFacts> {
+  const qemu = await probe(['qemu-system-x86_64', '--version']);
+  const commit = await probe(['git', '-C', LAB_ROOT, 'rev-parse', 'HEAD']);
+  const dirty = commit ? await probe(['git', '-C', LAB_ROOT, 'status', '--porcelain', '--untracked-files=no']) : undefined;
+  return {
+    cpu_model: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    ram_gb: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    kernel: release(),
+    accel,
+    qemu: qemu ? parseQemuVersion(qemu) : undefined,
+    node: process.version,
+    lab_commit: commit ? commit.trim() + (dirty?.trim() ? '+dirty' : '') : undefined,
+  };
+}
+
+export interface Manifest {
+  lab: string;
+  created: string;
+  profile: string;
+  config_file: string;
+  overrides: Record<string, string>;
+  host: HostFacts;
+  config: unknown;
+  stages: Record<string, { fingerprint: string; dir: string; manifest: Record<string, unknown> }>;
+  deviations: string[];
+  [key: string]: unknown;
+}
+
+export function buildManifest(config: ResolvedConfig, host: HostFacts, stages: Record<string, StageOutput>, deviations: string[] = []): Manifest {
+  return {
+    lab: 'kflex-lab',
+    created: new Date().toISOString(),
+    profile: config.profileName,
+    config_file: config.file,
+    overrides: config.overrides,
+    host,
+    config: config.profile,
+    stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, { fingerprint: v.fingerprint, dir: v.dir, manifest: v.manifest }])),
+    deviations,
+  };
+}
+
+export async function writeManifest(runDir: string, m: Manifest): Promise<void> {
+  await writeFile(join(runDir, 'manifest.json'), JSON.stringify(m, null, 2) + '\n');
+}
+
+export async function readManifest(runDir: string): Promise<Manifest> {
+  return JSON.parse(await readFile(join(runDir, 'manifest.json'), 'utf8')) as Manifest;
+}
+
+/** Add facts to an existing manifest (e.g. the accelerator and link backend once the VMs are up). */
+export async function amendManifest(runDir: string, patch: (m: Manifest) => void): Promise<void> {
+  const m = await readManifest(runDir);
+  patch(m);
+  await writeManifest(runDir, m);
+}

@@ -1,0 +1,1 @@
+export const EXPERIMENTS: Array<{ id: string; title: string; variants: Array<{ id: string }> }> = [];

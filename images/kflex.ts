@@ -1,0 +1,75 @@
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import type { Stage, StageContext } from '../core/stage.js';
+import type { ResolvedConfig } from '../core/config.js';
+import { run } from '../core/exec.js';
+import { materialize, sourceIdentity } from '../core/sources.js';
+import { hostDebianMirror } from '../core/apt.js';
+import { LabError, ExitCode } from '../core/errors.js';
+import { mmdebstrapArgv } from './mmdebstrap.js';
+
+/** Where the image holds ffkx, ffkx-bench, ffkx-test and the BPF objects. */
+export const KFLEX_GUEST_DIR = '/opt/kflex';
+
+/**
+ * What KFlex really needs to build (kflex-artifact-facts.md): the seed's apt list misses libabsl-dev,
+ * libjemalloc-dev, libbpf-dev (bpf_helpers.h) and a libbenchmark-dev >= 1.8; clang must be >= 19.
+ */
+export const KFLEX_BUILD_PACKAGES = ['build-essential', 'clang-19', 'cmake', 'ninja-build', 'pkg-config', 'libelf-dev', 'zlib1g-dev', 'libabsl-dev', 'libjemalloc-dev', 'libgtest-dev', 'libbenchmark-dev', 'libbpf-dev', 'bpftool', 'git', 'ca-certificates'];
+/** Shared libraries the binaries load in the guest (the -dev packages pull in the exact runtime versions). */
+export const KFLEX_RUNTIME_PACKAGES = ['libabsl-dev', 'libjemalloc-dev', 'libbenchmark-dev', 'libelf-dev', 'zlib1g-dev'];
+export const KFLEX_BINARIES = ['ffkx', 'ffkx-bench', 'ffkx-test'];
+
+/** The script run inside the throwaway build root; build.sh exits 0 even when it failed, so the binaries are checked. */
+export function kflexBuildCommand(dirInRoot: string): string {
+  return `cd ${dirInRoot} && CLANG=clang-19 BPFTOOL=bpftool CC=clang-19 CXX=clang++-19 ./build.sh && for b in ${KFLEX_BINARIES.join(' ')}; do test -x "$b" || { echo "KFlex build produced no $b" >&2; exit 1; }; done`;
+}
+
+/**
+ * KFlex user space (ffkx, ffkx-bench, ffkx-test) built in a throwaway root filesystem of the guest's own
+ * suite (mmdebstrap with the build dependencies), so the binaries match the guest's libraries.
+ */
+export class KflexStage implements Stage {
+  readonly id = 'kflex';
+  readonly version = '1';
+  readonly deps = [] as const;
+  readonly description = 'KFlex user space (ffkx, ffkx-bench, BPF objects) built for the guest suite';
+
+  async inputs(config: ResolvedConfig): Promise<unknown> {
+    return { source: await sourceIdentity(config.profile.sources.kflex!), suite: config.profile.image.suite, packages: KFLEX_BUILD_PACKAGES, cmd: kflexBuildCommand('/build/KFlex') };
+  }
+
+  async build(ctx: StageContext): Promise<Record<string, unknown>> {
+    const src = await materialize(ctx.config.profile.sources.kflex!, { name: 'kflex', workDir: ctx.outDir, log: ctx.log, exec: ctx.exec, expect: 'build.sh' });
+    for (const f of ['src/Main.cpp', 'bpf/Makefile', 'CMakeLists.txt'])
+      if (!existsSync(join(src.dir, f))) throw new LabError(`source kflex: ${src.origin} is not the KFlex tree (no ${f}); pass --source kflex=/path/to/KFlex`, ExitCode.usage);
+    const out = join(ctx.outDir, 'kflex');
+    await mkdir(out, { recursive: true });
+    const i = ctx.config.profile.image;
+    const argv = mmdebstrapArgv({
+      suite: i.suite,
+      target: '/dev/null',
+      mirror: i.mirror || hostDebianMirror(),
+      variant: 'apt',
+      include: KFLEX_BUILD_PACKAGES,
+      customize: [
+        'mkdir -p "$1/build/KFlex"',
+        // copy-in of "dir/." copies the tree's contents; the user's checkout is only read.
+        `copy-in ${src.dir}/. /build/KFlex`,
+        `chroot "$1" sh -c '${kflexBuildCommand('/build/KFlex')}'`,
+        'mkdir -p "$1/out"',
+        'chroot "$1" sh -c "cp /build/KFlex/ffkx /build/KFlex/ffkx-bench /build/KFlex/ffkx-test /out/ && cp /build/KFlex/bpf/*.bpf.o /out/ 2>/dev/null; true"',
+        `copy-out /out/. ${out}`,
+      ],
+    });
+    await run(argv, { ...ctx.exec, timeoutMs: 90 * 60_000 });
+    const files = await readdir(out);
+    const missing = KFLEX_BINARIES.filter((b) => !files.includes(b));
+    if (missing.length) throw new LabError(`KFlex build produced no ${missing.join(', ')}; see the log`, ExitCode.infra);
+    const manifest = { source: { kind: src.kind, origin: src.origin, commit: src.commit }, suite: i.suite, files: files.sort() };
+    await writeFile(join(ctx.outDir, 'kflex.json'), JSON.stringify(manifest, null, 2) + '\n');
+    if (!src.readOnly) await run(['rm', '-rf', src.dir]);
+    return manifest;
+  }
+}

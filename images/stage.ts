@@ -1,0 +1,130 @@
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readFile, rm, writeFile, stat, mkdir } from 'node:fs/promises';
+import type { Stage, StageContext } from '../core/stage.js';
+import type { ResolvedConfig } from '../core/config.js';
+import { run, probe } from '../core/exec.js';
+import { hostDebianMirror } from '../core/apt.js';
+import { labKeys } from '../core/keys.js';
+import { LabError, ExitCode } from '../core/errors.js';
+import { materialize } from '../core/sources.js';
+import { sha256File } from '../core/sources.js';
+import { mmdebstrapArgv, explainMmdebstrapFailure } from './mmdebstrap.js';
+import { KFLEX_RUNTIME_PACKAGES, KFLEX_GUEST_DIR } from './kflex.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const CUSTOMIZE_SCRIPT = join(HERE, 'customize.sh');
+export const LINK_SETUP_SCRIPT = join(HERE, 'link-setup.sh');
+export const MEMTIER_BUILD_PACKAGES = ['build-essential', 'autoconf', 'automake', 'libtool', 'pkg-config', 'libevent-dev', 'libssl-dev', 'zlib1g-dev', 'libpcre3-dev'];
+
+/** The mirror the image uses: lab.yaml's, else the host's apt configuration, else mmdebstrap's default (undefined). */
+export function imageMirror(configured: string): string | undefined {
+  return configured || hostDebianMirror();
+}
+
+/** Parse `dpkg-query -W -f '${Package}\t${Version}\n'`. */
+export function parsePackageVersions(out: string): Record<string, string> {
+  return Object.fromEntries(out.split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string]));
+}
+
+/**
+ * A Debian root filesystem built by mmdebstrap, turned into ext4 without loop mounts (mkfs.ext4 -d)
+ * and then a qcow2 base that VMs only ever use through per-run overlays.
+ */
+export class ImageStage implements Stage {
+  readonly id = 'image';
+  readonly version = '1';
+  readonly deps: readonly string[];
+  readonly description = 'guest disk: Debian (mmdebstrap) -> ext4 -> qcow2 base, with SSH keys pinned';
+
+  constructor(withKflex: boolean) {
+    this.deps = withKflex ? ['kflex'] : [];
+  }
+
+  async inputs(config: ResolvedConfig): Promise<unknown> {
+    const i = config.profile.image;
+    const keys = await labKeys(config.cacheRoot);
+    return {
+      suite: i.suite,
+      mirror: imageMirror(i.mirror) ?? 'mmdebstrap-default',
+      packages: i.packages,
+      size_mb: i.size_mb,
+      kflex: i.kflex,
+      memtier: i.memtier ? config.profile.sources[i.memtier] : undefined,
+      customize: await readFile(CUSTOMIZE_SCRIPT, 'utf8'),
+      link: await readFile(LINK_SETUP_SCRIPT, 'utf8'),
+      identity: await readFile(keys.identity + '.pub', 'utf8'),
+      hostkey: await readFile(keys.hostKey + '.pub', 'utf8'),
+    };
+  }
+
+  async build(ctx: StageContext): Promise<Record<string, unknown>> {
+    const i = ctx.config.profile.image;
+    const keys = await labKeys(ctx.cacheRoot);
+    const mirror = imageMirror(i.mirror);
+    const rootfs = join(ctx.outDir, 'rootfs');
+    const hooks = [CUSTOMIZE_SCRIPT];
+    const include = [...i.packages];
+    const notes: string[] = [];
+    // KFlex user space, built by the kflex stage for this same suite.
+    if (i.kflex) {
+      const k = ctx.deps.kflex;
+      if (!k) throw new LabError('image.kflex is true but the kflex stage did not run', ExitCode.infra);
+      include.push(...KFLEX_RUNTIME_PACKAGES);
+      hooks.push(`mkdir -p "$1${KFLEX_GUEST_DIR}"`, `copy-in ${join(k.dir, 'kflex')}/. ${KFLEX_GUEST_DIR}`);
+    }
+    // memtier_benchmark is not in Debian: build it from its source when reachable, else record the substitute.
+    let memtier: Record<string, unknown> = { available: false, reason: 'image.memtier not set' };
+    if (i.memtier) {
+      try {
+        const src = await materialize(ctx.config.profile.sources[i.memtier]!, { name: i.memtier, workDir: join(ctx.outDir, 'memtier-work'), log: ctx.log, exec: ctx.exec, expect: 'memtier_benchmark.cpp', timeoutMs: 5 * 60_000 });
+        include.push(...MEMTIER_BUILD_PACKAGES);
+        hooks.push(`copy-in ${src.dir} /usr/local/src`, `chroot "$1" sh -c 'cd /usr/local/src/${src.dir.split('/').at(-1)} && autoreconf -ivf && ./configure && make -j"$(nproc)" && make install'`);
+        memtier = { available: true, origin: src.origin, commit: src.commit };
+      } catch (e) {
+        memtier = { available: false, reason: `source ${i.memtier} unreachable: ${(e as Error).message.split('\n')[0]}` };
+        ctx.log(`memtier_benchmark will not be in the image (${memtier.reason as string}); redis-getset records redis-benchmark as its substitute`);
+      }
+    }
+    await mkdir(ctx.outDir, { recursive: true });
+    const argv = mmdebstrapArgv({ suite: i.suite, target: rootfs, mirror, include, customize: hooks, slim: true });
+    ctx.log(`mmdebstrap ${i.suite} from ${mirror ?? "mmdebstrap's default mirror"}: ${include.length} packages`);
+    try {
+      await run(argv, {
+        ...ctx.exec,
+        timeoutMs: 60 * 60_000,
+        env: { KFLEX_PUBKEY: keys.identity + '.pub', KFLEX_HOSTKEY: keys.hostKey, KFLEX_LINK_SETUP: LINK_SETUP_SCRIPT },
+      });
+    } catch (e) {
+      const why = explainMmdebstrapFailure(await readFile(ctx.logPath, 'utf8').catch(() => ''), i.suite);
+      throw why ? new LabError(`mmdebstrap: ${why}\n${(e as Error).message}`, ExitCode.infra) : e;
+    }
+    const versions = parsePackageVersions((await run(['dpkg-query', `--admindir=${join(rootfs, 'var/lib/dpkg')}`, '-W', '-f', '${Package}\t${Version}\n'])).stdout);
+    const missing = include.filter((p) => !versions[p]);
+    if (missing.length) throw new LabError(`image: requested packages not installed: ${missing.join(', ')}`, ExitCode.infra);
+    const raw = join(ctx.outDir, 'disk.raw');
+    await run(['mkfs.ext4', '-q', '-F', '-L', 'kflexroot', '-E', 'root_owner=0:0', '-d', rootfs, raw, `${i.size_mb}M`], { ...ctx.exec });
+    await rm(rootfs, { recursive: true, force: true });
+    await rm(join(ctx.outDir, 'memtier-work'), { recursive: true, force: true });
+    const base = join(ctx.outDir, 'base.qcow2');
+    await run(['qemu-img', 'convert', '-O', 'qcow2', raw, base], ctx.exec);
+    await rm(raw);
+    const size = (await stat(base)).size;
+    const manifest = {
+      suite: i.suite,
+      mirror: mirror ?? "mmdebstrap's default",
+      mmdebstrap: (await probe(['mmdebstrap', '--version']))?.trim(),
+      packages_requested: include,
+      packages: versions,
+      memtier,
+      kflex: i.kflex ? { dir: KFLEX_GUEST_DIR, from: ctx.deps.kflex?.manifest.source } : null,
+      image: 'base.qcow2',
+      image_bytes: size,
+      image_sha256: await sha256File(base),
+      notes,
+    };
+    await writeFile(join(ctx.outDir, 'image.json'), JSON.stringify(manifest, null, 2) + '\n');
+    ctx.log(`base.qcow2: ${(size / 2 ** 20).toFixed(0)} MiB, ${Object.keys(versions).length} packages`);
+    return manifest;
+  }
+}

@@ -1,0 +1,123 @@
+import { join, dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { copyFile, mkdir, readFile, writeFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpus } from 'node:os';
+import type { Stage, StageContext } from '../core/stage.js';
+import type { ResolvedConfig } from '../core/config.js';
+import { run, probe } from '../core/exec.js';
+import { materialize, sourceIdentity } from '../core/sources.js';
+import { LabError, ExitCode } from '../core/errors.js';
+import { parseConfig, renderFragment, verifyConfig, kconfigEntry, formatMismatch } from './kconfig.js';
+
+export const FRAGMENT_DIR = join(dirname(fileURLToPath(import.meta.url)), 'configs');
+
+export function fragmentPath(name: string): string {
+  return isAbsolute(name) || name.includes('/') ? resolve(name) : join(FRAGMENT_DIR, `${name}.config`);
+}
+
+/** argv of the make steps, all out of tree (O=) so the source is never written. */
+export function kernelMakeArgv(src: string, build: string, target: string[], opts: { jobs?: number; ccache?: boolean } = {}): string[] {
+  return ['make', '-C', src, `O=${build}`, ...(opts.jobs ? [`-j${opts.jobs}`] : []), ...(opts.ccache ? ['CC=ccache gcc', 'HOSTCC=ccache gcc'] : []), ...target];
+}
+
+/** A bootable bzImage with everything built in, its configuration verified option by option. */
+export class KernelStage implements Stage {
+  readonly id = 'kernel';
+  readonly version = '1';
+  readonly deps = [] as const;
+  readonly description = 'guest kernel: bzImage + vmlinux (BTF), config verified against the fragments';
+
+  async inputs(config: ResolvedConfig): Promise<unknown> {
+    const k = config.profile.kernel;
+    const frags: Record<string, string> = {};
+    for (const f of k.fragments) frags[f] = existsSync(fragmentPath(f)) ? await readFile(fragmentPath(f), 'utf8') : 'missing';
+    const base = ['tinyconfig', 'defconfig'].includes(k.base) ? k.base : existsSync(k.base) ? createHash('sha256').update(await readFile(k.base)).digest('hex') : 'missing';
+    return {
+      source: await sourceIdentity(config.profile.sources[k.source]!),
+      base,
+      fragments: frags,
+      extra: k.extra,
+      gcc: (await probe(['gcc', '--version']))?.split('\n')[0],
+      pahole: (await probe(['pahole', '--version']))?.trim(),
+    };
+  }
+
+  async build(ctx: StageContext): Promise<Record<string, unknown>> {
+    const k = ctx.config.profile.kernel;
+    for (const f of k.fragments) if (!existsSync(fragmentPath(f))) throw new LabError(`kernel.fragments: ${f}: no file ${fragmentPath(f)}`, ExitCode.usage);
+    // The build tree lives beside the cache entry, so `--force kernel` and edits rebuild incrementally.
+    const work = join(ctx.cacheRoot, 'kernel-work', ctx.outDir.split('/').at(-1)!.replace(/\.tmp-\d+$/, ''));
+    await mkdir(work, { recursive: true });
+    const started = Date.now();
+    const srcInfo = await materialize(ctx.config.profile.sources[k.source]!, {
+      name: k.source, workDir: work, log: ctx.log, exec: ctx.exec, expect: 'Kbuild',
+    });
+    const src = srcInfo.dir;
+    if (existsSync(join(src, '.config'))) throw new LabError(`kernel source ${src} has a .config at its top: it is not clean, and out-of-tree builds (O=) refuse it; run 'make mrproper' there or point at a clean tree`, ExitCode.usage);
+    const build = join(work, 'build');
+    await mkdir(build, { recursive: true });
+    const runOpts = { ...ctx.exec, timeoutMs: 4 * 3600_000 };
+    const ccache = !!(await probe(['ccache', '--version']));
+    const env = ccache ? { CCACHE_BASEDIR: work, CCACHE_NOHASHDIR: 'true' } : {};
+
+    // 1. base configuration
+    if (k.base === 'tinyconfig' || k.base === 'defconfig') await run(kernelMakeArgv(src, build, [k.base]), runOpts);
+    else {
+      if (!existsSync(k.base)) throw new LabError(`kernel.base: ${k.base}: no such file (use tinyconfig, defconfig or a path to a .config)`, ExitCode.usage);
+      await copyFile(k.base, join(build, '.config'));
+    }
+    // 2. fragments + profile extras, merged, then olddefconfig resolves dependencies
+    const extraPath = join(build, 'lab-extra.config');
+    await writeFile(extraPath, renderFragment(k.extra));
+    const fragFiles = [...k.fragments.map(fragmentPath), extraPath];
+    await run([join(src, 'scripts/kconfig/merge_config.sh'), '-m', '-O', build, join(build, '.config'), ...fragFiles], { ...runOpts, cwd: src });
+    await run(kernelMakeArgv(src, build, ['olddefconfig']), runOpts);
+    // 3. verify: merge_config.sh only warns; the lab fails and explains each dropped option.
+    const final = parseConfig(await readFile(join(build, '.config'), 'utf8'));
+    const frags = await Promise.all(fragFiles.map(async (f) => ({ name: f.split('/').at(-1)!, values: parseConfig(await readFile(f, 'utf8')) })));
+    const mismatches = verifyConfig(frags, final);
+    if (mismatches.length) {
+      const lines: string[] = [];
+      for (const m of mismatches) lines.push(formatMismatch(m, await kconfigDeps(src, m.option)));
+      throw new LabError(`kernel configuration: ${mismatches.length} option(s) did not stick after olddefconfig:\n${lines.map((l) => '  - ' + l).join('\n')}`, ExitCode.infra);
+    }
+    ctx.log(`configuration verified: ${[...frags.values()].reduce((n, f) => n + f.values.size, 0)} options from ${frags.length} fragments`);
+    // 4. build
+    const jobs = cpus().length;
+    await run(kernelMakeArgv(src, build, ['bzImage'], { jobs, ccache }), { ...runOpts, env });
+    await run(kernelMakeArgv(src, build, ['headers_install', `INSTALL_HDR_PATH=${join(ctx.outDir, 'headers')}`]), runOpts);
+    for (const [from, to] of [['arch/x86/boot/bzImage', 'bzImage'], ['vmlinux', 'vmlinux'], ['.config', 'config'], ['System.map', 'System.map']] as const)
+      await copyFile(join(build, from), join(ctx.outDir, to));
+    const release = (await run(kernelMakeArgv(src, build, ['-s', 'kernelrelease']))).stdout.trim();
+    const configSha = createHash('sha256').update(await readFile(join(build, '.config'))).digest('hex');
+    const manifest = {
+      release,
+      source: { kind: srcInfo.kind, origin: srcInfo.origin, commit: srcInfo.commit, sha256: srcInfo.sha256, version: srcInfo.version },
+      base: k.base,
+      fragments: k.fragments,
+      extra: k.extra,
+      config_sha256: configSha,
+      gcc: (await probe(['gcc', '--version']))?.split('\n')[0],
+      clang: undefined,
+      pahole: (await probe(['pahole', '--version']))?.trim(),
+      ccache,
+      jobs,
+      build_seconds: (Date.now() - started) / 1000,
+      files: { bzImage: 'bzImage', vmlinux: 'vmlinux', config: 'config', system_map: 'System.map', headers: 'headers' },
+    };
+    await writeFile(join(ctx.outDir, 'kernel.json'), JSON.stringify(manifest, null, 2) + '\n');
+    // The unpacked source of a package/tarball is large and reproducible: drop it, keep the build tree.
+    if (!srcInfo.readOnly && srcInfo.kind !== 'git') await rm(join(work, 'apt-state'), { recursive: true, force: true });
+    return manifest;
+  }
+}
+
+async function kconfigDeps(src: string, option: string): Promise<string[] | undefined> {
+  const name = option.replace(/^CONFIG_/, '');
+  const hits = await probe(['grep', '-rlE', '--include=Kconfig*', `^\\s*(menu)?config\\s+${name}\\s*$`, src]);
+  const file = hits?.split('\n').find(Boolean);
+  if (!file) return undefined;
+  return kconfigEntry(await readFile(file, 'utf8'), option)?.dependsOn;
+}

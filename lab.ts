@@ -1,0 +1,196 @@
+// kflex-lab: the CLI. This is the one place that wires the core, the stages, the VMs and the experiments.
+import { Command, Option } from 'commander';
+import { rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { ResolvedConfig } from './core/config.js';
+import { buildTargets, configFrom, type GlobalOpts } from './cli/common.js';
+import { LabError, ExitCode } from './core/errors.js';
+import { fmtSeconds } from './core/progress.js';
+import { plan } from './core/runner.js';
+import { runDoctor, aptLine, type Check } from './core/doctor.js';
+import { writeBundle, verifyBundle } from './core/bundle.js';
+import { latestRun, resultsRoot } from './core/rundir.js';
+import { stageRegistry, ALL_TARGETS } from './cli/stages.js';
+import { registerVmCommands } from './cli/vm-commands.js';
+import { registerExperimentCommands } from './cli/experiment-commands.js';
+
+const program = new Command('kflex-lab');
+program
+  .description(
+    `Reproduce the KFlex paper (SOSP '24) end to end: LLVM, the KFlex kernel, a Debian guest image,
+a server VM and a client VM on a virtio-net link with XDP, the artifact's experiments beside their
+baselines, and a report that sets each number beside the paper's claim.
+
+Quick start:
+  kflex-lab doctor                      what this host has and lacks, with the fix
+  kflex-lab plan --profile smoke        what would run, what is cached, time and disk estimates
+  kflex-lab reproduce --profile smoke   everything, from bare box to results/<run>.tar.gz
+
+Configuration: lab.yaml (profiles 'paper' (default) and 'smoke'); override with --config FILE,
+--set path=value, KFLEX_LAB__PATH__TO__FIELD=value, and --source NAME=/local/path.
+Cache: $KFLEX_LAB_CACHE or ~/.cache/kflex-lab. Results: ./results (or $KFLEX_LAB_RESULTS).
+Exit codes: 0 ok, 1 an experiment or check failed, 2 usage or configuration error,
+3 infrastructure failure (build, boot, network).`,
+  )
+  .option('-p, --profile <name>', 'profile in lab.yaml (default: default_profile, i.e. paper)')
+  .option('-c, --config <file>', 'another lab.yaml')
+  .option('--set <path=value>', 'override a profile field, e.g. vms.server.memory_mb=4096 (repeatable)', collect, [])
+  .option('--source <name=path>', 'use a local tree or file for a source, e.g. kflex=/src/KFlex (repeatable)', collect, [])
+  .showHelpAfterError()
+  .configureHelp({ sortSubcommands: false });
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+program
+  .command('doctor')
+  .description('check this host: KVM or TCG, QEMU, mmdebstrap, clang >= the profile minimum with BPF, kernel build tools, disk, RAM, tap/vhost, cgroup v2; prints one apt-get line for what is missing')
+  .action(async (_o, cmd: Command) => {
+    const config = configFrom(cmd);
+    const checks = await runDoctor(config.profile, { cacheDir: config.cacheRoot });
+    printChecks(checks);
+    const apt = aptLine(checks);
+    if (apt) console.log(`\nto install what is missing:\n  ${apt}`);
+    if (checks.some((c) => c.level === 'fail')) process.exitCode = ExitCode.checkFailed;
+  });
+
+function printChecks(checks: Check[]) {
+  const mark = { ok: ' ok ', warn: 'warn', fail: 'FAIL' } as const;
+  for (const c of checks) {
+    console.log(`[${mark[c.level]}] ${c.name.padEnd(12)} ${c.detail}`);
+    if (c.fix && c.level !== 'ok') console.log(`       ${''.padEnd(12)} fix: ${c.fix}`);
+  }
+}
+
+program
+  .command('plan')
+  .description('print the resolved configuration, the stage graph with what is cached, and time/disk estimates for this host')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { json?: boolean }, cmd: Command) => {
+    const config = configFrom(cmd);
+    const planned = await plan(stageRegistry(config), ALL_TARGETS, config, config.cacheRoot);
+    const p = config.profile;
+    const scale = 2 / Math.max(2, cpus().length); // estimates are for a 2-core host
+    const est = (id: string) => (p.estimates.minutes[id] ?? 0) * (id === 'image' ? 1 : scale);
+    if (o.json) {
+      console.log(JSON.stringify({ profile: config.profileName, config: p, stages: planned.map((s) => ({ id: s.stage.id, deps: s.stage.deps, fingerprint: s.fingerprint, cached: s.cached })) }, null, 2));
+      return;
+    }
+    console.log(`profile ${config.profileName} (${config.file})\n  ${p.description.trim()}\n`);
+    if (Object.keys(config.overrides).length) console.log(`overrides:\n${Object.entries(config.overrides).map(([k, v]) => `  ${k}  <- ${v}`).join('\n')}\n`);
+    console.log('sources:');
+    for (const [name, s] of Object.entries(p.sources)) console.log(`  ${name.padEnd(8)} ${describeSource(s)}`);
+    console.log(`\ntoolchain: policy ${p.toolchain.policy}, clang >= ${p.toolchain.min_version}${p.toolchain.package ? ` (package ${p.toolchain.package})` : ''}`);
+    console.log(`kernel:    ${p.kernel.base} + fragments ${p.kernel.fragments.join(', ')}${Object.keys(p.kernel.extra).length ? ` + extra ${JSON.stringify(p.kernel.extra)}` : ''}`);
+    console.log(`image:     Debian ${p.image.suite}, ${p.image.size_mb} MiB, ${p.image.packages.length} packages${p.image.kflex ? ' + KFlex user space' : ''}`);
+    console.log(`vms:       server ${p.vms.server.cpus} vCPU / ${p.vms.server.memory_mb} MiB, client ${p.vms.client.cpus} vCPU / ${p.vms.client.memory_mb} MiB, accel ${p.vms.accel}, link ${p.vms.link.backend} (mtu ${p.vms.link.mtu})`);
+    console.log(`experiments: ${Object.entries(p.experiments).filter(([, e]) => e.enabled).map(([id, e]) => `${id} [${e.variants.join(', ')}] x${e.repetitions}`).join('; ')}`);
+    console.log('\nstages (dependency order):');
+    let total = 0;
+    for (const s of planned) {
+      const m = s.cached ? 0 : est(s.stage.id === 'llvm' && p.toolchain.policy === 'source' ? 'llvm-source' : s.stage.id);
+      total += m;
+      console.log(`  ${s.stage.id.padEnd(7)} ${s.fingerprint}  ${s.cached ? 'cached        ' : `~${m.toFixed(0).padStart(3)} min build`}  deps: ${s.stage.deps.join(', ') || '-'}   ${s.stage.description}`);
+    }
+    total += est('vms') + est('experiments');
+    console.log(`\nestimate on this host (${cpus().length} CPUs): ~${total.toFixed(0)} min end to end (stages that do not depend on each other overlap), ~${p.estimates.disk_gb} GiB disk, ~${p.estimates.ram_gb} GiB RAM`);
+    console.log(`cache: ${config.cacheRoot}`);
+  });
+
+function describeSource(s: ResolvedConfig['profile']['sources'][string]): string {
+  switch (s.kind) {
+    case 'git':
+      return `git ${s.url} @ ${s.commit ?? s.ref}`;
+    case 'tarball':
+      return `tarball ${s.url} sha256 ${s.sha256.slice(0, 12)}…`;
+    case 'path':
+      return `local path ${s.path}`;
+    case 'debian-package':
+      return `Debian package ${s.package} (${s.suite ?? "host's suites"})`;
+  }
+}
+
+program
+  .command('build')
+  .description('build a stage and what it depends on (llvm, kernel, kflex, image, or all); finished stages come from the cache')
+  .argument('<stage>', 'llvm | kernel | kflex | image | all')
+  .addOption(new Option('--force <stage...>', 'rebuild these stages even when cached (or all)'))
+  .action(async (stage: string, o: { force?: string[] }, cmd: Command) => {
+    const config = configFrom(cmd);
+    const started = Date.now();
+    const outputs = await buildTargets(config, stage === 'all' ? [...stageRegistry(config).keys()] : [stage], o.force ?? []);
+    for (const [id, out] of Object.entries(outputs)) console.log(`${id.padEnd(7)} ${out.dir}`);
+    console.error(`built in ${fmtSeconds((Date.now() - started) / 1000)}`);
+  });
+
+program
+  .command('list')
+  .description('list profiles, stages and experiments')
+  .action(async (_o, cmd: Command) => {
+    const { listProfiles } = await import('./core/config.js');
+    const { EXPERIMENTS } = await import('./experiments/index.js');
+    const g = cmd.optsWithGlobals() as GlobalOpts;
+    console.log('profiles:');
+    for (const p of listProfiles(g.config ? resolve(g.config) : undefined)) console.log(`  ${p.name.padEnd(8)} ${p.extends ? `(extends ${p.extends}) ` : ''}${p.description.trim().split('\n')[0]?.slice(0, 100)}…`);
+    const config = configFrom(cmd);
+    console.log('stages:');
+    for (const s of stageRegistry(config).values()) console.log(`  ${s.id.padEnd(8)} ${s.description}`);
+    console.log('experiments:');
+    for (const e of EXPERIMENTS) console.log(`  ${e.id.padEnd(15)} ${e.title} — variants: ${e.variants.map((v) => v.id).join(', ')}`);
+  });
+
+registerVmCommands(program);
+registerExperimentCommands(program);
+
+program
+  .command('bundle')
+  .description('pack a run directory (default: the latest) as <run>.tar.gz with SHA256SUMS inside')
+  .argument('[run]', 'run directory')
+  .action(async (run?: string) => {
+    const dir = run ? resolve(run) : await latestRun();
+    if (!dir || !existsSync(dir)) throw new LabError(`no run directory ${run ?? `under ${resultsRoot()}`}`, ExitCode.usage);
+    console.log(await writeBundle(dir));
+  });
+
+program
+  .command('verify')
+  .description('check a bundle: every file against its SHA256SUMS line')
+  .argument('<bundle>', '<run>.tar.gz')
+  .action(async (bundle: string) => {
+    const r = await verifyBundle(resolve(bundle));
+    for (const b of r.bad) console.log(`BAD      ${b}`);
+    for (const m of r.missing) console.log(`MISSING  ${m}`);
+    console.log(`${r.files} files listed, ${r.bad.length} bad, ${r.missing.length} missing`);
+    if (r.bad.length || r.missing.length) process.exitCode = ExitCode.checkFailed;
+  });
+
+program
+  .command('clean')
+  .description('remove stale VM runs and temporary build directories; --all also removes the whole cache')
+  .option('--all', 'remove the cache (stage outputs, keys) too')
+  .action(async (o: { all?: boolean }, cmd: Command) => {
+    const config = configFrom(cmd);
+    const { cleanStaleVms } = await import('./vm/state.js');
+    const cleaned = await cleanStaleVms(config.cacheRoot, { all: true });
+    console.log(`VM runs cleaned: ${cleaned.length}`);
+    if (o.all) {
+      await rm(config.cacheRoot, { recursive: true, force: true });
+      console.log(`removed ${config.cacheRoot}`);
+    } else {
+      await rm(join(config.cacheRoot, 'llvm-work'), { recursive: true, force: true });
+      console.log(`kept stage outputs in ${config.cacheRoot} (use --all to remove them)`);
+    }
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  if (e instanceof LabError) {
+    console.error(`kflex-lab: ${e.message}`);
+    if (e.hint) console.error(`  fix: ${e.hint}`);
+    process.exit(e.exitCode);
+  }
+  console.error(e);
+  process.exit(ExitCode.infra);
+});

@@ -1,0 +1,119 @@
+import { join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { freemem, cpus } from 'node:os';
+import type { Stage, StageContext } from '../core/stage.js';
+import type { ResolvedConfig, Profile } from '../core/config.js';
+import { findClang, type ClangFound } from '../core/doctor.js';
+import { run, probe } from '../core/exec.js';
+import { materialize, sourceIdentity } from '../core/sources.js';
+import { LabError, ExitCode } from '../core/errors.js';
+import { bpfCompileArgv, XDP_PROBE_SRC } from '../bpf/build.js';
+
+export interface LlvmSourceBuildOptions {
+  srcDir: string;
+  buildDir: string;
+  installDir: string;
+  freeRamGb: number;
+  lld: boolean;
+  ccache: boolean;
+}
+
+/**
+ * cmake configure argv for an LLVM source build: the seed's options made safe for small machines.
+ * A clang link takes ~4-6 GiB, so parallel links are capped by free RAM instead of by cores.
+ */
+export function llvmCmakeArgv(o: LlvmSourceBuildOptions): string[] {
+  const linkJobs = Math.max(1, Math.min(cpus().length, Math.floor(o.freeRamGb / 6)));
+  return [
+    'cmake', '-S', join(o.srcDir, 'llvm'), '-B', o.buildDir, '-G', 'Ninja',
+    '-DLLVM_TARGETS_TO_BUILD=BPF;X86',
+    '-DLLVM_ENABLE_PROJECTS=clang',
+    '-DCMAKE_BUILD_TYPE=Release',
+    '-DLLVM_BUILD_RUNTIME=OFF',
+    `-DCMAKE_INSTALL_PREFIX=${o.installDir}`,
+    `-DLLVM_PARALLEL_LINK_JOBS=${linkJobs}`,
+    '-DLLVM_INCLUDE_TESTS=OFF', '-DLLVM_INCLUDE_EXAMPLES=OFF', '-DLLVM_INCLUDE_BENCHMARKS=OFF',
+    ...(o.lld ? ['-DLLVM_USE_LINKER=lld'] : []),
+    ...(o.ccache ? ['-DLLVM_CCACHE_BUILD=ON'] : []),
+  ];
+}
+
+/** Which way the policy resolves on this host, before building anything. */
+export async function resolveToolchain(p: Profile['toolchain']): Promise<{ how: 'system' | 'package' | 'source'; clang?: ClangFound }> {
+  const sys = p.policy === 'source' ? undefined : await findClang(p.min_version, p.path);
+  const good = sys && sys.version >= p.min_version && sys.bpf ? sys : undefined;
+  if (p.policy === 'system') {
+    if (!good) throw new LabError(`toolchain.policy is system but ${sys ? `${sys.path} is clang ${sys.version}${sys.bpf ? '' : ' without the BPF target'}` : `no clang >= ${p.min_version} is on PATH`}; install ${p.package ?? 'clang-' + p.min_version} or set toolchain.policy: auto`, ExitCode.infra);
+    return { how: 'system', clang: good };
+  }
+  if (good && p.policy === 'auto') return { how: 'system', clang: good };
+  if (p.policy === 'source') return { how: 'source' };
+  if (p.package && (p.policy === 'package' || p.policy === 'auto') && (await probe(['apt-get', '--version']))) return { how: 'package' };
+  if (p.policy === 'package') throw new LabError(`toolchain.policy is package but this host has no apt-get to install ${p.package}`, ExitCode.infra);
+  return { how: 'source' };
+}
+
+/** LLVM >= the profile's minimum with the BPF target, proven by compiling the lab's XDP probe. */
+export class LlvmStage implements Stage {
+  readonly id = 'llvm';
+  readonly version = '1';
+  readonly deps = [] as const;
+  readonly description = 'clang/LLVM with the BPF target (system, package, or source build)';
+
+  async inputs(config: ResolvedConfig): Promise<unknown> {
+    const t = config.profile.toolchain;
+    const r = await resolveToolchain(t).catch(() => ({ how: 'unresolved' as const, clang: undefined }));
+    return {
+      toolchain: t,
+      how: r.how,
+      clang: r.clang ? { path: r.clang.path, version: r.clang.version } : undefined,
+      source: r.how === 'source' ? await sourceIdentity(config.profile.sources[t.source]!) : undefined,
+      probe: await readFile(XDP_PROBE_SRC, 'utf8'),
+    };
+  }
+
+  async build(ctx: StageContext): Promise<Record<string, unknown>> {
+    const t = ctx.config.profile.toolchain;
+    const r = await resolveToolchain(t);
+    let clang: ClangFound | undefined = r.clang;
+    const runOpts = { ...ctx.exec };
+    if (r.how === 'package') {
+      if (process.getuid?.() !== 0) throw new LabError(`installing ${t.package} needs root; run: sudo apt-get install -y ${t.package} ${t.package!.replace('clang', 'llvm')}`, ExitCode.infra);
+      ctx.log(`installing ${t.package} with apt-get (toolchain.policy ${t.policy})`);
+      await run(['apt-get', 'install', '-y', '--no-install-recommends', t.package!, t.package!.replace('clang', 'llvm')], { ...runOpts, env: { DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 30 * 60_000 });
+      clang = await findClang(t.min_version);
+    } else if (r.how === 'source') {
+      clang = await buildFromSource(ctx);
+    }
+    if (!clang || clang.version < t.min_version || !clang.bpf) throw new LabError(`no usable clang >= ${t.min_version} with the BPF target after ${r.how}`, ExitCode.infra);
+    const obj = join(ctx.outDir, 'xdp_probe.bpf.o');
+    await run(bpfCompileArgv(clang.path, XDP_PROBE_SRC, obj), runOpts);
+    ctx.log(`compiled ${XDP_PROBE_SRC} with ${clang.path} ${clang.version}`);
+    return { how: r.how, clang: clang.path, clang_version: clang.version, llc_bpf: clang.bpf, xdp_probe: 'xdp_probe.bpf.o' };
+  }
+}
+
+async function buildFromSource(ctx: StageContext): Promise<ClangFound> {
+  const t = ctx.config.profile.toolchain;
+  const work = join(ctx.cacheRoot, 'llvm-work');
+  await mkdir(work, { recursive: true });
+  const src = await materialize(ctx.config.profile.sources[t.source]!, { name: t.source, workDir: work, log: ctx.log, exec: ctx.exec, expect: 'llvm/CMakeLists.txt' });
+  const installDir = join(ctx.outDir, 'install');
+  const argv = llvmCmakeArgv({
+    srcDir: src.dir,
+    buildDir: join(work, 'build'),
+    installDir,
+    freeRamGb: freemem() / 2 ** 30,
+    lld: !!(await probe(['ld.lld', '--version'])),
+    ccache: !!(await probe(['ccache', '--version'])),
+  });
+  const runOpts = { ...ctx.exec, timeoutMs: 12 * 3600_000 };
+  await run(argv, runOpts);
+  await run(['ninja', '-C', join(work, 'build'), 'install-clang', 'install-llc', 'install-clang-resource-headers'], runOpts);
+  const clangPath = join(installDir, 'bin', 'clang');
+  if (!existsSync(clangPath)) throw new LabError(`LLVM source build finished without ${clangPath}`, ExitCode.infra);
+  const found = await findClang(t.min_version, clangPath);
+  if (!found) throw new LabError(`${clangPath} does not report a clang version`, ExitCode.infra);
+  return found;
+}

@@ -1,0 +1,99 @@
+import { buildArgs, type QemuConfig } from 'node-qemu';
+
+export type VmRole = 'server' | 'client';
+export type Accel = 'kvm' | 'tcg';
+
+/** How a VM's experiment-link NIC reaches the other VM. */
+export type LinkAttachment =
+  /** QEMU's unprivileged socket backend over loopback: the server listens, the client connects. */
+  | { kind: 'socket'; role: 'listen' | 'connect'; port: number }
+  /** A tap device on the lab's bridge inside the lab's network namespace. */
+  | { kind: 'tap'; ifname: string; queues: number; vhost: boolean };
+
+export interface VmSpec {
+  role: VmRole;
+  cpus: number;
+  memoryMb: number;
+  accel: Accel;
+  kernel: string;
+  disk: string;
+  sshPort: number;
+  mgmtMac: string;
+  linkMac: string;
+  /** Address of the link NIC (eth1), CIDR. */
+  linkAddr: string;
+  mtu: number;
+  link: LinkAttachment;
+  serialLog: string;
+  qmpSocket: string;
+  pidfile: string;
+}
+
+export const LINK_ADDRS: Record<VmRole, string> = { server: '10.77.0.1/24', client: '10.77.0.2/24' };
+export const MACS: Record<VmRole, { mgmt: string; link: string }> = {
+  server: { mgmt: '52:54:00:77:00:01', link: '52:54:00:77:01:01' },
+  client: { mgmt: '52:54:00:77:00:02', link: '52:54:00:77:01:02' },
+};
+
+/** Kernel command line: root on the virtio disk, serial console, classic NIC names (eth0 mgmt, eth1 link). */
+export function kernelCmdline(spec: VmSpec): string {
+  return [
+    'root=/dev/vda', 'rw', 'rootfstype=ext4', 'console=ttyS0', 'net.ifnames=0', 'biosdevname=0',
+    // lab units read these; systemd names the VM
+    `systemd.hostname=${spec.role}`, `kflex.addr=${spec.linkAddr}`, `kflex.mtu=${spec.mtu}`,
+    'systemd.show_status=1', 'panic=-1',
+  ].join(' ');
+}
+
+/**
+ * The link NIC's device options. XDP on virtio-net needs the host not to implement guest GRO/CSUM
+ * offloads ("Can't set XDP while host is implementing GRO_HW/CSUM"), so they are off; with mq, vectors
+ * = 2*queues+2 so each queue pair gets its interrupts, and 2 x vCPU queues keep XDP_TX lock-free.
+ */
+export function linkDeviceArgs(spec: VmSpec): string[] {
+  const l = spec.link;
+  const offloads = 'csum=off,guest_csum=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off';
+  if (l.kind === 'socket') {
+    const netdev = l.role === 'listen' ? `socket,id=link,listen=127.0.0.1:${l.port}` : `socket,id=link,connect=127.0.0.1:${l.port}`;
+    return ['-netdev', netdev, '-device', `virtio-net-pci,netdev=link,mac=${spec.linkMac},addr=0x5,${offloads}`];
+  }
+  const mq = l.queues > 1 ? `,mq=on,vectors=${2 * l.queues + 2}` : '';
+  return [
+    '-netdev', `tap,id=link,ifname=${l.ifname},script=no,downscript=no,vhost=${l.vhost ? 'on' : 'off'}${l.queues > 1 ? `,queues=${l.queues}` : ''}`,
+    '-device', `virtio-net-pci,netdev=link,mac=${spec.linkMac},addr=0x5,${offloads}${mq}`,
+  ];
+}
+
+export function qemuConfig(spec: VmSpec): QemuConfig {
+  return {
+    machine: { type: 'pc' },
+    accel: [{ accel: spec.accel, ...(spec.accel === 'tcg' ? { thread: 'multi' as const } : {}) }],
+    cpu: spec.accel === 'kvm' ? 'host' : 'max',
+    smp: spec.cpus,
+    memory: { size: spec.memoryMb },
+    qmp: { socketPath: spec.qmpSocket },
+    pidfile: spec.pidfile,
+    daemonize: true,
+    net: [{ type: 'none' }],
+    extraArgs: [
+      '-name', `kflex-${spec.role}`,
+      '-display', 'none',
+      '-nodefaults',
+      '-no-user-config',
+      '-serial', `file:${spec.serialLog}`,
+      '-kernel', spec.kernel,
+      '-append', kernelCmdline(spec),
+      '-drive', `file=${spec.disk},format=qcow2,if=none,id=root,cache=unsafe`,
+      '-device', 'virtio-blk-pci,drive=root,addr=0x3',
+      '-netdev', `user,id=mgmt,hostfwd=tcp:127.0.0.1:${spec.sshPort}-:22`,
+      '-device', `virtio-net-pci,netdev=mgmt,mac=${spec.mgmtMac},addr=0x4`,
+      ...linkDeviceArgs(spec),
+      '-device', 'virtio-rng-pci,addr=0x6',
+    ],
+  };
+}
+
+/** The full qemu-system argv (node-qemu builds the common part, the lab adds the devices). */
+export function qemuArgv(spec: VmSpec, binary = 'qemu-system-x86_64'): string[] {
+  return [binary, ...buildArgs(qemuConfig(spec))];
+}
