@@ -1,4 +1,7 @@
-import { constants, accessSync, existsSync, readFileSync, statfsSync } from 'node:fs';
+import { constants, accessSync, existsSync, readFileSync, statfsSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { cpus, totalmem, freemem } from 'node:os';
 import type { Profile } from './config.js';
 import { probe } from './exec.js';
@@ -62,24 +65,46 @@ export async function findClang(minVersion: number, explicit?: string): Promise<
   return undefined;
 }
 
-export async function kvmUsable(): Promise<{ ok: boolean; why: string }> {
+/**
+ * Whether KVM really runs guests. /dev/kvm can open, and even run firmware, while a Linux guest never
+ * starts (seen on this workplace's nested hosts), so with a kernel the probe boots it and waits for its
+ * banner on the serial port; without one it waits for SeaBIOS's banner on the debug port.
+ */
+export async function kvmUsable(kernel?: string): Promise<{ ok: boolean; why: string }> {
   if (!existsSync('/dev/kvm')) return { ok: false, why: '/dev/kvm does not exist' };
   try {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
   } catch {
     return { ok: false, why: '/dev/kvm is not readable and writable by this user' };
   }
-  const out = await probe(['qemu-system-x86_64', '-machine', 'pc', '-accel', 'kvm', '-display', 'none', '-nodefaults', '-S', '-monitor', 'none', '-qmp', 'stdio'], 15_000).catch(() => undefined);
-  // QEMU with -qmp stdio and no input exits at EOF; a KVM init failure prints before that.
-  if (out === undefined) return { ok: false, why: 'qemu -accel kvm failed to start (nested virtualization off?)' };
-  return { ok: true, why: 'qemu -accel kvm starts' };
+  const dir = mkdtempSync(join(tmpdir(), 'kflex-kvm-'));
+  const log = join(dir, 'console.log');
+  const [argv, banner, what] = kernel
+    ? [['-m', '256', '-serial', `file:${log}`, '-kernel', kernel, '-append', 'console=ttyS0 panic=-1'], 'Linux version', 'a Linux guest']
+    : [['-m', '64', '-chardev', `file,id=dbg,path=${log}`, '-device', 'isa-debugcon,iobase=0x402,chardev=dbg'], 'SeaBIOS', 'guest firmware'];
+  const child = spawn('qemu-system-x86_64', ['-machine', 'pc', '-accel', 'kvm', '-cpu', 'host', '-display', 'none', '-nodefaults', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  child.on('error', () => (exited = true));
+  try {
+    for (let t = 0; t < 8000 && !exited; t += 200) {
+      await new Promise((r) => setTimeout(r, 200));
+      if (existsSync(log) && readFileSync(log, 'utf8').includes(banner)) return { ok: true, why: `${what} ran under KVM` };
+    }
+    return { ok: false, why: exited ? `qemu -accel kvm fails: ${stderr.trim().split('\n').filter((l) => !/warning/.test(l)).at(-1) ?? 'exited'}` : `/dev/kvm opens but ${what} printed nothing under KVM within 8 s (broken nested virtualization?)` };
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
-export async function runDoctor(profile: Profile, opts: { cacheDir: string }): Promise<Check[]> {
+export async function runDoctor(profile: Profile, opts: { cacheDir: string; kernel?: string }): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (c: Check) => checks.push(c);
 
-  const kvm = await kvmUsable();
+  const kvm = await kvmUsable(opts.kernel ?? anyCachedKernel(opts.cacheDir));
   add(kvm.ok
     ? { name: 'kvm', level: 'ok', detail: `/dev/kvm usable (${kvm.why})` }
     : { name: 'kvm', level: 'warn', detail: `${kvm.why}: VMs run under TCG: functional only, not performance-comparable`, fix: 'run on a host with KVM (bare metal, or nested virtualization on) for comparable numbers' });
@@ -145,6 +170,14 @@ export async function runDoctor(profile: Profile, opts: { cacheDir: string }): P
   const cg = cgroupV2FromMounts(readMounts());
   add({ name: 'cgroup v2', level: cg === 'unified' ? 'ok' : 'warn', detail: `host cgroup layout: ${cg} (only the guests need cgroup v2 for ffkx; the image boots with it)` });
   return checks;
+}
+
+/** A kernel the lab built before, to probe KVM with a real Linux boot. */
+function anyCachedKernel(cacheDir: string): string | undefined {
+  const dir = join(cacheDir, 'kernel');
+  if (!existsSync(dir)) return undefined;
+  for (const e of readdirSync(dir)) if (existsSync(join(dir, e, 'bzImage')) && existsSync(join(dir, e, 'stage.json'))) return join(dir, e, 'bzImage');
+  return undefined;
 }
 
 function readMounts(): string {

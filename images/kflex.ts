@@ -9,8 +9,7 @@ import { hostDebianMirror } from '../core/apt.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { mmdebstrapArgv } from './mmdebstrap.js';
 
-/** Where the image holds ffkx, ffkx-bench, ffkx-test and the BPF objects. */
-export const KFLEX_GUEST_DIR = '/opt/kflex';
+export { KFLEX_GUEST_DIR } from '../core/guest.js';
 
 /**
  * What KFlex really needs to build (kflex-artifact-facts.md): the seed's apt list misses libabsl-dev,

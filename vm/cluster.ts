@@ -71,7 +71,7 @@ export class Cluster {
       await teardownDir(dir);
     }
     const keys = await labKeys(inp.cacheRoot);
-    const accel: Accel = profile.vms.accel === 'auto' ? ((await kvmUsable()).ok ? 'kvm' : 'tcg') : profile.vms.accel;
+    const accel: Accel = profile.vms.accel === 'auto' ? ((await kvmUsable(inp.kernel)).ok ? 'kvm' : 'tcg') : profile.vms.accel;
     if (accel === 'tcg') bus.emit({ type: 'warn', scope: 'vms', message: 'no usable KVM: TCG emulation, results are functional only, not performance-comparable' });
     const link = chooseLink(profile.vms.link.backend, { ...hostLinkFacts(), ipTool: true });
     const tag = String(process.pid % 100000);

@@ -98,6 +98,7 @@ export async function teardownDir(dir: string, log: (m: string) => void = () => 
   await Promise.all(Object.values(s.vms).map((v) => stopQemu(v.pidfile, v.qmp, log)));
   if (s.link.netns) await run(['ip', 'netns', 'delete', s.link.netns], { allowFailure: true, timeoutMs: 20_000 });
   for (const v of Object.values(s.vms)) await rm(v.disk, { force: true });
+  await rm(join(dir, 'ssh_config'), { force: true });
   await rm(join(dir, STATE_FILE), { force: true });
 }
 

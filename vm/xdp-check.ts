@@ -1,9 +1,9 @@
 import type { GuestVm } from './cluster.js';
 import { LabError, ExitCode } from '../core/errors.js';
+import { LINK_IF } from '../core/guest.js';
 
 export const PROBE_PIN = '/sys/fs/bpf/kflex_lab_probe';
 export const PROBE_MAPS = '/sys/fs/bpf/kflex_lab_probe_maps';
-export const LINK_IF = 'eth1';
 const UDP = 17;
 
 export interface ProbeCount {
