@@ -1,5 +1,7 @@
 import { join, basename } from 'node:path';
 import { existsSync } from 'node:fs';
+import { copyFile, mkdir } from 'node:fs/promises';
+import type { StageOutput } from '../core/stage.js';
 import { cpus } from 'node:os';
 import type { ResolvedConfig } from '../core/config.js';
 import { EventBus } from '../core/events.js';
@@ -24,9 +26,18 @@ export interface ExperimentRunOptions {
   bundle?: boolean;
 }
 
+/** Raw logs into the run dir: the guests' serial consoles and each stage's build log. */
+async function keepLogs(runDir: string, vmDir: string, outputs: Record<string, StageOutput>): Promise<void> {
+  const logs = join(runDir, 'logs');
+  await mkdir(logs, { recursive: true });
+  for (const role of ['server', 'client']) await copyFile(join(vmDir, `${role}.serial.log`), join(logs, `${role}.serial.log`)).catch(() => undefined);
+  for (const [id, out] of Object.entries(outputs)) await copyFile(join(out.dir, 'build.log'), join(logs, `${id}.build.log`)).catch(() => undefined);
+}
+
 /** Minutes the experiments of a selection take on this host kind (for the preamble and `plan`). */
 export function estimateExperimentMinutes(config: ResolvedConfig, opts: ExperimentRunOptions, accel: 'kvm' | 'tcg'): number {
-  const cells = planCells(config.profile, opts);
+  // Without KFlex in the image every KFlex cell is skipped at once: it costs nothing.
+  const cells = planCells(config.profile, opts).filter((c) => config.profile.image.kflex || !c.variant.requires.includes('ffkx'));
   return cells.reduce((a, c) => a + c.experiment.estimateCellSeconds(c.settings, accel), 0) / 60;
 }
 
@@ -84,6 +95,7 @@ export async function runExperiments(config: ResolvedConfig, opts: ExperimentRun
     } finally {
       await cluster.down();
       say('VMs stopped');
+      await keepLogs(runDir, vmDir, outputs);
     }
     const rows = await writeSummary(runDir, records);
     const failed = records.filter((r) => r.status === 'failed').length;

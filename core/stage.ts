@@ -102,7 +102,8 @@ export async function buildEntry(
   await writeFile(lockTarget, '', { flag: 'a' });
   let release: (() => Promise<void>) | undefined;
   try {
-    release = await lockfile.lock(lockTarget, { stale: 30_000, update: 10_000, retries: { retries: 2000, minTimeout: 500, maxTimeout: 2000 } });
+    // A killed holder stops refreshing the lock; after 10 s it counts as stale and the next builder takes it.
+    release = await lockfile.lock(lockTarget, { stale: 10_000, update: 2_000, retries: { retries: 2000, minTimeout: 500, maxTimeout: 2000 } });
   } catch (e) {
     throw new LabError(`cache entry ${stage.id}/${fp} is locked by another kflex-lab process (${(e as Error).message}); wait for it or remove ${lockTarget}.lock if no lab runs`, ExitCode.infra);
   }
@@ -116,7 +117,7 @@ export async function buildEntry(
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { recursive: true });
     const logPath = join(stageDir, `${fp}.log`);
-    await rm(logPath, { force: true });
+    await writeFile(logPath, '');
     opts.onStart?.(logPath);
     const started = Date.now();
     const { appendFileSync } = await import('node:fs');

@@ -102,7 +102,7 @@ export async function writeReport(inp: ReportInputs, headlines: Record<string, s
     '',
     '| claim | paper value | measured | verdict |',
     '|---|---|---|---|',
-    ...verdicts.map((v) => `| ${v.claim.id}: ${v.claim.wording} | ${v.claim.paper_value ?? 'not recorded'} (${v.claim.paper_source}) | ${v.measured !== undefined ? `${fmt(v.measured)} — ` : ''}${v.sides.map(sideText).join('; ')} | ${verdictText(v)} |`),
+    ...verdicts.map((v) => `| ${v.claim.id}: ${v.claim.wording} | ${v.claim.paper_value ?? 'not recorded'}${v.claim.paper_value !== null ? ` (${v.claim.paper_source})` : ''} | ${v.measured !== undefined ? `${fmt(v.measured)} — ` : ''}${v.sides.map(sideText).join('; ')} | ${verdictText(v)} |`),
     '',
     '## Deviations',
     '',
@@ -128,7 +128,7 @@ th{background:#f3f3f3}.reproduced{color:#176b2c;font-weight:600}.deviates{color:
 <h2>Provenance</h2><dl>${provenance.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>
 <h2>Claims</h2>
 <table id="claims"><thead><tr><th>claim</th><th>paper value</th><th>measured</th><th>verdict</th></tr></thead><tbody>
-${verdicts.map((v) => `<tr data-claim="${esc(v.claim.id)}"><td><b>${esc(v.claim.id)}</b><br>${esc(v.claim.wording)}</td><td>${v.claim.paper_value ?? 'not recorded'}<br><small>${esc(v.claim.paper_source)}</small></td><td>${v.measured !== undefined ? `<b>${esc(fmt(v.measured))}</b><br>` : ''}${v.sides.map((s) => esc(sideText(s))).join('<br>')}</td><td class="${v.verdict === 'not run' ? 'notrun' : v.verdict}">${esc(verdictText(v))}</td></tr>`).join('\n')}
+${verdicts.map((v) => `<tr data-claim="${esc(v.claim.id)}"><td><b>${esc(v.claim.id)}</b><br>${esc(v.claim.wording)}</td><td>${v.claim.paper_value ?? 'not recorded'}${v.claim.paper_value !== null ? `<br><small>${esc(v.claim.paper_source)}</small>` : ''}</td><td>${v.measured !== undefined ? `<b>${esc(fmt(v.measured))}</b><br>` : ''}${v.sides.map((s) => esc(sideText(s))).join('<br>')}</td><td class="${v.verdict === 'not run' ? 'notrun' : v.verdict}">${esc(verdictText(v))}</td></tr>`).join('\n')}
 </tbody></table>
 <h2>Charts</h2>
 ${charts.map(([exp, svg]) => `<figure class="chart" data-experiment="${esc(exp)}">${svg ?? `<p>${esc(exp)}: no data to chart (see the claims table for why)</p>`}<figcaption>${esc(exp)}</figcaption></figure>`).join('\n')}
