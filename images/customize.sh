@@ -25,19 +25,9 @@ CONF
 # sshd must not regenerate keys at first boot (Debian's ssh unit would otherwise try).
 rm -f "$root/etc/systemd/system/multi-user.target.wants/regenerate_ssh_host_keys.service"
 
-# --- Network: management NIC (eth0, user-mode net) on DHCP; the link NIC (eth1) from the kernel
-# command line (kflex.addr=, kflex.mtu=), set by kflex-link.service.
-mkdir -p "$root/etc/systemd/network"
-cat > "$root/etc/systemd/network/10-mgmt.network" <<'NET'
-[Match]
-Name=eth0
-[Network]
-DHCP=ipv4
-LinkLocalAddressing=no
-IPv6AcceptRA=no
-[DHCPv4]
-UseDNS=no
-NET
+# --- Network: the management NIC (eth0, QEMU user-mode net) gets DHCP from the kernel (ip= on the
+# command line), so no network daemon sits between boot and sshd. The link NIC (eth1) comes from the
+# kernel command line (kflex.addr=, kflex.mtu=), set by kflex-link.service.
 install -m 0755 "$KFLEX_LINK_SETUP" "$root/usr/local/sbin/kflex-link-setup"
 cat > "$root/etc/systemd/system/kflex-link.service" <<'UNIT'
 [Unit]
@@ -52,7 +42,9 @@ ExecStart=/usr/local/sbin/kflex-link-setup
 WantedBy=multi-user.target
 UNIT
 ln -sf /etc/systemd/system/kflex-link.service "$root/etc/systemd/system/multi-user.target.wants/kflex-link.service"
-ln -sf /lib/systemd/system/systemd-networkd.service "$root/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+# sshd by socket activation: listening from sockets.target instead of after network.target.
+chroot "$root" systemctl disable ssh.service >/dev/null 2>&1 || true
+chroot "$root" systemctl enable ssh.socket >/dev/null 2>&1
 cat > "$root/etc/hosts" <<'HOSTS'
 127.0.0.1 localhost
 10.77.0.1 server
@@ -65,13 +57,18 @@ HOSTS
 for unit in memcached.service redis-server.service apt-daily.timer apt-daily-upgrade.timer \
             e2scrub_all.timer e2scrub_reap.service fstrim.timer man-db.timer dpkg-db-backup.timer \
             systemd-networkd-wait-online.service getty@tty1.service systemd-timesyncd.service \
+            systemd-networkd.service \
             iperf3.service redis-server@.service systemd-networkd.socket; do
   chroot "$root" systemctl disable "$unit" >/dev/null 2>&1 || true
 done
 for unit in memcached.service redis-server.service systemd-networkd-wait-online.service getty@tty1.service \
+            systemd-networkd.service systemd-networkd.socket modprobe@drm.service modprobe@fuse.service \
+            modprobe@configfs.service modprobe@dm_mod.service modprobe@loop.service modprobe@efi_pstore.service \
             apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer; do
   chroot "$root" systemctl mask "$unit" >/dev/null 2>&1 || true
 done
 # Root has no password: the serial console is for reading, ssh with the lab key is the way in.
 chroot "$root" passwd -l root >/dev/null 2>&1 || true
 echo kflex-guest > "$root/etc/hostname"
+# First-boot work (ldconfig, catalog and hwdb updates) is done here, not at every fresh overlay's boot.
+touch "$root/etc/.updated" "$root/var/.updated"

@@ -39,6 +39,8 @@ export const MACS: Record<VmRole, { mgmt: string; link: string }> = {
 export function kernelCmdline(spec: VmSpec): string {
   return [
     'root=/dev/vda', 'rw', 'rootfstype=ext4', 'console=ttyS0', 'net.ifnames=0', 'biosdevname=0',
+    // kernel DHCP on the management NIC only (QEMU's user-mode network answers at once)
+    'ip=:::::eth0:dhcp',
     // lab units read these; systemd names the VM
     `systemd.hostname=${spec.role}`, `kflex.addr=${spec.linkAddr}`, `kflex.mtu=${spec.mtu}`,
     'systemd.show_status=1', 'panic=-1',

@@ -1,0 +1,110 @@
+import { describe, it, expect } from 'vitest';
+import { loadConfig } from '../../core/config.js';
+import { planCells, gridPoints, paramsSlug, unmetRequirement, summarize, summaryCsv, median, coefficientOfVariation, effectiveSettings, type CellRecord } from '../../experiments/runner.js';
+import { EXPERIMENTS } from '../../experiments/index.js';
+import { memcaslapConfig, memcaslapArgv } from '../../experiments/memcache.js';
+import { redisBenchmarkZaddArgv, memtierArgv } from '../../experiments/redis.js';
+import { judgeClaims, loadClaims } from '../../report/claims.js';
+import type { Capabilities } from '../../experiments/types.js';
+
+const caps = (over: Partial<Capabilities> = {}): Capabilities => ({
+  kernelRelease: '6.1.192', kflexKernel: false, kflexKernelWhy: 'not a KFlex kernel', ffkx: false, ffkxWhy: 'no ffkx', nativeXdp: true,
+  serverMemoryMb: 1024, serverCpus: 1, memtier: false, accel: 'tcg', linkIfindex: 3, bmc: false, bmcWhy: 'no bmc', ...over,
+});
+
+describe('experiment grid', () => {
+  it('crosses experiments, variants, grid points and repetitions; --only and --quick select', () => {
+    const smoke = loadConfig({ profile: 'smoke', env: {} }).profile;
+    const all = planCells(smoke);
+    expect(new Set(all.map((c) => c.experiment.id))).toEqual(new Set(['memcache', 'redis-getset', 'redis-zadd', 'datastructures', 'guards']));
+    expect(all.filter((c) => c.experiment.id === 'memcache')).toHaveLength(4); // 2 variants x 1 point x 2 reps
+    const quick = planCells(smoke, { quick: true, only: ['redis-zadd'] });
+    expect(quick.map((c) => [c.variant.id, c.params.requests, c.rep])).toEqual([['kflex', 5000, 1], ['userspace', 5000, 1]]);
+    expect(quick[1]!.path).toBe('runs/redis-zadd/userspace/requests=5000,threads=1,clients=8/rep-1');
+    const paper = loadConfig({ env: {} }).profile;
+    expect(planCells(paper, { only: ['memcache'] })).toHaveLength(3 * 2 * 3);
+  });
+
+  it('grid points and slugs', () => {
+    expect(gridPoints({ a: [1, 2], b: ['x'] })).toEqual([{ a: 1, b: 'x' }, { a: 2, b: 'x' }]);
+    expect(gridPoints({})).toEqual([{}]);
+    expect(paramsSlug({ set_get: '10:90', n: 8 })).toBe('set_get=10-90,n=8');
+    expect(paramsSlug({})).toBe('default');
+  });
+
+  it('quick settings replace repetitions, duration and the grid keys they name', () => {
+    const s = loadConfig({ profile: 'smoke', env: {} }).profile.experiments.memcache!;
+    const q = effectiveSettings(s, true);
+    expect([q.repetitions, q.duration_s, q.warmup_s]).toEqual([1, 5, 0]);
+    expect(effectiveSettings(s, false)).toBe(s);
+  });
+});
+
+describe('requirements', () => {
+  const byId = (e: string, v: string) => EXPERIMENTS.find((x) => x.id === e)!.variants.find((x) => x.id === v)!;
+  it('skips KFlex variants with the probe reason, never the baselines', () => {
+    expect(unmetRequirement(byId('memcache', 'kflex'), caps())).toBe('not a KFlex kernel');
+    expect(unmetRequirement(byId('memcache', 'userspace'), caps())).toBeUndefined();
+    expect(unmetRequirement(byId('memcache', 'kflex'), caps({ kflexKernel: true }))).toBe('no ffkx');
+    expect(unmetRequirement(byId('memcache', 'bmc'), caps({ kflexKernel: true }))).toBe('no bmc');
+  });
+  it('refuses a heap that does not fit, with the numbers', () => {
+    const why = unmetRequirement(byId('redis-zadd', 'kflex'), caps({ kflexKernel: true, ffkx: true, serverMemoryMb: 32768 }));
+    expect(why).toMatch(/needs 256 GiB of KFlex heap \+ ~6 GB of pools \(~262 GiB\); the server VM has 32\.0 GiB: raise vms\.server\.memory_mb/);
+    expect(unmetRequirement(byId('memcache', 'kflex'), caps({ kflexKernel: true, ffkx: true, serverMemoryMb: 140 * 1024 }))).toBeUndefined();
+  });
+});
+
+describe('client command lines', () => {
+  it('memcaslap -F config and UDP flags', () => {
+    expect(memcaslapConfig('10:90', 32)).toBe('key\n32 32 1\nvalue\n32 32 1\ncmd\n0 0.1000\n1 0.9000\n');
+    expect(memcaslapArgv('10.77.0.1', { threads: 2, concurrency: 8, seconds: 5, udp: true })).toEqual(['memcaslap', '-s', '10.77.0.1:6969', '-F', '/tmp/memcaslap.cfg', '-T', '2', '-c', '8', '-U', '-S', '1s', '-t', '5s']);
+  });
+  it("the seed's ZADD line and memtier's redis protocol", () => {
+    expect(redisBenchmarkZaddArgv('s', { threads: 64, clients: 64, requests: 2000000 }).slice(-4)).toEqual(['zadd', 'f__rand_int__f', '__rand_int__', 'ele:rand__rand_int__:__rand_int__']);
+    expect(memtierArgv('s', { ratio: '10:90', dataSize: 64, clients: 8, seconds: 5 })).toContain('--protocol=redis');
+  });
+});
+
+const rec = (experiment: string, variant: string, status: CellRecord['status'], metrics?: Record<string, number>, reason?: string): CellRecord => ({ experiment, variant, params: { n: 1 }, rep: 1, status, metrics, reason, started: '', seconds: 1 });
+
+describe('summary', () => {
+  it('median, min, max, CV over good repetitions; counts of each status', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+    expect(coefficientOfVariation([10])).toBe(0);
+    expect(coefficientOfVariation([9, 11])).toBeCloseTo(Math.SQRT2 / 10, 6);
+    const rows = summarize([rec('memcache', 'userspace', 'ok', { tps: 100 }), rec('memcache', 'userspace', 'ok', { tps: 300 }), rec('memcache', 'userspace', 'failed', undefined, 'boom'), rec('memcache', 'kflex', 'skipped', undefined, 'not KFlex')]);
+    expect(rows.find((r) => r.variant === 'userspace')).toMatchObject({ metric: 'tps', median: 200, min: 100, max: 300, n_ok: 2, n_failed: 1, n_skipped: 0 });
+    expect(rows.find((r) => r.variant === 'kflex')).toMatchObject({ metric: '-', n_skipped: 1, reason: 'not KFlex' });
+    expect(summaryCsv(rows).split('\n')[0]).toBe('experiment,variant,params,metric,n_ok,n_failed,n_skipped,median,min,max,cv,reason');
+  });
+});
+
+describe('claims', () => {
+  const claims = loadClaims();
+  it('never invents a paper value: null with "not recorded" unless a source is named', () => {
+    for (const c of claims) if (c.paper_value === null) expect(c.paper_source).toMatch(/^not recorded/);
+    expect(claims.find((c) => c.id === 'guard-elision')).toMatchObject({ paper_value: 78, tolerance: 0 });
+  });
+  it('a claim whose KFlex side did not run is "not run" with the reason, and still shows the baseline', () => {
+    const rows = summarize([rec('memcache', 'userspace', 'ok', { tps: 3174 }), rec('memcache', 'kflex', 'skipped', undefined, 'not a KFlex kernel')]);
+    const v = judgeClaims(claims, rows).find((x) => x.claim.id === 'memcache-throughput')!;
+    expect(v.verdict).toBe('not run');
+    expect(v.reason).toBe('kflex: not a KFlex kernel');
+    expect(v.sides.find((s) => s.variant === 'userspace')).toMatchObject({ median: 3174, n: 1 });
+  });
+  it('ratio claims are judged by direction when the paper value is not recorded', () => {
+    const rows = summarize([rec('redis-zadd', 'userspace', 'ok', { rps: 100 }), rec('redis-zadd', 'kflex', 'ok', { rps: 250 })]);
+    const v = judgeClaims(claims, rows).find((x) => x.claim.id === 'redis-zadd-throughput')!;
+    expect([v.verdict, v.measured]).toEqual(['reproduced', 2.5]);
+    const worse = judgeClaims(claims, summarize([rec('redis-zadd', 'userspace', 'ok', { rps: 100 }), rec('redis-zadd', 'kflex', 'ok', { rps: 50 })]));
+    expect(worse.find((x) => x.claim.id === 'redis-zadd-throughput')!.verdict).toBe('deviates');
+  });
+  it('guard elision is reproduced only by an exact table', () => {
+    const ok = judgeClaims(claims, summarize([rec('guards', 'kflex', 'ok', { exact: 1, measured_elided: 78 })]));
+    expect(ok.find((x) => x.claim.id === 'guard-elision')).toMatchObject({ verdict: 'reproduced', measured: 78 });
+    const off = judgeClaims(claims, summarize([rec('guards', 'kflex', 'ok', { exact: 0, measured_elided: 77 })]));
+    expect(off.find((x) => x.claim.id === 'guard-elision')!.verdict).toBe('deviates');
+  });
+});

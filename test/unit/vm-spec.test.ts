@@ -1,0 +1,107 @@
+import { describe, it, expect } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { qemuArgv, kernelCmdline, linkDeviceArgs, type VmSpec } from '../../vm/spec.js';
+import { chooseLink, tapSetupArgv, tapNames } from '../../vm/link.js';
+import { parseProbeMapDump, parseXdpMode, explainXdpRefusal } from '../../vm/xdp-check.js';
+import { sshArgv, scpArgv } from '../../core/ssh.js';
+import { LabError } from '../../core/errors.js';
+import { FIXTURES } from '../helpers.js';
+
+const spec = (over: Partial<VmSpec> = {}): VmSpec => ({
+  role: 'server', cpus: 2, memoryMb: 1024, accel: 'tcg', kernel: '/k/bzImage', disk: '/v/server.qcow2', sshPort: 2222,
+  mgmtMac: '52:54:00:77:00:01', linkMac: '52:54:00:77:01:01', linkAddr: '10.77.0.1/24', mtu: 1500,
+  link: { kind: 'socket', role: 'listen', port: 40000 }, serialLog: '/v/server.serial.log', qmpSocket: '/v/server.qmp', pidfile: '/v/server.pid', ...over,
+});
+
+const after = (argv: string[], flag: string) => argv.filter((_, i) => argv[i - 1] === flag);
+
+describe('QEMU argv', () => {
+  it('TCG: -accel tcg -cpu max, the kernel booted directly on the overlay, management forward on loopback only', () => {
+    const a = qemuArgv(spec());
+    expect(a[0]).toBe('qemu-system-x86_64');
+    expect(after(a, '-accel')).toEqual(['tcg,thread=multi']);
+    expect(after(a, '-cpu')).toEqual(['max']);
+    expect(after(a, '-kernel')).toEqual(['/k/bzImage']);
+    expect(after(a, '-drive')[0]).toBe('file=/v/server.qcow2,format=qcow2,if=none,id=root,cache=unsafe');
+    expect(after(a, '-netdev')).toEqual(['user,id=mgmt,hostfwd=tcp:127.0.0.1:2222-:22', 'socket,id=link,listen=127.0.0.1:40000']);
+    expect(a).toContain('-daemonize');
+    expect(after(a, '-qmp')).toEqual(['unix:/v/server.qmp,server=on,wait=off']);
+    expect(after(a, '-serial')).toEqual(['file:/v/server.serial.log']);
+  });
+
+  it('KVM: -accel kvm -cpu host', () => {
+    const a = qemuArgv(spec({ accel: 'kvm' }));
+    expect(after(a, '-accel')).toEqual(['kvm']);
+    expect(after(a, '-cpu')).toEqual(['host']);
+  });
+
+  it('link NIC: guest offloads off for XDP; tap multiqueue with 2*q+2 vectors; vhost only when asked', () => {
+    const sock = linkDeviceArgs(spec({ role: 'client', link: { kind: 'socket', role: 'connect', port: 40000 } }));
+    expect(sock[1]).toBe('socket,id=link,connect=127.0.0.1:40000');
+    expect(sock[3]).toMatch(/guest_csum=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off/);
+    const tap = linkDeviceArgs(spec({ link: { kind: 'tap', ifname: 'kt1s', queues: 4, vhost: false } }));
+    expect(tap[1]).toBe('tap,id=link,ifname=kt1s,script=no,downscript=no,vhost=off,queues=4');
+    expect(tap[3]).toMatch(/mq=on,vectors=10$/);
+    expect(linkDeviceArgs(spec({ link: { kind: 'tap', ifname: 't', queues: 1, vhost: true } }))[1]).toBe('tap,id=link,ifname=t,script=no,downscript=no,vhost=on');
+  });
+
+  it('kernel command line: root, console, classic NIC names, kernel DHCP on eth0, link address', () => {
+    const c = kernelCmdline(spec());
+    for (const w of ['root=/dev/vda', 'console=ttyS0', 'net.ifnames=0', 'ip=:::::eth0:dhcp', 'kflex.addr=10.77.0.1/24', 'kflex.mtu=1500', 'systemd.hostname=server']) expect(c.split(' ')).toContain(w);
+  });
+});
+
+describe('link backend choice', () => {
+  it('prefers tap with vhost when the host allows it, else socket; a forced tap fails clearly', () => {
+    expect(chooseLink('auto', { root: true, tun: true, vhostNet: true, ipTool: true })).toMatchObject({ backend: 'tap', vhost: true });
+    expect(chooseLink('auto', { root: true, tun: true, vhostNet: false, ipTool: true })).toMatchObject({ backend: 'tap', vhost: false });
+    expect(chooseLink('auto', { root: false, tun: true, vhostNet: true, ipTool: true })).toMatchObject({ backend: 'socket', why: 'socket: tap unavailable (not root)' });
+    expect(chooseLink('socket', { root: true, tun: true, vhostNet: true, ipTool: true }).backend).toBe('socket');
+    expect(() => chooseLink('tap', { root: true, tun: false, vhostNet: false, ipTool: true })).toThrow(LabError);
+    expect(() => chooseLink('tap', { root: true, tun: false, vhostNet: false, ipTool: true })).toThrow(/no \/dev\/net\/tun/);
+  });
+
+  it('creates namespace, bridge and multiqueue taps with names that fit IFNAMSIZ', () => {
+    const n = tapNames('12345');
+    for (const t of n.taps) expect(t.length).toBeLessThanOrEqual(15);
+    const argvs = tapSetupArgv('12345', 2, 1500);
+    expect(argvs[0]).toEqual(['ip', 'netns', 'add', 'kflexlab-12345']);
+    expect(argvs).toContainEqual(['ip', '-n', 'kflexlab-12345', 'tuntap', 'add', 'dev', 'kt12345s', 'mode', 'tap', 'multi_queue']);
+    expect(argvs).toContainEqual(['ip', '-n', 'kflexlab-12345', 'link', 'set', 'kt12345c', 'master', 'kbr0', 'mtu', '1500', 'up']);
+  });
+});
+
+describe('native XDP check, on bpftool and kernel output captured in a guest', () => {
+  const fx = (f: string) => readFileSync(join(FIXTURES, f), 'utf8');
+  it('reads the probe map with BTF-formatted and raw keys', () => {
+    const c = parseProbeMapDump(fx('bpftool/map-dump-counts.json'));
+    expect(c).toEqual([{ proto: 17, port: 7777, count: 5 }, { proto: 1, port: 0, count: 1 }]);
+    const raw = JSON.stringify(JSON.parse(fx('bpftool/map-dump-counts.json')).map((e: Record<string, unknown>) => ({ key: e.key, value: e.value })));
+    expect(parseProbeMapDump(raw)).toEqual(c);
+  });
+
+  it('tells driver mode from generic mode', () => {
+    expect(parseXdpMode(fx('bpftool/net-show-driver.json'), 'eth1')).toBe('driver');
+    expect(parseXdpMode(fx('bpftool/net-show-generic.json'), 'eth1')).toBe('generic');
+    expect(parseXdpMode(fx('bpftool/net-show-generic.json'), 'eth0')).toBeUndefined();
+  });
+
+  it('explains a refusal with the fix', () => {
+    expect(explainXdpRefusal(fx('xdp/refused-mtu9000.txt'))).toMatch(/set vms\.link\.mtu to 1500/);
+    // The text virtio_net prints when the host implements guest offloads (seen by the tap prototype).
+    expect(explainXdpRefusal("Error: virtio_net: Can't set XDP while host is implementing GRO_HW/CSUM, disable GRO_HW/CSUM first.")).toMatch(/guest_csum\/guest_tso4/);
+  });
+});
+
+describe('ssh argv', () => {
+  const t = { name: 'server', host: '127.0.0.1', port: 2222, user: 'root', identity: '/k/id', knownHosts: '/k/kh', hostKeyAlias: 'kflex-lab-guest' };
+  it('pins the host key, uses only the lab key, never prompts, and quotes the remote argv', () => {
+    const a = sshArgv(t, ['sh', '-c', 'echo "a b"; ls']);
+    expect(a.slice(0, 3)).toEqual(['ssh', '-F', '/dev/null']);
+    for (const o of ['StrictHostKeyChecking=yes', 'BatchMode=yes', 'UserKnownHostsFile=/k/kh', 'HostKeyAlias=kflex-lab-guest', 'IdentityFile=/k/id', 'IdentitiesOnly=yes']) expect(a).toContain(o);
+    expect(a.at(-1)).toBe(`sh -c $'echo "a b"; ls'`);
+    expect(sshArgv({ ...t, wrapper: ['ip', 'netns', 'exec', 'ns'] }, ['true']).slice(0, 5)).toEqual(['ip', 'netns', 'exec', 'ns', 'ssh']);
+    expect(scpArgv(t, '/a', 'root@127.0.0.1:/b')).toContain('-P');
+  });
+});
