@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { ResolvedConfig } from '../core/config.js';
 import type { StageOutput } from '../core/stage.js';
@@ -12,13 +12,19 @@ import { checkNativeXdp, type XdpCheckResult } from '../vm/xdp-check.js';
 import { readState, qemuPid, isStale, cleanStaleVms, teardownDir } from '../vm/state.js';
 import { buildTargets, configFrom } from './common.js';
 
-export function vmDir(config: ResolvedConfig, explicit?: string): string {
-  return resolve(explicit ?? process.env.KFLEX_LAB_VM_DIR ?? join(config.cacheRoot, 'vms', 'default'));
+/**
+ * VMs live in named directories under <cache>/vms, so any lab process can find stale ones and clean
+ * them up (sockets, pid files, overlays, serial logs, ssh_config; 0700).
+ */
+export function vmDir(config: ResolvedConfig, name?: string): string {
+  const n = name ?? process.env.KFLEX_LAB_VM ?? 'default';
+  if (!/^[A-Za-z0-9._-]+$/.test(n)) throw new LabError(`--vm ${n}: a VM set name is letters, digits, '.', '_' or '-'`, ExitCode.usage);
+  return join(config.cacheRoot, 'vms', n);
 }
 
 /** Boot server + client from the stage outputs and run the native-XDP check; the cluster is torn down on failure. */
 export async function bootCluster(config: ResolvedConfig, outputs: Record<string, StageOutput>, dir: string, owner: 'up' | 'run', bus: EventBus): Promise<{ cluster: Cluster; xdp: XdpCheckResult }> {
-  await cleanStaleVms(config.cacheRoot);
+  for (const d of await cleanStaleVms(config.cacheRoot)) bus.emit({ type: 'step', scope: 'vms', message: `cleaned a stale VM set (its lab process is gone): ${d}` });
   const cluster = await Cluster.up({
     kernel: join(outputs.kernel!.dir, 'bzImage'),
     baseImage: join(outputs.image!.dir, 'base.qcow2'),
@@ -41,18 +47,18 @@ export async function bootCluster(config: ResolvedConfig, outputs: Record<string
 }
 
 export function registerVmCommands(program: Command): void {
-  const dirOpt = ['--vm-dir <dir>', 'VM directory (default: $KFLEX_LAB_VM_DIR or <cache>/vms/default)'] as const;
+  const dirOpt = ['--vm <name>', 'which set of VMs (default: $KFLEX_LAB_VM or "default"); each lives in <cache>/vms/<name>'] as const;
 
   program
     .command('up')
     .description('build what is missing, boot the server and client VMs (KVM, else TCG) on the experiment link, wait for SSH, check native XDP, print how to connect')
     .option(...dirOpt)
-    .action(async (o: { vmDir?: string }, cmd: Command) => {
+    .action(async (o: { vm?: string }, cmd: Command) => {
       const config = configFrom(cmd);
       const outputs = await buildTargets(config, ['llvm', 'kernel', 'image']);
       const bus = new EventBus();
       const detach = attachView(bus);
-      const dir = vmDir(config, o.vmDir);
+      const dir = vmDir(config, o.vm);
       try {
         const { cluster, xdp } = await bootCluster(config, outputs, dir, 'up', bus);
         detach();
@@ -71,9 +77,10 @@ export function registerVmCommands(program: Command): void {
     .command('down')
     .description('stop the VMs (QMP quit, then SIGTERM, then SIGKILL) and remove their overlays, taps, bridge and namespace')
     .option(...dirOpt)
-    .action(async (o: { vmDir?: string }, cmd: Command) => {
+    .action(async (o: { vm?: string }, cmd: Command) => {
       const config = configFrom(cmd);
-      const dir = vmDir(config, o.vmDir);
+      const dir = vmDir(config, o.vm);
+      await reportCleaned(await cleanStaleVms(config.cacheRoot));
       if (!readState(dir)) {
         console.log(`no VMs in ${dir}`);
         return;
@@ -86,9 +93,10 @@ export function registerVmCommands(program: Command): void {
     .command('status')
     .description('show the VMs of a VM directory: pids, SSH ports, link, accelerator, stale runs')
     .option(...dirOpt)
-    .action(async (o: { vmDir?: string }, cmd: Command) => {
+    .action(async (o: { vm?: string }, cmd: Command) => {
       const config = configFrom(cmd);
-      const dir = vmDir(config, o.vmDir);
+      const dir = vmDir(config, o.vm);
+      await reportCleaned(await cleanStaleVms(config.cacheRoot));
       const s = readState(dir);
       if (!s) {
         console.log(`no VMs in ${dir}`);
@@ -103,9 +111,9 @@ export function registerVmCommands(program: Command): void {
     .description('open an interactive shell on a VM (server or client) with the lab key and pinned host key')
     .argument('<vm>', 'server | client')
     .option(...dirOpt)
-    .action(async (vm: string, o: { vmDir?: string }, cmd: Command) => {
+    .action(async (vm: string, o: { vm?: string }, cmd: Command) => {
       const config = configFrom(cmd);
-      const cluster = await Cluster.attach(vmDir(config, o.vmDir), config.cacheRoot);
+      const cluster = await Cluster.attach(vmDir(config, o.vm), config.cacheRoot);
       const target = pick(cluster, vm).host.target;
       const argv = sshArgv(target, [], { tty: true });
       const r = spawnSync(argv[0]!, argv.slice(1), { stdio: 'inherit' });
@@ -118,12 +126,16 @@ export function registerVmCommands(program: Command): void {
     .argument('<vm>', 'server | client')
     .argument('<cmd...>', 'the command (after --)')
     .option(...dirOpt)
-    .action(async (vm: string, argv: string[], o: { vmDir?: string }, cmd: Command) => {
+    .action(async (vm: string, argv: string[], o: { vm?: string }, cmd: Command) => {
       const config = configFrom(cmd);
-      const cluster = await Cluster.attach(vmDir(config, o.vmDir), config.cacheRoot);
+      const cluster = await Cluster.attach(vmDir(config, o.vm), config.cacheRoot);
       const r = await pick(cluster, vm).host.exec(argv, { allowFailure: true, onLine: (l) => console.log(l) });
       process.exitCode = r.code === 0 ? 0 : ExitCode.checkFailed;
     });
+}
+
+async function reportCleaned(dirs: string[]): Promise<void> {
+  for (const d of dirs) console.error(`cleaned a stale VM set (its lab process is gone): ${d}`);
 }
 
 function pick(cluster: Cluster, vm: string) {

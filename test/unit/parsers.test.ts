@@ -5,7 +5,7 @@ import { parseMemcaslap, parseRedisBenchmarkCsv, parseGbenchJson, parseGuardLine
 import { LabError } from '../../core/errors.js';
 import { FIXTURES } from '../helpers.js';
 
-// Captures of real runs: memcaslap and redis-benchmark against memcached/redis on loopback (Debian 12),
+// Captures of real runs: memcaslap, redis-benchmark and memtier_benchmark against memcached/redis on loopback (Debian 12),
 // a real Google Benchmark binary's JSON, and the seed README's dmesg lines.
 const fx = (f: string) => readFileSync(join(FIXTURES, f), 'utf8');
 
@@ -45,6 +45,13 @@ describe('client parsers', () => {
     expect(r[0]!.items_per_second).toBeCloseTo(28327817.4, 0);
     expect(r[1]!.items_per_second).toBeUndefined();
     expect(() => parseGbenchJson('{"context":{}}')).toThrow(/no "benchmarks" array/);
+  });
+
+  it('memtier_benchmark --protocol=redis (ALL STATS table; --- cells skipped)', () => {
+    // Captured from memtier_benchmark built from its upstream source, against redis-server on loopback.
+    const m = parseMemtier(fx('clients/memtier-redis.txt'));
+    expect(m).toMatchObject({ ops_sec: 91417.06, totals_ops_sec: 91417.06, sets_ops_sec: 9142.51, gets_ops_sec: 82274.55, gets_misses_sec: 82253.22, totals_avg_latency: 0.08774, totals_p99_latency: 0.199 });
+    expect(m.sets_hits_sec).toBeUndefined();
   });
 
   it('memtier: refuses output without its ALL STATS table', () => {

@@ -1,0 +1,55 @@
+import { describe, it, expect } from 'vitest';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { lab, explain } from './cli.js';
+
+// Real builds from what apt provides: Debian's linux-source-6.1, clang-19, mmdebstrap trixie.
+describe('smoke stages (real builds)', () => {
+  let outputs: Record<string, string> = {};
+
+  it('build all --profile smoke: verified kernel, XDP probe compiled by clang >= 19, bootable image with exact package versions', async () => {
+    const r = await lab(['build', 'all', '--profile', 'smoke']);
+    expect(r.code, explain(r)).toBe(0);
+    outputs = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(/\s+/) as [string, string]));
+    expect(Object.keys(outputs).sort()).toEqual(['image', 'kernel', 'llvm']);
+    const k = JSON.parse(readFileSync(join(outputs.kernel!, 'kernel.json'), 'utf8'));
+    expect(k.release).toMatch(/^6\.1\./);
+    expect(k.source).toMatchObject({ kind: 'debian-package' });
+    expect(k.config_sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(statSync(join(outputs.kernel!, 'bzImage')).size).toBeGreaterThan(1_000_000);
+    expect(readFileSync(join(outputs.kernel!, 'config'), 'utf8')).toMatch(/^CONFIG_DEBUG_INFO_BTF=y$/m);
+    const l = JSON.parse(readFileSync(join(outputs.llvm!, 'stage.json'), 'utf8'));
+    expect(l.clang_version).toBeGreaterThanOrEqual(19);
+    expect(existsSync(join(outputs.llvm!, 'xdp_probe.bpf.o'))).toBe(true);
+    const img = JSON.parse(readFileSync(join(outputs.image!, 'image.json'), 'utf8'));
+    expect(img.suite).toBe('trixie');
+    for (const p of ['openssh-server', 'memcached', 'libmemcached-tools', 'redis-server', 'redis-tools', 'bpftool', 'iproute2']) expect(img.packages[p], p).toMatch(/\d/);
+    expect(img.image_sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(img.memtier.available).toBe(false);
+    expect(img.memtier.reason).toMatch(/unreachable/);
+  });
+
+  it('a second build is a cached no-op', async () => {
+    const r = await lab(['build', 'all', '--profile', 'smoke']);
+    expect(r.code, explain(r)).toBe(0);
+    expect(r.stderr.match(/: cached \(/g)).toHaveLength(3);
+  });
+
+  it('a kernel option that cannot stick fails the build, named with its dependency; an unknown symbol is named too', async () => {
+    const src = join(outputs.kernel!, '..', '..', 'kernel-work', outputs.kernel!.split('/').at(-1)!, 'kernel-src');
+    expect(existsSync(join(src, 'Kbuild')), src).toBe(true);
+    // On 6.1 BPF_JIT depends on MODULES: turning MODULES off must make the bpf-xdp fragment's BPF_JIT fail.
+    const r = await lab(['build', 'kernel', '--profile', 'smoke', '--source', `kernel=${src}`, '--set', 'kernel.extra.MODULES=false', '--set', 'kernel.extra.KFLEX_LAB_NO_SUCH_OPTION=y']);
+    expect(r.code, explain(r)).toBe(3);
+    expect(r.stderr).toMatch(/option\(s\) did not stick after olddefconfig/);
+    expect(r.stderr).toMatch(/CONFIG_BPF_JIT=y \(fragment bpf-xdp\.config\) ended as (n|absent): depends on .*MODULES/);
+    expect(r.stderr).toMatch(/CONFIG_KFLEX_LAB_NO_SUCH_OPTION=y \(fragment lab-extra\.config\) ended as absent: no Kconfig defines this symbol/);
+    expect(r.stderr).toMatch(/log: .*kernel\/.*\.log/);
+  });
+
+  it('a package that does not exist in the suite is named', async () => {
+    const r = await lab(['build', 'image', '--profile', 'smoke', '--set', 'image.packages=[systemd, kflex-lab-no-such-package]']);
+    expect(r.code, explain(r)).toBe(3);
+    expect(r.stderr).toMatch(/package\(s\) not in trixie: kflex-lab-no-such-package/);
+  });
+});
