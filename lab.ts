@@ -18,28 +18,30 @@ import { registerExperimentCommands } from './cli/experiment-commands.js';
 
 const program = new Command('kflex-lab');
 program
-  .description(
-    `Reproduce the KFlex paper (SOSP '24) end to end: LLVM, the KFlex kernel, a Debian guest image,
-a server VM and a client VM on a virtio-net link with XDP, the artifact's experiments beside their
-baselines, and a report that sets each number beside the paper's claim.
-
+  .description("Reproduce the KFlex paper (SOSP '24) end to end: LLVM, the KFlex kernel, a Debian guest image, a server VM and a client VM on a virtio-net link with XDP, the artifact's experiments beside their baselines, and a report that sets each number beside the paper's claim.")
+  .addHelpText(
+    'after',
+    `
 Quick start:
   kflex-lab doctor                      what this host has and lacks, with the fix
   kflex-lab plan --profile smoke        what would run, what is cached, time and disk estimates
   kflex-lab reproduce --profile smoke   everything, from bare box to results/<run>.tar.gz
+  kflex-lab up && kflex-lab ssh server  boot the VMs and log in (students: edit bpf/, rerun up)
 
 Configuration: lab.yaml (profiles 'paper' (default) and 'smoke'); override with --config FILE,
 --set path=value, KFLEX_LAB__PATH__TO__FIELD=value, and --source NAME=/local/path.
 Cache: $KFLEX_LAB_CACHE or ~/.cache/kflex-lab. Results: ./results (or $KFLEX_LAB_RESULTS).
 Exit codes: 0 ok, 1 an experiment or check failed, 2 usage or configuration error,
-3 infrastructure failure (build, boot, network).`,
+            3 infrastructure failure (build, boot, network).`,
   )
   .option('-p, --profile <name>', 'profile in lab.yaml (default: default_profile, i.e. paper)')
   .option('-c, --config <file>', 'another lab.yaml')
   .option('--set <path=value>', 'override a profile field, e.g. vms.server.memory_mb=4096 (repeatable)', collect, [])
   .option('--source <name=path>', 'use a local tree or file for a source, e.g. kflex=/src/KFlex (repeatable)', collect, [])
   .showHelpAfterError()
-  .configureHelp({ sortSubcommands: false });
+  // Usage errors (unknown verb, missing argument) exit 2, as documented; help exits 0.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : ExitCode.usage))
+  .configureHelp({ sortSubcommands: false, helpWidth: 110 });
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];

@@ -53,7 +53,6 @@ export function registerExperimentCommands(program: Command): void {
     .argument('<kind>', 'memcaslap | redis-benchmark | memtier | gbench | guards')
     .argument('<file>', 'the captured output (redis-benchmark: run with --csv)')
     .action(async (kind: string, file: string) => {
-      const text = await readFile(file, 'utf8');
       const parsers: Record<string, (t: string) => unknown> = {
         memcaslap: parseMemcaslap,
         'redis-benchmark': parseRedisBenchmarkCsv,
@@ -63,6 +62,9 @@ export function registerExperimentCommands(program: Command): void {
       };
       const parse = parsers[kind];
       if (!parse) throw new LabError(`unknown parser '${kind}'; known: ${Object.keys(parsers).join(', ')}`, ExitCode.usage);
+      const text = await readFile(file, 'utf8').catch((e: Error) => {
+        throw new LabError(`cannot read ${file}: ${e.message}`, ExitCode.usage);
+      });
       console.log(JSON.stringify(parse(text), null, 2));
     });
 }
