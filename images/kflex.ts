@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { readdir, rename, writeFile } from 'node:fs/promises';
 import type { Stage, StageContext } from '../core/stage.js';
 import type { ResolvedConfig } from '../core/config.js';
 import { run } from '../core/exec.js';
@@ -44,7 +44,6 @@ export class KflexStage implements Stage {
     for (const f of ['src/Main.cpp', 'bpf/Makefile', 'CMakeLists.txt'])
       if (!existsSync(join(src.dir, f))) throw new LabError(`source kflex: ${src.origin} is not the KFlex tree (no ${f}); pass --source kflex=/path/to/KFlex`, ExitCode.usage);
     const out = join(ctx.outDir, 'kflex');
-    await mkdir(out, { recursive: true });
     const i = ctx.config.profile.image;
     const argv = mmdebstrapArgv({
       suite: i.suite,
@@ -59,10 +58,13 @@ export class KflexStage implements Stage {
         `chroot "$1" sh -c '${kflexBuildCommand('/build/KFlex')}'`,
         'mkdir -p "$1/out"',
         'chroot "$1" sh -c "cp /build/KFlex/ffkx /build/KFlex/ffkx-bench /build/KFlex/ffkx-test /out/ && cp /build/KFlex/bpf/*.bpf.o /out/ 2>/dev/null; true"',
-        `copy-out /out/. ${out}`,
+        // copy-out puts the directory itself (out/) under the target; renamed below.
+        `copy-out /out ${ctx.outDir}`,
       ],
     });
     await run(argv, { ...ctx.exec, timeoutMs: 90 * 60_000 });
+    if (!existsSync(join(ctx.outDir, 'out'))) throw new LabError('KFlex build root produced no /out directory; see the log', ExitCode.infra);
+    await rename(join(ctx.outDir, 'out'), out);
     const files = await readdir(out);
     const missing = KFLEX_BINARIES.filter((b) => !files.includes(b));
     if (missing.length) throw new LabError(`KFlex build produced no ${missing.join(', ')}; see the log`, ExitCode.infra);
