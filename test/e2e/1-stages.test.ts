@@ -47,6 +47,12 @@ describe('smoke stages (real builds)', () => {
     expect(r.stderr).toMatch(/log: .*kernel\/.*\.log/);
   });
 
+  it('a suite that does not exist is named', async () => {
+    const r = await lab(['build', 'image', '--profile', 'smoke', '--set', 'image.suite=nosuchsuite']);
+    expect(r.code, explain(r)).toBe(3);
+    expect(r.stderr).toMatch(/suite 'nosuchsuite' is not on the mirror; fix image\.suite/);
+  });
+
   it('a package that does not exist in the suite is named', async () => {
     const r = await lab(['build', 'image', '--profile', 'smoke', '--set', 'image.packages=[systemd, kflex-lab-no-such-package]']);
     expect(r.code, explain(r)).toBe(3);

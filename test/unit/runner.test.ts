@@ -1,0 +1,58 @@
+import { describe, it, expect } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCells, planCells, writeSummary } from '../../experiments/runner.js';
+import { EventBus } from '../../core/events.js';
+import type { Host } from '../../core/host.js';
+import type { Experiment, Capabilities } from '../../experiments/types.js';
+import { loadConfig } from '../../core/config.js';
+import { tempDir } from '../helpers.js';
+
+// A stub Host (unit tests may stub a process): answers the runner's own dmesg calls.
+const stubHost = (name: string): Host => ({
+  name,
+  exec: async (argv) => ({ code: 0, stdout: argv.join(' ').includes('wc -l') ? '10\n' : '[  1.0] kernel line\n', stderr: '' }),
+  copyIn: async () => {},
+  copyOut: async () => {},
+});
+const caps: Capabilities = { kernelRelease: '6.1', kflexKernel: false, kflexKernelWhy: 'not KFlex', ffkx: false, ffkxWhy: 'no ffkx', nativeXdp: true, serverMemoryMb: 1024, serverCpus: 1, memtier: false, accel: 'tcg', linkIfindex: 3, bmc: false, bmcWhy: 'no' };
+
+describe('cell runner', () => {
+  it('keeps going after a failed cell, records everything, and --resume reruns only failed and missing cells', async () => {
+    let calls = 0;
+    let failNext = true;
+    const exp: Experiment = {
+      id: 'memcache', title: 't', claims: [], headline: 'tps',
+      variants: [{ id: 'kflex', description: '', requires: ['kflex-kernel'] }, { id: 'userspace', description: '', requires: [] }],
+      estimateCellSeconds: () => 1,
+      async runCell(ctx) {
+        calls++;
+        await ctx.exec(ctx.client, 'client', ['memcaslap', '-s', `${ctx.serverIp}:6969`]);
+        if (failNext && ctx.rep === 1) {
+          failNext = false;
+          throw new Error('client timed out');
+        }
+        return { metrics: { tps: 100 * ctx.rep }, files: { 'server.log': 'ok' } };
+      },
+    };
+    const profile = loadConfig({ profile: 'smoke', env: {} }).profile;
+    const cells = planCells(profile, { only: ['memcache'] }, [exp]);
+    expect(cells).toHaveLength(4);
+    const runDir = tempDir();
+    const env = { runDir, server: stubHost('server'), client: stubHost('client'), serverIp: '10.77.0.1', caps, bus: new EventBus() };
+    const first = await runCells(cells, env);
+    expect(first.map((r) => `${r.variant}/${r.rep}:${r.status}`)).toEqual(['kflex/1:skipped', 'kflex/2:skipped', 'userspace/1:failed', 'userspace/2:ok']);
+    expect(first[2]!.reason).toBe('client timed out');
+    const failedDir = join(runDir, cells[2]!.path);
+    for (const f of ['client.cmd', 'client.stdout', 'kernel.log', 'status.json']) expect(existsSync(join(failedDir, f)), f).toBe(true);
+    expect(readFileSync(join(failedDir, 'client.cmd'), 'utf8')).toBe('client$ memcaslap -s 10.77.0.1:6969\n');
+    expect(calls).toBe(2);
+
+    const again = await runCells(cells, { ...env, resume: true });
+    expect(calls).toBe(3); // only the failed cell ran again
+    expect(again.map((r) => r.status)).toEqual(['skipped', 'skipped', 'ok', 'ok']);
+    const rows = await writeSummary(runDir, again);
+    expect(rows.find((r) => r.variant === 'userspace' && r.metric === 'tps')).toMatchObject({ median: 150, n_ok: 2 });
+    for (const f of ['summary.json', 'summary.csv', 'cells.json']) expect(existsSync(join(runDir, f))).toBe(true);
+  });
+});
