@@ -76,8 +76,12 @@ export async function runExperiments(config: ResolvedConfig, opts: ExperimentRun
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    // The manifest exists from the start, so even a run interrupted while building can be resumed.
+    if (!opts.resume) await writeManifest(runDir, buildManifest(config, await hostFacts(), {}));
     const outputs = await buildTargets(config, ['llvm', 'kernel', 'image']);
-    if (!opts.resume) await writeManifest(runDir, buildManifest(config, await hostFacts(), outputs));
+    await amendManifest(runDir, (m) => {
+      m.stages = buildManifest(config, m.host, outputs).stages;
+    });
     const { cluster, xdp } = await bootCluster(config, outputs, vmDir, 'run', bus);
     let records: CellRecord[];
     try {
