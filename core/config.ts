@@ -54,8 +54,6 @@ export const ExperimentSettingsSchema = z
       })
       .strict()
       .default({}),
-    /** KFlex heap sizes are scaled down by this factor in VMs without 64-256 GiB of RAM (a recorded deviation). */
-    heap_scale: z.number().positive().max(1).optional(),
   })
   .strict();
 export type ExperimentSettings = z.infer<typeof ExperimentSettingsSchema>;
