@@ -1,4 +1,12 @@
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/** The e2e files run in name order: 1-stages builds what 2-vms and 3-reproduce boot (each also works alone). */
+class ByName extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    return [...files].sort((a, b) => a.moduleId.localeCompare(b.moduleId));
+  }
+}
 
 // Two projects: fast unit tests (no VMs, no network) and slow end-to-end tests with real QEMU guests.
 export default defineConfig({
@@ -12,6 +20,7 @@ export default defineConfig({
           // The VM tests share one cache and boot guests: run files one after another.
           pool: 'forks',
           poolOptions: { forks: { singleFork: true } },
+          sequence: { sequencer: ByName },
           testTimeout: 60 * 60_000,
           hookTimeout: 60 * 60_000,
         },

@@ -16,7 +16,8 @@ export interface ReportInputs {
 const fmt = (x: number | undefined, digits = 3) => (x === undefined ? '–' : Math.abs(x) >= 1000 ? Math.round(x).toLocaleString('en-US') : Number(x.toPrecision(digits)).toString());
 
 function sideText(s: ClaimVerdict['sides'][number]): string {
-  if (s.median === undefined) return `${s.variant}: not run (${s.reason ?? 'no data'})`;
+  // The reason a side did not run is given once, in the verdict column.
+  if (s.median === undefined) return `${s.variant}: not run`;
   return `${s.variant}: ${fmt(s.median)} (min ${fmt(s.min)}, max ${fmt(s.max)}, CV ${((s.cv ?? 0) * 100).toFixed(1)}%, n=${s.n})`;
 }
 
@@ -54,8 +55,8 @@ async function chartFor(experiment: string, headline: string, rows: SummaryRow[]
     values = rows.filter((r) => r.metric === headline && r.median !== undefined).map((r) => ({ variant: r.variant, params: r.params, median: r.median, min: r.min, max: r.max }));
     spec = {
       layer: [
-        { mark: 'bar', encoding: { x: { field: 'variant', type: 'nominal' }, xOffset: { field: 'params' }, color: { field: 'params', type: 'nominal' }, y: { field: 'median', type: 'quantitative', title: `${headline} (median)` } } },
-        { mark: 'rule', encoding: { x: { field: 'variant', type: 'nominal' }, xOffset: { field: 'params' }, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } } },
+        { mark: 'bar', encoding: { x: { field: 'variant', type: 'nominal' }, xOffset: { field: 'params' }, color: { field: 'params', type: 'nominal' }, y: { field: 'median', type: 'quantitative', title: `${headline} (median; rule: min-max)`, scale: { zero: true, nice: true, domainMax: Math.max(...values.map((v) => Number(v.max))) * 1.1 } } } },
+        { mark: { type: 'rule', strokeWidth: 2 }, encoding: { x: { field: 'variant', type: 'nominal' }, xOffset: { field: 'params' }, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } } },
       ],
     };
   }
