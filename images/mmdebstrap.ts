@@ -30,7 +30,7 @@ export function mmdebstrapArgv(o: MmdebstrapOptions): string[] {
 
 /** Turn mmdebstrap's log into the one reason a user needs (unknown package, unknown suite, mirror down). */
 export function explainMmdebstrapFailure(log: string, suite: string): string | undefined {
-  const pkgs = [...log.matchAll(/E: Unable to locate package (\S+)/g)].map((m) => m[1]);
+  const pkgs = [...log.matchAll(/E: Unable to locate package (\S+)|E: Package '([^']+)' has no installation candidate/g)].map((m) => m[1] ?? m[2]);
   if (pkgs.length) return `package(s) not in ${suite}: ${[...new Set(pkgs)].join(', ')}; fix image.packages in lab.yaml`;
   const noSuite = log.match(/(?:does not have a Release file|no Release file|404\s+Not Found \[IP[^\]]*\]).*$/m);
   if (noSuite || /Failed to fetch .*dists\/[a-z]+\/.*404/.test(log)) return `suite '${suite}' is not on the mirror; fix image.suite (e.g. trixie, bookworm)`;

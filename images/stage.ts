@@ -15,7 +15,7 @@ import { KFLEX_RUNTIME_PACKAGES, KFLEX_GUEST_DIR } from './kflex.js';
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const CUSTOMIZE_SCRIPT = join(HERE, 'customize.sh');
 export const LINK_SETUP_SCRIPT = join(HERE, 'link-setup.sh');
-export const MEMTIER_BUILD_PACKAGES = ['build-essential', 'autoconf', 'automake', 'libtool', 'pkg-config', 'libevent-dev', 'libssl-dev', 'zlib1g-dev', 'libpcre3-dev'];
+export const MEMTIER_BUILD_PACKAGES = ['build-essential', 'autoconf', 'automake', 'libtool', 'pkg-config', 'libevent-dev', 'libssl-dev', 'zlib1g-dev'];
 
 /** The mirror the image uses: lab.yaml's, else the host's apt configuration, else mmdebstrap's default (undefined). */
 export function imageMirror(configured: string): string | undefined {

@@ -16,6 +16,7 @@ describe('image stage helpers', () => {
   it('explains failures from mmdebstrap logs (captured; the mirror name replaced)', () => {
     expect(explainMmdebstrapFailure("E: The repository 'http://MIRROR/debian nosuchsuite Release' does not have a Release file.\nE: mmdebstrap failed to run\n", 'nosuchsuite')).toBe("suite 'nosuchsuite' is not on the mirror; fix image.suite (e.g. trixie, bookworm)");
     expect(explainMmdebstrapFailure('E: Unable to locate package kflex-nope\nE: Unable to locate package kflex-nope\n', 'trixie')).toBe('package(s) not in trixie: kflex-nope; fix image.packages in lab.yaml');
+    expect(explainMmdebstrapFailure("E: Package 'libpcre3-dev' has no installation candidate\n", 'trixie')).toBe('package(s) not in trixie: libpcre3-dev; fix image.packages in lab.yaml');
     expect(explainMmdebstrapFailure('Err:1 http://MIRROR/debian trixie InRelease\n  Could not resolve host\n', 'trixie')).toMatch(/the mirror does not answer/);
     expect(explainMmdebstrapFailure('all fine', 'trixie')).toBeUndefined();
   });
