@@ -171,13 +171,14 @@ program
 
 program
   .command('clean')
-  .description('remove stale VM runs and temporary build directories; --all also removes the whole cache')
-  .option('--all', 'remove the cache (stage outputs, keys) too')
+  .description('remove stale VM sets (whose lab process died) and LLVM build scratch; --all also stops every VM set and removes the whole cache')
+  .option('--all', 'stop every VM set and remove the cache (stage outputs, keys) too')
   .action(async (o: { all?: boolean }, cmd: Command) => {
     const config = configFrom(cmd);
     const { cleanStaleVms } = await import('./vm/state.js');
-    const cleaned = await cleanStaleVms(config.cacheRoot, { all: true });
-    console.log(`VM runs cleaned: ${cleaned.length}`);
+    // Without --all only stale VM sets go (their lab process died); with --all every VM set is stopped.
+    const cleaned = await cleanStaleVms(config.cacheRoot, { all: !!o.all });
+    console.log(`VM sets cleaned: ${cleaned.length}${cleaned.length ? ` (${cleaned.join(', ')})` : ''}`);
     if (o.all) {
       await rm(config.cacheRoot, { recursive: true, force: true });
       console.log(`removed ${config.cacheRoot}`);
