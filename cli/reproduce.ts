@@ -10,12 +10,11 @@ import { LabError, ExitCode } from '../core/errors.js';
 import { runDoctor } from '../core/doctor.js';
 import { createRunDir, hostFacts, buildManifest, writeManifest, amendManifest, readManifest } from '../core/rundir.js';
 import { writeBundle } from '../core/bundle.js';
-import { teardownDir } from '../vm/state.js';
 import { planCells, probeCapabilities, runCells, writeSummary, type CellRecord } from '../experiments/runner.js';
 import { EXPERIMENTS } from '../experiments/index.js';
 import { writeReport, verdictTable } from '../report/report.js';
 import { buildTargets } from './common.js';
-import { bootCluster } from './vm-commands.js';
+import { bootCluster, teardownOnSignal } from './vm-commands.js';
 
 export interface ExperimentRunOptions {
   only?: string[];
@@ -66,15 +65,7 @@ export async function runExperiments(config: ResolvedConfig, opts: ExperimentRun
   );
   const detach = attachView(bus);
   const vmDir = join(config.cacheRoot, 'vms', basename(runDir));
-  let interrupted = false;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (interrupted) return;
-    interrupted = true;
-    console.error(`\nkflex-lab: ${sig}: stopping the VMs; finish this run later with: kflex-lab reproduce --resume ${runDir}`);
-    teardownDir(vmDir).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopHandlers = teardownOnSignal(vmDir, `finish this run later with: kflex-lab reproduce --resume ${runDir}`);
   try {
     // The manifest exists from the start, so even a run interrupted while building can be resumed.
     if (!opts.resume) await writeManifest(runDir, buildManifest(config, await hostFacts(), {}));
@@ -116,7 +107,6 @@ export async function runExperiments(config: ResolvedConfig, opts: ExperimentRun
     return { runDir, records, exitCode: failed ? ExitCode.checkFailed : ExitCode.ok };
   } finally {
     detach();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopHandlers();
   }
 }

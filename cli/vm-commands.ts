@@ -59,8 +59,11 @@ export function registerVmCommands(program: Command): void {
       const bus = new EventBus();
       const detach = attachView(bus);
       const dir = vmDir(config, o.vm);
+      // Ctrl-C or SIGTERM while booting: stop what was started instead of leaving it to the next command.
+      const stop = teardownOnSignal(dir);
       try {
         const { cluster, xdp } = await bootCluster(config, outputs, dir, 'up', bus);
+        stop();
         detach();
         const s = cluster.state;
         console.log(`VMs up in ${dir} (accel ${s.accel}, link ${s.link.backend})`);
@@ -69,6 +72,7 @@ export function registerVmCommands(program: Command): void {
         console.log(`  client: kflex-lab ssh client   | ssh -F ${join(dir, 'ssh_config')} client   (link ${cluster.client.linkIp})`);
         console.log('  stop:   kflex-lab down');
       } finally {
+        stop();
         detach();
       }
     });
@@ -132,6 +136,23 @@ export function registerVmCommands(program: Command): void {
       const r = await pick(cluster, vm).host.exec(argv, { allowFailure: true, onLine: (l) => console.log(l) });
       process.exitCode = r.code === 0 ? 0 : ExitCode.checkFailed;
     });
+}
+
+/** Tear a VM dir down on SIGINT/SIGTERM, then exit 130/143; returns the function that removes the handlers. */
+export function teardownOnSignal(dir: string, hint?: string): () => void {
+  let fired = false;
+  const handler = (sig: NodeJS.Signals) => {
+    if (fired) return;
+    fired = true;
+    console.error(`\nkflex-lab: ${sig}: stopping the VMs in ${dir}${hint ? `; ${hint}` : ''}`);
+    void teardownDir(dir).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
 }
 
 async function reportCleaned(dirs: string[]): Promise<void> {
