@@ -18,7 +18,7 @@ const qemuPids = (name: string): number[] => {
 const netnsList = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
 
 afterAll(async () => {
-  for (const n of ['e2e', 'e2e-kill', 'e2e-a', 'e2e-b']) await lab(['down', '--profile', 'smoke', '--vm', n]);
+  for (const n of ['e2e', 'e2e-kill', 'e2e-int', 'e2e-a', 'e2e-b']) await lab(['down', '--profile', 'smoke', '--vm', n]);
 });
 
 describe('server and client VMs', () => {
@@ -73,6 +73,20 @@ describe('server and client VMs', () => {
     expect(qemuPids('e2e-kill')).toEqual([]); // ...until the next command
     if (state.link.netns) expect(netnsList()).not.toContain(state.link.netns);
     expect(existsSync(stateFile)).toBe(false);
+  });
+
+  it('SIGINT to a lab while it boots stops both QEMUs and removes the set, then exits 130', async () => {
+    const child = spawnLab(['up', '--profile', 'smoke', '--vm', 'e2e-int']);
+    const t0 = Date.now();
+    while (Date.now() - t0 < 120_000 && qemuPids('e2e-int').length < 2) await new Promise((r) => setTimeout(r, 250));
+    expect(qemuPids('e2e-int').length).toBe(2);
+    const state = JSON.parse(readFileSync(join(vmsOf('e2e-int'), 'state.json'), 'utf8'));
+    const code = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    child.kill('SIGINT');
+    expect(await code).toBe(130);
+    expect(qemuPids('e2e-int')).toEqual([]);
+    if (state.link.netns) expect(netnsList()).not.toContain(state.link.netns);
+    expect(existsSync(join(vmsOf('e2e-int'), 'state.json'))).toBe(false);
   });
 
   it('two labs with different VM sets at once do not collide (ports, taps, namespaces)', async () => {
