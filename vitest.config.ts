@@ -21,8 +21,9 @@ export default defineConfig({
           pool: 'forks',
           poolOptions: { forks: { singleFork: true } },
           sequence: { sequencer: ByName },
-          testTimeout: 60 * 60_000,
-          hookTimeout: 60 * 60_000,
+          // A cold kernel build takes ~8-15 min on 2 cores; no single test may eat CI's 90 minutes.
+          testTimeout: 30 * 60_000,
+          hookTimeout: 10 * 60_000,
         },
       },
     ],
