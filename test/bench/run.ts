@@ -46,7 +46,9 @@ if (want('kernel-noop')) {
   const work = join(config.cacheRoot, 'kernel-work', fp);
   line('kflex-lab build kernel (cached)', `${labRun.seconds.toFixed(2)} s`);
   if (existsSync(join(work, 'build', '.config'))) {
-    const make = timed(kernelMakeArgv(join(work, 'kernel-src'), join(work, 'build'), ['bzImage'], { jobs: 2 }));
+    // The same make line the stage ran (CC=ccache gcc when ccache is there): a different CC rebuilds everything.
+    const ccache = timed(['ccache', '--version']).code === 0;
+    const make = timed(kernelMakeArgv(join(work, 'kernel-src'), join(work, 'build'), ['bzImage'], { jobs: 2, ccache }));
     line('make O=... bzImage on the same tree (no-op)', `${make.seconds.toFixed(2)} s`);
   } else line('make O=... bzImage no-op', `no build tree at ${work}`);
 }
