@@ -1,6 +1,7 @@
 // Benchmarks that print numbers (no pass/fail): npm run bench [-- --only NAME...] [--cold]
 //   build-noop   fully cached `kflex-lab build all` (target < 1 s) and the in-process plan
 //   kernel-noop  `kflex-lab build kernel` cached vs `make O=... bzImage` no-op on the same tree
+//   kernel-cold  the smoke kernel from scratch (empty cache, empty ccache): only with --only kernel-cold
 //   boot         boot-to-SSH of both VMs in parallel (`up`) vs a bare qemu-system-x86_64 boot to SSH
 //   link         iperf3 throughput across the experiment link, per backend (socket, tap)
 //   reproduce    warm `reproduce --profile smoke --quick` (with --cold: after removing the cache)
@@ -75,6 +76,13 @@ async function bareBootToSsh(): Promise<number> {
   timed(['pkill', '-F', join(dir, 'pid')]);
   rmSync(dir, { recursive: true, force: true });
   return secs;
+}
+
+if (only?.includes('kernel-cold')) {
+  const tmp = mkdtempSync(join(tmpdir(), 'kflex-cold-'));
+  const r = timed([process.execPath, LAB, 'build', 'kernel', '--profile', 'smoke'], { KFLEX_LAB_CACHE: join(tmp, 'cache'), CCACHE_DIR: join(tmp, 'ccache') });
+  line('smoke kernel, cold (no cache, no ccache)', `${(r.seconds / 60).toFixed(1)} min, exit ${r.code}`);
+  rmSync(tmp, { recursive: true, force: true });
 }
 
 if (want('boot')) {
