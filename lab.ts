@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ResolvedConfig } from './core/config.js';
-import { buildTargets, configFrom, type GlobalOpts } from './cli/common.js';
+import { buildTargets, configFrom, interruption, type GlobalOpts } from './cli/common.js';
 import { LabError, ExitCode } from './core/errors.js';
 import { fmtSeconds } from './core/progress.js';
 import { plan } from './core/runner.js';
@@ -189,6 +189,8 @@ program
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {
+  // A signal handler is tearing the VMs down and will exit with 130/143; the interrupted work's error waits.
+  if (interruption.active) return;
   if (e instanceof LabError) {
     console.error(`kflex-lab: ${e.message}`);
     if (e.hint) console.error(`  fix: ${e.hint}`);

@@ -28,3 +28,6 @@ export async function buildTargets(config: ResolvedConfig, targets: string[], fo
     detach();
   }
 }
+
+/** Set while a signal handler tears VMs down: errors from the interrupted work must not exit first. */
+export const interruption = { active: false };

@@ -10,7 +10,7 @@ import { sshArgv } from '../core/ssh.js';
 import { Cluster } from '../vm/cluster.js';
 import { checkNativeXdp, type XdpCheckResult } from '../vm/xdp-check.js';
 import { readState, qemuPid, isStale, cleanStaleVms, teardownDir } from '../vm/state.js';
-import { buildTargets, configFrom } from './common.js';
+import { buildTargets, configFrom, interruption } from './common.js';
 
 /**
  * VMs live in named directories under <cache>/vms, so any lab process can find stale ones and clean
@@ -144,6 +144,7 @@ export function teardownOnSignal(dir: string, hint?: string): () => void {
   const handler = (sig: NodeJS.Signals) => {
     if (fired) return;
     fired = true;
+    interruption.active = true;
     console.error(`\nkflex-lab: ${sig}: stopping the VMs in ${dir}${hint ? `; ${hint}` : ''}`);
     void teardownDir(dir).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   };

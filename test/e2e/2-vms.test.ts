@@ -4,18 +4,34 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { lab, spawnLab, explain } from './cli.js';
 import { loadConfig } from '../../core/config.js';
+import { qemuPid } from '../../vm/state.js';
 
 // Real QEMU guests booted from the smoke kernel and image (built by 1-stages), driven over real OpenSSH.
 const cache = loadConfig({ profile: 'smoke' }).cacheRoot;
 const vmsOf = (name: string) => join(cache, 'vms', name);
 const qemuPids = (name: string): number[] => {
   try {
-    return execFileSync('pgrep', ['-f', `${vmsOf(name)}/`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-f', `^qemu-system-x86_64 .*${vmsOf(name)}/`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
   } catch {
     return [];
   }
 };
 const netnsList = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+/** The two QEMUs of a set, by their pid files (pgrep would also match wrappers that carry the same paths). */
+const vmPids = (name: string): number[] => (['server', 'client'] as const).map((r) => qemuPid(join(vmsOf(name), `${r}.pid`))).filter((p): p is number => !!p);
+async function waitForBoth(name: string): Promise<number[]> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < 120_000 && vmPids(name).length < 2) await new Promise((r) => setTimeout(r, 250));
+  return vmPids(name);
+}
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 afterAll(async () => {
   for (const n of ['e2e', 'e2e-kill', 'e2e-int', 'e2e-a', 'e2e-b']) await lab(['down', '--profile', 'smoke', '--vm', n]);
@@ -59,31 +75,31 @@ describe('server and client VMs', () => {
   it('a lab killed with SIGKILL during boot leaves a stale set that the next command cleans: no QEMU, no namespace', async () => {
     const child = spawnLab(['up', '--profile', 'smoke', '--vm', 'e2e-kill']);
     const stateFile = join(vmsOf('e2e-kill'), 'state.json');
-    const t0 = Date.now();
-    while (Date.now() - t0 < 120_000 && qemuPids('e2e-kill').length < 2) await new Promise((r) => setTimeout(r, 250));
-    expect(qemuPids('e2e-kill').length).toBe(2);
+    const pids = await waitForBoth('e2e-kill');
+    expect(pids).toHaveLength(2);
     const state = JSON.parse(readFileSync(stateFile, 'utf8'));
     expect(state.phase).toBe('booting');
     const exited = new Promise((r) => child.on('exit', r));
     child.kill('SIGKILL');
     await exited;
-    expect(qemuPids('e2e-kill').length).toBe(2); // the guests outlive the lab...
+    expect(pids.filter(alive)).toEqual(pids); // the guests outlive the lab...
     const status = await lab(['status', '--profile', 'smoke', '--vm', 'e2e-kill']);
     expect(status.stderr).toMatch(/cleaned a stale VM set \(its lab process is gone\): .*e2e-kill/);
-    expect(qemuPids('e2e-kill')).toEqual([]); // ...until the next command
+    expect(pids.filter(alive)).toEqual([]); // ...until the next command
+    expect(qemuPids('e2e-kill')).toEqual([]);
     if (state.link.netns) expect(netnsList()).not.toContain(state.link.netns);
     expect(existsSync(stateFile)).toBe(false);
   });
 
   it('SIGINT to a lab while it boots stops both QEMUs and removes the set, then exits 130', async () => {
     const child = spawnLab(['up', '--profile', 'smoke', '--vm', 'e2e-int']);
-    const t0 = Date.now();
-    while (Date.now() - t0 < 120_000 && qemuPids('e2e-int').length < 2) await new Promise((r) => setTimeout(r, 250));
-    expect(qemuPids('e2e-int').length).toBe(2);
+    const pids = await waitForBoth('e2e-int');
+    expect(pids).toHaveLength(2);
     const state = JSON.parse(readFileSync(join(vmsOf('e2e-int'), 'state.json'), 'utf8'));
     const code = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     child.kill('SIGINT');
     expect(await code).toBe(130);
+    expect(pids.filter(alive)).toEqual([]);
     expect(qemuPids('e2e-int')).toEqual([]);
     if (state.link.netns) expect(netnsList()).not.toContain(state.link.netns);
     expect(existsSync(join(vmsOf('e2e-int'), 'state.json'))).toBe(false);
