@@ -65,7 +65,6 @@ export class ImageStage implements Stage {
     const rootfs = join(ctx.outDir, 'rootfs');
     const hooks = [CUSTOMIZE_SCRIPT];
     const include = [...i.packages];
-    const notes: string[] = [];
     // KFlex user space, built by the kflex stage for this same suite.
     if (i.kflex) {
       const k = ctx.deps.kflex;
@@ -121,7 +120,6 @@ export class ImageStage implements Stage {
       image: 'base.qcow2',
       image_bytes: size,
       image_sha256: await sha256File(base),
-      notes,
     };
     await writeFile(join(ctx.outDir, 'image.json'), JSON.stringify(manifest, null, 2) + '\n');
     ctx.log(`base.qcow2: ${(size / 2 ** 20).toFixed(0)} MiB, ${Object.keys(versions).length} packages`);

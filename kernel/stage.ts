@@ -100,7 +100,6 @@ export class KernelStage implements Stage {
       extra: k.extra,
       config_sha256: configSha,
       gcc: (await probe(['gcc', '--version']))?.split('\n')[0],
-      clang: undefined,
       pahole: (await probe(['pahole', '--version']))?.trim(),
       ccache,
       jobs,
