@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
-import { join, relative, basename, dirname } from 'node:path';
+import { readdir, readFile, writeFile, mkdtemp, rm, realpath } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join, relative, basename, dirname, resolve, isAbsolute, sep } from 'node:path';
 import { tmpdir } from 'node:os';
 import * as tar from 'tar';
 import { sha256File } from './sources.js';
@@ -28,18 +29,46 @@ export async function writeBundle(runDir: string): Promise<string> {
 }
 
 export interface VerifyResult {
+  /** The tarball's own sha256: the line an evaluator pastes into a review. */
+  sha256: string;
+  /** `sha256 <hex>  <tarball's file name>`. */
+  sha256Line: string;
   files: number;
   bad: string[];
   missing: string[];
+  /** SHA256SUMS lines naming a path outside the bundle (absolute, `..`, or through a symlink): refused, never read. */
+  outside: string[];
+}
+
+/** Whether `p` is `dir` or below it (both absolute and normalized). */
+function within(dir: string, p: string): boolean {
+  return p === dir || p.startsWith(dir.endsWith(sep) ? dir : dir + sep);
+}
+
+/**
+ * Where a SHA256SUMS path lives inside the unpacked bundle, or undefined when it points outside it:
+ * absolute, climbing out with `..`, or (for a file that exists) reaching out through a symlink.
+ */
+export async function insideBundle(root: string, rel: string): Promise<string | undefined> {
+  if (!rel || isAbsolute(rel)) return undefined;
+  const p = resolve(root, rel);
+  if (!within(root, p) || p === root) return undefined;
+  if (!existsSync(p)) return p;
+  return within(await realpath(root), await realpath(p)) ? p : undefined;
 }
 
 /** Unpack a bundle to a scratch dir and check every SHA256SUMS line. */
 export async function verifyBundle(bundle: string): Promise<VerifyResult> {
+  if (!existsSync(bundle)) throw new LabError(`${bundle}: no such file; give the <run>.tar.gz that 'kflex-lab bundle' wrote`, ExitCode.usage);
+  const sha256 = await sha256File(bundle);
   const scratch = await mkdtemp(join(tmpdir(), 'kflex-verify-'));
   try {
     await tar.x({ file: bundle, cwd: scratch });
-    const [top] = await readdir(scratch);
+    const entries = (await readdir(scratch)).sort();
+    // The run directory is the entry holding SHA256SUMS; anything beside it is reported, never trusted.
+    const top = entries.find((e) => existsSync(join(scratch, e, 'SHA256SUMS'))) ?? entries[0];
     if (!top) throw new LabError(`${bundle}: empty archive`, ExitCode.checkFailed);
+    const others = entries.filter((e) => e !== top);
     const root = join(scratch, top);
     let sums: string;
     try {
@@ -48,14 +77,20 @@ export async function verifyBundle(bundle: string): Promise<VerifyResult> {
       throw new LabError(`${bundle}: no SHA256SUMS inside; was it written by 'kflex-lab bundle'?`, ExitCode.checkFailed);
     }
     const listed = new Set<string>();
-    const bad: string[] = [];
+    const bad: string[] = others.map((o) => `${o} (beside the run directory ${top}, not in it)`);
     const missing: string[] = [];
+    const outside: string[] = [];
     for (const line of sums.split('\n').filter(Boolean)) {
       const [sum, ...rest] = line.split('  ');
       const rel = rest.join('  ');
-      listed.add(rel);
+      const file = await insideBundle(root, rel);
+      if (!file) {
+        outside.push(rel);
+        continue;
+      }
+      listed.add(relative(root, file));
       try {
-        const h = createHash('sha256').update(await readFile(join(root, rel))).digest('hex');
+        const h = createHash('sha256').update(await readFile(file)).digest('hex');
         if (h !== sum) bad.push(rel);
       } catch {
         missing.push(rel);
@@ -63,7 +98,7 @@ export async function verifyBundle(bundle: string): Promise<VerifyResult> {
     }
     const unlisted = (await listFiles(root)).map((f) => relative(root, f)).filter((f) => f !== 'SHA256SUMS' && !listed.has(f));
     bad.push(...unlisted.map((f) => `${f} (not in SHA256SUMS)`));
-    return { files: listed.size, bad, missing };
+    return { sha256, sha256Line: `sha256 ${sha256}  ${basename(bundle)}`, files: listed.size + outside.length, bad, missing, outside };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

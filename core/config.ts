@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { resolve, dirname, join } from 'node:path';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { resolve, dirname, join, isAbsolute } from 'node:path';
 import { homedir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseDocument, LineCounter, parse as parseYaml, isNode, type Document } from 'yaml';
@@ -145,7 +145,40 @@ export interface LoadOptions {
   /** `NAME=/local/path` pairs replacing a source by a local tree or file. */
   sources?: string[];
   env?: NodeJS.ProcessEnv;
+  /**
+   * Experiment id -> its variant ids (from experiments/, which core/ must not import). Given, every
+   * experiment under `experiments` must be one of these and name only its own variants.
+   */
+  knownVariants?: Record<string, readonly string[]>;
+  /** The directory of named kernel fragments (`<name>.config`); given, every named fragment must be a file in it. */
+  fragmentsDir?: string;
 }
+
+type ParamValue = string | number | boolean;
+
+/** `N:M` proportions, as memcaslap's -F cmd lines and memtier's --ratio take them; 0:0 divides by zero. */
+function isProportion(v: ParamValue): boolean {
+  const m = typeof v === 'string' ? /^(\d+):(\d+)$/.exec(v) : null;
+  return !!m && Number(m[1]) + Number(m[2]) > 0;
+}
+
+const isCount = (v: ParamValue) => typeof v === 'number' && Number.isInteger(v) && v >= 1;
+
+/**
+ * What each grid key means to the experiments that read it (experiments/*.ts), and the values it takes.
+ * A key not listed here is read by no experiment: it would only multiply cells, so it is refused.
+ */
+export const GRID_PARAMS: Record<string, { check: (v: ParamValue) => boolean; allowed: string }> = {
+  set_get: { check: isProportion, allowed: "SET:GET as 'N:M' with N+M > 0 (memcache: memcaslap's cmd proportions)" },
+  ratio: { check: isProportion, allowed: "SET:GET as 'N:M' with N+M > 0 (redis-getset: memtier --ratio)" },
+  threads: { check: isCount, allowed: 'a whole number >= 1 (client threads: memcaslap -T, memtier -t, redis-benchmark --threads)' },
+  concurrency: { check: isCount, allowed: 'a whole number >= 1 (memcache: memcaslap -c)' },
+  value_size: { check: isCount, allowed: 'a whole number of bytes >= 1 (memcache: memcaslap value size)' },
+  data_size: { check: isCount, allowed: 'a whole number of bytes >= 1 (redis-getset: memtier / redis-benchmark -d)' },
+  clients: { check: isCount, allowed: 'a whole number >= 1 (clients: memtier -c per thread, redis-benchmark -c)' },
+  requests: { check: isCount, allowed: 'a whole number >= 1 (requests: memtier -n per client, redis-benchmark -n)' },
+  filter: { check: (v) => typeof v === 'string' && v.trim() !== '', allowed: 'a non-empty ffkx-bench --benchmark_filter regex (datastructures)' },
+};
 
 export const DEFAULT_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'lab.yaml');
 
@@ -232,15 +265,25 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
   }
   if (overrideProblems.length) throw new ConfigError(overrideProblems);
 
+  /** The override that set this field (or a parent of it), else its position in the file, else an override below it. */
+  const at = (path: (string | number)[]): string => {
+    const p = path.map(String);
+    const dotted = p.join('.');
+    const entries = Object.entries(overrides);
+    const above = entries.find(([k]) => dotted === k || dotted.startsWith(k + '.'));
+    if (above) return above[1];
+    if (chain.some((c) => hasPath(root.profiles![c], p))) return where(locatePath(root.profiles!, chain, p));
+    // e.g. `--set experiments.nosuch.variants=[x]` created the field this problem is about
+    const below = dotted ? entries.find(([k]) => k.startsWith(dotted + '.')) : undefined;
+    return below ? below[1] : where(locatePath(root.profiles!, chain, p));
+  };
+
   const parsed = ProfileSchema.safeParse(merged);
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
-        const path = issue.path.map(String);
-        const dotted = path.join('.');
-        const origin = Object.entries(overrides).find(([k]) => dotted === k || dotted.startsWith(k + '.'));
-        const at = origin ? origin[1] : where(locatePath(root.profiles!, chain, path));
-        return `${at}: ${dotted || '(profile)'}: ${describeIssue(issue)}`;
+        const dotted = issue.path.map(String).join('.');
+        return `${at(issue.path)}: ${dotted || '(profile)'}: ${describeIssue(issue)}`;
       }),
     );
   }
@@ -254,8 +297,79 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
   ref(['image', 'memtier'], profile.image.memtier);
   if (profile.toolchain.policy === 'source') ref(['toolchain', 'source'], profile.toolchain.source);
   if (profile.image.kflex) ref(['image', 'kflex'], 'kflex');
+  problems.push(
+    ...sourcePathProblems(profile, at),
+    ...kernelFileProblems(profile, at, opts.fragmentsDir),
+    ...experimentProblems(profile, at, opts.knownVariants),
+  );
   if (problems.length) throw new ConfigError(problems);
   return { file, profileName: name, profile, overrides, cacheRoot: cacheRootFrom(env) };
+}
+
+type At = (path: (string | number)[]) => string;
+
+/** A `path` source must exist now, not when its stage first reads it. */
+function sourcePathProblems(profile: Profile, at: At): string[] {
+  return Object.entries(profile.sources).flatMap(([name, src]) =>
+    src.kind === 'path' && !existsSync(src.path)
+      ? [`${at(['sources', name])}: sources.${name}: path ${src.path} does not exist; give an existing directory or file (--source ${name}=PATH)`]
+      : [],
+  );
+}
+
+/** Fragments and a file base exist (named fragments are `<dir>/<name>.config`, as kernel/stage.ts reads them). */
+function kernelFileProblems(profile: Profile, at: At, fragmentsDir: string | undefined): string[] {
+  const out: string[] = [];
+  const k = profile.kernel;
+  // Same rule as kernel/stage.ts fragmentPath: a name with a slash (or absolute) is a file path.
+  const isPath = (f: string) => isAbsolute(f) || f.includes('/');
+  const named = fragmentsDir && existsSync(fragmentsDir) ? readdirSync(fragmentsDir).filter((f) => f.endsWith('.config')).map((f) => f.slice(0, -'.config'.length)).sort() : undefined;
+  if (fragmentsDir && !named) out.push(`${at(['kernel', 'fragments'])}: kernel.fragments: the fragments directory ${fragmentsDir} does not exist`);
+  k.fragments.forEach((f, i) => {
+    if (isPath(f)) {
+      if (!existsSync(f)) out.push(`${at(['kernel', 'fragments', i])}: kernel.fragments: no file ${resolve(f)}; give an existing .config fragment`);
+    } else if (named && !named.includes(f)) {
+      out.push(`${at(['kernel', 'fragments', i])}: kernel.fragments: '${f}' is not a fragment in ${fragmentsDir}; allowed: ${named.join(', ')} (or a path to a .config fragment)`);
+    }
+  });
+  if (!['tinyconfig', 'defconfig'].includes(k.base) && !existsSync(k.base))
+    out.push(`${at(['kernel', 'base'])}: kernel.base: no file ${resolve(k.base)}; allowed: tinyconfig, defconfig, or a path to a full .config`);
+  return out;
+}
+
+/** Experiment ids and variants against the experiments' own (when known), grid values against GRID_PARAMS. */
+function experimentProblems(profile: Profile, at: At, known: Record<string, readonly string[]> | undefined): string[] {
+  const out: string[] = [];
+  for (const [id, s] of Object.entries(profile.experiments)) {
+    const base = ['experiments', id];
+    const variants = known?.[id];
+    if (known && !variants) {
+      out.push(`${at(base)}: experiments.${id}: no such experiment; allowed: ${Object.keys(known).join(', ')}`);
+      continue;
+    }
+    s.variants.forEach((v, i) => {
+      if (variants && !variants.includes(v)) out.push(`${at([...base, 'variants', i])}: experiments.${id}.variants: '${v}' is not a variant of ${id}; allowed: ${variants.join(', ')}`);
+      else if (s.variants.indexOf(v) !== i) out.push(`${at([...base, 'variants', i])}: experiments.${id}.variants: '${v}' is listed twice; list each variant once`);
+    });
+    const grids: Array<[(string | number)[], Record<string, ParamValue[]> | undefined]> = [
+      [[...base, 'grid'], s.grid],
+      [[...base, 'quick', 'grid'], s.quick.grid],
+    ];
+    for (const [path, grid] of grids) {
+      for (const [key, values] of Object.entries(grid ?? {})) {
+        const param = GRID_PARAMS[key];
+        const field = [...path, key].join('.');
+        if (!param) {
+          out.push(`${at([...path, key])}: ${field}: no experiment reads grid key '${key}'; allowed: ${Object.keys(GRID_PARAMS).join(', ')}`);
+          continue;
+        }
+        values.forEach((v, i) => {
+          if (!param.check(v)) out.push(`${at([...path, key, i])}: ${field}: ${JSON.stringify(v)} is out of range; allowed: ${param.allowed}`);
+        });
+      }
+    }
+  }
+  return out;
 }
 
 export function listProfiles(file = DEFAULT_CONFIG): Array<{ name: string; description: string; extends?: string }> {
