@@ -1,18 +1,18 @@
 import { mkdir, chmod, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { QemuProcess, buildArgs } from 'node-qemu';
-import type { Profile } from '../core/config.js';
+import { fixedMemoryMb, type Profile } from '../core/config.js';
 import type { EventBus } from '../core/events.js';
 import { run } from '../core/exec.js';
 import { SshHost } from '../core/ssh.js';
 import { labKeys, type LabKeys } from '../core/keys.js';
 import { kvmUsable } from '../core/doctor.js';
 import { LabError, ExitCode } from '../core/errors.js';
+import { retry, RetryAborted, RetryTimeout } from '../core/retry.js';
 import { pidAlive } from '../core/stage.js';
 import { qemuConfig, LINK_ADDRS, MACS, type VmSpec, type VmRole, type Accel } from './spec.js';
-import { chooseLink, hostLinkFacts, setupTapLink, tapNames } from './link.js';
-import { readState, writeState, teardownDir, freePort, qemuPid, isStale, readSerialTail, type ClusterState } from './state.js';
+import { chooseLink, describeLink, linkAvailability, linkBackendOf, planLink, type LinkAvailability } from './link/index.js';
+import { readState, writeState, teardownDir, freePorts, qemuPid, isStale, readSerialTail, type ClusterState } from './state.js';
 
 export interface ClusterInputs {
   kernel: string;
@@ -25,25 +25,98 @@ export interface ClusterInputs {
   bus: EventBus;
 }
 
-/** One lab VM: its spec and an SSH Host to drive it. */
-export class GuestVm {
-  constructor(readonly role: VmRole, readonly host: SshHost, readonly serialLog: string, readonly linkIp: string) {}
+/** What the plan needs to know about the host; probed once, before planning. */
+export interface ClusterHostFacts {
+  /** Only probed when vms.accel is auto (the probe boots the kernel under KVM). */
+  kvm?: { ok: boolean; why: string };
+  links: LinkAvailability;
 }
-export class ServerVm extends GuestVm {}
-export class ClientVm extends GuestVm {}
+
+export interface PlanInputs {
+  kernel: string;
+  dir: string;
+  vms: Profile['vms'];
+  owner: ClusterState['owner'];
+  labPid: number;
+  /** ISO time, recorded in state.json. */
+  created: string;
+  host: ClusterHostFacts;
+  /** Free loopback ports: each VM's SSH forward, and one for the link backend if it wants it. */
+  ports: { server: number; client: number; link: number };
+}
+
+export interface ClusterPlan {
+  state: ClusterState;
+  specs: Record<VmRole, VmSpec>;
+  /** Progress lines and warnings for the start to emit. */
+  steps: string[];
+  warnings: string[];
+}
+
+/** Pure: everything `up` will start, decided from the inputs, the host's facts and the chosen ports. */
+export function planCluster(p: PlanInputs): ClusterPlan {
+  const accel: Accel = p.vms.accel === 'auto' ? (p.host.kvm?.ok ? 'kvm' : 'tcg') : p.vms.accel;
+  const choice = chooseLink(p.vms.link.backend, p.host.links);
+  // The tag only has to be unique among live lab processes, and short for interface names.
+  const link = planLink(choice, { tag: String(p.labPid % 100000), cpus: Math.max(p.vms.server.cpus, p.vms.client.cpus), mtu: p.vms.link.mtu, port: p.ports.link });
+  const spec = (role: VmRole): VmSpec => ({
+    role,
+    cpus: p.vms[role].cpus,
+    memoryMb: fixedMemoryMb(p.vms[role].memory_mb),
+    accel,
+    kernel: p.kernel,
+    disk: join(p.dir, `${role}.qcow2`),
+    sshPort: p.ports[role],
+    mgmtMac: MACS[role].mgmt,
+    linkMac: MACS[role].link,
+    linkAddr: LINK_ADDRS[role],
+    mtu: p.vms.link.mtu,
+    link,
+    serialLog: join(p.dir, `${role}.serial.log`),
+    qmpSocket: join(p.dir, `${role}.qmp`),
+    pidfile: join(p.dir, `${role}.pid`),
+  });
+  const specs = { server: spec('server'), client: spec('client') };
+  const vm = (s: VmSpec) => ({ pidfile: s.pidfile, qmp: s.qmpSocket, serial: s.serialLog, sshPort: s.sshPort, disk: s.disk });
+  const state: ClusterState = { owner: p.owner, labPid: p.labPid, phase: 'booting', created: p.created, accel, link, vms: { server: vm(specs.server), client: vm(specs.client) } };
+  return {
+    state,
+    specs,
+    steps: [`accel ${accel}${p.host.kvm && !p.host.kvm.ok ? ` (${p.host.kvm.why})` : ''}, link ${describeLink(link)}: ${choice.why}`],
+    warnings: accel === 'tcg' ? ['no usable KVM: TCG emulation, results are functional only, not performance-comparable'] : [],
+  };
+}
+
+/** One lab VM: an SSH Host to drive it, its serial log and its address on the link. */
+export class GuestVm {
+  constructor(
+    readonly role: VmRole,
+    readonly host: SshHost,
+    readonly serialLog: string,
+    readonly linkIp: string,
+  ) {}
+}
 
 /** The server and client VMs of one VM dir, booted or attached to. */
 export class Cluster {
-  private constructor(readonly dir: string, readonly state: ClusterState, readonly server: ServerVm, readonly client: ClientVm) {}
+  private constructor(
+    readonly dir: string,
+    readonly state: ClusterState,
+    readonly server: GuestVm,
+    readonly client: GuestVm,
+  ) {}
 
-  static hostsFor(dir: string, s: ClusterState, keys: LabKeys): { server: ServerVm; client: ClientVm } {
-    const wrapper = s.link.netns ? ['ip', 'netns', 'exec', s.link.netns] : undefined;
+  static hostsFor(dir: string, s: ClusterState, keys: LabKeys): { server: GuestVm; client: GuestVm } {
+    const w = linkBackendOf(s.link).hostWrapper(s.link);
+    const wrapper = w.length ? w : undefined;
     const mk = (role: VmRole) =>
-      new SshHost({ name: role, host: '127.0.0.1', port: s.vms[role].sshPort, user: 'root', identity: keys.identity, knownHosts: keys.knownHosts, hostKeyAlias: keys.hostAlias, wrapper });
-    return {
-      server: new ServerVm('server', mk('server'), s.vms.server.serial, LINK_ADDRS.server.split('/')[0]!),
-      client: new ClientVm('client', mk('client'), s.vms.client.serial, LINK_ADDRS.client.split('/')[0]!),
-    };
+      new GuestVm(
+        role,
+        new SshHost({ name: role, host: '127.0.0.1', port: s.vms[role].sshPort, user: 'root', identity: keys.identity, knownHosts: keys.knownHosts, hostKeyAlias: keys.hostAlias, wrapper }),
+        s.vms[role].serial,
+        LINK_ADDRS[role].split('/')[0]!,
+      );
+    return { server: mk('server'), client: mk('client') };
   }
 
   /** Attach to VMs a previous `up` left running in dir. */
@@ -57,57 +130,40 @@ export class Cluster {
     return new Cluster(dir, s, h.server, h.client);
   }
 
-  /** Boot both VMs in parallel and wait until SSH answers in each; tears everything down on failure. */
+  /** Probe the host, plan, and start: both VMs boot in parallel until SSH answers in each; torn down on failure. */
   static async up(inp: ClusterInputs): Promise<Cluster> {
     const { profile, dir, bus } = inp;
-    const step = (message: string) => bus.emit({ type: 'step', scope: 'vms', message });
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await chmod(dir, 0o700);
     const prev = readState(dir);
     if (prev) {
       if (!isStale(prev) && (prev.owner === 'up' || pidAlive(prev.labPid)))
         throw new LabError(`VMs are already up in ${dir} (owner ${prev.owner}, pid ${prev.labPid}); run 'kflex-lab down' first`, ExitCode.usage);
-      step(`cleaning a stale VM run in ${dir}`);
+      bus.emit({ type: 'step', scope: 'vms', message: `cleaning a stale VM run in ${dir}` });
       await teardownDir(dir);
     }
+    const host: ClusterHostFacts = { kvm: profile.vms.accel === 'auto' ? await kvmUsable(inp.kernel) : undefined, links: linkAvailability() };
+    const [server, client, link] = (await freePorts(3)) as [number, number, number];
+    const plan = planCluster({ kernel: inp.kernel, dir, vms: profile.vms, owner: inp.owner, labPid: process.pid, created: new Date().toISOString(), host, ports: { server, client, link } });
+    return Cluster.start(inp, plan);
+  }
+
+  /** The side effects of a plan: state.json first, then link, overlays, QEMUs, and the wait for SSH. */
+  static async start(inp: Pick<ClusterInputs, 'baseImage' | 'cacheRoot' | 'dir' | 'bus' | 'profile'>, plan: ClusterPlan): Promise<Cluster> {
+    const { dir, bus } = inp;
+    const { state, specs } = plan;
+    const step = (message: string) => bus.emit({ type: 'step', scope: 'vms', message });
     const keys = await labKeys(inp.cacheRoot);
-    const accel: Accel = profile.vms.accel === 'auto' ? ((await kvmUsable(inp.kernel)).ok ? 'kvm' : 'tcg') : profile.vms.accel;
-    if (accel === 'tcg') bus.emit({ type: 'warn', scope: 'vms', message: 'no usable KVM: TCG emulation, results are functional only, not performance-comparable' });
-    const link = chooseLink(profile.vms.link.backend, { ...hostLinkFacts(), ipTool: true });
-    const tag = String(process.pid % 100000);
-    const queues = link.backend === 'tap' ? Math.max(profile.vms.server.cpus, profile.vms.client.cpus) : 1;
-    const linkPort = link.backend === 'socket' ? await freePort() : undefined;
-    const names = tapNames(tag);
-    const state: ClusterState = {
-      owner: inp.owner,
-      labPid: process.pid,
-      phase: 'booting',
-      created: new Date().toISOString(),
-      accel,
-      link: link.backend === 'tap' ? { backend: 'tap', netns: names.netns, bridge: names.bridge, taps: [...names.taps], queues, vhost: link.vhost } : { backend: 'socket', port: linkPort },
-      vms: {} as ClusterState['vms'],
-    };
-    const specs: VmSpec[] = [];
-    for (const role of ['server', 'client'] as const) {
-      const size = profile.vms[role];
-      const spec: VmSpec = {
-        role, cpus: size.cpus, memoryMb: size.memory_mb, accel, kernel: inp.kernel,
-        disk: join(dir, `${role}.qcow2`), sshPort: await freePort(), mgmtMac: MACS[role].mgmt, linkMac: MACS[role].link,
-        linkAddr: LINK_ADDRS[role], mtu: profile.vms.link.mtu,
-        link: link.backend === 'tap' ? { kind: 'tap', ifname: names.taps[role === 'server' ? 0 : 1], queues, vhost: link.vhost } : { kind: 'socket', role: role === 'server' ? 'listen' : 'connect', port: linkPort! },
-        serialLog: join(dir, `${role}.serial.log`), qmpSocket: join(dir, `${role}.qmp`), pidfile: join(dir, `${role}.pid`),
-      };
-      state.vms[role] = { pidfile: spec.pidfile, qmp: spec.qmpSocket, serial: spec.serialLog, sshPort: spec.sshPort, disk: spec.disk };
-      specs.push(spec);
-    }
     // Written before anything starts, so a lab killed at any later point leaves a trail to clean up.
     await writeState(dir, state);
     const h = Cluster.hostsFor(dir, state, keys);
     const cluster = new Cluster(dir, state, h.server, h.client);
+    const link = linkBackendOf(state.link);
     try {
-      step(`accel ${accel}, link ${link.why}${link.backend === 'tap' ? `, ${queues} queue(s)` : ''}`);
-      if (link.backend === 'tap') await setupTapLink(tag, queues, profile.vms.link.mtu, (l) => bus.emit({ type: 'line', stage: 'vms', line: l }));
-      for (const spec of specs) {
+      for (const w of plan.warnings) bus.emit({ type: 'warn', scope: 'vms', message: w });
+      for (const s of plan.steps) step(s);
+      await link.setup(state.link, (l) => bus.emit({ type: 'line', stage: 'vms', line: l }));
+      for (const spec of [specs.server, specs.client]) {
         // Each run boots a fresh overlay: the base image is never written.
         await rm(spec.disk, { force: true });
         await run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', inp.baseImage, spec.disk]);
@@ -115,14 +171,14 @@ export class Cluster {
       }
       const started = Date.now();
       // The server first: with the socket backend it listens and the client connects.
-      for (const spec of specs) await startQemu(spec, state.link.netns);
+      for (const spec of [specs.server, specs.client]) await startQemu(spec, link.hostWrapper(state.link));
       step(`booting server (ssh 127.0.0.1:${state.vms.server.sshPort}) and client (ssh 127.0.0.1:${state.vms.client.sshPort})`);
-      const timeoutMs = profile.vms.boot_timeout_s * 1000;
+      const timeoutMs = inp.profile.vms.boot_timeout_s * 1000;
       const secs = await Promise.all([waitForSsh(cluster.server, state.vms.server.pidfile, timeoutMs), waitForSsh(cluster.client, state.vms.client.pidfile, timeoutMs)]);
       step(`ssh answers: server ${secs[0]!.toFixed(1)} s, client ${secs[1]!.toFixed(1)} s after start (both booted in parallel, ${((Date.now() - started) / 1000).toFixed(1)} s)`);
       state.phase = 'ready';
       await writeState(dir, state);
-      await writeSshConfig(dir, state, keys);
+      await writeFile(join(dir, 'ssh_config'), sshConfigText(state, keys), { mode: 0o600 });
       return cluster;
     } catch (e) {
       await teardownDir(dir).catch(() => undefined);
@@ -135,12 +191,12 @@ export class Cluster {
   }
 }
 
-async function startQemu(spec: VmSpec, netns?: string): Promise<void> {
+async function startQemu(spec: VmSpec, wrapper: string[]): Promise<void> {
   const config = qemuConfig(spec);
-  if (netns) {
-    // With the tap backend QEMU must open its taps inside the lab's namespace; node-qemu spawns only
-    // `binary args`, so the netns prefix goes on an argv built from the same config.
-    await run(['ip', 'netns', 'exec', netns, 'qemu-system-x86_64', ...buildArgs(config)], { timeoutMs: 60_000 });
+  if (wrapper.length) {
+    // node-qemu spawns only `binary args`, so a wrapped QEMU (e.g. inside the tap link's namespace) runs
+    // from an argv built from the same config.
+    await run([...wrapper, 'qemu-system-x86_64', ...buildArgs(config)], { timeoutMs: 60_000 });
     return;
   }
   const proc = new QemuProcess({ binary: 'qemu-system-x86_64', config });
@@ -149,26 +205,35 @@ async function startQemu(spec: VmSpec, netns?: string): Promise<void> {
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   await proc.start();
   // -daemonize: the parent exits once the VM runs; a non-zero exit means QEMU refused the configuration.
-  const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 60_000))]);
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([exited, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 60_000)))]);
+  clearTimeout(timer);
   if (code !== 0) throw new LabError(`qemu for ${spec.role} ${code === 'timeout' ? 'did not daemonize within 60 s' : `exited ${code}`}: ${stderr.join('').trim()}`, ExitCode.infra);
 }
 
 /** Poll SSH until it answers; fail early when QEMU dies, and with the serial log's tail on timeout. */
 async function waitForSsh(vm: GuestVm, pidfile: string, timeoutMs: number): Promise<number> {
   const started = Date.now();
-  while (Date.now() - started < timeoutMs) {
-    if (!existsSync(pidfile) || !qemuPid(pidfile)) {
-      throw new LabError(`${vm.role} VM exited during boot; last serial lines:\n${(await readSerialTail(vm.serialLog, 50)).map((l) => '  | ' + l).join('\n')}\n  serial log: ${vm.serialLog}`, ExitCode.infra);
-    }
-    const r = await vm.host.exec(['true'], { timeoutMs: 15_000, allowFailure: true }).catch(() => ({ code: 255 }));
-    if (r.code === 0) return (Date.now() - started) / 1000;
-    await new Promise((r) => setTimeout(r, 1000));
+  const tail = async () => `last serial lines:\n${(await readSerialTail(vm.serialLog, 50)).map((l) => '  | ' + l).join('\n')}\n  serial log: ${vm.serialLog}`;
+  try {
+    await retry(
+      async () => {
+        const r = await vm.host.exec(['true'], { timeoutMs: 15_000, allowFailure: true }).catch((e: unknown) => ({ code: 255, stderr: String(e) }));
+        return r.code === 0 ? { done: true, value: undefined } : { done: false, why: r.stderr.trim().split('\n').at(-1) };
+      },
+      { timeoutMs, intervalMs: 1000, what: `${vm.role} VM SSH`, abort: () => (qemuPid(pidfile) ? undefined : 'QEMU exited') },
+    );
+    return (Date.now() - started) / 1000;
+  } catch (e) {
+    if (e instanceof RetryAborted) throw new LabError(`${vm.role} VM exited during boot; ${await tail()}`, ExitCode.infra);
+    if (e instanceof RetryTimeout) throw new LabError(`${vm.role} VM did not answer SSH within ${timeoutMs / 1000} s (vms.boot_timeout_s)${e.lastWhy ? `; ssh said: ${e.lastWhy}` : ''}; ${await tail()}`, ExitCode.infra);
+    throw e;
   }
-  throw new LabError(`${vm.role} VM did not answer SSH within ${timeoutMs / 1000} s (vms.boot_timeout_s); last serial lines:\n${(await readSerialTail(vm.serialLog, 50)).map((l) => '  | ' + l).join('\n')}\n  serial log: ${vm.serialLog}`, ExitCode.infra);
 }
 
-/** An ssh_config so users can `ssh -F <dir>/ssh_config server` (or Include it in ~/.ssh/config). */
-async function writeSshConfig(dir: string, s: ClusterState, keys: LabKeys): Promise<void> {
+/** Pure: an ssh_config so users can `ssh -F <dir>/ssh_config server` (or Include it in ~/.ssh/config). */
+export function sshConfigText(s: ClusterState, keys: LabKeys): string {
+  const proxy = linkBackendOf(s.link).sshProxyCommand(s.link);
   const blocks = (Object.keys(s.vms) as VmRole[]).map((role) =>
     [
       `Host ${role}`,
@@ -180,8 +245,8 @@ async function writeSshConfig(dir: string, s: ClusterState, keys: LabKeys): Prom
       `  UserKnownHostsFile ${keys.knownHosts}`,
       `  HostKeyAlias ${keys.hostAlias}`,
       '  StrictHostKeyChecking yes',
-      ...(s.link.netns ? [`  ProxyCommand ip netns exec ${s.link.netns} nc 127.0.0.1 %p`] : []),
+      ...(proxy ? [`  ProxyCommand ${proxy}`] : []),
     ].join('\n'),
   );
-  await writeFile(join(dir, 'ssh_config'), blocks.join('\n\n') + '\n', { mode: 0o600 });
+  return blocks.join('\n\n') + '\n';
 }

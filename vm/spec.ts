@@ -1,14 +1,8 @@
 import { buildArgs, type QemuConfig } from 'node-qemu';
+import { linkBackendOf, type LinkState } from './link/index.js';
 
 export type VmRole = 'server' | 'client';
 export type Accel = 'kvm' | 'tcg';
-
-/** How a VM's experiment-link NIC reaches the other VM. */
-export type LinkAttachment =
-  /** QEMU's unprivileged socket backend over loopback: the server listens, the client connects. */
-  | { kind: 'socket'; role: 'listen' | 'connect'; port: number }
-  /** A tap device on the lab's bridge inside the lab's network namespace. */
-  | { kind: 'tap'; ifname: string; queues: number; vhost: boolean };
 
 export interface VmSpec {
   role: VmRole;
@@ -23,7 +17,8 @@ export interface VmSpec {
   /** Address of the link NIC (eth1), CIDR. */
   linkAddr: string;
   mtu: number;
-  link: LinkAttachment;
+  /** The link both VMs share (as state.json records it); the role picks this VM's end. */
+  link: LinkState;
   serialLog: string;
   qmpSocket: string;
   pidfile: string;
@@ -53,17 +48,10 @@ export function kernelCmdline(spec: VmSpec): string {
  * = 2*queues+2 so each queue pair gets its interrupts, and 2 x vCPU queues keep XDP_TX lock-free.
  */
 export function linkDeviceArgs(spec: VmSpec): string[] {
-  const l = spec.link;
   const offloads = 'csum=off,guest_csum=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off';
-  if (l.kind === 'socket') {
-    const netdev = l.role === 'listen' ? `socket,id=link,listen=127.0.0.1:${l.port}` : `socket,id=link,connect=127.0.0.1:${l.port}`;
-    return ['-netdev', netdev, '-device', `virtio-net-pci,netdev=link,mac=${spec.linkMac},addr=0x5,${offloads}`];
-  }
-  const mq = l.queues > 1 ? `,mq=on,vectors=${2 * l.queues + 2}` : '';
-  return [
-    '-netdev', `tap,id=link,ifname=${l.ifname},script=no,downscript=no,vhost=${l.vhost ? 'on' : 'off'}${l.queues > 1 ? `,queues=${l.queues}` : ''}`,
-    '-device', `virtio-net-pci,netdev=link,mac=${spec.linkMac},addr=0x5,${offloads}${mq}`,
-  ];
+  const n = linkBackendOf(spec.link).netdev(spec.link, spec.role);
+  const mq = n.queues > 1 ? `,mq=on,vectors=${2 * n.queues + 2}` : '';
+  return ['-netdev', [n.type, 'id=link', ...n.options].join(','), '-device', `virtio-net-pci,netdev=link,mac=${spec.linkMac},addr=0x5,${offloads}${mq}`];
 }
 
 export function qemuConfig(spec: VmSpec): QemuConfig {

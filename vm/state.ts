@@ -1,10 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { QMPClient } from 'node-qemu';
 import { pidAlive } from '../core/stage.js';
-import { run } from '../core/exec.js';
+import { waitUntil } from '../core/retry.js';
+import { linkBackendOf, type LinkState } from './link/index.js';
 import type { VmRole, Accel } from './spec.js';
 
 /** What a VM directory records so that any later lab process can find, use and stop its VMs. */
@@ -15,7 +16,8 @@ export interface ClusterState {
   phase: 'booting' | 'ready' | 'stopping';
   created: string;
   accel: Accel;
-  link: { backend: 'socket' | 'tap'; port?: number; netns?: string; bridge?: string; taps?: string[]; queues?: number; vhost?: boolean };
+  /** Tagged by `backend`; each backend (vm/link/) defines its member and tears it down. */
+  link: LinkState;
   vms: Record<VmRole, { pidfile: string; qmp: string; serial: string; sshPort: number; disk: string }>;
 }
 
@@ -48,19 +50,31 @@ export function isStale(s: ClusterState): boolean {
 }
 
 /** A free TCP port on loopback, chosen by the kernel. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0]!;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** n distinct free ports: every listener stays open until all are chosen, so the kernel cannot hand one out twice. */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {
+      const srv = createServer();
+      srv.unref();
+      srv.on('error', reject);
+      srv.listen(0, '127.0.0.1', () => resolve(srv));
+    })),
+  );
+  const ports = servers.map((srv) => {
+    const addr = srv.address();
+    if (typeof addr !== 'object' || !addr) throw new Error('no port');
+    return addr.port;
+  });
+  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  return ports;
+}
+
+/** A bound on a race that must not keep the process alive once the race is won. */
+const unrefSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /** Stop one QEMU: QMP quit, then SIGTERM, then SIGKILL, each bounded. */
 export async function stopQemu(pidfile: string, qmpSocket: string, log: (m: string) => void = () => {}): Promise<void> {
@@ -69,7 +83,7 @@ export async function stopQemu(pidfile: string, qmpSocket: string, log: (m: stri
   if (existsSync(qmpSocket)) {
     const qmp = new QMPClient({ socketPath: qmpSocket });
     try {
-      await Promise.race([(async () => { await qmp.connect(); await qmp.execute('quit').catch(() => undefined); })(), sleep(5000)]);
+      await Promise.race([(async () => { await qmp.connect(); await qmp.execute('quit').catch(() => undefined); })(), unrefSleep(5000)]);
     } catch {
       /* fall through to signals */
     } finally {
@@ -85,18 +99,17 @@ export async function stopQemu(pidfile: string, qmpSocket: string, log: (m: stri
         /* gone */
       }
     }
-    for (let t = 0; t < waitMs && pidAlive(pid); t += 100) await sleep(100);
-    if (!pidAlive(pid)) return;
+    if (await waitUntil(() => !pidAlive(pid), waitMs, 100)) return;
   }
 }
 
-/** Stop every QEMU of a VM dir and remove its link (taps, bridge, namespace) and its disks. */
+/** Stop every QEMU of a VM dir, remove its link (the backend's teardown) and its disks. */
 export async function teardownDir(dir: string, log: (m: string) => void = () => {}): Promise<void> {
   const s = readState(dir);
   if (!s) return;
   if (s.phase !== 'stopping') await writeState(dir, { ...s, phase: 'stopping' });
   await Promise.all(Object.values(s.vms).map((v) => stopQemu(v.pidfile, v.qmp, log)));
-  if (s.link.netns) await run(['ip', 'netns', 'delete', s.link.netns], { allowFailure: true, timeoutMs: 20_000 });
+  await linkBackendOf(s.link).teardown(s.link);
   for (const v of Object.values(s.vms)) await rm(v.disk, { force: true });
   await rm(join(dir, 'ssh_config'), { force: true });
   await rm(join(dir, STATE_FILE), { force: true });

@@ -1,6 +1,5 @@
-import type { GuestVm } from './cluster.js';
+import type { Host } from '../core/host.js';
 import { LabError, ExitCode } from '../core/errors.js';
-import { LINK_IF } from '../core/guest.js';
 
 export const PROBE_PIN = '/sys/fs/bpf/kflex_lab_probe';
 export const PROBE_MAPS = '/sys/fs/bpf/kflex_lab_probe_maps';
@@ -52,41 +51,50 @@ export interface XdpCheckResult {
   warnings: string[];
 }
 
+/** The two machines and the link the probe is checked on (the lab's VMs, or hosts over SSH). */
+export interface XdpLink {
+  server: Host;
+  client: Host;
+  /** The server's link NIC: the only interface the check touches. */
+  serverIf: string;
+  serverIp: string;
+}
+
 /**
  * Attach the lab's probe in driver mode on the server's link NIC, send `packets` UDP datagrams to `port`
  * from the client, and require that port's counter to equal the number sent. Always detaches.
  */
-export async function checkNativeXdp(server: GuestVm, client: GuestVm, probeObject: string, opts: { packets?: number; port?: number } = {}): Promise<XdpCheckResult> {
+export async function checkNativeXdp(link: XdpLink, probeObject: string, opts: { packets?: number; port?: number } = {}): Promise<XdpCheckResult> {
   const packets = opts.packets ?? 100;
   const port = opts.port ?? 7777;
-  const s = server.host;
-  await detachProbe(server);
+  const { server: s, client, serverIf: ifname } = link;
+  await detachProbe(s, ifname);
   await s.copyIn(probeObject, '/tmp/xdp_probe.bpf.o');
   await s.exec(['bpftool', 'prog', 'load', '/tmp/xdp_probe.bpf.o', PROBE_PIN, 'type', 'xdp', 'pinmaps', PROBE_MAPS], { timeoutMs: 60_000 });
-  const attach = await s.exec(['ip', 'link', 'set', 'dev', LINK_IF, 'xdpdrv', 'pinned', PROBE_PIN], { allowFailure: true, timeoutMs: 60_000 });
+  const attach = await s.exec(['ip', 'link', 'set', 'dev', ifname, 'xdpdrv', 'pinned', PROBE_PIN], { allowFailure: true, timeoutMs: 60_000 });
   const warnings: string[] = [];
   try {
     if (attach.code !== 0) {
       const dmesg = (await s.exec(['dmesg'], { allowFailure: true })).stdout.split('\n').slice(-5).join('\n');
-      throw new LabError(`native (driver-mode) XDP refused on the server's ${LINK_IF}: ${explainXdpRefusal(attach.stderr + attach.stdout + '\n' + dmesg)}\n  ip said: ${(attach.stderr + attach.stdout).trim()}`, ExitCode.infra);
+      throw new LabError(`native (driver-mode) XDP refused on the server's ${ifname}: ${explainXdpRefusal(attach.stderr + attach.stdout + '\n' + dmesg)}\n  ip said: ${(attach.stderr + attach.stdout).trim()}`, ExitCode.infra);
     }
-    const mode = parseXdpMode((await s.exec(['bpftool', 'net', 'show', 'dev', LINK_IF, '-j'])).stdout, LINK_IF);
-    if (mode !== 'driver') throw new LabError(`XDP on ${LINK_IF} is in ${mode ?? 'no'} mode, not driver mode`, ExitCode.infra);
+    const mode = parseXdpMode((await s.exec(['bpftool', 'net', 'show', 'dev', ifname, '-j'])).stdout, ifname);
+    if (mode !== 'driver') throw new LabError(`XDP on ${ifname} is in ${mode ?? 'no'} mode, not driver mode`, ExitCode.infra);
     const dmesg = (await s.exec(['dmesg'], { allowFailure: true })).stdout;
     if (/XDP_TX.*lock|locked XDP_TX|XDP_TX and XDP_REDIRECT will operate in a slower locked/i.test(dmesg)) warnings.push('fewer than 2 x vCPU queues: XDP_TX runs in the slower locked mode');
     // ARP first, so no datagram waits on neighbour resolution.
-    await client.host.exec(['ping', '-c', '1', '-W', '5', server.linkIp], { timeoutMs: 30_000 });
-    await client.host.exec(['bash', '-c', 'for i in $(seq 1 "$1"); do printf x > "/dev/udp/$2/$3"; done', 'send', String(packets), server.linkIp, String(port)], { timeoutMs: 120_000 });
+    await client.exec(['ping', '-c', '1', '-W', '5', link.serverIp], { timeoutMs: 30_000 });
+    await client.exec(['bash', '-c', 'for i in $(seq 1 "$1"); do printf x > "/dev/udp/$2/$3"; done', 'send', String(packets), link.serverIp, String(port)], { timeoutMs: 120_000 });
     await new Promise((r) => setTimeout(r, 500));
     const counts = parseProbeMapDump((await s.exec(['bpftool', 'map', 'dump', 'pinned', `${PROBE_MAPS}/counts`, '-j'])).stdout);
     const mine = counts.find((c) => c.proto === UDP && c.port === port)?.count ?? 0;
     return { mode, port, sent: packets, counted: mine, other: counts.filter((c) => !(c.proto === UDP && c.port === port)), warnings };
   } finally {
-    await detachProbe(server);
+    await detachProbe(s, ifname);
   }
 }
 
-export async function detachProbe(server: GuestVm): Promise<void> {
-  await server.host.exec(['ip', 'link', 'set', 'dev', LINK_IF, 'xdp', 'off'], { allowFailure: true, timeoutMs: 30_000 });
-  await server.host.exec(['rm', '-rf', PROBE_PIN, PROBE_MAPS], { allowFailure: true, timeoutMs: 30_000 });
+export async function detachProbe(server: Host, ifname: string): Promise<void> {
+  await server.exec(['ip', 'link', 'set', 'dev', ifname, 'xdp', 'off'], { allowFailure: true, timeoutMs: 30_000 });
+  await server.exec(['rm', '-rf', PROBE_PIN, PROBE_MAPS], { allowFailure: true, timeoutMs: 30_000 });
 }

@@ -2,16 +2,14 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { qemuArgv, kernelCmdline, linkDeviceArgs, type VmSpec } from '../../vm/spec.js';
-import { chooseLink, tapSetupArgv, tapNames } from '../../vm/link.js';
 import { parseProbeMapDump, parseXdpMode, explainXdpRefusal } from '../../vm/xdp-check.js';
 import { sshArgv, scpArgv } from '../../core/ssh.js';
-import { LabError } from '../../core/errors.js';
 import { FIXTURES } from '../helpers.js';
 
 const spec = (over: Partial<VmSpec> = {}): VmSpec => ({
   role: 'server', cpus: 2, memoryMb: 1024, accel: 'tcg', kernel: '/k/bzImage', disk: '/v/server.qcow2', sshPort: 2222,
   mgmtMac: '52:54:00:77:00:01', linkMac: '52:54:00:77:01:01', linkAddr: '10.77.0.1/24', mtu: 1500,
-  link: { kind: 'socket', role: 'listen', port: 40000 }, serialLog: '/v/server.serial.log', qmpSocket: '/v/server.qmp', pidfile: '/v/server.pid', ...over,
+  link: { backend: 'socket', port: 40000 }, serialLog: '/v/server.serial.log', qmpSocket: '/v/server.qmp', pidfile: '/v/server.pid', ...over,
 });
 
 const after = (argv: string[], flag: string) => argv.filter((_, i) => argv[i - 1] === flag);
@@ -37,38 +35,21 @@ describe('QEMU argv', () => {
   });
 
   it('link NIC: guest offloads off for XDP; tap multiqueue with 2*q+2 vectors; vhost only when asked', () => {
-    const sock = linkDeviceArgs(spec({ role: 'client', link: { kind: 'socket', role: 'connect', port: 40000 } }));
+    const sock = linkDeviceArgs(spec({ role: 'client' }));
     expect(sock[1]).toBe('socket,id=link,connect=127.0.0.1:40000');
     expect(sock[3]).toMatch(/guest_csum=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off/);
-    const tap = linkDeviceArgs(spec({ link: { kind: 'tap', ifname: 'kt1s', queues: 4, vhost: false } }));
+    expect(sock[3]).not.toMatch(/mq=on/);
+    const tapLink = { backend: 'tap' as const, netns: 'kflexlab-1', bridge: 'kbr0', taps: ['kt1s', 'kt1c'], queues: 4, vhost: false, mtu: 1500 };
+    const tap = linkDeviceArgs(spec({ link: tapLink }));
     expect(tap[1]).toBe('tap,id=link,ifname=kt1s,script=no,downscript=no,vhost=off,queues=4');
     expect(tap[3]).toMatch(/mq=on,vectors=10$/);
-    expect(linkDeviceArgs(spec({ link: { kind: 'tap', ifname: 't', queues: 1, vhost: true } }))[1]).toBe('tap,id=link,ifname=t,script=no,downscript=no,vhost=on');
+    expect(linkDeviceArgs(spec({ role: 'client', link: tapLink }))[1]).toMatch(/^tap,id=link,ifname=kt1c,/);
+    expect(linkDeviceArgs(spec({ link: { ...tapLink, queues: 1, vhost: true } }))[1]).toBe('tap,id=link,ifname=kt1s,script=no,downscript=no,vhost=on');
   });
 
   it('kernel command line: root, console, classic NIC names, kernel DHCP on eth0, link address', () => {
     const c = kernelCmdline(spec());
     for (const w of ['root=/dev/vda', 'console=ttyS0', 'net.ifnames=0', 'ip=:::::eth0:dhcp', 'kflex.addr=10.77.0.1/24', 'kflex.mtu=1500', 'systemd.hostname=server']) expect(c.split(' ')).toContain(w);
-  });
-});
-
-describe('link backend choice', () => {
-  it('prefers tap with vhost when the host allows it, else socket; a forced tap fails clearly', () => {
-    expect(chooseLink('auto', { root: true, tun: true, vhostNet: true, ipTool: true })).toMatchObject({ backend: 'tap', vhost: true });
-    expect(chooseLink('auto', { root: true, tun: true, vhostNet: false, ipTool: true })).toMatchObject({ backend: 'tap', vhost: false });
-    expect(chooseLink('auto', { root: false, tun: true, vhostNet: true, ipTool: true })).toMatchObject({ backend: 'socket', why: 'socket: tap unavailable (not root)' });
-    expect(chooseLink('socket', { root: true, tun: true, vhostNet: true, ipTool: true }).backend).toBe('socket');
-    expect(() => chooseLink('tap', { root: true, tun: false, vhostNet: false, ipTool: true })).toThrow(LabError);
-    expect(() => chooseLink('tap', { root: true, tun: false, vhostNet: false, ipTool: true })).toThrow(/no \/dev\/net\/tun/);
-  });
-
-  it('creates namespace, bridge and multiqueue taps with names that fit IFNAMSIZ', () => {
-    const n = tapNames('12345');
-    for (const t of n.taps) expect(t.length).toBeLessThanOrEqual(15);
-    const argvs = tapSetupArgv('12345', 2, 1500);
-    expect(argvs[0]).toEqual(['ip', 'netns', 'add', 'kflexlab-12345']);
-    expect(argvs).toContainEqual(['ip', '-n', 'kflexlab-12345', 'tuntap', 'add', 'dev', 'kt12345s', 'mode', 'tap', 'multi_queue']);
-    expect(argvs).toContainEqual(['ip', '-n', 'kflexlab-12345', 'link', 'set', 'kt12345c', 'master', 'kbr0', 'mtu', '1500', 'up']);
   });
 });
 
