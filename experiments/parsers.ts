@@ -35,15 +35,70 @@ export function parseRedisBenchmarkCsv(out: string): Metrics {
   const m: Metrics = {};
   for (const l of lines.filter((x) => x !== header)) {
     const cells = splitCsv(l);
-    const test = (cells[0] ?? '').split(' ')[0]!.toLowerCase();
+    const test = redisTestKey(cells[0] ?? '');
     cols.slice(1).forEach((c, i) => {
       const v = Number(cells[i + 1]);
       if (!Number.isNaN(v)) m[`${test}_${c}`] = v;
     });
   }
   if (!Object.keys(m).length) fail('redis-benchmark', 'CSV has no data rows');
+  return withMeanRps(m);
+}
+
+/**
+ * redis-benchmark in any of its three output forms: --csv, the default report (one `====== TEST ======`
+ * section per test ending in `throughput summary` and a `latency summary (msec)` table), or -q (one
+ * `TEST: N requests per second, p50=X msec` line per test). The metric names are the same for all three
+ * (`set_rps`, `set_p99_latency_ms`, ..., and `rps`, the mean over the tests), so a hand capture
+ * compares with what the experiments record.
+ */
+export function parseRedisBenchmark(out: string): Metrics {
+  // The live progress line is rewritten in place with \r: split on it so it never joins a report line.
+  const text = out.replace(/\r\n?/g, '\n');
+  if (/^\s*"test",/m.test(text)) return parseRedisBenchmarkCsv(text);
+  if (/^\s*====== .+ ======\s*$/m.test(text)) return parseRedisBenchmarkReport(text);
+  const m: Metrics = {};
+  for (const q of text.matchAll(/^\s*(\S.*?): ([\d.]+) requests per second(?:, p50=([\d.]+) msec)?\s*$/gm)) {
+    const test = redisTestKey(q[1]!);
+    m[`${test}_rps`] = Number(q[2]);
+    if (q[3] !== undefined) m[`${test}_p50_latency_ms`] = Number(q[3]);
+  }
+  if (!Object.keys(m).length) fail('redis-benchmark', 'no CSV header, no "====== TEST ======" report and no "-q" lines ("TEST: N requests per second")');
+  return withMeanRps(m);
+}
+
+function parseRedisBenchmarkReport(text: string): Metrics {
+  const m: Metrics = {};
+  const sections = text.split(/^\s*====== (.+) ======\s*$/m);
+  // split() with a capture group alternates: [before, title1, body1, title2, body2, ...]
+  for (let i = 1; i + 1 < sections.length; i += 2) {
+    const test = redisTestKey(sections[i]!);
+    const body = sections[i + 1]!;
+    const rps = body.match(/^\s*(?:throughput summary: )?([\d.]+) requests per second\s*$/m);
+    if (!rps) continue;
+    m[`${test}_rps`] = Number(rps[1]);
+    // "latency summary (msec):", then a line of column names and a line of values.
+    const lines = body.split('\n');
+    const at = lines.findIndex((l) => l.includes('latency summary (msec):'));
+    if (at < 0 || lines[at + 2] === undefined) continue;
+    const cols = lines[at + 1]!.trim().split(/\s+/);
+    const vals = lines[at + 2]!.trim().split(/\s+/).map(Number);
+    cols.forEach((c, j) => {
+      if (vals[j] !== undefined && !Number.isNaN(vals[j])) m[`${test}_${c}_latency_ms`] = vals[j]!;
+    });
+  }
+  if (!Object.keys(m).length) fail('redis-benchmark', 'no "====== TEST ======" section has a "requests per second" line (did the run finish?)');
+  return withMeanRps(m);
+}
+
+/** The test's first word, lower case: "SET" -> set, "zadd f__rand_int__f ..." -> zadd. */
+function redisTestKey(title: string): string {
+  return title.trim().split(/\s+/)[0]!.toLowerCase();
+}
+
+function withMeanRps(m: Metrics): Metrics {
   const rps = Object.entries(m).filter(([k]) => k.endsWith('_rps')).map(([, v]) => v);
-  m.rps = rps.reduce((a, b) => a + b, 0) / rps.length;
+  if (rps.length) m.rps = rps.reduce((a, b) => a + b, 0) / rps.length;
   return m;
 }
 
@@ -78,15 +133,36 @@ export function parseMemtier(out: string): Metrics {
 }
 
 export interface GbenchResult {
+  /** The run's name as Google Benchmark prints it, e.g. `Zipfian/ffkx_rbtree_update/key:32/.../threads:1`. */
   name: string;
-  /** Benchmark family without Google Benchmark's /iterations:N and /manual_time suffixes. */
+  /** The registered benchmark name with the suffixes Google Benchmark appends removed: `Zipfian/ffkx_rbtree_update`. */
   family: string;
-  ns_per_op: number;
+  /** The removed suffixes (`key:32/val:64/items:100000/trans:0/iterations:100000/manual_time/threads:1`). */
+  args: string;
+  /** Absent when the run was skipped or errored (its real_time is a meaningless 0). */
+  ns_per_op?: number;
   items_per_second?: number;
   iterations: number;
+  /** SkipWithError's message (`error_occurred`), or SkipWithMessage's (`skipped`, Google Benchmark >= 1.8). */
+  error?: string;
 }
 
-/** Google Benchmark JSON (--benchmark_out_format=json): per benchmark ns/op and items/s. */
+/**
+ * The segments Google Benchmark appends to a registered name (BenchmarkName::str: args, min_time,
+ * min_warmup_time, iterations, repeats, time type, threads): `key:32`, a bare `8`, `iterations:100000`,
+ * `min_time:0.500s`, `manual_time`, `threads:1`. Registered names may contain `/` themselves
+ * (ffkx-bench's `->Name("Zipfian/ffkx_rbtree_update")`), so only these segments are cut, from the first one on.
+ */
+const GBENCH_SUFFIX = /^(?:[A-Za-z_]\w*:-?\d+(?:\.\d+)?s?|-?\d+|manual_time|real_time|process_time)$/;
+
+export function gbenchFamily(name: string): { family: string; args: string } {
+  const parts = name.split('/');
+  let i = 1;
+  while (i < parts.length && !GBENCH_SUFFIX.test(parts[i]!)) i++;
+  return { family: parts.slice(0, i).join('/'), args: parts.slice(i).join('/') };
+}
+
+/** Google Benchmark JSON (--benchmark_out_format=json): per benchmark run ns/op and items/s, or why it has none. */
 export function parseGbenchJson(out: string): GbenchResult[] {
   let doc: { benchmarks?: Array<Record<string, unknown>> };
   try {
@@ -99,13 +175,50 @@ export function parseGbenchJson(out: string): GbenchResult[] {
   const scale: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9 };
   return doc.benchmarks
     .filter((b) => (b.run_type ?? 'iteration') === 'iteration')
-    .map((b) => ({
-      name: String(b.name),
-      family: String(b.name).split('/')[0]!,
-      ns_per_op: Number(b.real_time) * (scale[String(b.time_unit ?? 'ns')] ?? 1),
-      items_per_second: b.items_per_second === undefined || b.items_per_second === null ? undefined : Number(b.items_per_second),
-      iterations: Number(b.iterations),
-    }));
+    .map((b) => {
+      const name = String(b.name);
+      const error = b.error_occurred === true ? String(b.error_message ?? 'error') : b.skipped === true ? String(b.skip_message ?? 'skipped') : undefined;
+      const ips = b.items_per_second === undefined || b.items_per_second === null ? undefined : Number(b.items_per_second);
+      return {
+        name,
+        ...gbenchFamily(name),
+        ns_per_op: error ? undefined : Number(b.real_time) * (scale[String(b.time_unit ?? 'ns')] ?? 1),
+        items_per_second: error ? undefined : ips,
+        iterations: Number(b.iterations),
+        ...(error ? { error } : {}),
+      };
+    });
+}
+
+/**
+ * Metrics keyed on each benchmark's whole registered name (`Zipfian/ffkx_rbtree_update.ns_per_op`), so the
+ * ffkx_/bpf_ pairs stay apart. A name registered with several argument sets keeps its arguments in the key;
+ * repetitions of one run give their median. Errored runs give no number: they are listed in `errors`.
+ */
+export function gbenchMetrics(results: GbenchResult[]): { metrics: Metrics; errors: string[] } {
+  const ok = results.filter((r) => r.ns_per_op !== undefined && Number.isFinite(r.ns_per_op));
+  const argSets = new Map<string, Set<string>>();
+  for (const r of ok) argSets.set(r.family, (argSets.get(r.family) ?? new Set()).add(r.args));
+  const byKey = new Map<string, GbenchResult[]>();
+  for (const r of ok) {
+    const key = argSets.get(r.family)!.size > 1 ? `${r.family}/${r.args}` : r.family;
+    byKey.set(key, [...(byKey.get(key) ?? []), r]);
+  }
+  const metrics: Metrics = {};
+  for (const [key, rs] of byKey) {
+    metrics[`${key}.ns_per_op`] = middle(rs.map((r) => r.ns_per_op!));
+    const ips = rs.map((r) => r.items_per_second).filter((x): x is number => x !== undefined && Number.isFinite(x));
+    if (ips.length) metrics[`${key}.items_per_second`] = middle(ips);
+  }
+  const errors = results.filter((r) => r.error !== undefined).map((r) => `${r.family}: ${r.error}`);
+  if (errors.length) metrics.benchmarks_failed = errors.length;
+  return { metrics, errors };
+}
+
+function middle(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 export interface GuardLine {
@@ -115,11 +228,16 @@ export interface GuardLine {
 }
 
 /**
- * The KFlex verifier's `prog=NAME range_analysis_call=N elided=M` messages. They are printed without
- * a newline, so several can share one kernel-log line: match anywhere, in order. NAME is cut to 15 chars.
+ * The KFlex verifier's `prog=NAME range_analysis_call=N elided=M` messages (bpf_check() in
+ * kernel/bpf/verifier.c: a plain printk, no log level, no newline, for every program it verifies). Without
+ * a newline several can share one kernel-log line: match anywhere, in order. NAME is cut to 15 chars;
+ * programs without a name (libbpf's feature probes) print `prog= ` and are not matched. Input without a
+ * single such message is not a guard log: that is an error, as for the other parsers.
  */
 export function parseGuardLines(text: string): GuardLine[] {
-  return [...text.matchAll(/prog=(\S{1,15}?) range_analysis_call=(\d+) elided=(\d+)/g)].map((m) => ({ prog: m[1]!, range_analysis_call: Number(m[2]), elided: Number(m[3]) }));
+  const lines = [...text.matchAll(/prog=(\S{1,15}?) range_analysis_call=(\d+) elided=(\d+)/g)].map((m) => ({ prog: m[1]!, range_analysis_call: Number(m[2]), elided: Number(m[3]) }));
+  if (!lines.length) fail('guard-elision log', 'no "prog=NAME range_analysis_call=N elided=M" message (is this the kernel log of a KFlex kernel after ffkx-bench ran?)');
+  return lines;
 }
 
 export interface GuardExpectation extends GuardLine {
@@ -145,29 +263,88 @@ export const SEED_GUARDS: GuardExpectation[] = [
   { prog: 'bench_ffkx_coun', range_analysis_call: 0, elided: 0, label: 'Countsketch' },
 ];
 
+/** The programs a guard table covers: the bench_ffkx_* ones (other programs of the skeleton print too). */
+const GUARD_PROG_PREFIX = 'bench_ffkx_';
+
+/**
+ * Cut the measured bench_ffkx_* messages into blocks, one per load of the skeleton: ffkx-bench's fixture
+ * opens and loads the whole bench_data_structures skeleton in SetUp for every benchmark, so a Zipfian run
+ * prints the table's programs once per benchmark (31 times). A block follows the expected program order
+ * and ends after the last expected program or where the order restarts; a load that stopped early (a
+ * program the verifier rejected is printed, the ones after it are not) gives a short block.
+ */
+export function splitGuardBlocks(measured: GuardLine[], expected: GuardExpectation[] = SEED_GUARDS): GuardLine[][] {
+  const blocks: GuardLine[][] = [];
+  let cur: GuardLine[] | undefined;
+  for (const g of measured.filter((x) => x.prog.startsWith(GUARD_PROG_PREFIX))) {
+    if (cur && cur.length < expected.length && expected[cur.length]!.prog === g.prog) cur.push(g);
+    else blocks.push((cur = [g]));
+  }
+  return blocks;
+}
+
+export interface GuardRow extends GuardExpectation {
+  measured?: GuardLine;
+  match: boolean;
+}
+
 export interface GuardComparison {
-  rows: Array<GuardExpectation & { measured?: GuardLine; match: boolean }>;
+  /** The seed's table beside the first block (every block must equal it). */
+  rows: GuardRow[];
+  /** Skeleton loads found in the log, and how many of them equal the seed's table exactly. */
+  blocks: number;
+  blocks_agreeing: number;
+  /** Per seed row that differs in some block: in how many blocks. */
+  differing: Array<{ label: string; prog: string; blocks: number }>;
+  /** One sentence per block that differs, naming the programs. */
+  deviations: string[];
   expected_total: number;
   expected_elided: number;
+  /** Of the first block (a block is one load of the 15 programs, not the sum over blocks). */
   measured_total: number;
   measured_elided: number;
   exact: boolean;
 }
 
-/** Compare measured lines with the seed's table, position by position (names alone are ambiguous). */
-export function compareGuards(measured: GuardLine[], expected: GuardExpectation[] = SEED_GUARDS): GuardComparison {
-  const ffkx = measured.filter((g) => g.prog.startsWith('bench_ffkx_'));
-  const rows = expected.map((e, i) => {
-    const m = ffkx[i];
+function compareBlock(block: GuardLine[], expected: GuardExpectation[]): GuardRow[] {
+  return expected.map((e, i) => {
+    const m = block[i];
     return { ...e, measured: m, match: !!m && m.prog === e.prog && m.range_analysis_call === e.range_analysis_call && m.elided === e.elided };
   });
+}
+
+function rowText(r: GuardRow): string {
+  const want = `seed ${r.range_analysis_call}/${r.elided}`;
+  if (!r.measured) return `${r.label} (${r.prog}) missing, ${want}`;
+  const who = r.measured.prog === r.prog ? '' : ` read prog=${r.measured.prog}`;
+  return `${r.label} (${r.prog})${who} range_analysis_call=${r.measured.range_analysis_call} elided=${r.measured.elided}, ${want}`;
+}
+
+/**
+ * Compare every block of the log with the seed's table, position by position (names alone are ambiguous:
+ * three programs read bench_ffkx_link). Exact when there is at least one block and every block equals the table.
+ */
+export function compareGuards(measured: GuardLine[], expected: GuardExpectation[] = SEED_GUARDS): GuardComparison {
+  const blocks = splitGuardBlocks(measured, expected);
+  const compared = blocks.map((b) => compareBlock(b, expected));
+  const differing = expected
+    .map((e, i) => ({ label: e.label, prog: e.prog, blocks: compared.filter((rows) => !rows[i]!.match).length }))
+    .filter((d) => d.blocks > 0);
+  const deviations = compared.flatMap((rows, b) => (rows.every((r) => r.match) ? [] : [`block ${b + 1} of ${blocks.length}: ${rows.filter((r) => !r.match).map(rowText).join('; ')}`]));
+  if (!blocks.length) deviations.push(`no ${GUARD_PROG_PREFIX}* program in the log (${measured.length} other verifier messages): ffkx-bench's data-structure programs were not loaded`);
   const sum = (xs: GuardLine[], k: 'range_analysis_call' | 'elided') => xs.reduce((a, x) => a + x[k], 0);
+  const first = blocks[0] ?? [];
+  const agreeing = compared.filter((rows) => rows.every((r) => r.match)).length;
   return {
-    rows,
+    rows: compareBlock(first, expected),
+    blocks: blocks.length,
+    blocks_agreeing: agreeing,
+    differing,
+    deviations,
     expected_total: sum(expected, 'range_analysis_call'),
     expected_elided: sum(expected, 'elided'),
-    measured_total: sum(ffkx, 'range_analysis_call'),
-    measured_elided: sum(ffkx, 'elided'),
-    exact: rows.every((r) => r.match) && ffkx.length === expected.length,
+    measured_total: sum(first, 'range_analysis_call'),
+    measured_elided: sum(first, 'elided'),
+    exact: blocks.length > 0 && agreeing === blocks.length,
   };
 }

@@ -30,11 +30,48 @@ export function loadClaims(file = CLAIMS_FILE): Claim[] {
 export interface ClaimVerdict {
   claim: Claim;
   verdict: 'reproduced' | 'deviates' | 'not run';
+  /** Why it is `not run`; for the other verdicts, what was compared (and for `deviates`, what differs). */
   reason?: string;
   /** The measured comparison (ratio, or elided count), when both sides ran. */
   measured?: number;
   /** Per-variant medians with spread, for the table, including baselines that ran alone. */
   sides: Array<{ variant: string; median?: number; min?: number; max?: number; cv?: number; n: number; reason?: string }>;
+  /** family-ratio claims: every numerator/denominator pair that was measured, with its ratio. */
+  pairs?: BenchPair[];
+}
+
+export interface BenchPair {
+  /** The benchmark without its implementation prefix: `Zipfian/rbtree_update`. */
+  benchmark: string;
+  numerator: string;
+  denominator: string;
+  numerator_median: number;
+  denominator_median: number;
+  ratio: number;
+}
+
+/**
+ * Pair each numerator benchmark with its denominator counterpart by name, as the paper compares them:
+ * `Zipfian/ffkx_rbtree_update` with `Zipfian/bpf_rbtree_update` (the prefix is replaced in the segment
+ * that carries it, nothing else). A benchmark without a counterpart (`bpf_graph_linked_list_*`, an
+ * eBPF-only baseline, or a side whose run failed) is listed in `unpaired`, not guessed.
+ */
+export function pairBenchmarks(values: Map<string, number>, numPrefix: string, denPrefix: string): { pairs: BenchPair[]; unpaired: string[] } {
+  const pairs: BenchPair[] = [];
+  const used = new Set<string>();
+  for (const [name, num] of values) {
+    const parts = name.split('/');
+    const at = parts.findIndex((p) => p.startsWith(numPrefix));
+    if (at < 0) continue;
+    const rest = parts[at]!.slice(numPrefix.length);
+    const peer = [...parts.slice(0, at), denPrefix + rest, ...parts.slice(at + 1)].join('/');
+    const den = values.get(peer);
+    if (den === undefined || !(den > 0) || !(num > 0)) continue;
+    used.add(name).add(peer);
+    pairs.push({ benchmark: [...parts.slice(0, at), rest, ...parts.slice(at + 1)].join('/'), numerator: name, denominator: peer, numerator_median: num, denominator_median: den, ratio: num / den });
+  }
+  const unpaired = [...values.keys()].filter((k) => !used.has(k) && (k.split('/').some((p) => p.startsWith(numPrefix) || p.startsWith(denPrefix))));
+  return { pairs, unpaired };
 }
 
 function satisfies(x: number, expect: string): boolean {
@@ -67,22 +104,25 @@ export function judgeClaims(claims: Claim[], rows: SummaryRow[]): ClaimVerdict[]
       return { claim, verdict: ok ? 'reproduced' : 'deviates', measured: ratio, sides };
     }
     if (c.kind === 'family-ratio') {
-      const fam = mine.filter((r) => r.metric.endsWith(`.${claim.metric}`) && r.median !== undefined);
-      const ratios: number[] = [];
-      for (const r of fam) {
-        const name = r.metric.replace(`.${claim.metric}`, '');
-        if (!name.includes(c.numerator)) continue;
-        const peer = fam.find((x) => x.metric === r.metric.replace(c.numerator, c.denominator));
-        if (peer?.median) ratios.push(r.median! / peer.median);
-      }
+      const suffix = `.${claim.metric}`;
+      const values = new Map(mine.filter((r) => r.metric.endsWith(suffix) && r.median !== undefined).map((r) => [r.metric.slice(0, -suffix.length), r.median!] as const));
+      const { pairs, unpaired } = pairBenchmarks(values, c.numerator, c.denominator);
       const sides = [{ variant: 'kflex', n: mine[0]?.n_ok ?? 0, reason: mine[0]?.reason ?? (mine.length ? undefined : 'not in this run') }];
-      if (!ratios.length) return { claim, verdict: 'not run', reason: sides[0]!.reason ?? 'no ffkx_/bpf_ pairs measured', sides };
-      const geo = Math.exp(ratios.reduce((a, x) => a + Math.log(x), 0) / ratios.length);
-      return { claim, verdict: satisfies(geo, c.expect) ? 'reproduced' : 'deviates', measured: geo, sides };
+      if (!pairs.length) return { claim, verdict: 'not run', reason: sides[0]!.reason ?? `no ${c.numerator}/${c.denominator} pair with both sides measured (${values.size} benchmarks)`, sides, pairs };
+      const geo = Math.exp(pairs.reduce((a, p) => a + Math.log(p.ratio), 0) / pairs.length);
+      const reason = `geometric mean of ${pairs.length} ${c.numerator}/${c.denominator} ${claim.metric} ratios (${pairs.map((p) => `${p.benchmark} ${p.ratio.toFixed(2)}`).join(', ')})${unpaired.length ? `; not paired: ${unpaired.join(', ')}` : ''}`;
+      return { claim, verdict: satisfies(geo, c.expect) ? 'reproduced' : 'deviates', measured: geo, reason, sides, pairs };
     }
     const exact = side('kflex', 'exact');
     const elided = side('kflex', 'measured_elided');
     if (exact.median === undefined) return { claim, verdict: 'not run', reason: exact.reason, sides: [elided] };
-    return { claim, verdict: exact.median === 1 ? 'reproduced' : 'deviates', measured: elided.median, sides: [elided] };
+    const blocks = side('kflex', 'blocks').median;
+    const agreeing = side('kflex', 'blocks_agreeing').median;
+    const of = blocks === undefined ? '' : `${agreeing ?? 0} of ${blocks} skeleton loads`;
+    if (exact.median === 1) return { claim, verdict: 'reproduced', measured: elided.median, reason: `${of ? `${of} match` : 'the log matches'} the seed's table exactly`, sides: [elided] };
+    // Rows named by the guards experiment: `differs.<label> (<program>)` = blocks in which that row differs.
+    const differs = mine.filter((r) => r.metric.startsWith('differs.') && (r.median ?? 0) > 0).map((r) => `${r.metric.slice('differs.'.length)} in ${r.median} block${r.median === 1 ? '' : 's'}`);
+    const what = differs.length ? differs.join('; ') : 'no bench_ffkx_* program in the log';
+    return { claim, verdict: 'deviates', measured: elided.median, reason: `${of ? `${of} match the seed's table; ` : ''}differs: ${what}`, sides: [elided] };
   });
 }

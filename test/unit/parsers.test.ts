@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseMemcaslap, parseRedisBenchmarkCsv, parseGbenchJson, parseGuardLines, compareGuards, SEED_GUARDS, parseMemtier } from '../../experiments/parsers.js';
+import { parseMemcaslap, parseRedisBenchmarkCsv, parseRedisBenchmark, parseGbenchJson, gbenchFamily, gbenchMetrics, parseGuardLines, compareGuards, splitGuardBlocks, SEED_GUARDS, parseMemtier } from '../../experiments/parsers.js';
 import { LabError } from '../../core/errors.js';
 import { FIXTURES } from '../helpers.js';
 
@@ -38,6 +38,36 @@ describe('client parsers', () => {
     expect(() => parseRedisBenchmarkCsv(fx('clients/redis-benchmark-zadd.txt'))).toThrow(/no CSV header/);
   });
 
+  it('redis-benchmark: the default report, -q and --csv forms of one invocation give the same metric names', () => {
+    // Captured: redis-benchmark 7.0.15 -n 2000 -t get,set against redis-server on loopback (clients/README).
+    const report = parseRedisBenchmark(fx('clients/redis-benchmark-n2000-getset.txt'));
+    expect(report).toEqual({
+      set_rps: 28169.01, set_avg_latency_ms: 1.503, set_min_latency_ms: 0.144, set_p50_latency_ms: 0.463, set_p95_latency_ms: 0.743, set_p99_latency_ms: 41.887, set_max_latency_ms: 42.271,
+      get_rps: expect.any(Number), get_avg_latency_ms: expect.any(Number), get_min_latency_ms: expect.any(Number), get_p50_latency_ms: expect.any(Number), get_p95_latency_ms: expect.any(Number), get_p99_latency_ms: expect.any(Number), get_max_latency_ms: expect.any(Number),
+      rps: expect.any(Number),
+    });
+    expect(report.rps).toBeCloseTo((report.set_rps! + report.get_rps!) / 2, 6);
+    const csv = parseRedisBenchmark(fx('clients/redis-benchmark-n2000-getset.csv'));
+    expect(csv).toEqual(parseRedisBenchmarkCsv(fx('clients/redis-benchmark-n2000-getset.csv')));
+    expect(Object.keys(report).sort()).toEqual(Object.keys(csv).sort());
+    expect(parseRedisBenchmark(fx('clients/redis-benchmark-n2000-getset-q.txt'))).toEqual({ set_rps: 60606.06, set_p50_latency_ms: 0.487, get_rps: 62500, get_p50_latency_ms: 0.471, rps: (60606.06 + 62500) / 2 });
+  });
+
+  it("redis-benchmark default report of the seed's ZADD line, and of the earlier captures", () => {
+    const z = parseRedisBenchmark(fx('clients/redis-benchmark-n2000-zadd.txt'));
+    expect(z).toMatchObject({ zadd_rps: 7017.54, rps: 7017.54, zadd_avg_latency_ms: 1.127, zadd_p99_latency_ms: 5.951, zadd_max_latency_ms: 9.687 });
+    expect(Object.keys(z).sort()).toEqual(Object.keys(parseRedisBenchmark(fx('clients/redis-benchmark-n2000-zadd.csv'))).sort());
+    expect(parseRedisBenchmark(fx('clients/redis-benchmark-getset.txt'))).toMatchObject({ get_rps: 84745.77, get_p99_latency_ms: 0.151 });
+    expect(parseRedisBenchmark(fx('clients/redis-benchmark-zadd.txt')).zadd_rps).toBeGreaterThan(0);
+  });
+
+  it('redis-benchmark: output without any of the three forms, or cut before its summary, is an error', () => {
+    expect(() => parseRedisBenchmark('')).toThrow(/no CSV header, no "====== TEST ======" report/);
+    expect(() => parseRedisBenchmark(fx('clients/memtier-redis.txt'))).toThrow(LabError);
+    const cut = fx('clients/redis-benchmark-n2000-zadd.txt').split('Summary:')[0]!;
+    expect(() => parseRedisBenchmark(cut)).toThrow(/did the run finish/);
+  });
+
   it('Google Benchmark JSON, including the bare Infinity it writes for manual-time runs', () => {
     const r = parseGbenchJson(fx('gbench/gbench.json'));
     expect(r.map((b) => b.family)).toEqual(['Uniform_std_map_update', 'Zipfian_std_map_lookup']);
@@ -47,6 +77,71 @@ describe('client parsers', () => {
     expect(() => parseGbenchJson('{"context":{}}')).toThrow(/no "benchmarks" array/);
   });
 
+  it('Google Benchmark suffixes are cut from the registered name, which may itself contain "/"', () => {
+    expect(gbenchFamily('Zipfian/ffkx_rbtree_update/key:32/val:64/items:100000/trans:0/iterations:100000/manual_time/threads:1')).toEqual({
+      family: 'Zipfian/ffkx_rbtree_update',
+      args: 'key:32/val:64/items:100000/trans:0/iterations:100000/manual_time/threads:1',
+    });
+    expect(gbenchFamily('BM_memcpy/8/manual_time')).toEqual({ family: 'BM_memcpy', args: '8/manual_time' });
+    expect(gbenchFamily('BM_x/min_time:0.500s/repeats:3/process_time/real_time/threads:4').family).toBe('BM_x');
+    expect(gbenchFamily('BM_t<std::string>/Zipfian').family).toBe('BM_t<std::string>/Zipfian');
+  });
+});
+
+// ffkx-bench's real names (its registration, rebuilt with Google Benchmark: see ffkx-bench/README).
+describe('ffkx-bench names and JSON', () => {
+  const SUFFIX = 'key:32/val:64/items:100000/trans:0/iterations:100000/manual_time/threads:1';
+  // BenchDataStructures.cpp: FFKX_BENCHMARK_DS for 9 data structures (3 ops), FFKX_BENCHMARK for 4 sketches.
+  const ds = ['bpf_rbtree', 'ffkx_rbtree', 'bpf_hashmap', 'ffkx_hashmap', 'bpf_linked_list', 'bpf_graph_linked_list', 'ffkx_linked_list', 'bpf_skiplist', 'ffkx_skiplist'];
+  const sketches = ['bpf_countsketch', 'bpf_countminsketch', 'ffkx_countsketch', 'ffkx_countminsketch'];
+  const expected = [
+    ...ds.flatMap((d) => ['Uniform', 'Zipfian'].flatMap((dist) => ['update', 'lookup', 'delete'].map((op) => `${dist}/${d}_${op}`))),
+    ...sketches.flatMap((k) => ['Uniform', 'Zipfian'].map((dist) => `${dist}/${k}`)),
+  ];
+
+  it('--benchmark_list_tests: 62 names, each the registered Name() plus the same suffixes', () => {
+    const lines = fx('ffkx-bench/list-tests.txt').trim().split('\n');
+    expect(lines.slice(0, 2)).toEqual(['Benchmark size: 100000', 'Benchmark iterations: 100000']);
+    const names = lines.slice(2).map(gbenchFamily);
+    expect(names.map((n) => n.family)).toEqual(expected);
+    expect(new Set(names.map((n) => n.args))).toEqual(new Set([SUFFIX]));
+  });
+
+  it('a Zipfian JSON keys every metric on the whole benchmark name (no collapse into "Zipfian")', () => {
+    const results = parseGbenchJson(fx('ffkx-bench/zipfian.json'));
+    expect(results.map((r) => r.family)).toEqual(expected.filter((n) => n.startsWith('Zipfian/')));
+    const { metrics, errors } = gbenchMetrics(results);
+    expect(errors).toEqual([]);
+    expect(Object.keys(metrics).filter((k) => k.endsWith('.ns_per_op'))).toHaveLength(31);
+    expect(metrics['Zipfian.ns_per_op']).toBeUndefined();
+    expect(metrics['Zipfian/ffkx_rbtree_update.ns_per_op']).toBeCloseTo(320, 3);
+    expect(metrics['Zipfian/bpf_rbtree_update.ns_per_op']).toBeCloseTo(400, 3);
+    expect(metrics['Zipfian/bpf_linked_list_lookup.ns_per_op']).toBeCloseTo(90000, 1);
+    expect(metrics['Zipfian/ffkx_countminsketch.items_per_second']).toBeCloseTo(1e9 / 50, -2);
+  });
+
+  it("an errored benchmark (its skeleton did not load) gives no number, not real_time 0", () => {
+    const results = parseGbenchJson(fx('ffkx-bench/zipfian-skiplist-error.json'));
+    const bad = results.find((r) => r.family === 'Zipfian/ffkx_skiplist_update')!;
+    expect(bad).toMatchObject({ error: 'Failed to load skeleton: INTERNAL: bpf_object__load failed: -12' });
+    expect(bad.ns_per_op).toBeUndefined();
+    const { metrics, errors } = gbenchMetrics(results);
+    expect(metrics['Zipfian/ffkx_skiplist_update.ns_per_op']).toBeUndefined();
+    expect(metrics['Zipfian/ffkx_skiplist_lookup.ns_per_op']).toBeCloseTo(275, 3);
+    expect(metrics.benchmarks_failed).toBe(1);
+    expect(errors).toEqual(['Zipfian/ffkx_skiplist_update: Failed to load skeleton: INTERNAL: bpf_object__load failed: -12']);
+  });
+
+  it('a name registered with two argument sets keeps them apart; repetitions give their median', () => {
+    const run = (name: string, t: number) => ({ name, run_type: 'iteration', iterations: 1, real_time: t, time_unit: 'us' });
+    const doc = JSON.stringify({ benchmarks: [run('Z/ffkx_a/key:8/iterations:1', 1), run('Z/ffkx_a/key:16/iterations:1', 2), run('Z/bpf_a/key:8/iterations:1', 3), run('Z/bpf_a/key:8/iterations:1', 5), run('Z/bpf_a/key:8/iterations:1', 4)] });
+    const { metrics } = gbenchMetrics(parseGbenchJson(doc));
+    expect(metrics).toEqual({ 'Z/ffkx_a/key:8/iterations:1.ns_per_op': 1000, 'Z/ffkx_a/key:16/iterations:1.ns_per_op': 2000, 'Z/bpf_a.ns_per_op': 4000 });
+  });
+
+});
+
+describe('memtier_benchmark', () => {
   it('memtier_benchmark --protocol=redis (ALL STATS table; --- cells skipped)', () => {
     // Captured from memtier_benchmark built from its upstream source, against redis-server on loopback.
     const m = parseMemtier(fx('clients/memtier-redis.txt'));
@@ -84,5 +179,48 @@ describe('guard elision', () => {
     const short = compareGuards(parseGuardLines(fx('guards/seed-dmesg.txt').split('\n').slice(0, 14).join('\n')));
     expect(short.exact).toBe(false);
     expect(short.rows.at(-1)!.measured).toBeUndefined();
+  });
+
+  // Assembled from the sources (guards/README): a Zipfian ffkx-bench run loads the skeleton once per benchmark.
+  it('a Zipfian run: 31 loads of the skeleton, each printing the 15 programs among 24 others, all equal to the seed', () => {
+    const lines = parseGuardLines(fx('guards/zipfian-31-blocks-dmesg.txt'));
+    expect(lines.length).toBeGreaterThan(31 * 39);
+    expect(splitGuardBlocks(lines).map((b) => b.length)).toEqual(Array(31).fill(15));
+    const c = compareGuards(lines);
+    expect(c).toMatchObject({ exact: true, blocks: 31, blocks_agreeing: 31, differing: [], deviations: [] });
+    // Per load, not summed over the 31 loads.
+    expect([c.measured_total, c.measured_elided]).toEqual([99, 78]);
+  });
+
+  it('one load that differs makes the whole log deviate, and says which load and which program', () => {
+    const c = compareGuards(parseGuardLines(fx('guards/zipfian-block7-differs-dmesg.txt')));
+    expect(c).toMatchObject({ exact: false, blocks: 31, blocks_agreeing: 30 });
+    expect(c.differing).toEqual([{ label: 'RBTree Delete', prog: 'bench_ffkx_rbtr', blocks: 1 }]);
+    expect(c.deviations).toEqual(['block 7 of 31: RBTree Delete (bench_ffkx_rbtr) range_analysis_call=29 elided=24, seed 29/25']);
+    // The first load agrees, so the table itself still reads 78 of 99.
+    expect(c.rows.every((r) => r.match)).toBe(true);
+  });
+
+  it('a load that stopped early (the verifier rejected a program) is a short block, named by its missing programs', () => {
+    const text = fx('guards/zipfian-31-blocks-dmesg.txt');
+    // Drop the last 4 bench_ffkx_* programs of the last load: the verifier stopped after Skiplist Update.
+    const all = text.trimEnd().split('\n');
+    const ffkxIdx = all.map((l, i) => (l.includes('prog=bench_ffkx_') ? i : -1)).filter((i) => i >= 0).slice(-4);
+    const cut = all.filter((_, i) => !ffkxIdx.includes(i)).join('\n');
+    const c = compareGuards(parseGuardLines(cut));
+    expect(c).toMatchObject({ exact: false, blocks: 31, blocks_agreeing: 30 });
+    expect(c.deviations[0]).toMatch(/^block 31 of 31: Skiplist Lookup \(bench_ffkx_skip\) missing, seed 3\/2; Skiplist Delete .* missing.*Countsketch \(bench_ffkx_coun\) missing, seed 0\/0$/);
+  });
+
+  it('input without a single guard message is refused with the reason (empty, binary, another log)', () => {
+    expect(() => parseGuardLines('')).toThrow(/no "prog=NAME range_analysis_call=N elided=M" message/);
+    expect(() => parseGuardLines('\u0000\u0001\u00ff\u0007ELF\u0002\u0001')).toThrow(LabError);
+    expect(() => parseGuardLines(fx('clients/memcaslap-udp.txt'))).toThrow(/cannot parse guard-elision log output/);
+  });
+
+  it('a log with verifier messages but none from bench_ffkx_* programs deviates with that reason', () => {
+    const c = compareGuards(parseGuardLines('[ 1.0] prog=ffkx_memcache_ range_analysis_call=3 elided=3\n[ 1.1] prog= range_analysis_call=0 elided=0\n'));
+    expect(c).toMatchObject({ exact: false, blocks: 0, blocks_agreeing: 0 });
+    expect(c.deviations).toEqual(["no bench_ffkx_* program in the log (1 other verifier messages): ffkx-bench's data-structure programs were not loaded"]);
   });
 });
