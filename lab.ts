@@ -1,20 +1,22 @@
-// kflex-lab: the CLI. This is the one place that wires the core, the stages, the VMs and the experiments.
+// kflex-lab: the CLI. It parses arguments, calls one entry of lab/, prints, and maps errors to exit codes.
 import { Command, Option } from 'commander';
 import { rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ResolvedConfig } from './core/config.js';
-import { buildTargets, configFrom, interruption, type GlobalOpts } from './cli/common.js';
+import { configFrom, globalOpts } from './cli/common.js';
 import { LabError, ExitCode } from './core/errors.js';
 import { fmtSeconds } from './core/progress.js';
-import { plan } from './core/runner.js';
 import { runDoctor, aptLine, type Check } from './core/doctor.js';
 import { writeBundle, verifyBundle } from './core/bundle.js';
 import { latestRun, resultsRoot } from './core/rundir.js';
-import { stageRegistry, ALL_TARGETS } from './cli/stages.js';
+import { interruption } from './lab/signals.js';
+import { planRun, build } from './lab/plan.js';
+import { catalog } from './lab/catalog.js';
+import { cleanVms } from './lab/vms.js';
 import { registerVmCommands } from './cli/vm-commands.js';
 import { registerExperimentCommands } from './cli/experiment-commands.js';
+import { registerHostsCommands } from './cli/hosts-commands.js';
 
 const program = new Command('kflex-lab');
 program
@@ -38,6 +40,7 @@ Exit codes: 0 ok, 1 an experiment or check failed, 2 usage or configuration erro
   .option('-c, --config <file>', 'another lab.yaml')
   .option('--set <path=value>', 'override a profile field, e.g. vms.server.memory_mb=4096 (repeatable)', collect, [])
   .option('--source <name=path>', 'use a local tree or file for a source, e.g. kflex=/src/KFlex (repeatable)', collect, [])
+  .option('--events <file>', 'also write every lab event (stages, testbed, cells, run end) as JSON lines to this file')
   .showHelpAfterError()
   // Usage errors (unknown verb, missing argument) exit 2, as documented; help exits 0.
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : ExitCode.usage))
@@ -71,14 +74,13 @@ program
   .command('plan')
   .description('print the resolved configuration, the stage graph with what is cached, and time/disk estimates for this host')
   .option('--json', 'machine-readable output')
-  .action(async (o: { json?: boolean }, cmd: Command) => {
+  .option('--assume-host <spec>', 'judge the cells for a described host instead of this one, e.g. ram=256G,cpus=64,la57,kvm')
+  .action(async (o: { json?: boolean; assumeHost?: string }, cmd: Command) => {
     const config = configFrom(cmd);
-    const planned = await plan(stageRegistry(config), ALL_TARGETS, config, config.cacheRoot);
+    const planned = await planRun(config, { assumeHost: o.assumeHost, kvm: o.assumeHost ? undefined : await kvmLikely() });
     const p = config.profile;
-    const scale = 2 / Math.max(2, cpus().length); // estimates are for a 2-core host
-    const est = (id: string) => (p.estimates.minutes[id] ?? 0) * (id === 'image' ? 1 : scale);
     if (o.json) {
-      console.log(JSON.stringify({ profile: config.profileName, config: p, stages: planned.map((s) => ({ id: s.stage.id, deps: s.stage.deps, fingerprint: s.fingerprint, cached: s.cached })) }, null, 2));
+      console.log(JSON.stringify({ profile: config.profileName, config: p, stages: planned.stages, host: planned.host, server: planned.server, cells: planned.cells }, null, 2));
       return;
     }
     console.log(`profile ${config.profileName} (${config.file})\n  ${p.description.trim()}\n`);
@@ -91,16 +93,21 @@ program
     console.log(`vms:       server ${p.vms.server.cpus} vCPU / ${p.vms.server.memory_mb} MiB, client ${p.vms.client.cpus} vCPU / ${p.vms.client.memory_mb} MiB, accel ${p.vms.accel}, link ${p.vms.link.backend} (mtu ${p.vms.link.mtu})`);
     console.log(`experiments: ${Object.entries(p.experiments).filter(([, e]) => e.enabled).map(([id, e]) => `${id} [${e.variants.join(', ')}] x${e.repetitions}`).join('; ')}`);
     console.log('\nstages (dependency order):');
-    let total = 0;
-    for (const s of planned) {
-      const m = s.cached ? 0 : est(s.stage.id === 'llvm' && p.toolchain.policy === 'source' ? 'llvm-source' : s.stage.id);
-      total += m;
-      console.log(`  ${s.stage.id.padEnd(7)} ${s.fingerprint}  ${s.cached ? 'cached        ' : `~${m.toFixed(0).padStart(3)} min build`}  deps: ${s.stage.deps.join(', ') || '-'}   ${s.stage.description}`);
-    }
-    total += est('vms') + est('experiments');
-    console.log(`\nestimate on this host (${cpus().length} CPUs): ~${total.toFixed(0)} min end to end (stages that do not depend on each other overlap), ~${p.estimates.disk_gb} GiB disk, ~${p.estimates.ram_gb} GiB RAM`);
+    for (const s of planned.stages)
+      console.log(`  ${s.id.padEnd(7)} ${s.fingerprint}  ${s.cached ? 'cached        ' : `~${s.minutes.toFixed(0).padStart(3)} min build`}  deps: ${s.deps.join(', ') || '-'}   ${s.description}`);
+    console.log(`\nestimate on this host (${planned.cpus} CPUs): ~${planned.totalMinutes.toFixed(0)} min end to end (stages that do not depend on each other overlap), ~${p.estimates.disk_gb} GiB disk, ~${p.estimates.ram_gb} GiB RAM`);
     console.log(`cache: ${config.cacheRoot}`);
+    const h = planned.host;
+    console.log(`\nwill ${h.source === 'this host' ? 'this host' : 'the assumed host'} run it? (${(h.ramMb / 1024).toFixed(0)} GiB RAM, ${h.cpus} CPUs, LA57 ${h.la57 ? 'yes' : 'no'}, KVM ${h.kvm ? 'yes' : 'no'})`);
+    console.log(`  server VM: ${(planned.server.memoryMb / 1024).toFixed(1)} GiB (${planned.server.why})`);
+    for (const c of planned.cells)
+      console.log(`  ${`${c.experiment}/${c.variant}`.padEnd(26)} ${c.heapGiB ? `heap ${c.heapGiB} GiB${c.scaled ? ' (scaled)' : ''}`.padEnd(22) : ''.padEnd(22)} ${c.verdict === 'run' ? 'runs' : `skipped: ${c.reason}`}`);
   });
+
+/** Whether /dev/kvm is there to try (plan does not boot anything; reproduce probes with the real kernel). */
+async function kvmLikely(): Promise<boolean> {
+  return existsSync('/dev/kvm');
+}
 
 function describeSource(s: ResolvedConfig['profile']['sources'][string]): string {
   switch (s.kind) {
@@ -121,9 +128,8 @@ program
   .argument('<stage>', 'llvm | kernel | kflex | image | all')
   .addOption(new Option('--force <stage...>', 'rebuild these stages even when cached (or all)'))
   .action(async (stage: string, o: { force?: string[] }, cmd: Command) => {
-    const config = configFrom(cmd);
     const started = Date.now();
-    const outputs = await buildTargets(config, stage === 'all' ? [...stageRegistry(config).keys()] : [stage], o.force ?? []);
+    const outputs = await build(configFrom(cmd), stage, o.force ?? []);
     for (const [id, out] of Object.entries(outputs)) console.log(`${id.padEnd(7)} ${out.dir}`);
     console.error(`built in ${fmtSeconds((Date.now() - started) / 1000)}`);
   });
@@ -132,20 +138,19 @@ program
   .command('list')
   .description('list profiles, stages and experiments')
   .action(async (_o, cmd: Command) => {
-    const { listProfiles } = await import('./core/config.js');
-    const { EXPERIMENTS } = await import('./experiments/index.js');
-    const g = cmd.optsWithGlobals() as GlobalOpts;
+    const g = globalOpts(cmd);
+    const c = catalog(configFrom(cmd), g.config ? resolve(g.config) : undefined);
     console.log('profiles:');
-    for (const p of listProfiles(g.config ? resolve(g.config) : undefined)) console.log(`  ${p.name.padEnd(8)} ${p.extends ? `(extends ${p.extends}) ` : ''}${p.description.trim().split('\n')[0]?.slice(0, 100)}…`);
-    const config = configFrom(cmd);
+    for (const p of c.profiles) console.log(`  ${p.name.padEnd(8)} ${p.extends ? `(extends ${p.extends}) ` : ''}${p.description.slice(0, 100)}…`);
     console.log('stages:');
-    for (const s of stageRegistry(config).values()) console.log(`  ${s.id.padEnd(8)} ${s.description}`);
+    for (const s of c.stages) console.log(`  ${s.id.padEnd(8)} ${s.description}`);
     console.log('experiments:');
-    for (const e of EXPERIMENTS) console.log(`  ${e.id.padEnd(15)} ${e.title} — variants: ${e.variants.map((v) => v.id).join(', ')}`);
+    for (const e of c.experiments) console.log(`  ${e.id.padEnd(15)} ${e.title} — variants: ${e.variants.join(', ')}`);
   });
 
 registerVmCommands(program);
 registerExperimentCommands(program);
+registerHostsCommands(program);
 
 program
   .command('bundle')
@@ -159,14 +164,17 @@ program
 
 program
   .command('verify')
-  .description('check a bundle: every file against its SHA256SUMS line')
+  .description("check a bundle: every file against its SHA256SUMS line (lines pointing outside the bundle are refused); prints the tarball's own sha256")
   .argument('<bundle>', '<run>.tar.gz')
   .action(async (bundle: string) => {
     const r = await verifyBundle(resolve(bundle));
+    for (const o of r.outside) console.log(`OUTSIDE  ${o} (points outside the bundle; refused, not read)`);
     for (const b of r.bad) console.log(`BAD      ${b}`);
     for (const m of r.missing) console.log(`MISSING  ${m}`);
-    console.log(`${r.files} files listed, ${r.bad.length} bad, ${r.missing.length} missing`);
-    if (r.bad.length || r.missing.length) process.exitCode = ExitCode.checkFailed;
+    console.log(`${r.files} files listed, ${r.bad.length} bad, ${r.missing.length} missing, ${r.outside.length} outside the bundle`);
+    // Last, so it is easy to find: the one line an evaluator pastes into a review.
+    console.log(r.sha256Line);
+    if (r.bad.length || r.missing.length || r.outside.length) process.exitCode = ExitCode.checkFailed;
   });
 
 program
@@ -175,9 +183,8 @@ program
   .option('--all', 'stop every VM set and remove the cache (stage outputs, keys) too')
   .action(async (o: { all?: boolean }, cmd: Command) => {
     const config = configFrom(cmd);
-    const { cleanStaleVms } = await import('./vm/state.js');
     // Without --all only stale VM sets go (their lab process died); with --all every VM set is stopped.
-    const cleaned = await cleanStaleVms(config.cacheRoot, { all: !!o.all });
+    const cleaned = await cleanVms(config, { all: !!o.all });
     console.log(`VM sets cleaned: ${cleaned.length}${cleaned.length ? ` (${cleaned.join(', ')})` : ''}`);
     if (o.all) {
       await rm(config.cacheRoot, { recursive: true, force: true });

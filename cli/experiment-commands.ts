@@ -1,36 +1,50 @@
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { LabError, ExitCode } from '../core/errors.js';
-import { latestRun, resultsRoot } from '../core/rundir.js';
-import { parseMemcaslap, parseRedisBenchmarkCsv, parseMemtier, parseGbenchJson, parseGuardLines, compareGuards } from '../experiments/parsers.js';
-import { EXPERIMENTS, experimentById } from '../experiments/index.js';
-import { writeReport, readRunForReport, verdictTable } from '../report/report.js';
-import { configFrom } from './common.js';
-import { runExperiments } from './reproduce.js';
+import { reproduce, type ReproduceResult } from '../lab/run.js';
+import { EXPERIMENT_IDS, experimentKnown, parseCapture, reportRun, PARSERS, verdictTable } from '../lab/catalog.js';
+
+import { configFrom, globalOpts } from './common.js';
+
+function printResult(r: ReproduceResult): void {
+  if (r.verdicts) console.log(`\nclaims:\n${verdictTable(r.verdicts)}`);
+  if (r.report) console.log(`\nreport: ${r.report} (and report.md)`);
+  if (r.bundle) console.log(`bundle: ${r.bundle}`);
+  if (r.lost) console.log(`testbed lost: ${r.lost.split('\n')[0]}\nfinish the cells it could not run with: kflex-lab reproduce --resume ${r.runDir}`);
+  const c = r.counts;
+  console.log(`cells: ${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped${r.nothingToRun ? ' (nothing left to run)' : ''}; ${fmt(r.seconds)} in all`);
+}
+
+const TESTBED_OPT = ['--testbed <hosts.yaml>', "run on your own two machines over SSH instead of the lab's VMs (see kflex-lab hosts check)"] as const;
+const onHosts = (file?: string) => (file ? { testbed: 'hosts', testbedFile: resolve(file) } : {});
+
+const fmt = (s: number) => (s < 60 ? `${s.toFixed(1)}s` : `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`);
 
 export function registerExperimentCommands(program: Command): void {
   program
     .command('reproduce')
     .description('everything from a bare box: doctor, stages (cached ones skipped), VMs + native-XDP check, every experiment beside its baselines, teardown, report and bundle')
-    .option('--only <experiment...>', `run only these experiments (${EXPERIMENTS.map((e) => e.id).join(', ')})`)
+    .option('--only <experiment...>', `run only these experiments (${EXPERIMENT_IDS.join(', ')})`)
     .option('--quick', "fewer repetitions and shorter runs (each experiment's quick: settings)")
-    .option('--resume <run>', 'finish a run directory: only missing or failed cells run')
-    .action(async (o: { only?: string[]; quick?: boolean; resume?: string }, cmd: Command) => {
-      const config = configFrom(cmd);
-      const r = await runExperiments(config, { only: o.only, quick: o.quick, resume: o.resume ? resolve(o.resume) : undefined });
+    .option('--resume <run>', 'finish a run directory: only missing or failed cells run (nothing boots when none is left)')
+    .option(...TESTBED_OPT)
+    .action(async (o: { only?: string[]; quick?: boolean; resume?: string; testbed?: string }, cmd: Command) => {
+      for (const id of o.only ?? []) if (!experimentKnown(id)) throw new LabError(`--only ${id}: unknown experiment; known: ${EXPERIMENT_IDS.join(', ')}`, ExitCode.usage);
+      const r = await reproduce(configFrom(cmd), { only: o.only, quick: o.quick, resume: o.resume ? resolve(o.resume) : undefined, eventsFile: globalOpts(cmd).events, ...onHosts(o.testbed) });
+      printResult(r);
       process.exitCode = r.exitCode;
     });
 
   program
     .command('run')
     .description('run some experiments (with their baselines) on fresh VMs; like reproduce --only, without the bundle')
-    .argument('<experiment...>', EXPERIMENTS.map((e) => e.id).join(' | '))
+    .argument('<experiment...>', EXPERIMENT_IDS.join(' | '))
     .option('--quick', 'fewer repetitions and shorter runs')
-    .action(async (ids: string[], o: { quick?: boolean }, cmd: Command) => {
-      for (const id of ids) if (!experimentById(id)) throw new LabError(`unknown experiment '${id}'; known: ${EXPERIMENTS.map((e) => e.id).join(', ')}`, ExitCode.usage);
-      const config = configFrom(cmd);
-      const r = await runExperiments(config, { only: ids, quick: o.quick, bundle: false });
+    .option(...TESTBED_OPT)
+    .action(async (ids: string[], o: { quick?: boolean; testbed?: string }, cmd: Command) => {
+      for (const id of ids) if (!experimentKnown(id)) throw new LabError(`unknown experiment '${id}'; known: ${EXPERIMENT_IDS.join(', ')}`, ExitCode.usage);
+      const r = await reproduce(configFrom(cmd), { only: ids, quick: o.quick, bundle: false, eventsFile: globalOpts(cmd).events, ...onHosts(o.testbed) });
+      printResult(r);
       process.exitCode = r.exitCode;
     });
 
@@ -39,32 +53,17 @@ export function registerExperimentCommands(program: Command): void {
     .description('write report.html and report.md for a run (default: the latest) from its summary and manifest')
     .argument('[run]', 'run directory')
     .action(async (run?: string) => {
-      const dir = run ? resolve(run) : await latestRun();
-      if (!dir) throw new LabError(`no run directory under ${resultsRoot()}`, ExitCode.usage);
-      const inp = await readRunForReport(dir);
-      const { verdicts } = await writeReport({ runDir: dir, ...inp }, Object.fromEntries(EXPERIMENTS.map((e) => [e.id, e.headline])));
-      console.log(verdictTable(verdicts));
-      console.log(`${dir}/report.html`);
+      const r = await reportRun(run ? resolve(run) : undefined);
+      console.log(r.table);
+      console.log(r.html);
     });
 
   program
     .command('parse')
-    .description('print the metrics of a client output you captured by hand, as JSON (the parsers the experiments use)')
-    .argument('<kind>', 'memcaslap | redis-benchmark | memtier | gbench | guards')
-    .argument('<file>', 'the captured output (redis-benchmark: run with --csv)')
+    .description('print the metrics of a client output you captured by hand, as JSON (the parsers the experiments use); exits 1 when the file holds no such output')
+    .argument('<kind>', Object.keys(PARSERS).join(' | '))
+    .argument('<file>', 'the captured output')
     .action(async (kind: string, file: string) => {
-      const parsers: Record<string, (t: string) => unknown> = {
-        memcaslap: parseMemcaslap,
-        'redis-benchmark': parseRedisBenchmarkCsv,
-        memtier: parseMemtier,
-        gbench: parseGbenchJson,
-        guards: (t) => compareGuards(parseGuardLines(t)),
-      };
-      const parse = parsers[kind];
-      if (!parse) throw new LabError(`unknown parser '${kind}'; known: ${Object.keys(parsers).join(', ')}`, ExitCode.usage);
-      const text = await readFile(file, 'utf8').catch((e: Error) => {
-        throw new LabError(`cannot read ${file}: ${e.message}`, ExitCode.usage);
-      });
-      console.log(JSON.stringify(parse(text), null, 2));
+      console.log(JSON.stringify(await parseCapture(kind, file), null, 2));
     });
 }

@@ -35,6 +35,20 @@ export const SourceSchema = z.discriminatedUnion('kind', [
 export type Source = z.infer<typeof SourceSchema>;
 
 const VmSize = z.object({ cpus: z.number().int().min(1).max(256), memory_mb: z.number().int().min(256) }).strict();
+/** The server may be sized from the host: enough for the largest heap that will run, within what the host can give. */
+const ServerVmSize = z.object({ cpus: z.number().int().min(1).max(256), memory_mb: z.union([z.number().int().min(256), z.literal('auto')]) }).strict();
+/** KFlex heap sizes in GiB per ffkx program; the artifact's are 128 (kmemcache), 256 (kmemcached, kredis), 64 (bench). */
+const HeapGiB = z.number().int().min(1).refine((n) => (n & (n - 1)) === 0, 'a power of two (ffkx_heap(N) needs one)');
+export const ARTIFACT_HEAPS = { kmemcache: 128, kmemcached: 256, kredis: 256, bench: 64 } as const;
+export type HeapProgram = keyof typeof ARTIFACT_HEAPS;
+// ffkx pre-fills ~5.8 GiB of pools inside the heap and the fill takes about twice that; ffkx-bench ~0.9 GB, twice.
+const SERVER_HEAP_MIN = 'at least 32 GiB: ffkx fills ~6 GiB of allocator pools inside the heap before it is ready, and the fill takes about twice that';
+const BENCH_HEAP_MIN = 'at least 8 GiB: ffkx-bench fills ~0.9 GB of pools inside the heap, and the fill takes about twice that';
+
+/** A VM's RAM once the lab has sized it: 'auto' is resolved before anything boots (lab/sizing.ts). */
+export function fixedMemoryMb(m: number | 'auto', minimum = 4096): number {
+  return m === 'auto' ? minimum : m;
+}
 const GridValue = z.union([z.number(), z.string(), z.boolean()]);
 
 export const ExperimentSettingsSchema = z
@@ -100,8 +114,10 @@ export const ProfileSchema = z
       .object({
         accel: z.enum(['auto', 'kvm', 'tcg']),
         boot_timeout_s: z.number().int().min(10),
-        server: VmSize,
+        server: ServerVmSize,
         client: VmSize,
+        /** What 'auto' leaves the host: RAM (MiB) beyond the client VM. */
+        host_reserve_mb: z.number().int().min(0).default(4096),
         link: z
           .object({
             backend: z.enum(['auto', 'tap', 'socket']),
@@ -110,6 +126,16 @@ export const ProfileSchema = z
           .strict(),
       })
       .strict(),
+    /** KFlex heap sizes; any value below the artifact's is a scaled heap, rewritten into ffkx at build time and recorded. */
+    kflex: z
+      .object({
+        heap_gib: z
+          .object({ kmemcache: HeapGiB.refine((n) => n >= 32, SERVER_HEAP_MIN), kmemcached: HeapGiB.refine((n) => n >= 32, SERVER_HEAP_MIN), kredis: HeapGiB.refine((n) => n >= 32, SERVER_HEAP_MIN), bench: HeapGiB.refine((n) => n >= 8, BENCH_HEAP_MIN) })
+          .strict()
+          .default({ ...ARTIFACT_HEAPS }),
+      })
+      .strict()
+      .default({ heap_gib: { ...ARTIFACT_HEAPS } }),
     experiments: z.record(ExperimentSettingsSchema),
     estimates: z
       .object({

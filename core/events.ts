@@ -1,6 +1,14 @@
 import { EventEmitter } from 'node:events';
+import { appendFileSync } from 'node:fs';
 
-/** Everything the runner, the VMs and the experiments tell whoever displays progress. */
+/** Counts of cells by status. */
+export interface CellCounts {
+  ok: number;
+  failed: number;
+  skipped: number;
+}
+
+/** Everything the stages, the testbed and the experiments tell whoever displays or records progress. */
 export type LabEvent =
   | { type: 'stage-start'; stage: string; fingerprint: string; logPath: string }
   | { type: 'stage-cached'; stage: string; fingerprint: string; dir: string }
@@ -8,7 +16,16 @@ export type LabEvent =
   | { type: 'stage-failed'; stage: string; seconds: number; error: string; logPath: string; tail: string[] }
   | { type: 'line'; stage: string; line: string }
   | { type: 'step'; scope: string; message: string }
-  | { type: 'warn'; scope: string; message: string };
+  | { type: 'warn'; scope: string; message: string }
+  | { type: 'run-start'; runDir: string; profile: string; cells: number; experiments: string[]; quick: boolean; resume: boolean; estimate: { stagesMin: number; experimentsMin: number; diskGb: number; cpus: number } }
+  | { type: 'accel'; accel: 'kvm' | 'tcg' | 'native'; why: string }
+  | { type: 'testbed-up'; kind: string; accel: string; link: string; nativeXdp: boolean; seconds: number }
+  | { type: 'capabilities'; kernelRelease: string; kflexKernel: boolean; ffkx: boolean; memtier: boolean; la57?: boolean }
+  | { type: 'cell-start'; index: number; total: number; experiment: string; variant: string; params: string; rep: number }
+  | { type: 'cell'; index: number; total: number; experiment: string; variant: string; params: string; rep: number; status: 'ok' | 'failed' | 'skipped' | 'kept'; headline?: { metric: string; value: number }; reason?: string; seconds: number }
+  | { type: 'testbed-lost'; why: string }
+  | { type: 'testbed-down'; kind: string }
+  | { type: 'run-done'; runDir: string; counts: CellCounts; exitCode: number; seconds: number; report?: string; bundle?: string; nothingToRun?: boolean; verdicts?: Array<{ claim: string; verdict: string; reason?: string }> };
 
 /** The single stream of typed events; one bus per lab process. */
 export class EventBus {
@@ -20,4 +37,15 @@ export class EventBus {
     this.emitter.on('event', listener);
     return () => this.emitter.off('event', listener);
   }
+}
+
+/**
+ * Record every event but build output lines as JSON lines (with a timestamp), for tests and tools that want
+ * the run's facts rather than its prose (`--events FILE`).
+ */
+export function recordEvents(bus: EventBus, file: string): () => void {
+  return bus.on((e) => {
+    if (e.type === 'line') return;
+    appendFileSync(file, JSON.stringify({ t: new Date().toISOString(), ...e }) + '\n');
+  });
 }

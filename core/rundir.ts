@@ -67,11 +67,11 @@ export interface Manifest {
   host: HostFacts;
   config: unknown;
   stages: Record<string, { fingerprint: string; dir: string; manifest: Record<string, unknown> }>;
-  deviations: string[];
+  deviations: Deviation[];
   [key: string]: unknown;
 }
 
-export function buildManifest(config: ResolvedConfig, host: HostFacts, stages: Record<string, StageOutput>, deviations: string[] = []): Manifest {
+export function buildManifest(config: ResolvedConfig, host: HostFacts, stages: Record<string, StageOutput>, deviations: Deviation[] = []): Manifest {
   return {
     lab: 'kflex-lab',
     created: new Date().toISOString(),
@@ -98,4 +98,15 @@ export async function amendManifest(runDir: string, patch: (m: Manifest) => void
   const m = await readManifest(runDir);
   patch(m);
   await writeManifest(runDir, m);
+}
+
+/** One way this run differs from the artifact: what the artifact does, what the lab did, and why. */
+export interface Deviation {
+  /** Short topic, e.g. 'client load', 'accelerator', 'toolchain'. */
+  topic: string;
+  artifact: string;
+  lab: string;
+  why: string;
+  /** Which experiments or cells it affects ('all' when the whole run). */
+  affects: string;
 }

@@ -24,18 +24,45 @@ async function withServer<T>(ctx: CellContext, variant: VariantDef, mode: '--kme
   }
 }
 
-export function memtierArgv(server: string, p: { ratio: string; dataSize: number; clients: number; seconds: number }): string[] {
-  return ['memtier_benchmark', '-s', server, '-p', String(SERVICE_PORT), '--protocol=redis', `--ratio=${p.ratio}`, '-d', String(p.dataSize), '-t', '1', '-c', String(p.clients), `--test-time=${p.seconds}`, '--hide-histogram'];
+/**
+ * The artifact's memtier line (`-d 64 -n 10000 -t 64 --ratio 10:90`): a request count per client when
+ * `requests` is given, else a test time; memtier's default 50 clients per thread unless `clients` is given.
+ */
+export function memtierArgv(server: string, p: { ratio: string; dataSize: number; threads: number; clients?: number; requests?: number; seconds: number }): string[] {
+  return [
+    'memtier_benchmark', '-s', server, '-p', String(SERVICE_PORT), '--protocol=redis', `--ratio=${p.ratio}`, '-d', String(p.dataSize), '-t', String(p.threads),
+    ...(p.clients ? ['-c', String(p.clients)] : []),
+    ...(p.requests ? ['-n', String(p.requests)] : [`--test-time=${p.seconds}`]),
+    '--hide-histogram',
+  ];
 }
 
-export function redisBenchmarkGetSetArgv(server: string, p: { dataSize: number; clients: number; requests: number }): string[] {
-  return ['redis-benchmark', '-h', server, '-p', String(SERVICE_PORT), '-t', 'set,get', '-d', String(p.dataSize), '-c', String(p.clients), '-n', String(p.requests), '-r', '100000', '--csv'];
+export function redisBenchmarkGetSetArgv(server: string, p: { dataSize: number; clients?: number; requests: number }): string[] {
+  return ['redis-benchmark', '-h', server, '-p', String(SERVICE_PORT), '-t', 'set,get', '-d', String(p.dataSize), ...(p.clients ? ['-c', String(p.clients)] : []), '-n', String(p.requests), '-r', '100000', '--csv'];
 }
 
-/** The seed's ZADD command line, with the request count, threads and clients from the profile's grid. */
-export function redisBenchmarkZaddArgv(server: string, p: { threads: number; clients: number; requests: number }): string[] {
-  return ['redis-benchmark', '--threads', String(p.threads), '-h', server, '-p', String(SERVICE_PORT), '-c', String(p.clients), '-r', '1000000', '-n', String(p.requests), '--csv', 'zadd', 'f__rand_int__f', '__rand_int__', 'ele:rand__rand_int__:__rand_int__'];
+/** The seed's ZADD command line, with the request count, threads and (when given) clients from the profile's grid. */
+export function redisBenchmarkZaddArgv(server: string, p: { threads: number; clients?: number; requests: number }): string[] {
+  return ['redis-benchmark', '--threads', String(p.threads), '-h', server, '-p', String(SERVICE_PORT), ...(p.clients ? ['-c', String(p.clients)] : []), '-r', '1000000', '-n', String(p.requests), '--csv', 'zadd', 'f__rand_int__f', '__rand_int__', 'ele:rand__rand_int__:__rand_int__'];
 }
+
+/**
+ * ZADD through memtier_benchmark, for the runs where redis-benchmark cannot be used: redis-benchmark always
+ * sends CONFIG GET first and waits forever for an answer ffkx --kredis never gives. memtier substitutes only
+ * whole arguments, so the seed's f__rand_int__f / ele:rand... shapes become key = score = a random number
+ * below 1000000 (empty key prefix, so the score parses) and a random member of 16 bytes.
+ */
+export function memtierZaddArgv(server: string, p: { threads: number; clients?: number; requests: number }): string[] {
+  const clients = p.clients ?? 50;
+  const perClient = Math.max(1, Math.ceil(p.requests / (p.threads * clients)));
+  return [
+    'memtier_benchmark', '-s', server, '-p', String(SERVICE_PORT), '--protocol=redis', '-t', String(p.threads), '-c', String(clients), '-n', String(perClient),
+    '--command=ZADD __key__ __key__ __data__', '--command-key-pattern=R', '--key-prefix=', '--key-minimum=1', '--key-maximum=999999', '-d', '16', '--hide-histogram',
+  ];
+}
+
+export const MEMTIER_ZADD_DEVIATION =
+  "ZADD driven by memtier_benchmark --command 'ZADD __key__ __key__ __data__' (key = score = random 1..999999, 16-byte member) instead of the seed's redis-benchmark line: redis-benchmark blocks forever on its startup CONFIG GET, which ffkx --kredis never answers; the key distribution differs";
 
 /**
  * Experiment 2. ffkx --kmemcached offloads Redis GET/SET over TCP with sockmap (the seed README pairs it
@@ -46,8 +73,9 @@ export const redisGetSet: Experiment = {
   title: 'Redis GET/SET offload (sockmap, TCP)',
   claims: ['redis-getset-throughput'],
   headline: 'ops_sec',
+  artifact: { command: 'memtier_benchmark -s <hostname> -p 6969 --protocol=redis -d 64 -n 10000 -t 64 --ratio 10:90', params: { ratio: '10:90', data_size: 64, threads: 64, requests: 10000 }, source: "the artifact's README, 'Redis offload for GETS/SETS' (it names the flag --kmemcache there; the code's pairing is --kmemcached)" },
   variants: [
-    { id: 'kflex', description: 'ffkx --kmemcached (sk_skb stream parser/verdict, 256 GiB heap)', requires: ['kflex-kernel', 'ffkx'], heapGiB: 256 },
+    { id: 'kflex', description: 'ffkx --kmemcached (sk_skb stream parser/verdict, 256 GiB heap)', requires: ['kflex-kernel', 'ffkx', 'memtier'], heapGiB: 256, heap: 'kmemcached' },
     { id: 'userspace', description: `redis-server --port ${SERVICE_PORT}`, requires: [] },
   ],
   estimateCellSeconds: (s, accel) => s.duration_s * 2 + (accel === 'tcg' ? 25 : 8),
@@ -55,18 +83,21 @@ export const redisGetSet: Experiment = {
     const p = ctx.params;
     return withServer(ctx, variant, '--kmemcached', /Memcached ready!/, async (server) => {
       const dataSize = Number(p.data_size ?? 64);
-      const clients = Number(p.clients ?? 8);
+      const clients = p.clients === undefined ? undefined : Number(p.clients);
+      const threads = Number(p.threads ?? 1);
       if (ctx.caps.memtier) {
-        const out = await ctx.exec(ctx.client, 'client', memtierArgv(ctx.serverIp, { ratio: String(p.ratio ?? '1:9'), dataSize, clients, seconds: ctx.settings.duration_s }), { timeoutMs: (ctx.settings.duration_s + 180) * 1000 });
+        const requests = p.requests === undefined ? undefined : Number(p.requests);
+        const out = await ctx.exec(ctx.client, 'client', memtierArgv(ctx.serverIp, { ratio: String(p.ratio ?? '10:90'), dataSize, threads, clients, requests, seconds: ctx.settings.duration_s }), { timeoutMs: ctx.boundMs });
         return { metrics: parseMemtier(out.stdout), files: { 'server.log': await server.log() } };
       }
       // Substitute: redis-benchmark runs a SET phase then a GET phase, so the SET:GET ratio is not applied.
-      const requests = Number(p.requests ?? 2000 * ctx.settings.duration_s);
-      const out = await ctx.exec(ctx.client, 'client', redisBenchmarkGetSetArgv(ctx.serverIp, { dataSize, clients, requests }), { timeoutMs: (ctx.settings.duration_s * 10 + 300) * 1000 });
+      // The substitute needs a total count: memtier's per-client count times its connections, else a rate guess.
+      const requests = p.requests !== undefined ? Number(p.requests) * threads * (clients ?? 50) : 2000 * ctx.settings.duration_s;
+      const out = await ctx.exec(ctx.client, 'client', redisBenchmarkGetSetArgv(ctx.serverIp, { dataSize, clients, requests }), { timeoutMs: ctx.boundMs });
       const m = parseRedisBenchmarkCsv(out.stdout);
       return {
         metrics: { ...m, ops_sec: m.rps! },
-        deviations: [`memtier_benchmark is not in the image: substituted redis-benchmark -t set,get (${requests} requests per phase; the ${String(p.ratio ?? '1:9')} SET:GET ratio is not applied)`],
+        deviations: [`memtier_benchmark is not in the image: substituted redis-benchmark -t set,get (${requests} requests per phase; the ${String(p.ratio ?? '10:90')} SET:GET ratio is not applied)`],
         files: { 'server.log': await server.log() },
       };
     });
@@ -79,16 +110,23 @@ export const redisZadd: Experiment = {
   title: 'Redis ZADD offload (skiplist, sockmap)',
   claims: ['redis-zadd-throughput'],
   headline: 'rps',
+  artifact: { command: 'redis-benchmark --threads 64 -h <hostname> -p 6969 -r 1000000 -n 2000000 zadd f__rand_int__f __rand_int__ ele:rand__rand_int__:__rand_int__', params: { threads: 64, requests: 2000000 }, source: "the artifact's README, 'Redis offload for ZADD'" },
   variants: [
-    { id: 'kflex', description: 'ffkx --kredis (256 GiB heap)', requires: ['kflex-kernel', 'ffkx'], heapGiB: 256 },
+    { id: 'kflex', description: 'ffkx --kredis (256 GiB heap)', requires: ['kflex-kernel', 'ffkx', 'memtier'], heapGiB: 256, heap: 'kredis' },
     { id: 'userspace', description: `redis-server --port ${SERVICE_PORT}`, requires: [] },
   ],
   estimateCellSeconds: (s, accel) => (accel === 'tcg' ? 40 : 15),
   async runCell(ctx, variant) {
     const p = ctx.params;
     return withServer(ctx, variant, '--kredis', /ToyRedis ready!/, async (server) => {
-      const argv = redisBenchmarkZaddArgv(ctx.serverIp, { threads: Number(p.threads ?? 1), clients: Number(p.clients ?? 8), requests: Number(p.requests ?? 20000) });
-      const out = await ctx.exec(ctx.client, 'client', argv, { timeoutMs: 30 * 60_000 });
+      const load = { threads: Number(p.threads ?? 1), clients: p.clients === undefined ? undefined : Number(p.clients), requests: Number(p.requests ?? 20000) };
+      // Both variants use the same client when memtier is there, so the comparison is like for like.
+      if (ctx.caps.memtier) {
+        const out = await ctx.exec(ctx.client, 'client', memtierZaddArgv(ctx.serverIp, load), { timeoutMs: ctx.boundMs });
+        const m = parseMemtier(out.stdout);
+        return { metrics: { ...m, rps: m.ops_sec! }, deviations: [MEMTIER_ZADD_DEVIATION], files: { 'server.log': await server.log() } };
+      }
+      const out = await ctx.exec(ctx.client, 'client', redisBenchmarkZaddArgv(ctx.serverIp, load), { timeoutMs: ctx.boundMs });
       return { metrics: parseRedisBenchmarkCsv(out.stdout), files: { 'server.log': await server.log() } };
     });
   },

@@ -6,6 +6,9 @@ import type { Host } from '../core/host.js';
 import { LINK_IF, KFLEX_GUEST_DIR } from '../core/guest.js';
 import type { Capabilities, CellStatus, Experiment, Params, ParamValue, VariantDef, CellContext } from './types.js';
 import type { Metrics } from './parsers.js';
+import type { Accel } from '../core/testbed.js';
+import { resetHosts } from './server.js';
+import { heapPlacement, heapVmMemoryMb } from './heaps.js';
 import { EXPERIMENTS } from './index.js';
 
 /** One point of the grid: experiment x variant x parameters x repetition. */
@@ -17,6 +20,8 @@ export interface ExperimentCell {
   settings: ExperimentSettings;
   /** runs/<exp>/<variant>/<params>/rep-<n>, relative to the run dir. */
   path: string;
+  /** The KFlex heap (GiB) this cell's server allocates, after the profile's kflex.heap_gib. */
+  heapGiB?: number;
 }
 
 export interface CellRecord {
@@ -30,6 +35,8 @@ export interface CellRecord {
   deviations?: string[];
   started: string;
   seconds: number;
+  /** Never ran because the testbed was gone: --resume runs it. */
+  rerun?: boolean;
 }
 
 /** Apply `--quick`: fewer repetitions, shorter runs, the quick grid's values for the keys it names. */
@@ -62,31 +69,45 @@ export function planCells(profile: Profile, opts: { only?: string[]; quick?: boo
       if (!variant) throw new Error(`experiments.${exp.id}.variants: unknown variant '${vid}'; known: ${exp.variants.map((v) => v.id).join(', ')}`);
       for (const params of gridPoints(settings.grid))
         for (let rep = 1; rep <= settings.repetitions; rep++)
-          cells.push({ experiment: exp, variant, params, rep, settings, path: join('runs', exp.id, vid, paramsSlug(params), `rep-${rep}`) });
+          cells.push({ experiment: exp, variant, params, rep, settings, path: join('runs', exp.id, vid, paramsSlug(params), `rep-${rep}`), heapGiB: effectiveHeapGiB(variant, profile) });
     }
   }
   return cells;
 }
 
+/** The heap a variant's server allocates under this profile (its kflex.heap_gib may scale the artifact's). */
+export function effectiveHeapGiB(variant: VariantDef, profile: Pick<Profile, 'kflex'>): number | undefined {
+  if (variant.heap) return profile.kflex.heap_gib[variant.heap];
+  return variant.heapGiB;
+}
+
 /** Why a variant cannot run on these guests, or undefined when it can. Never a failure: a skip with its reason. */
-export function unmetRequirement(variant: VariantDef, caps: Capabilities): string | undefined {
+export function unmetRequirement(variant: VariantDef, caps: Capabilities, heapGiB = variant.heapGiB): string | undefined {
   for (const r of variant.requires) {
     if (r === 'kflex-kernel' && !caps.kflexKernel) return caps.kflexKernelWhy;
     if (r === 'ffkx' && !caps.ffkx) return caps.ffkxWhy;
     if (r === 'native-xdp' && !caps.nativeXdp) return 'native XDP is not available on the server link NIC';
     if (r === 'bmc' && !caps.bmc) return caps.bmcWhy;
+    if (r === 'memtier' && !caps.memtier)
+      return "memtier_benchmark is not in the client image (image.memtier's source was unreachable): redis-benchmark cannot stand in, it blocks forever on its startup CONFIG GET, which ffkx never answers (its parser accepts only the offloaded commands)";
   }
-  if (variant.heapGiB) {
-    // Every heap map is allocated eagerly at full size, plus ~6 GB of allocator pools.
-    const needMb = (variant.heapGiB + 6) * 1024;
-    if (caps.serverMemoryMb < needMb)
-      return `needs ${variant.heapGiB} GiB of KFlex heap + ~6 GB of pools (~${Math.ceil(needMb / 1024)} GiB); the server VM has ${(caps.serverMemoryMb / 1024).toFixed(1)} GiB: raise vms.server.memory_mb (the lab does not patch ffkx's heap sizes)`;
-  }
+  if (heapGiB) return heapUnfit(heapGiB, caps);
+  return undefined;
+}
+
+/** Why a heap of heapGiB cannot be used on this server, or undefined when it can: RAM first, then placement. */
+export function heapUnfit(heapGiB: number, caps: Pick<Capabilities, 'serverMemoryMb' | 'la57'>): string | undefined {
+  // Every heap map is allocated whole at map creation (ffkx's pools live inside it), plus the guest's own needs.
+  const needMb = heapVmMemoryMb(heapGiB);
+  if (caps.serverMemoryMb < needMb)
+    return `needs a ${heapGiB} GiB KFlex heap (allocated whole at map creation) + ~2 GiB for the guest (~${Math.ceil(needMb / 1024)} GiB); the server has ${(caps.serverMemoryMb / 1024).toFixed(1)} GiB: raise vms.server.memory_mb, or scale the heaps down (a recorded deviation)`;
+  if (!heapPlacement(heapGiB, caps.la57).fits)
+    return `a ${heapGiB} GiB heap cannot be placed without 5-level paging: libbpf maps it at roundup(1 << 48, size) and steps down at most 1024 times, and the server's kernel runs with 4-level paging (no la57 in /proc/cpuinfo: the CPU model or the kernel lacks LA57)`;
   return undefined;
 }
 
 /** Probe the guests once: KFlex heap map type in the kernel's BTF, ffkx installed, memtier, link ifindex. */
-export async function probeCapabilities(server: Host, client: Host, facts: { nativeXdp: boolean; serverMemoryMb: number; serverCpus: number; accel: 'kvm' | 'tcg' }): Promise<Capabilities> {
+export async function probeCapabilities(server: Host, client: Host, facts: { nativeXdp: boolean; serverMemoryMb: number; serverCpus: number; accel: 'kvm' | 'tcg' | 'native'; linkIf?: string }): Promise<Capabilities> {
   const release = (await server.exec(['uname', '-r'])).stdout.trim();
   const btf = await server.exec(['sh', '-c', 'test -r /sys/kernel/btf/vmlinux || { echo nobtf; exit 0; }; bpftool btf dump file /sys/kernel/btf/vmlinux | grep -c "BPF_MAP_TYPE_HEAP" || true'], { allowFailure: true, timeoutMs: 120_000 });
   const heapHits = Number(btf.stdout.trim()) || 0;
@@ -96,7 +117,9 @@ export async function probeCapabilities(server: Host, client: Host, facts: { nat
     : `guest kernel ${release} is not a KFlex kernel: BPF_MAP_TYPE_HEAP is not in its BTF (the smoke profile builds Debian's kernel; use the paper profile)`;
   const ffkx = await server.exec(['test', '-x', `${KFLEX_GUEST_DIR}/ffkx`], { allowFailure: true });
   const memtier = await client.exec(['sh', '-c', 'command -v memtier_benchmark'], { allowFailure: true });
-  const ifindex = Number((await server.exec(['cat', `/sys/class/net/${LINK_IF}/ifindex`])).stdout.trim());
+  // Linux clears the la57 flag when it runs with 4-level paging, so the flag means 5-level paging is active.
+  const la57 = await server.exec(['grep', '-qw', 'la57', '/proc/cpuinfo'], { allowFailure: true });
+  const ifindex = Number((await server.exec(['cat', `/sys/class/net/${facts.linkIf ?? LINK_IF}/ifindex`])).stdout.trim());
   return {
     kernelRelease: release,
     kflexKernel,
@@ -107,6 +130,7 @@ export async function probeCapabilities(server: Host, client: Host, facts: { nat
     serverMemoryMb: facts.serverMemoryMb,
     serverCpus: facts.serverCpus,
     memtier: memtier.code === 0,
+    la57: la57.code === 0,
     accel: facts.accel,
     linkIfindex: ifindex,
     bmc: false,
@@ -123,25 +147,117 @@ export async function readCellRecord(runDir: string, path: string): Promise<Cell
 }
 
 /**
- * Run the cells one by one. A failed cell keeps its logs and the run goes on; with resume, cells
- * already ok or skipped are kept. Returns every cell's record.
+ * How long a cell may take in all: twice its estimate plus two minutes, plus the time a KFlex server
+ * needs to fill its heap before its ready line. Past it the cell fails and the run goes on.
  */
-export async function runCells(
-  cells: ExperimentCell[],
-  env: { runDir: string; server: Host; client: Host; serverIp: string; caps: Capabilities; bus: EventBus; resume?: boolean },
-): Promise<CellRecord[]> {
+export function cellBoundSeconds(cell: Pick<ExperimentCell, 'experiment' | 'variant' | 'settings' | 'heapGiB'>, accel: Accel): number {
+  const est = cell.experiment.estimateCellSeconds(cell.settings, accel);
+  const heapFill = cell.heapGiB ? (accel === 'tcg' ? 1800 : 600) : 0;
+  return Math.ceil(2 * est + 120 + heapFill);
+}
+
+/**
+ * The kernel log of one cell, by /dev/kmsg sequence number rather than by line count: the printk ring
+ * wraps on a busy run (a Zipfian ffkx-bench run logs ~1,240 records), and a wrap must be said, not hidden.
+ * Records print as dmesg does ("[seconds] message"); a gap since `from` is reported on stderr.
+ */
+export const KMSG_SLICE_AWK = `BEGIN { first = -1 }
+/^[0-9]/ {
+  split($0, h, ";"); split(h[1], f, ",")
+  if (f[2] + 0 <= from) next
+  if (first < 0) first = f[2] + 0
+  printf "[%12.6f] %s\\n", f[3] / 1e6, substr($0, length(h[1]) + 2)
+}
+END { if (first > from + 1) print "kflex-lab: kernel log records " from + 1 "-" first - 1 " were overwritten before they were read (the ring buffer wrapped)" > "/dev/stderr" }`;
+
+/** The last kernel log sequence number now, or -1 when the log cannot be read. */
+export async function kmsgSeq(host: Host): Promise<number> {
+  const r = await host.exec(['sh', '-c', "dd if=/dev/kmsg iflag=nonblock bs=8192 2>/dev/null | awk -F'[,;]' '/^[0-9]/{s=$2} END{print s+0}'"], { allowFailure: true, timeoutMs: 60_000 }).catch(() => undefined);
+  const n = Number(r?.stdout.trim());
+  return r?.code === 0 && Number.isFinite(n) ? n : -1;
+}
+
+/** The kernel log records after sequence number `from`, formatted as dmesg prints them. */
+export async function kmsgSince(host: Host, from: number): Promise<{ text: string; gap?: string }> {
+  const r = await host.exec(['sh', '-c', 'dd if=/dev/kmsg iflag=nonblock bs=8192 2>/dev/null | awk -v from="$1" "$2"', 'kmsg', String(from), KMSG_SLICE_AWK], { allowFailure: true, timeoutMs: 60_000 });
+  return { text: r.stdout, gap: r.stderr.trim() || undefined };
+}
+
+/** A variant that reads another cell's log needs that cell to have run (ok or failed) in this run first. */
+export function missingInput(cell: ExperimentCell, records: CellRecord[]): string | undefined {
+  const src = cell.variant.logOf;
+  if (!src) return undefined;
+  const producers = records.filter((r) => r.experiment === src.experiment && r.variant === src.variant);
+  if (!producers.length) return `reads the kernel log of ${src.experiment}/${src.variant}, which is not in this run (add --only ${src.experiment} ${cell.experiment.id})`;
+  if (producers.every((r) => r.status === 'skipped')) return `reads the kernel log of ${src.experiment}/${src.variant}, which was skipped: ${producers[0]!.reason}`;
+  return undefined;
+}
+
+/** What the cells run on: the testbed's two hosts and link, and how to tell that it is gone. */
+export interface CellEnv {
+  runDir: string;
+  server: Host;
+  client: Host;
+  serverIp: string;
+  linkIf: string;
+  caps: Capabilities;
+  bus: EventBus;
+  resume?: boolean;
+  /** undefined while the testbed is alive, else why it is gone; polled during every cell. */
+  health?: () => Promise<string | undefined>;
+  /** How often health is polled (ms). */
+  healthIntervalMs?: number;
+}
+
+/** Whether resume must run this cell again: it failed, or never ran because its testbed was gone. */
+export function needsRun(prev: CellRecord | undefined): boolean {
+  return !prev || prev.status === 'failed' || !!prev.rerun;
+}
+
+/** Resolve with the reason as soon as health() reports the testbed gone; `stop()` ends the polling. */
+function watchHealth(health: () => Promise<string | undefined>, intervalMs: number): { lost: Promise<string>; stop: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const lost = new Promise<string>((resolve) => {
+    const tick = async () => {
+      if (stopped) return;
+      const why = await health().catch(() => undefined);
+      if (why) return resolve(why);
+      if (!stopped) timer = setTimeout(tick, intervalMs);
+    };
+    timer = setTimeout(tick, intervalMs);
+  });
+  return {
+    lost,
+    stop: () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * Run the cells one by one. A failed cell keeps its logs and the run goes on; with resume, cells already
+ * ok or skipped are kept. When the testbed dies the running cell fails with the reason, the rest are
+ * skipped with it (and marked for --resume), and `lost` says why.
+ */
+export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{ records: CellRecord[]; lost?: string }> {
   const records: CellRecord[] = [];
-  const say = (message: string) => env.bus.emit({ type: 'step', scope: 'experiments', message });
+  let lost: string | undefined;
   let i = 0;
   for (const cell of cells) {
     i++;
     const dir = join(env.runDir, cell.path);
-    const label = `[${i}/${cells.length}] ${cell.experiment.id}/${cell.variant.id} ${paramsSlug(cell.params)} rep ${cell.rep}`;
+    const event = (r: CellRecord | (Omit<CellRecord, 'status'> & { status: 'kept' }), kept?: CellRecord) => {
+      const metric = cell.experiment.headline;
+      const value = (kept ?? (r as CellRecord)).metrics?.[metric];
+      env.bus.emit({ type: 'cell', index: i, total: cells.length, experiment: cell.experiment.id, variant: cell.variant.id, params: paramsSlug(cell.params), rep: cell.rep, status: r.status, headline: value === undefined ? undefined : { metric, value }, reason: r.reason, seconds: r.seconds });
+    };
     if (env.resume) {
       const prev = await readCellRecord(env.runDir, cell.path);
-      if (prev && prev.status !== 'failed') {
+      if (prev && !needsRun(prev)) {
         records.push(prev);
-        say(`${label}: kept (${prev.status})`);
+        event({ ...prev, status: 'kept' }, prev);
         continue;
       }
     }
@@ -149,38 +265,70 @@ export async function runCells(
     const started = Date.now();
     const base = { experiment: cell.experiment.id, variant: cell.variant.id, params: cell.params, rep: cell.rep, started: new Date().toISOString() };
     let record: CellRecord;
-    const skip = unmetRequirement(cell.variant, env.caps);
+    const skip = lost ? `not run: the testbed was lost during an earlier cell (${lost.split('\n')[0]}); finish with --resume` : (unmetRequirement(cell.variant, env.caps, cell.heapGiB) ?? missingInput(cell, records));
     if (skip) {
-      record = { ...base, status: 'skipped', reason: skip, seconds: 0 };
+      record = { ...base, status: 'skipped', reason: skip, seconds: 0, ...(lost ? { rerun: true } : {}) };
     } else {
-      const dmesgBefore = Number((await env.server.exec(['sh', '-c', 'dmesg | wc -l'], { allowFailure: true })).stdout.trim()) || 0;
-      const ctx = cellContext(cell, dir, env);
+      env.bus.emit({ type: 'cell-start', index: i, total: cells.length, experiment: cell.experiment.id, variant: cell.variant.id, params: paramsSlug(cell.params), rep: cell.rep });
+      const watch = env.health ? watchHealth(env.health, env.healthIntervalMs ?? 1000) : undefined;
+      const dead = watch?.lost.then((why) => ({ dead: why })) ?? new Promise<never>(() => {});
+      const boundS = cellBoundSeconds(cell, env.caps.accel);
+      let boundTimer: NodeJS.Timeout | undefined;
+      const overdue = new Promise<{ overdue: true }>((resolve) => {
+        boundTimer = setTimeout(() => resolve({ overdue: true }), boundS * 1000);
+      });
       try {
-        const out = await cell.experiment.runCell(ctx, cell.variant);
-        for (const [name, content] of Object.entries(out.files ?? {})) await writeFile(join(dir, name), content);
-        await writeFile(join(dir, 'metrics.json'), JSON.stringify(out.metrics, null, 2) + '\n');
-        record = { ...base, status: 'ok', metrics: out.metrics, deviations: out.deviations, seconds: (Date.now() - started) / 1000 };
+        const logFrom = await kmsgSeq(env.server);
+        const ctx = cellContext(cell, dir, env, boundS * 1000);
+        const work = cell.experiment.runCell(ctx, cell.variant).then(
+          (out) => ({ out }),
+          (e: unknown) => ({ error: e as Error }),
+        );
+        const r = await Promise.race([work, dead, overdue]);
+        if ('overdue' in r) {
+          record = { ...base, status: 'failed', reason: `exceeded its bound of ${boundS} s (2 x its estimate + 120 s${cell.heapGiB ? ' + the heap fill' : ''}); its processes were stopped`, seconds: (Date.now() - started) / 1000 };
+          await resetHosts(env.server, env.client, env.linkIf);
+        } else if ('dead' in r) {
+          lost = r.dead;
+          record = { ...base, status: 'failed', reason: `testbed lost during this cell: ${r.dead}`, seconds: (Date.now() - started) / 1000 };
+        } else if ('error' in r) {
+          // A cell can fail because its machine just died: say so rather than quote a broken pipe.
+          const why = await env.health?.().catch(() => undefined);
+          if (why) lost = why;
+          record = { ...base, status: 'failed', reason: why ? `testbed lost during this cell: ${why}\n(the cell said: ${r.error.message.split('\n')[0]})` : r.error.message, seconds: (Date.now() - started) / 1000 };
+        } else {
+          for (const [name, content] of Object.entries(r.out.files ?? {})) await writeFile(join(dir, name), content);
+          await writeFile(join(dir, 'metrics.json'), JSON.stringify(r.out.metrics, null, 2) + '\n');
+          record = { ...base, status: 'ok', metrics: r.out.metrics, deviations: r.out.deviations, seconds: (Date.now() - started) / 1000 };
+        }
+        if (!lost) {
+          // The server's kernel log of this cell (experiment 5 reads experiment 4's).
+          const slice = await kmsgSince(env.server, logFrom);
+          await writeFile(join(dir, 'kernel.log'), slice.gap ? `${slice.gap}\n${slice.text}` : slice.text);
+          if (slice.gap) record.deviations = [...(record.deviations ?? []), slice.gap];
+        }
       } catch (e) {
         record = { ...base, status: 'failed', reason: (e as Error).message, seconds: (Date.now() - started) / 1000 };
+      } finally {
+        watch?.stop();
+        clearTimeout(boundTimer);
       }
-      // The guests' kernel log slice of this cell (experiment 5 reads experiment 4's).
-      const slice = await env.server.exec(['sh', '-c', 'dmesg | tail -n +"$1"', 'slice', String(dmesgBefore + 1)], { allowFailure: true });
-      await writeFile(join(dir, 'kernel.log'), slice.stdout);
+      if (lost) env.bus.emit({ type: 'testbed-lost', why: lost });
     }
     await writeFile(join(dir, 'status.json'), JSON.stringify(record, null, 2) + '\n');
     records.push(record);
-    const headline = record.metrics?.[cell.experiment.headline];
-    say(`${label}: ${record.status}${headline !== undefined ? ` ${cell.experiment.headline}=${headline}` : ''}${record.reason ? ` (${record.reason.split('\n')[0]})` : ''}`);
+    event(record);
   }
-  return records;
+  return { records, lost };
 }
 
-function cellContext(cell: ExperimentCell, dir: string, env: Parameters<typeof runCells>[1]): CellContext {
+function cellContext(cell: ExperimentCell, dir: string, env: CellEnv, boundMs: number): CellContext {
   return {
+    boundMs,
     server: env.server,
     client: env.client,
     serverIp: env.serverIp,
-    linkIf: LINK_IF,
+    linkIf: env.linkIf,
     params: cell.params,
     settings: cell.settings,
     rep: cell.rep,

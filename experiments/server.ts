@@ -52,3 +52,13 @@ export class GuestServer {
 export async function detachXdp(host: Host, ifname: string): Promise<void> {
   await host.exec(['ip', 'link', 'set', 'dev', ifname, 'xdp', 'off'], { allowFailure: true, timeoutMs: 30_000 });
 }
+
+/** Servers and clients a cell may leave behind when it is cut off: stopped, and XDP detached. */
+export const CELL_PROCESSES = { server: ['ffkx', 'memcached', 'redis-server'], client: ['memcaslap', 'memtier_benchmark', 'redis-benchmark'] };
+
+/** After a cell that overran its bound: stop what it started on both hosts, so the next cell starts clean. */
+export async function resetHosts(server: Host, client: Host, ifname: string): Promise<void> {
+  await server.exec(['sh', '-c', 'for p in "$@"; do pkill -KILL -x "$p"; done; true', 'reset', ...CELL_PROCESSES.server], { allowFailure: true, timeoutMs: 30_000 }).catch(() => undefined);
+  await client.exec(['sh', '-c', 'for p in "$@"; do pkill -KILL -x "$p"; done; true', 'reset', ...CELL_PROCESSES.client], { allowFailure: true, timeoutMs: 30_000 }).catch(() => undefined);
+  await detachXdp(server, ifname).catch(() => undefined);
+}

@@ -1,5 +1,6 @@
 import type { Host } from '../core/host.js';
-import type { ExperimentSettings } from '../core/config.js';
+import type { Accel } from '../core/testbed.js';
+import type { ExperimentSettings, HeapProgram } from '../core/config.js';
 import type { RunResult } from '../core/exec.js';
 import type { Metrics } from './parsers.js';
 
@@ -20,21 +21,27 @@ export interface Capabilities {
   serverMemoryMb: number;
   serverCpus: number;
   memtier: boolean;
-  accel: 'kvm' | 'tcg';
+  /** 5-level paging active in the server's kernel (the la57 CPU flag survives only when the kernel uses it). */
+  la57: boolean;
+  accel: Accel;
   linkIfindex: number;
   /** The BMC baseline (NSDI '21) is built and installed in the guest. */
   bmc: boolean;
   bmcWhy: string;
 }
 
-export type Requirement = 'kflex-kernel' | 'ffkx' | 'native-xdp' | 'bmc';
+export type Requirement = 'kflex-kernel' | 'ffkx' | 'native-xdp' | 'bmc' | 'memtier';
 
 export interface VariantDef {
   id: string;
   description: string;
   requires: Requirement[];
-  /** GiB of KFlex heap the server allocates eagerly (plus ~6 GB of pools): checked against the VM's RAM. */
+  /** GiB of KFlex heap the artifact's program allocates eagerly (plus ~6 GB of pools): checked against the VM's RAM. */
   heapGiB?: number;
+  /** Which ffkx program's heap this is: the profile's kflex.heap_gib may scale it (a recorded deviation). */
+  heap?: HeapProgram;
+  /** This variant only reads what another cell produced (its kernel log): skipped when that cell did not run here. */
+  logOf?: { experiment: string; variant: string };
 }
 
 /** Everything one cell (experiment x variant x parameters x repetition) gets. */
@@ -48,6 +55,8 @@ export interface CellContext {
   rep: number;
   cellDir: string;
   caps: Capabilities;
+  /** How long this whole cell may take (ms): its estimate times a factor plus a margin; client timeouts use it. */
+  boundMs: number;
   /** The run directory (experiment 5 reads experiment 4's kernel logs from it). */
   runDir: string;
   /** Run on a guest, recording the exact command and its stdout/stderr as <name>.cmd/.stdout/.stderr in the cell dir. */
@@ -63,9 +72,26 @@ export interface CellOutcome {
   files?: Record<string, string>;
 }
 
+/**
+ * How the artifact runs this experiment: its client line, and the grid parameters (and measurement
+ * seconds) that make up its load. A profile whose load differs records a deviation.
+ */
+export interface ArtifactLoad {
+  /** The artifact's own command, as its README gives it. */
+  command: string;
+  /** Grid parameters (keys of this experiment's grid) that define the artifact's load. */
+  params: Params;
+  /** The artifact's measurement length, when it fixes one. */
+  duration_s?: number;
+  /** Where the artifact states it. */
+  source: string;
+}
+
 /** One experiment of the artifact: its claim, variants, workload, parser and cost. */
 export interface Experiment {
   id: string;
+  /** The artifact's load for this experiment, if it gives one. */
+  artifact?: ArtifactLoad;
   title: string;
   /** Claim ids (report/claims.yaml) this experiment's numbers test. */
   claims: string[];
@@ -73,6 +99,6 @@ export interface Experiment {
   /** The metric the summary and the report lead with. */
   headline: string;
   /** Rough seconds per cell on a host kind, for `plan` and the reproduce preamble. */
-  estimateCellSeconds(settings: ExperimentSettings, accel: 'kvm' | 'tcg'): number;
+  estimateCellSeconds(settings: ExperimentSettings, accel: Accel): number;
   runCell(ctx: CellContext, variant: VariantDef): Promise<CellOutcome>;
 }

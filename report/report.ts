@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, basename } from 'node:path';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
-import type { Manifest } from '../core/rundir.js';
+import type { Manifest, Deviation } from '../core/rundir.js';
 import type { SummaryRow, CellRecord } from '../experiments/runner.js';
 import { loadClaims, judgeClaims, type ClaimVerdict } from './claims.js';
 
@@ -22,14 +22,19 @@ function sideText(s: ClaimVerdict['sides'][number]): string {
 }
 
 function verdictText(v: ClaimVerdict): string {
-  return v.verdict === 'not run' ? `not run (${v.reason})` : v.verdict;
+  return v.reason && v.verdict !== 'reproduced' ? `${v.verdict} (${v.reason})` : v.verdict;
 }
 
-/** Everything that makes these numbers differ from the paper's setup. */
+/** One line for a deviation: what the artifact does, what the lab did, why, and what it affects. */
+export function deviationText(d: Deviation | string): string {
+  return typeof d === 'string' ? d : `${d.topic} (${d.affects}): artifact: ${d.artifact}; lab: ${d.lab}; why: ${d.why}`;
+}
+
+/** The run's recorded deviations, then the cells that did not run or failed, so nothing differs unseen. */
 export function deviations(m: Manifest, records: CellRecord[]): string[] {
-  const out = [...(m.deviations ?? [])];
-  if ((m.host as { accel?: string }).accel === 'tcg') out.unshift('VMs ran under TCG (no KVM): every number is functional only, not performance-comparable with the paper.');
-  for (const d of new Set(records.flatMap((r) => r.deviations ?? []))) out.push(d);
+  const out = (m.deviations ?? []).map(deviationText);
+  // Runs written before deviations were recorded say only TCG in the host facts.
+  if (!m.deviations?.length && (m.host as { accel?: string }).accel === 'tcg') out.unshift('VMs ran under TCG (no KVM): every number is functional only, not performance-comparable with the paper.');
   const skipped = new Map<string, string>();
   for (const r of records.filter((x) => x.status === 'skipped')) skipped.set(`${r.experiment}/${r.variant}`, r.reason ?? '');
   for (const [k, why] of skipped) out.push(`skipped ${k}: ${why}`);

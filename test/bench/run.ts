@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { LAB, ROOT } from '../helpers.js';
 import { loadConfig } from '../../core/config.js';
 import { plan } from '../../core/runner.js';
-import { stageRegistry, ALL_TARGETS } from '../../cli/stages.js';
+import { stageRegistry, TESTBED_TARGETS as ALL_TARGETS } from '../../lab/stages.js';
 import { kernelMakeArgv } from '../../kernel/stage.js';
 import { qemuArgv, MACS, LINK_ADDRS } from '../../vm/spec.js';
 import { freePort } from '../../vm/state.js';
@@ -60,7 +60,7 @@ async function bareBootToSsh(): Promise<number> {
   const disk = join(dir, 'd.qcow2');
   timed(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', join(k[1]!, 'base.qcow2'), disk]);
   const port = await freePort();
-  const argv = qemuArgv({ role: 'server', cpus: 1, memoryMb: 1024, accel: 'tcg', kernel: join(k[0]!, 'bzImage'), disk, sshPort: port, mgmtMac: MACS.server.mgmt, linkMac: MACS.server.link, linkAddr: LINK_ADDRS.server, mtu: 1500, link: { kind: 'socket', role: 'listen', port: await freePort() }, serialLog: join(dir, 's.log'), qmpSocket: join(dir, 'q'), pidfile: join(dir, 'pid') });
+  const argv = qemuArgv({ role: 'server', cpus: 1, memoryMb: 1024, accel: 'tcg', kernel: join(k[0]!, 'bzImage'), disk, sshPort: port, mgmtMac: MACS.server.mgmt, linkMac: MACS.server.link, linkAddr: LINK_ADDRS.server, mtu: 1500, link: { backend: 'socket', port: await freePort() }, serialLog: join(dir, 's.log'), qmpSocket: join(dir, 'q'), pidfile: join(dir, 'pid') });
   const keys = await labKeys(config.cacheRoot);
   const t = Date.now();
   timed(argv);

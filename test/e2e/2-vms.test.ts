@@ -2,7 +2,8 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { lab, spawnLab, explain } from './cli.js';
+import { lab, spawnLab, explain, readEvents } from './cli.js';
+import { tempDir } from '../helpers.js';
 import { loadConfig } from '../../core/config.js';
 import { qemuPid } from '../../vm/state.js';
 
@@ -39,13 +40,16 @@ afterAll(async () => {
 
 describe('server and client VMs', () => {
   it('up boots both, the link pings both ways, native XDP counts exactly what the client sent, down leaves nothing', async () => {
-    const up = await lab(['up', '--profile', 'smoke', '--vm', 'e2e']);
+    const events = join(tempDir(), 'events.jsonl');
+    const up = await lab(['up', '--profile', 'smoke', '--vm', 'e2e', '--events', events]);
     expect(up.code, explain(up)).toBe(0);
-    const m = up.stdout.match(/native XDP check: mode (\w+), sent (\d+), counted (\d+)/);
-    expect(m, explain(up)).not.toBeNull();
-    expect(m![1]).toBe('driver');
-    expect(Number(m![3])).toBe(Number(m![2]));
-    expect(up.stderr).toMatch(/ssh answers: server [\d.]+ s, client [\d.]+ s/);
+    const ev = readEvents(events);
+    // The testbed comes up only when the probe counted exactly what the client sent, in driver mode.
+    expect(ev.find((e) => e.type === 'testbed-up'), explain(up)).toMatchObject({ kind: 'vm', nativeXdp: true });
+    const accel = ev.find((e) => e.type === 'accel');
+    expect(accel?.accel).toMatch(/^(kvm|tcg)$/);
+    const state0 = JSON.parse(readFileSync(join(vmsOf('e2e'), 'state.json'), 'utf8'));
+    expect(state0.accel).toBe(accel!.accel);
 
     const host = await lab(['exec', 'server', '--profile', 'smoke', '--vm', 'e2e', '--', 'hostname']);
     expect(host.stdout.trim()).toBe('server');

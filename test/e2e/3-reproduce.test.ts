@@ -1,16 +1,17 @@
 import { describe, it, expect } from 'vitest';
 import { existsSync, readFileSync, readdirSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { lab, explain } from './cli.js';
+import { lab, explain, readEvents } from './cli.js';
 import { ROOT, tempDir, requireOrSkip } from '../helpers.js';
 
 // The evaluator's path: one command, real VMs, real memcached/redis and their real clients.
 describe('reproduce --profile smoke --quick', () => {
   const results = tempDir('kflex-results-');
+  const events = join(tempDir(), 'events.jsonl');
   let runDir = '';
 
   it('runs all five experiments: baselines measured, KFlex cells skipped with the probe reason, every file kept', async () => {
-    const r = await lab(['reproduce', '--profile', 'smoke', '--quick'], { KFLEX_LAB_RESULTS: results });
+    const r = await lab(['reproduce', '--profile', 'smoke', '--quick', '--events', events], { KFLEX_LAB_RESULTS: results });
     expect(r.code, explain(r)).toBe(0);
     runDir = join(results, readdirSync(results).find((d) => /^\d{8}T\d{6}Z-smoke$/.test(d))!);
     for (const f of ['manifest.json', 'summary.json', 'summary.csv', 'cells.json', 'report.html', 'report.md', 'SHA256SUMS', 'logs/server.serial.log', 'logs/kernel.build.log']) expect(existsSync(join(runDir, f)), f).toBe(true);
@@ -33,8 +34,25 @@ describe('reproduce --profile smoke --quick', () => {
     expect(manifest.host.accel).toMatch(/^(kvm|tcg)$/);
     expect(manifest.xdp_check.mode).toBe('driver');
     expect(manifest.stages.kernel.fingerprint).toMatch(/^[0-9a-f]{16}$/);
-    expect(r.stdout).toMatch(/guard-elision\s+–\s+not run/);
-    expect(r.stdout).toMatch(/cells: 3 ok, 0 failed, 5 skipped/);
+    const ev = readEvents(events);
+    expect(ev.find((e) => e.type === 'run-done')).toMatchObject({ counts: { ok: 3, failed: 0, skipped: 5 }, exitCode: 0 });
+    // The accelerator is decided before the preamble, and the VMs run on exactly that one.
+    const accel = ev.find((e) => e.type === 'accel')!;
+    const started = ev.find((e) => e.type === 'run-start')!;
+    expect(ev.indexOf(accel)).toBeLessThan(ev.indexOf(started));
+    expect(ev.find((e) => e.type === 'testbed-up')).toMatchObject({ kind: 'vm', accel: accel.accel, nativeXdp: true });
+    expect(manifest.host.accel).toBe(accel.accel);
+    const verdicts = (ev.find((e) => e.type === 'run-done')!.verdicts as Array<{ claim: string; verdict: string }>);
+    expect(verdicts.find((v) => v.claim === 'guard-elision')?.verdict).toBe('not run');
+  });
+
+  it('--resume of a finished run says there is nothing left, boots nothing and exits 0', async () => {
+    const again = join(tempDir(), 'resume.jsonl');
+    const r = await lab(['reproduce', '--profile', 'smoke', '--quick', '--resume', runDir, '--events', again], { KFLEX_LAB_RESULTS: results });
+    expect(r.code, explain(r)).toBe(0);
+    const ev = readEvents(again);
+    expect(ev.find((e) => e.type === 'run-done')).toMatchObject({ nothingToRun: true, exitCode: 0, counts: { ok: 3, failed: 0, skipped: 5 } });
+    expect(ev.filter((e) => e.type === 'testbed-up' || e.type === 'stage-start' || e.type === 'cell-start')).toEqual([]);
   });
 
   it('the bundle verifies', async () => {

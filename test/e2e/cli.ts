@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { LAB, ROOT } from '../helpers.js';
 
 export interface CliResult {
@@ -29,4 +30,27 @@ export function spawnLab(args: string[], env: Record<string, string> = {}): Chil
 /** Fail with everything the CLI said, so a red CI run explains itself. */
 export function explain(r: CliResult): string {
   return `exit ${r.code}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-6000)}`;
+}
+
+/** A lab event as recorded by --events (JSON lines). */
+export type RecordedEvent = { t: string; type: string; [k: string]: unknown };
+
+/** The events a lab wrote to its --events file so far. */
+export function readEvents(file: string): RecordedEvent[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as RecordedEvent);
+}
+
+/** Wait until an event matching pred is in the file (or the timeout), polling. */
+export async function waitForEvent(file: string, pred: (e: RecordedEvent) => boolean, timeoutMs: number): Promise<RecordedEvent | undefined> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    const hit = readEvents(file).find(pred);
+    if (hit) return hit;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
 }

@@ -1,5 +1,10 @@
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tar from 'tar';
+import { writeBundle } from '../../core/bundle.js';
 import { LAB, ROOT, tempDir } from '../helpers.js';
 
 // The real CLI entry point (bin/kflex-lab.mjs -> lab.ts), with a private cache so nothing is built.
@@ -22,6 +27,39 @@ describe('kflex-lab CLI', () => {
     const bad = cli('plan', '--set', 'vms.link.backend=bridge');
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/--set vms\.link\.backend=bridge: vms\.link\.backend: 'bridge' is not allowed; allowed: auto, tap, socket/);
+  });
+
+  it('plan refuses an unknown variant, kernel fragment, missing --source path and negative grid value with exit 2', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--set', 'experiments.memcache.variants=[kflex,nosuch]'], /^(kflex-lab: )?--set experiments\.memcache\.variants=\[kflex,nosuch\]: experiments\.memcache\.variants: 'nosuch' is not a variant of memcache; allowed: kflex, userspace, bmc$/m],
+      [['--set', 'kernel.fragments=[vm-guest,nosuch]'], /^(kflex-lab: )?--set kernel\.fragments=\[vm-guest,nosuch\]: kernel\.fragments: 'nosuch' is not a fragment in \S+kernel\/configs; allowed: bpf-xdp, vm-guest/m],
+      [['--source', 'kflex=/nonexistent'], /^(kflex-lab: )?--source kflex=\/nonexistent: sources\.kflex: path \/nonexistent does not exist/m],
+      [['--set', 'experiments.memcache.grid.threads=[-1]'], /^(kflex-lab: )?--set experiments\.memcache\.grid\.threads=\[-1\]: experiments\.memcache\.grid\.threads: -1 is out of range; allowed: a whole number >= 1/m],
+    ];
+    // One process for all four: every problem is reported at once, one a line (the first after 'kflex-lab: ').
+    const r = cli('plan', ...cases.flatMap(([args]) => args));
+    expect(r.code).toBe(2);
+    for (const [, re] of cases) expect(r.err).toMatch(re);
+    expect(r.out).toBe('');
+  });
+
+  it('verify prints the tarball sha256 and exits 1 on a SHA256SUMS line outside the bundle', async () => {
+    const dir = join(tempDir(), 'run-cli');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'summary.json'), '{}\n');
+    const file = await writeBundle(dir);
+    const ok = cli('verify', file);
+    expect(ok.code).toBe(0);
+    const sum = createHash('sha256').update(readFileSync(file)).digest('hex');
+    expect(ok.out.trim().split('\n').at(-1)).toBe(`sha256 ${sum}  run-cli.tar.gz`);
+    // A tampered bundle: tarred by hand, since writeBundle would rewrite SHA256SUMS.
+    writeFileSync(join(dir, 'SHA256SUMS'), readFileSync(join(dir, 'SHA256SUMS'), 'utf8') + `${sum}  ../../etc/passwd\n`);
+    await tar.c({ gzip: true, file, cwd: join(dir, '..'), portable: true }, ['run-cli']);
+    const bad = cli('verify', file);
+    expect(bad.code).toBe(1);
+    expect(bad.out).toMatch(/^OUTSIDE  \.\.\/\.\.\/etc\/passwd \(points outside the bundle; refused, not read\)$/m);
+    expect(bad.out).toMatch(/1 outside the bundle/);
+    expect(bad.out).toMatch(/^sha256 [0-9a-f]{64}  run-cli\.tar\.gz$/m);
   });
 
   it('plan --profile paper shows both pinned sources; smoke shows the Debian kernel package', () => {

@@ -9,7 +9,7 @@ import type { Capabilities } from '../../experiments/types.js';
 
 const caps = (over: Partial<Capabilities> = {}): Capabilities => ({
   kernelRelease: '6.1.192', kflexKernel: false, kflexKernelWhy: 'not a KFlex kernel', ffkx: false, ffkxWhy: 'no ffkx', nativeXdp: true,
-  serverMemoryMb: 1024, serverCpus: 1, memtier: false, accel: 'tcg', linkIfindex: 3, bmc: false, bmcWhy: 'no bmc', ...over,
+  serverMemoryMb: 1024, serverCpus: 1, memtier: false, la57: true, accel: 'tcg', linkIfindex: 3, bmc: false, bmcWhy: 'no bmc', ...over,
 });
 
 describe('experiment grid', () => {
@@ -49,9 +49,14 @@ describe('requirements', () => {
     expect(unmetRequirement(byId('memcache', 'bmc'), caps({ kflexKernel: true }))).toBe('no bmc');
   });
   it('refuses a heap that does not fit, with the numbers', () => {
-    const why = unmetRequirement(byId('redis-zadd', 'kflex'), caps({ kflexKernel: true, ffkx: true, serverMemoryMb: 32768 }));
-    expect(why).toMatch(/needs 256 GiB of KFlex heap \+ ~6 GB of pools \(~262 GiB\); the server VM has 32\.0 GiB: raise vms\.server\.memory_mb/);
+    const why = unmetRequirement(byId('redis-zadd', 'kflex'), caps({ kflexKernel: true, ffkx: true, memtier: true, serverMemoryMb: 32768 }));
+    expect(why).toMatch(/needs a 256 GiB KFlex heap \(allocated whole at map creation\) \+ ~2 GiB for the guest \(~258 GiB\); the server has 32\.0 GiB: raise vms\.server\.memory_mb/);
     expect(unmetRequirement(byId('memcache', 'kflex'), caps({ kflexKernel: true, ffkx: true, serverMemoryMb: 140 * 1024 }))).toBeUndefined();
+  });
+  it('without LA57 a 128 GiB heap cannot be placed, a 256 GiB one can', () => {
+    const noLa57 = caps({ kflexKernel: true, ffkx: true, memtier: true, serverMemoryMb: 300 * 1024, la57: false });
+    expect(unmetRequirement(byId('memcache', 'kflex'), noLa57)).toMatch(/a 128 GiB heap cannot be placed without 5-level paging/);
+    expect(unmetRequirement(byId('redis-zadd', 'kflex'), noLa57)).toBeUndefined();
   });
 });
 
@@ -62,7 +67,12 @@ describe('client command lines', () => {
   });
   it("the seed's ZADD line and memtier's redis protocol", () => {
     expect(redisBenchmarkZaddArgv('s', { threads: 64, clients: 64, requests: 2000000 }).slice(-4)).toEqual(['zadd', 'f__rand_int__f', '__rand_int__', 'ele:rand__rand_int__:__rand_int__']);
-    expect(memtierArgv('s', { ratio: '10:90', dataSize: 64, clients: 8, seconds: 5 })).toContain('--protocol=redis');
+    expect(memtierArgv('s', { ratio: '10:90', dataSize: 64, clients: 8, threads: 1, seconds: 5 })).toContain('--protocol=redis');
+    expect(memtierArgv('s', { ratio: '10:90', dataSize: 64, clients: 8, threads: 1, seconds: 5 })).toContain('--test-time=5');
+    // The artifact's line: a request count per client, 64 threads, memtier's default clients.
+    const artifact = memtierArgv('s', { ratio: '10:90', dataSize: 64, threads: 64, requests: 10000, seconds: 30 });
+    expect(artifact.join(' ')).toBe('memtier_benchmark -s s -p 6969 --protocol=redis --ratio=10:90 -d 64 -t 64 -n 10000 --hide-histogram');
+    expect(redisBenchmarkZaddArgv('s', { threads: 64, requests: 2000000 })).not.toContain('-c');
   });
 });
 
@@ -106,5 +116,37 @@ describe('claims', () => {
     expect(ok.find((x) => x.claim.id === 'guard-elision')).toMatchObject({ verdict: 'reproduced', measured: 78 });
     const off = judgeClaims(claims, summarize([rec('guards', 'kflex', 'ok', { exact: 0, measured_elided: 77 })]));
     expect(off.find((x) => x.claim.id === 'guard-elision')!.verdict).toBe('deviates');
+  });
+});
+
+describe('deviations from the artifact', () => {
+  it("the paper profile's client loads are the artifact's; smoke's smaller loads are recorded, with the artifact's line", async () => {
+    const { loadDeviations, runDeviations } = await import('../../lab/deviations.js');
+    const paper = loadConfig({ profile: 'paper', env: {} });
+    const paperCells = planCells(paper.profile, { only: ['memcache', 'redis-getset', 'redis-zadd'] }).filter((c) => c.variant.id === 'kflex');
+    expect(loadDeviations(paperCells).map((d) => `${d.affects}: ${d.lab}`)).toEqual([]);
+    const smoke = loadConfig({ profile: 'smoke', env: {} });
+    const smokeCells = planCells(smoke.profile, { only: ['memcache', 'redis-getset', 'redis-zadd'] });
+    const loads = loadDeviations(smokeCells);
+    expect(loads.map((d) => d.affects.split(' ')[0])).toEqual(['memcache', 'redis-getset', 'redis-zadd']);
+    expect(loads[0]!.artifact).toMatch(/-T 128 -c 128/);
+    expect(loads[0]!.lab).toMatch(/threads 1 \(artifact 128\)/);
+    const all = runDeviations(smoke, { accel: 'tcg', cells: smokeCells, records: [] });
+    expect(all[0]!.topic).toBe('accelerator');
+    for (const t of ['toolchain', 'kernel', 'server/client pairing', 'host tuning', 'client load']) expect(all.map((d) => d.topic), t).toContain(t);
+    for (const d of all) for (const f of ['artifact', 'lab', 'why', 'affects'] as const) expect(d[f].length, `${d.topic}.${f}`).toBeGreaterThan(2);
+  });
+});
+
+describe('clients ffkx can answer', () => {
+  it('without memtier the KFlex Redis cells are skipped with why (redis-benchmark waits forever on CONFIG GET)', () => {
+    const c = caps({ kflexKernel: true, ffkx: true, serverMemoryMb: 300 * 1024 });
+    const zadd = EXPERIMENTS.find((e) => e.id === 'redis-zadd')!.variants.find((v) => v.id === 'kflex')!;
+    expect(unmetRequirement(zadd, c)).toMatch(/blocks forever on its startup CONFIG GET/);
+  });
+  it('the ZADD load through memtier: whole-argument placeholders, an empty key prefix so the score parses, requests split per client', async () => {
+    const { memtierZaddArgv } = await import('../../experiments/redis.js');
+    const a = memtierZaddArgv('10.77.0.1', { threads: 64, requests: 2000000 });
+    expect(a).toEqual(expect.arrayContaining(['-t', '64', '-c', '50', '-n', '625', '--command=ZADD __key__ __key__ __data__', '--key-prefix=']));
   });
 });

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCells, planCells, writeSummary } from '../../experiments/runner.js';
-import { EventBus } from '../../core/events.js';
+import { EventBus, type LabEvent } from '../../core/events.js';
 import type { Host } from '../../core/host.js';
 import type { Experiment, Capabilities } from '../../experiments/types.js';
 import { loadConfig } from '../../core/config.js';
@@ -15,7 +15,7 @@ const stubHost = (name: string): Host => ({
   copyIn: async () => {},
   copyOut: async () => {},
 });
-const caps: Capabilities = { kernelRelease: '6.1', kflexKernel: false, kflexKernelWhy: 'not KFlex', ffkx: false, ffkxWhy: 'no ffkx', nativeXdp: true, serverMemoryMb: 1024, serverCpus: 1, memtier: false, accel: 'tcg', linkIfindex: 3, bmc: false, bmcWhy: 'no' };
+const caps: Capabilities = { kernelRelease: '6.1', kflexKernel: false, kflexKernelWhy: 'not KFlex', ffkx: false, ffkxWhy: 'no ffkx', nativeXdp: true, serverMemoryMb: 1024, serverCpus: 1, memtier: false, la57: false, accel: 'tcg', linkIfindex: 3, bmc: false, bmcWhy: 'no' };
 
 describe('cell runner', () => {
   it('keeps going after a failed cell, records everything, and --resume reruns only failed and missing cells', async () => {
@@ -39,8 +39,8 @@ describe('cell runner', () => {
     const cells = planCells(profile, { only: ['memcache'] }, [exp]);
     expect(cells).toHaveLength(4);
     const runDir = tempDir();
-    const env = { runDir, server: stubHost('server'), client: stubHost('client'), serverIp: '10.77.0.1', caps, bus: new EventBus() };
-    const first = await runCells(cells, env);
+    const env = { runDir, server: stubHost('server'), client: stubHost('client'), serverIp: '10.77.0.1', linkIf: 'eth1', caps, bus: new EventBus() };
+    const { records: first } = await runCells(cells, env);
     expect(first.map((r) => `${r.variant}/${r.rep}:${r.status}`)).toEqual(['kflex/1:skipped', 'kflex/2:skipped', 'userspace/1:failed', 'userspace/2:ok']);
     expect(first[2]!.reason).toBe('client timed out');
     const failedDir = join(runDir, cells[2]!.path);
@@ -48,11 +48,50 @@ describe('cell runner', () => {
     expect(readFileSync(join(failedDir, 'client.cmd'), 'utf8')).toBe('client$ memcaslap -s 10.77.0.1:6969\n');
     expect(calls).toBe(2);
 
-    const again = await runCells(cells, { ...env, resume: true });
+    const { records: again } = await runCells(cells, { ...env, resume: true });
     expect(calls).toBe(3); // only the failed cell ran again
     expect(again.map((r) => r.status)).toEqual(['skipped', 'skipped', 'ok', 'ok']);
     const rows = await writeSummary(runDir, again);
     expect(rows.find((r) => r.variant === 'userspace' && r.metric === 'tps')).toMatchObject({ median: 150, n_ok: 2 });
     for (const f of ['summary.json', 'summary.csv', 'cells.json']) expect(existsSync(join(runDir, f))).toBe(true);
+  });
+
+  it('a testbed lost during a cell fails that cell with the reason, skips the rest for --resume, and resume runs them', async () => {
+    let alive = true;
+    let calls = 0;
+    const exp: Experiment = {
+      id: 'memcache', title: 't', claims: [], headline: 'tps',
+      variants: [{ id: 'kflex', description: '', requires: ['kflex-kernel'] }, { id: 'userspace', description: '', requires: [] }],
+      estimateCellSeconds: () => 1,
+      async runCell() {
+        calls++;
+        if (calls === 2) {
+          alive = false;
+          // The client hangs on a dead machine: only the health watch can end this cell.
+          await new Promise(() => {});
+        }
+        return { metrics: { tps: 1 } };
+      },
+    };
+    const profile = loadConfig({ profile: 'smoke', env: {} }).profile;
+    const userspace = planCells(profile, { only: ['memcache'] }, [exp]).filter((c) => c.variant.id === 'userspace');
+    const cells = [...userspace, { ...userspace[0]!, rep: 3, path: userspace[0]!.path.replace('rep-1', 'rep-3') }];
+    expect(cells).toHaveLength(3);
+    const runDir = tempDir();
+    const bus = new EventBus();
+    const events: LabEvent[] = [];
+    bus.on((e) => events.push(e));
+    const env = { runDir, server: stubHost('server'), client: stubHost('client'), serverIp: '10.77.0.1', linkIf: 'eth1', caps, bus, health: async () => (alive ? undefined : "the server VM's QEMU is gone"), healthIntervalMs: 20 };
+    const { records, lost } = await runCells(cells, env);
+    expect(lost).toBe("the server VM's QEMU is gone");
+    expect(records.map((r) => r.status)).toEqual(['ok', 'failed', 'skipped']);
+    expect(records[1]!.reason).toMatch(/^testbed lost during this cell: the server VM's QEMU is gone/);
+    expect(records[2]!.reason).toMatch(/^not run: the testbed was lost/);
+    expect(records[2]!.rerun).toBe(true);
+    expect(events.some((e) => e.type === 'testbed-lost')).toBe(true);
+    alive = true;
+    const again = await runCells(cells, { ...env, resume: true });
+    expect(again.records.map((r) => r.status)).toEqual(['ok', 'ok', 'ok']);
+    expect(calls).toBe(4); // cell 2 and cell 3 ran again, cell 1 was kept
   });
 });

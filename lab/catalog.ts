@@ -1,0 +1,61 @@
+import { readFile } from 'node:fs/promises';
+import type { ResolvedConfig } from '../core/config.js';
+import { LabError, ExitCode } from '../core/errors.js';
+import { latestRun, resultsRoot } from '../core/rundir.js';
+import { listProfiles } from '../core/config.js';
+import { parseMemcaslap, parseRedisBenchmark, parseMemtier, parseGbenchJson, parseGuardLines, compareGuards } from '../experiments/parsers.js';
+import { EXPERIMENTS } from '../experiments/index.js';
+import { writeReport, readRunForReport, verdictTable } from '../report/report.js';
+import { stageRegistry } from './stages.js';
+
+/** Experiment ids, for help texts and --only. */
+export const EXPERIMENT_IDS = EXPERIMENTS.map((e) => e.id);
+
+export function experimentKnown(id: string): boolean {
+  return EXPERIMENT_IDS.includes(id);
+}
+
+/** Every experiment's variant ids: configuration checks variants against these. */
+export function knownVariants(): Record<string, string[]> {
+  return Object.fromEntries(EXPERIMENTS.map((e) => [e.id, e.variants.map((v) => v.id)]));
+}
+
+export function catalog(config: ResolvedConfig, file?: string) {
+  return {
+    profiles: listProfiles(file).map((p) => ({ name: p.name, extends: p.extends, description: p.description.trim().split('\n')[0] ?? '' })),
+    stages: [...stageRegistry(config).values()].map((s) => ({ id: s.id, description: s.description })),
+    experiments: EXPERIMENTS.map((e) => ({ id: e.id, title: e.title, variants: e.variants.map((v) => v.id) })),
+  };
+}
+
+/** The experiments' parsers, on a capture a user made by hand. */
+export const PARSERS: Record<string, (text: string) => unknown> = {
+  memcaslap: parseMemcaslap,
+  'redis-benchmark': parseRedisBenchmark,
+  memtier: parseMemtier,
+  gbench: parseGbenchJson,
+  guards: (t) => compareGuards(parseGuardLines(t)),
+};
+
+export async function parseCapture(kind: string, file: string): Promise<unknown> {
+  const parse = PARSERS[kind];
+  if (!parse) throw new LabError(`unknown parser '${kind}'; known: ${Object.keys(PARSERS).join(', ')}`, ExitCode.usage);
+  const text = await readFile(file, 'utf8').catch((e: Error) => {
+    throw new LabError(`cannot read ${file}: ${e.message}`, ExitCode.usage);
+  });
+  try {
+    return parse(text);
+  } catch (e) {
+    throw new LabError(`${file}: not ${kind} output: ${(e as Error).message}`, ExitCode.checkFailed);
+  }
+}
+
+/** Write report.html/report.md for a run directory (default: the latest); returns the verdict table. */
+export async function reportRun(dir?: string): Promise<{ dir: string; table: string; html: string }> {
+  const runDir = dir ?? (await latestRun());
+  if (!runDir) throw new LabError(`no run directory under ${resultsRoot()}`, ExitCode.usage);
+  const inp = await readRunForReport(runDir);
+  const { verdicts } = await writeReport({ runDir, ...inp }, Object.fromEntries(EXPERIMENTS.map((e) => [e.id, e.headline])));
+  return { dir: runDir, table: verdictTable(verdicts), html: `${runDir}/report.html` };
+}
+export { verdictTable } from '../report/report.js';

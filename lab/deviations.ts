@@ -1,0 +1,106 @@
+import type { ResolvedConfig } from '../core/config.js';
+import type { Deviation } from '../core/rundir.js';
+import type { Accel } from '../core/testbed.js';
+import type { CellRecord, ExperimentCell } from '../experiments/runner.js';
+import { paramsSlug } from '../experiments/runner.js';
+import { heapDeviations } from './sizing.js';
+
+/** Differences every run of the lab has from the artifact's manual procedure, whatever the profile. */
+export const ALWAYS: Deviation[] = [
+  {
+    topic: 'server/client pairing',
+    artifact: "README pairs ffkx --kmemcached with memcaslap and --kmemcache with memtier_benchmark",
+    lab: 'memcaslap -U against --kmemcache (memcache over UDP in XDP); memtier_benchmark --protocol=redis against --kmemcached (RESP over TCP)',
+    why: "the code (src/Main.cpp) parses memcache in --kmemcache and Redis RESP in --kmemcached: the README's pairing cannot measure anything",
+    affects: 'memcache, redis-getset',
+  },
+  {
+    topic: 'Google Benchmark output flag',
+    artifact: 'README: --benchmark_output',
+    lab: '--benchmark_out=FILE --benchmark_out_format=json',
+    why: '--benchmark_output is not a Google Benchmark flag',
+    affects: 'datastructures',
+  },
+  {
+    topic: 'XDP left attached',
+    artifact: 'ffkx exits with its XDP program still attached to the NIC',
+    lab: "detaches XDP (ip link set dev IF xdp off) after every KFlex cell",
+    why: 'the next cell (a baseline on the same NIC) would otherwise be measured through the previous XDP program',
+    affects: 'memcache, redis-getset, redis-zadd',
+  },
+  {
+    topic: 'host tuning',
+    artifact: "the authors' scripts isolate CPUs and tune the host (isolate.sh, bench_preq.sh) before measuring",
+    lab: "no host tuning inside the VMs beyond pinning ffkx-bench to CPU 0 (taskset -c 0, as the authors' script)",
+    why: "the VMs' vCPUs are host threads the guest cannot isolate; tuning belongs to the host, which the lab does not change",
+    affects: 'all',
+  },
+];
+
+/** The toolchain and kernel configuration the profile builds, against the artifact's. */
+function buildDeviations(config: ResolvedConfig): Deviation[] {
+  const p = config.profile;
+  const out: Deviation[] = [
+    {
+      topic: 'toolchain',
+      artifact: "its own LLVM built from llvm-project main (> 18) for the BPF objects, the host's g++ for user space, the committed bpftool binary",
+      lab: `clang >= ${p.toolchain.min_version} (policy ${p.toolchain.policy}${p.toolchain.package ? `, package ${p.toolchain.package}` : ''}); user space built with clang-19/clang++-19 in a Debian ${p.image.suite} root; the distribution's bpftool`,
+      why: "a packaged clang-19 takes a minute instead of hours; the committed bpftool needs glibc >= 2.38; the guest suite's libraries must match the binaries",
+      affects: 'all KFlex cells',
+    },
+  ];
+  const src = p.sources[p.kernel.source];
+  const isKflex = src?.kind === 'git' && /KFlex-linux/i.test(src.url);
+  out.push({
+    topic: 'kernel',
+    artifact: "KFlex-linux (v6.9 fork) configured from the host distribution's .config plus make olddefconfig",
+    lab: `${isKflex ? 'KFlex-linux at the pinned commit' : src?.kind === 'debian-package' ? `Debian's ${src.package} (not a KFlex kernel)` : `${src?.kind ?? 'unknown'} source`}, configured from ${p.kernel.base} + fragments ${p.kernel.fragments.join(', ')}${Object.keys(p.kernel.extra).length ? ` + ${JSON.stringify(p.kernel.extra)}` : ''}, every option verified`,
+    why: isKflex ? 'a distribution config differs per evaluator; defconfig plus the lab fragments is reproducible and verified' : 'the smoke profile runs where the KFlex kernel cannot be built or booted: KFlex cells are skipped',
+    affects: isKflex ? 'all' : 'all KFlex cells (skipped)',
+  });
+  if (!p.image.kflex)
+    out.push({ topic: 'KFlex user space', artifact: 'ffkx, ffkx-bench built from the artifact', lab: 'not built into this profile\'s image', why: 'the profile has no KFlex kernel to run it on (image.kflex: false)', affects: 'all KFlex cells (skipped)' });
+  return out;
+}
+
+/** A profile whose grid or measurement time differs from the artifact's load, per experiment. */
+export function loadDeviations(cells: ExperimentCell[]): Deviation[] {
+  const out: Deviation[] = [];
+  const seen = new Set<string>();
+  for (const c of cells) {
+    const a = c.experiment.artifact;
+    if (!a) continue;
+    const diffs = Object.entries(a.params)
+      .filter(([k, v]) => String(c.params[k]) !== String(v))
+      .map(([k, v]) => `${k} ${c.params[k] === undefined ? '(not set)' : c.params[k]} (artifact ${v})`);
+    const extra = Object.keys(c.params).filter((k) => !(k in a.params) && k !== 'filter' && k !== 'set_get' && k !== 'value_size');
+    if (a.duration_s !== undefined && c.settings.duration_s !== a.duration_s) diffs.push(`measurement ${c.settings.duration_s} s (artifact ${a.duration_s} s)`);
+    if (extra.length) diffs.push(`also sets ${extra.map((k) => `${k}=${c.params[k]}`).join(', ')}, which the artifact leaves at the client's default`);
+    if (c.settings.warmup_s > 0) diffs.push(`${c.settings.warmup_s} s warm-up before measuring (the artifact has none)`);
+    if (!diffs.length) continue;
+    const key = `${c.experiment.id}\u0000${paramsSlug(c.params)}\u0000${diffs.join()}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ topic: 'client load', artifact: a.command, lab: diffs.join('; '), why: 'the profile scales the load (smoke, --quick or a --set override) to what the host can run', affects: `${c.experiment.id} ${paramsSlug(c.params)}` });
+  }
+  return out;
+}
+
+/** Everything that makes this run's numbers differ from the artifact's, for the manifest and the report. */
+export function runDeviations(config: ResolvedConfig, facts: { accel?: Accel; cells: ExperimentCell[]; records?: CellRecord[] }): Deviation[] {
+  const out: Deviation[] = [];
+  if (facts.accel === 'tcg')
+    out.push({ topic: 'accelerator', artifact: 'bare metal (two servers, 10G NIC)', lab: 'VMs under TCG (software emulation, no usable KVM)', why: 'this host has no usable KVM: every number is functional only, not performance-comparable with the paper', affects: 'all' });
+  else if (facts.accel === 'kvm')
+    out.push({ topic: 'testbed', artifact: 'bare metal (two servers, 10G NIC)', lab: 'two KVM VMs joined by a virtio-net link (native XDP verified)', why: 'the lab builds its own testbed; bare-metal numbers need the SSH testbed', affects: 'all' });
+  out.push(...buildDeviations(config), ...heapDeviations(config.profile), ...ALWAYS, ...loadDeviations(facts.cells));
+  // What a cell itself reported, e.g. a substituted client.
+  const bySubst = new Map<string, string[]>();
+  for (const r of facts.records ?? []) for (const d of r.deviations ?? []) bySubst.set(d, [...(bySubst.get(d) ?? []), `${r.experiment}/${r.variant}`]);
+  for (const [d, cells] of bySubst) {
+    const affects = [...new Set(cells)].join(', ');
+    if (d.startsWith('kflex-lab: kernel log')) out.push({ topic: 'kernel log', artifact: 'dmesg read after the run', lab: d.replace(/^kflex-lab: /, ''), why: 'the printk ring buffer is smaller than what the cell logged', affects });
+    else out.push({ topic: 'substitution', artifact: 'the client the artifact names', lab: d, why: 'the named client is not available in this image', affects });
+  }
+  return out;
+}

@@ -1,0 +1,50 @@
+import { cpus } from 'node:os';
+import type { ResolvedConfig } from '../core/config.js';
+import { plan as planStages } from '../core/runner.js';
+import { buildTargets, stageRegistry, TESTBED_TARGETS } from './stages.js';
+import { EventBus } from '../core/events.js';
+import { attachView } from '../core/progress.js';
+import type { StageOutput } from '../core/stage.js';
+import { planCells } from '../experiments/runner.js';
+import { forecast, parseAssumeHost, thisHost, type CellForecast, type HostShape } from './sizing.js';
+
+export interface StagePlan {
+  id: string;
+  deps: readonly string[];
+  fingerprint: string;
+  cached: boolean;
+  minutes: number;
+  description: string;
+}
+
+/** What `plan` shows: the stage graph with what is cached, estimates, and which cells a host of this shape would run. */
+export async function planRun(config: ResolvedConfig, o: { assumeHost?: string; kvm?: boolean } = {}): Promise<{ stages: StagePlan[]; totalMinutes: number; cpus: number; host: HostShape; server: { memoryMb: number; why: string }; cells: CellForecast[] }> {
+  const p = config.profile;
+  const planned = await planStages(stageRegistry(config), TESTBED_TARGETS, config, config.cacheRoot);
+  const scale = 2 / Math.max(2, cpus().length); // estimates are for a 2-core host
+  const est = (id: string) => (p.estimates.minutes[id] ?? 0) * (id === 'image' ? 1 : scale);
+  const stages = planned.map((s) => ({
+    id: s.stage.id,
+    deps: s.stage.deps,
+    fingerprint: s.fingerprint,
+    cached: s.cached,
+    minutes: s.cached ? 0 : est(s.stage.id === 'llvm' && p.toolchain.policy === 'source' ? 'llvm-source' : s.stage.id),
+    description: s.stage.description,
+  }));
+  const totalMinutes = stages.reduce((a, s) => a + s.minutes, 0) + est('vms') + est('experiments');
+  const here = thisHost(o.kvm ?? false);
+  const host = o.assumeHost ? parseAssumeHost(o.assumeHost, here) : here;
+  const f = forecast(config, planCells(p), host);
+  return { stages, totalMinutes, cpus: cpus().length, host, server: f.server, cells: f.rows };
+}
+
+/** `build`: a stage (or all) and what it depends on, with the progress view. */
+export async function build(config: ResolvedConfig, stage: string, force: string[]): Promise<Record<string, StageOutput>> {
+  const bus = new EventBus();
+  const detach = attachView(bus);
+  try {
+    return await buildTargets(config, stage === 'all' ? [...stageRegistry(config).keys()] : [stage], bus, force);
+  } finally {
+    detach();
+  }
+}

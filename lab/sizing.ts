@@ -1,0 +1,137 @@
+import { totalmem, cpus } from 'node:os';
+import { readFileSync } from 'node:fs';
+import type { Profile, ResolvedConfig } from '../core/config.js';
+import { ARTIFACT_HEAPS } from '../core/config.js';
+import type { Deviation } from '../core/rundir.js';
+import { LabError, ExitCode } from '../core/errors.js';
+import { heapVmMemoryMb, heapPlacement } from '../experiments/heaps.js';
+import { unmetRequirement, type ExperimentCell } from '../experiments/runner.js';
+import type { Capabilities } from '../experiments/types.js';
+
+/** The machine a plan is for: this host, or one described with --assume-host. */
+export interface HostShape {
+  ramMb: number;
+  cpus: number;
+  la57: boolean;
+  kvm: boolean;
+  source: 'this host' | 'assumed';
+}
+
+/** Parse `ram=256G,cpus=64,la57,kvm` (flags present = true; `nola57`/`nokvm` = false). */
+export function parseAssumeHost(spec: string, base: HostShape): HostShape {
+  const h: HostShape = { ...base, source: 'assumed' };
+  for (const part of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [k, v] = part.split('=') as [string, string | undefined];
+    if (k === 'ram') {
+      const m = v?.match(/^(\d+(?:\.\d+)?)\s*([GMT])i?B?$/i);
+      if (!m) throw new LabError(`--assume-host ram=${v}: give a size such as 256G or 65536M`, ExitCode.usage);
+      h.ramMb = Math.round(Number(m[1]) * ({ M: 1, G: 1024, T: 1024 * 1024 } as const)[m[2]!.toUpperCase() as 'M' | 'G' | 'T']);
+    } else if (k === 'cpus' && v && /^\d+$/.test(v)) h.cpus = Number(v);
+    else if (k === 'la57' || k === 'kvm') h[k] = v === undefined ? true : v === 'yes' || v === 'true' || v === '1';
+    else if (k === 'nola57') h.la57 = false;
+    else if (k === 'nokvm') h.kvm = false;
+    else throw new LabError(`--assume-host ${part}: unknown; use ram=SIZE, cpus=N, la57 or nola57, kvm or nokvm`, ExitCode.usage);
+  }
+  return h;
+}
+
+/** What this host looks like to the plan, before any VM boots (KVM as the doctor found it). */
+export function thisHost(kvm: boolean): HostShape {
+  let la57 = false;
+  try {
+    la57 = /\bla57\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    /* not Linux: no LA57 */
+  }
+  return { ramMb: Math.round(totalmem() / 2 ** 20), cpus: cpus().length, la57, kvm, source: 'this host' };
+}
+
+/**
+ * The server VM's RAM for vms.server.memory_mb: auto: enough for the largest heap that will run (plus the
+ * pools and the guest), within what the host can give after the client VM and a reserve.
+ */
+export function sizeServer(profile: Profile, host: HostShape, cells: ExperimentCell[]): { memoryMb: number; why: string } {
+  const m = profile.vms.server.memory_mb;
+  if (m !== 'auto') return { memoryMb: m, why: 'vms.server.memory_mb' };
+  const available = host.ramMb - profile.vms.client.memory_mb - profile.vms.host_reserve_mb;
+  const heaps = [...new Set(cells.map((c) => c.heapGiB).filter((h): h is number => !!h))].sort((a, b) => a - b);
+  const floor = 4096;
+  // The largest heap that fits in what the host can give decides; larger ones are skipped with the numbers.
+  const fitting = heaps.filter((h) => heapVmMemoryMb(h) <= available);
+  const want = fitting.length ? heapVmMemoryMb(fitting.at(-1)!) : floor;
+  const memoryMb = Math.max(floor, Math.min(want, Math.max(floor, available)));
+  const skipped = heaps.filter((h) => !fitting.includes(h));
+  return {
+    memoryMb,
+    why: `auto: ${fitting.length ? `the ${fitting.at(-1)} GiB heap + 2 GiB for the guest` : 'no KFlex heap fits'}; host ${(host.ramMb / 1024).toFixed(0)} GiB - client ${profile.vms.client.memory_mb / 1024} GiB - reserve ${profile.vms.host_reserve_mb / 1024} GiB = ${(available / 1024).toFixed(1)} GiB available${skipped.length ? `; ${skipped.map((h) => `${h} GiB`).join(', ')} heap(s) would need ${skipped.map((h) => `${(heapVmMemoryMb(h) / 1024).toFixed(0)} GiB`).join(', ')}` : ''}`,
+  };
+}
+
+/** The config with vms.server.memory_mb resolved to a number, for everything that boots. */
+export function sizedConfig(config: ResolvedConfig, memoryMb: number): ResolvedConfig {
+  const p = config.profile;
+  return { ...config, profile: { ...p, vms: { ...p.vms, server: { ...p.vms.server, memory_mb: memoryMb } } } };
+}
+
+/** One row of `plan`'s answer to "will my host run it?". */
+export interface CellForecast {
+  experiment: string;
+  variant: string;
+  heapGiB?: number;
+  scaled: boolean;
+  serverMemoryMb: number;
+  la57: boolean;
+  kvm: boolean;
+  verdict: 'run' | 'skip';
+  reason?: string;
+}
+
+/**
+ * Which cells would run on a host of this shape, judged by the same rules the run applies after its probe
+ * (a KFlex kernel and ffkx are assumed present when the profile builds them).
+ */
+export function forecast(config: ResolvedConfig, cells: ExperimentCell[], host: HostShape): { server: { memoryMb: number; why: string }; rows: CellForecast[] } {
+  const p = config.profile;
+  const server = sizeServer(p, host, cells);
+  const kflex = p.image.kflex && p.sources[p.kernel.source]?.kind !== 'debian-package';
+  const caps: Capabilities = {
+    kernelRelease: 'planned',
+    kflexKernel: kflex,
+    kflexKernelWhy: "the profile's kernel is not a KFlex kernel (BPF_MAP_TYPE_HEAP will not be in its BTF)",
+    ffkx: p.image.kflex,
+    ffkxWhy: 'image.kflex is false in this profile',
+    nativeXdp: true,
+    serverMemoryMb: server.memoryMb,
+    serverCpus: p.vms.server.cpus,
+    memtier: true,
+    la57: host.la57 || !host.kvm, // under TCG QEMU's -cpu max emulates LA57; under KVM it is the host's CPU
+    accel: host.kvm ? 'kvm' : 'tcg',
+    linkIfindex: 0,
+    bmc: false,
+    bmcWhy: 'the BMC baseline is not built by this version of the lab',
+  };
+  const seen = new Set<string>();
+  const rows: CellForecast[] = [];
+  for (const c of cells) {
+    const key = `${c.experiment.id}/${c.variant.id}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const why = unmetRequirement(c.variant, caps, c.heapGiB);
+    const artifactHeap = c.variant.heap ? ARTIFACT_HEAPS[c.variant.heap] : c.variant.heapGiB;
+    rows.push({ experiment: c.experiment.id, variant: c.variant.id, heapGiB: c.heapGiB, scaled: !!c.heapGiB && !!artifactHeap && c.heapGiB < artifactHeap, serverMemoryMb: server.memoryMb, la57: caps.la57, kvm: host.kvm, verdict: why ? 'skip' : 'run', reason: why });
+  }
+  return { server, rows };
+}
+
+/** Scaled heaps are a deviation: what the artifact allocates, what this profile does, why. */
+export function heapDeviations(profile: Profile): Deviation[] {
+  const out: Deviation[] = [];
+  for (const [prog, gib] of Object.entries(profile.kflex.heap_gib) as Array<[keyof typeof ARTIFACT_HEAPS, number]>) {
+    const a = ARTIFACT_HEAPS[prog];
+    if (gib !== a)
+      out.push({ topic: 'scaled heap', artifact: `ffkx_heap(${a}): a ${a} GiB heap for ${prog}`, lab: `ffkx_heap(${gib}) rewritten into the ${prog} program at build time (${gib} GiB)`, why: `the host cannot hold ${a} GiB (+ ~6 GiB of pools) in the server VM; kflex.heap_gib.${prog} scales it`, affects: prog === 'bench' ? 'datastructures, guards' : { kmemcache: 'memcache', kmemcached: 'redis-getset', kredis: 'redis-zadd' }[prog] });
+  }
+  return out;
+}
+
+export { heapPlacement };

@@ -1,0 +1,60 @@
+import { join, basename } from 'node:path';
+import type { ResolvedConfig } from '../core/config.js';
+import type { StageOutput } from '../core/stage.js';
+import type { EventBus } from '../core/events.js';
+import type { Accel, Testbed } from '../core/testbed.js';
+import { kvmUsable } from '../core/doctor.js';
+import { VmTestbed } from '../vm/testbed.js';
+import { testbedFiles, TESTBED_TARGETS } from './stages.js';
+import { hostsProvider } from '../hosts/testbed.js';
+
+/** What a testbed provider gets to bring its machines up for one run (or for `up`). */
+export interface TestbedContext {
+  config: ResolvedConfig;
+  outputs: Record<string, StageOutput>;
+  accel: Accel;
+  /** Where its private state lives (VM dirs under the cache). */
+  dir: string;
+  /** 'run': nothing may outlive the lab process; 'up': stays until `down`. */
+  owner: 'up' | 'run';
+  bus: EventBus;
+  /** The testbed's own description file, e.g. hosts.yaml for the hosts testbed. */
+  testbedFile?: string;
+}
+
+/** A kind of testbed: which stages it needs, which accelerator it will run on, and how it comes up. */
+export interface TestbedProvider {
+  readonly kind: string;
+  readonly targets: string[];
+  /** The local doctor checks that must pass for this testbed (by name); undefined: all (the VMs need QEMU, RAM...). */
+  readonly doctor?: string[];
+  accel(config: ResolvedConfig, outputs: Record<string, StageOutput>): Promise<{ accel: Accel; why: string }>;
+  up(ctx: TestbedContext): Promise<Testbed>;
+}
+
+const vmProvider: TestbedProvider = {
+  kind: 'vm',
+  targets: TESTBED_TARGETS,
+  async accel(config, outputs) {
+    const wanted = config.profile.vms.accel;
+    if (wanted !== 'auto') return { accel: wanted, why: `vms.accel is ${wanted}` };
+    // Boot the kernel the VMs will run under KVM: /dev/kvm can open on nested hosts where no Linux guest starts.
+    const k = await kvmUsable(testbedFiles(outputs).kernel);
+    return k.ok ? { accel: 'kvm', why: k.why } : { accel: 'tcg', why: `${k.why}; TCG numbers are functional only` };
+  },
+  async up(ctx) {
+    const files = testbedFiles(ctx.outputs);
+    const p = ctx.config.profile;
+    // The accelerator was decided once, before the preamble: the cluster must not probe again.
+    const profile = { ...p, vms: { ...p.vms, accel: ctx.accel === 'native' ? 'tcg' : ctx.accel } } as typeof p;
+    return VmTestbed.up({ ...files, profile, cacheRoot: ctx.config.cacheRoot, dir: ctx.dir, owner: ctx.owner, bus: ctx.bus });
+  },
+};
+
+/** Every kind of testbed the lab can run on; a new kind is one folder plus one line here. */
+export const TESTBEDS: Record<string, TestbedProvider> = { vm: vmProvider, hosts: hostsProvider };
+
+/** The VM directory of a run: its VMs are private to it and named after it. */
+export function runVmDir(config: ResolvedConfig, runDir: string): string {
+  return join(config.cacheRoot, 'vms', basename(runDir));
+}
