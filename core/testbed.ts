@@ -1,4 +1,7 @@
 import type { Host } from './host.js';
+import type { ResolvedConfig } from './config.js';
+import type { StageOutput } from './stage.js';
+import type { EventBus } from './events.js';
 
 /** What the experiments know of the link between the two machines. */
 export interface LinkFacts {
@@ -39,3 +42,28 @@ export interface Testbed {
   /** Raw logs worth keeping in the run directory (name -> path), e.g. serial consoles. */
   logs(): Record<string, string>;
 }
+
+/** What a testbed provider gets to bring its machines up for one run (or for `up`). */
+export interface TestbedContext {
+  config: ResolvedConfig;
+  outputs: Record<string, StageOutput>;
+  accel: Accel;
+  /** Where its private state lives (VM dirs under the cache). */
+  dir: string;
+  /** 'run': nothing may outlive the lab process; 'up': stays until `down`. */
+  owner: 'up' | 'run';
+  bus: EventBus;
+  /** The testbed's own description file, e.g. hosts.yaml for the hosts testbed. */
+  testbedFile?: string;
+}
+
+/** A kind of testbed: which stages it needs, which accelerator it will run on, and how it comes up. */
+export interface TestbedProvider {
+  readonly kind: string;
+  readonly targets: string[];
+  /** The local doctor checks that must pass for this testbed (by name); undefined: all (the VMs need QEMU, RAM...). */
+  readonly doctor?: string[];
+  accel(config: ResolvedConfig, outputs: Record<string, StageOutput>): Promise<{ accel: Accel; why: string }>;
+  up(ctx: TestbedContext): Promise<Testbed>;
+}
+

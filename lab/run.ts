@@ -99,6 +99,8 @@ export class LabRun {
     const run = new LabRun(config, runDir, manifest);
     if (opts.view !== false) run.detachers.push(attachView(run.bus));
     if (opts.eventsFile) run.detachers.push(recordEvents(run.bus, opts.eventsFile));
+    // The run keeps its own record of what happened when (the report's timeline reads it; a resume appends).
+    run.detachers.push(recordEvents(run.bus, join(runDir, 'events.jsonl')));
     return run;
   }
 
@@ -207,7 +209,7 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
     }
     const checks = await runDoctor(config.profile, { cacheDir: config.cacheRoot });
     const hard = checks.filter((c) => c.level === 'fail' && (!provider.doctor || provider.doctor.includes(c.name)));
-    if (hard.length) throw new LabError(`doctor: ${hard.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, ExitCode.infra, "run 'kflex-lab doctor' for the fixes");
+    if (hard.length) throw new LabError(`doctor: ${hard.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, ExitCode.infra, 'kflex-lab doctor (prints the fix for each, and one apt-get line)');
     // The manifest exists from the start, so even a run interrupted while building can be resumed.
     await run.checkpoint();
     run.say(`profile ${config.profileName} -> ${run.runDir}`);
@@ -218,10 +220,13 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
     run.accel = accel.accel;
     run.bus.emit({ type: 'accel', ...accel });
     // vms.server.memory_mb: auto is decided here, once, from this host and the heaps this run will need.
-    const sizing = sizeServer(config.profile, thisHost(accel.accel === 'kvm'), pending);
-    const sized = sizedConfig(config, sizing.memoryMb);
-    run.manifest.server_memory = sizing;
-    if (config.profile.vms.server.memory_mb === 'auto') run.say(`server VM: ${(sizing.memoryMb / 1024).toFixed(1)} GiB (${sizing.why})`);
+    let sized = config;
+    if (provider.kind === 'vm') {
+      const sizing = sizeServer(config.profile, thisHost(accel.accel === 'kvm'), pending);
+      sized = sizedConfig(config, sizing.memoryMb);
+      run.manifest.server_memory = sizing;
+      if (config.profile.vms.server.memory_mb === 'auto') run.say(`server VM: ${(sizing.memoryMb / 1024).toFixed(1)} GiB (${sizing.why})`);
+    }
     const p = config.profile;
     run.bus.emit({
       type: 'run-start',

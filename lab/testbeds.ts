@@ -1,36 +1,12 @@
 import { join, basename } from 'node:path';
 import type { ResolvedConfig } from '../core/config.js';
-import type { StageOutput } from '../core/stage.js';
-import type { EventBus } from '../core/events.js';
-import type { Accel, Testbed } from '../core/testbed.js';
+import type { TestbedProvider } from '../core/testbed.js';
 import { kvmUsable } from '../core/doctor.js';
 import { VmTestbed } from '../vm/testbed.js';
 import { testbedFiles, TESTBED_TARGETS } from './stages.js';
 import { hostsProvider } from '../hosts/testbed.js';
 
-/** What a testbed provider gets to bring its machines up for one run (or for `up`). */
-export interface TestbedContext {
-  config: ResolvedConfig;
-  outputs: Record<string, StageOutput>;
-  accel: Accel;
-  /** Where its private state lives (VM dirs under the cache). */
-  dir: string;
-  /** 'run': nothing may outlive the lab process; 'up': stays until `down`. */
-  owner: 'up' | 'run';
-  bus: EventBus;
-  /** The testbed's own description file, e.g. hosts.yaml for the hosts testbed. */
-  testbedFile?: string;
-}
-
-/** A kind of testbed: which stages it needs, which accelerator it will run on, and how it comes up. */
-export interface TestbedProvider {
-  readonly kind: string;
-  readonly targets: string[];
-  /** The local doctor checks that must pass for this testbed (by name); undefined: all (the VMs need QEMU, RAM...). */
-  readonly doctor?: string[];
-  accel(config: ResolvedConfig, outputs: Record<string, StageOutput>): Promise<{ accel: Accel; why: string }>;
-  up(ctx: TestbedContext): Promise<Testbed>;
-}
+export type { TestbedContext, TestbedProvider } from '../core/testbed.js';
 
 const vmProvider: TestbedProvider = {
   kind: 'vm',

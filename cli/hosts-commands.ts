@@ -1,0 +1,114 @@
+import type { Command } from 'commander';
+import { join } from 'node:path';
+import { ExitCode } from '../core/errors.js';
+import { EventBus, recordEvents } from '../core/events.js';
+import { attachView } from '../core/progress.js';
+import { plan } from '../core/runner.js';
+import { buildTargets, stageRegistry } from '../lab/stages.js';
+import { EXPERIMENTS } from '../experiments/index.js';
+import { loadHostsConfig, hostName } from '../hosts/config.js';
+import { checkHosts, profileHeaps, type HostCheck } from '../hosts/check.js';
+import { prepareHosts, undoPrepare, readRecord, recordPath, type KflexSource } from '../hosts/prepare.js';
+import { configFrom, globalOpts } from './common.js';
+
+const testbedOpt = ['--testbed <file>', 'hosts.yaml: server and client as OpenSSH destinations, their link NIC (see README, "Bare metal / your own machines")'] as const;
+
+function printChecks(checks: HostCheck[]): void {
+  const mark = { ok: ' ok ', warn: 'warn', fail: 'FAIL' } as const;
+  for (const c of checks) {
+    console.log(`[${mark[c.level]}] ${c.host.padEnd(6)} ${c.name.padEnd(13)} ${c.detail}`);
+    if (c.fix && c.level !== 'ok') console.log(`       ${''.padEnd(6)} ${''.padEnd(13)} fix: ${c.fix}`);
+  }
+}
+
+/** The kflex stage's build, when this profile has one and it is in the cache (prepare never builds KFlex). */
+async function kflexSource(cmd: Command, bus: EventBus): Promise<KflexSource> {
+  const config = configFrom(cmd);
+  const suite = config.profile.image.suite;
+  if (!config.profile.image.kflex) return { suite, why: `profile ${config.profileName} builds no KFlex user space (image.kflex: false); with --profile paper, 'kflex-lab build kflex --profile paper' builds it for Debian ${suite}, then run prepare again` };
+  const planned = await plan(stageRegistry(config), ['kflex'], config, config.cacheRoot);
+  if (!planned.find((p) => p.stage.id === 'kflex')?.cached) return { suite, why: `the kflex stage is not built yet: run 'kflex-lab build kflex --profile ${config.profileName}' first (it builds for Debian ${suite}), then prepare again` };
+  const out = await buildTargets(config, ['kflex'], bus);
+  return { suite, dir: join(out.kflex!.dir, 'kflex') };
+}
+
+export function registerHostsCommands(program: Command): void {
+  const hosts = program.command('hosts').description('your own machines as the testbed, over OpenSSH: check them, prepare them; then reproduce --testbed FILE');
+
+  hosts
+    .command('check')
+    .description("read-only doctor over SSH: kernel, KFlex heap map in BTF, la57, RAM vs the heaps, CPUs, the link NIC's driver and native XDP (the lab's probe, attached in driver mode and detached), the binaries the experiments need, clock offset; one install line per host")
+    .requiredOption(...testbedOpt)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { testbed: string; json?: boolean }, cmd: Command) => {
+      const cfg = loadHostsConfig(o.testbed);
+      const config = configFrom(cmd);
+      const bus = new EventBus();
+      const events = globalOpts(cmd).events;
+      const detach = [attachView(bus), ...(events ? [recordEvents(bus, events)] : [])];
+      try {
+        // The XDP probe comes from the llvm stage (cached after the first run).
+        const outputs = await buildTargets(config, ['llvm'], bus);
+        const r = await checkHosts(cfg, { probeObject: join(outputs.llvm!.dir, 'xdp_probe.bpf.o'), profile: config.profile, heaps: profileHeaps(config.profile, EXPERIMENTS), log: (m) => bus.emit({ type: 'step', scope: 'hosts', message: m }) });
+        if (o.json) console.log(JSON.stringify(r, null, 2));
+        else {
+          printChecks(r.checks);
+          const lines = Object.entries(r.install);
+          if (lines.length) console.log(`\nto install what is missing (or: kflex-lab hosts prepare --testbed ${o.testbed}):\n${lines.map(([h, l]) => `  ${h}: ${l}`).join('\n')}`);
+        }
+        if (!r.ok) process.exitCode = ExitCode.checkFailed;
+      } finally {
+        for (const d of detach) d();
+      }
+    });
+
+  hosts
+    .command('prepare')
+    .description("install what the experiments need with each host's package manager, copy the kflex stage's build where the host runs its suite; every change is recorded (--list) and can be undone (--undo)")
+    .requiredOption(...testbedOpt)
+    .option('--dry-run', 'print what would be done, change nothing')
+    .option('--list', 'print what prepare installed on each host (from <cache>/hosts/<name>/installed.json)')
+    .option('--undo', 'remove what prepare installed (packages it added, files it copied)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { testbed: string; dryRun?: boolean; list?: boolean; undo?: boolean; json?: boolean }, cmd: Command) => {
+      const cfg = loadHostsConfig(o.testbed);
+      const config = configFrom(cmd);
+      const say = (l: string) => console.error(l);
+      if (o.list) {
+        const records = (['server', 'client'] as const).map((role) => ({ role, path: recordPath(config.cacheRoot, hostName(cfg[role])), ...readRecord(config.cacheRoot, hostName(cfg[role]), cfg[role].destination) }));
+        if (o.json) return console.log(JSON.stringify(records, null, 2));
+        for (const r of records) {
+          console.log(`${r.role} (${r.destination}): ${r.entries.length ? '' : 'nothing recorded'}${r.entries.length ? r.path : ''}`);
+          for (const e of r.entries) console.log(`  ${e.at}  ${e.kind === 'apt' ? `apt: ${e.installed.join(' ')}` : `file: ${e.path}`}`);
+        }
+        return;
+      }
+      if (o.undo) {
+        const r = await undoPrepare(cfg, { cacheRoot: config.cacheRoot, log: say });
+        if (o.json) console.log(JSON.stringify(r, null, 2));
+        else for (const h of r) console.log(`${h.host}: removed ${h.removed.length ? h.removed.join(' ') : 'nothing'}${h.failed.length ? `; could not remove ${h.failed.join(' ')}` : ''}`);
+        if (r.some((h) => h.failed.length)) process.exitCode = ExitCode.checkFailed;
+        return;
+      }
+      const bus = new EventBus();
+      const detach = attachView(bus);
+      let kflex: KflexSource;
+      try {
+        kflex = await kflexSource(cmd, bus);
+      } finally {
+        detach();
+      }
+      const r = await prepareHosts(cfg, { cacheRoot: config.cacheRoot, kflex, dryRun: o.dryRun, log: say });
+      if (o.json) console.log(JSON.stringify(r, null, 2));
+      else {
+        for (const [role, why] of Object.entries(r.unreachable)) console.log(`${role}: unreachable: ${why}`);
+        if (!r.steps.length) console.log('nothing to do: both hosts have what the experiments need');
+        for (const s of r.steps) {
+          const done = r.outcomes.find((x) => x.step === s);
+          console.log(`${s.host.padEnd(6)} ${s.kind.padEnd(10)} ${s.detail}${done ? `\n${''.padEnd(18)}-> ${done.ok ? 'done' : 'FAILED'}: ${done.detail}` : o.dryRun && s.kind !== 'note' ? ' (dry run)' : ''}`);
+        }
+        for (const [role, p] of Object.entries(r.records)) console.log(`${role}: recorded in ${p} (kflex-lab hosts prepare --list / --undo)`);
+      }
+      if (Object.keys(r.unreachable).length || r.outcomes.some((x) => !x.ok)) process.exitCode = ExitCode.checkFailed;
+    });
+}

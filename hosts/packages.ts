@@ -1,0 +1,58 @@
+import type { OsRelease } from './facts.js';
+
+/** The package managers the lab can drive on a user's machine (others get the binaries' names and a note). */
+export type PackageManager = 'apt' | undefined;
+
+export function packageManagerOf(os: OsRelease): PackageManager {
+  return os.id === 'debian' || os.id === 'ubuntu' || os.idLike.includes('debian') || os.idLike.includes('ubuntu') ? 'apt' : undefined;
+}
+
+/** Binaries no distribution package provides, and what to do instead. */
+export const NOT_PACKAGED: Record<string, string> = {
+  memtier_benchmark:
+    "not packaged by Debian or Ubuntu: build it from its source (the lab's image builds RedisLabs/memtier_benchmark at the commit pinned in lab.yaml: autoreconf -ivf && ./configure && make && make install); without it redis-getset runs redis-benchmark instead and records the substitution",
+  ffkx: 'KFlex user space: `kflex-lab hosts prepare` copies the kflex stage\'s build when the host runs the guest suite, else build it on the host from the KFlex repository (see its README)',
+  'ffkx-bench': 'built with ffkx (see ffkx)',
+};
+
+/** Debian/Ubuntu packages that provide each binary the experiments run. */
+export function aptPackagesFor(binary: string, os: OsRelease, kernelRelease: string): string[] | undefined {
+  const ubuntu = os.id === 'ubuntu' || os.idLike.includes('ubuntu');
+  const table: Record<string, string[]> = {
+    memcached: ['memcached'],
+    'redis-server': ['redis-server'],
+    memcaslap: ['libmemcached-tools'],
+    'redis-benchmark': ['redis-tools'],
+    // Ubuntu ships bpftool in the kernel's tools package; Debian has its own.
+    bpftool: ubuntu ? ['linux-tools-common', `linux-tools-${kernelRelease}`] : ['bpftool'],
+    ip: ['iproute2'],
+    ss: ['iproute2'],
+    taskset: ['util-linux'],
+    dmesg: ['util-linux'],
+    pkill: ['procps'],
+    ping: ['iputils-ping'],
+    ethtool: ['ethtool'],
+    bash: ['bash'],
+  };
+  return table[binary];
+}
+
+/** What to install for a list of missing binaries: packages (deduplicated, in order), and binaries no package has. */
+export function installPlan(missing: string[], os: OsRelease, kernelRelease: string): { manager: PackageManager; packages: string[]; unpackaged: string[] } {
+  const manager = packageManagerOf(os);
+  const packages: string[] = [];
+  const unpackaged: string[] = [];
+  for (const b of missing) {
+    const pkgs = manager === 'apt' ? aptPackagesFor(b, os, kernelRelease) : undefined;
+    if (!pkgs) unpackaged.push(b);
+    else for (const p of pkgs) if (!packages.includes(p)) packages.push(p);
+  }
+  return { manager, packages, unpackaged };
+}
+
+/** The one line a user pastes on that host; undefined when nothing installable is missing. */
+export function installLine(plan: { manager: PackageManager; packages: string[]; unpackaged: string[] }, asRoot: boolean, os: OsRelease): string | undefined {
+  if (plan.manager === 'apt' && plan.packages.length) return `${asRoot ? '' : 'sudo '}apt-get install -y ${plan.packages.join(' ')}`;
+  if (!plan.manager && plan.unpackaged.length) return `(no package mapping for ${os.pretty}: install ${plan.unpackaged.join(', ')} with its package manager)`;
+  return undefined;
+}

@@ -1,0 +1,157 @@
+import { describe, it, expect, afterAll } from 'vitest';
+import { existsSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { lab, explain, readEvents } from './cli.js';
+import { tempDir } from '../helpers.js';
+import { loadConfig } from '../../core/config.js';
+
+// The lab's own VMs stand in for two bare-metal machines: the hosts testbed reaches them only through the
+// ordinary ssh_config that `up` writes, as it would reach a user's machines through ~/.ssh/config.
+const VM = 'hosts-e2e';
+const cache = loadConfig({ profile: 'smoke' }).cacheRoot;
+const vmDir = join(cache, 'vms', VM);
+const work = tempDir('kflex-hosts-');
+const results = tempDir('kflex-results-');
+const env = { KFLEX_LAB_RESULTS: results };
+const hostsYaml = join(work, 'hosts.yaml');
+const onVm = (role: 'server' | 'client', argv: string[]) => lab(['exec', role, '--profile', 'smoke', '--vm', VM, '--', ...argv]);
+
+type Check = { host: string; name: string; level: string; detail: string };
+type CheckJson = { ok: boolean; checks: Check[]; install: Record<string, string>; facts: Record<string, { kernel: string; nic: { driver?: string }; linkIf: string }>; link: { serverIp: string; clientIp: string }; xdp?: { mode: string; sent: number; counted: number }; xdpRefused?: string };
+
+/**
+ * A local package archive on the client, as air-gapped testbeds have (the VMs have no route to Debian's
+ * archive): redis-tools is repacked from its installed files with dpkg-deb, indexed by hand, and offered
+ * through a `file:` apt source. Then it is removed, so `prepare` has something real to install.
+ */
+const LOCAL_ARCHIVE = `set -eu
+p=redis-tools; r=/srv/kflex-e2e-repo; root=$(mktemp -d)
+mkdir -p "$r" "$root/DEBIAN"
+dpkg-query -L "$p" | while read -r f; do if [ -f "$f" ] || [ -L "$f" ]; then cp -a --parents "$f" "$root/"; fi; done
+dpkg-query -s "$p" | grep -Ev '^(Status|Conffiles):' > "$root/DEBIAN/control"
+dpkg-deb -b "$root" "$r/$p.deb" >/dev/null
+{ dpkg-deb -f "$r/$p.deb"; echo "Filename: ./$p.deb"; echo "Size: $(stat -c %s "$r/$p.deb")"; echo "SHA256: $(sha256sum "$r/$p.deb" | cut -d' ' -f1)"; echo; } > "$r/Packages"
+echo "deb [trusted=yes] file:$r ./" > /etc/apt/sources.list.d/kflex-e2e.list
+apt-get remove -y "$p" >/dev/null
+! command -v redis-benchmark
+`;
+
+afterAll(async () => {
+  await lab(['down', '--profile', 'smoke', '--vm', VM]);
+});
+
+describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_config)', () => {
+  it('up boots the stand-ins; the client loses redis-tools but gets a local archive holding it', async () => {
+    const up = await lab(['up', '--profile', 'smoke', '--vm', VM]);
+    expect(up.code, explain(up)).toBe(0);
+    expect(existsSync(join(vmDir, 'ssh_config'))).toBe(true);
+    writeFileSync(hostsYaml, `ssh_config: ${join(vmDir, 'ssh_config')}\nserver:\n  destination: server\n  name: ${VM}-server\n  link: { interface: eth1 }\nclient:\n  destination: client\n  name: ${VM}-client\n  link: { interface: eth1, address: 10.77.0.2 }\n`);
+    // What prepare records lives in the cache: start from no record.
+    for (const r of ['server', 'client']) rmSync(join(cache, 'hosts', `${VM}-${r}`), { recursive: true, force: true });
+    const r = await onVm('client', ['sh', '-c', LOCAL_ARCHIVE]);
+    expect(r.code, explain(r)).toBe(0);
+  });
+
+  it('check refuses one machine given twice and XDP on the SSH interface, and attaches nothing', async () => {
+    const bad = join(work, 'bad.yaml');
+    writeFileSync(bad, `ssh_config: ${join(vmDir, 'ssh_config')}\nserver:\n  destination: server\n  link: { interface: eth0 }\nclient:\n  destination: root@server\n  name: again\n  link: { interface: eth1 }\n`);
+    const r = await lab(['hosts', 'check', '--profile', 'smoke', '--testbed', bad, '--json']);
+    expect(r.code, explain(r)).toBe(1);
+    const j = JSON.parse(r.stdout) as CheckJson;
+    const fails = j.checks.filter((c) => c.level === 'fail').map((c) => c.name);
+    expect(fails).toEqual(expect.arrayContaining(['same machine', 'ssh interface']));
+    expect(j.checks.find((c) => c.name === 'ssh interface')!.detail).toMatch(/server\.link\.interface eth0 carries this SSH session \(10\.0\.2\.15:22 from 10\.0\.2\.2\)/);
+    expect(j.xdp).toBeUndefined();
+    expect(j.xdpRefused).toMatch(/^not tried: /);
+  });
+
+  it('check: kernel, NIC driver, native XDP by the probe (detached after), what is missing and the install line', async () => {
+    const r = await lab(['hosts', 'check', '--profile', 'smoke', '--testbed', hostsYaml, '--json']);
+    // redis-benchmark is missing on the client: a failing check, with its fix.
+    expect(r.code, explain(r)).toBe(1);
+    const j = JSON.parse(r.stdout) as CheckJson;
+    expect(j.link).toEqual({ serverIp: '10.77.0.1', clientIp: '10.77.0.2' });
+    expect(j.facts.server!.nic.driver).toBe('virtio_net');
+    expect(j.facts.server!.kernel).toMatch(/^6\.1\./);
+    expect(j.xdp, explain(r)).toMatchObject({ mode: 'driver', sent: 100, counted: 100 });
+    expect(j.checks.find((c) => c.host === 'server' && c.name === 'kflex kernel')).toMatchObject({ level: 'warn' });
+    expect(j.checks.find((c) => c.host === 'client' && c.name === 'binaries')).toMatchObject({ level: 'fail', detail: expect.stringMatching(/^missing: redis-benchmark/) });
+    expect(j.install.client).toBe('apt-get install -y redis-tools');
+    expect(j.install.server).toBeUndefined();
+    expect(j.checks.filter((c) => c.level === 'fail').map((c) => `${c.host} ${c.name}`)).toEqual(['client binaries']);
+    const link = await onVm('server', ['ip', '-j', 'link', 'show', 'dev', 'eth1']);
+    expect(JSON.parse(link.stdout)[0].xdp).toBeUndefined();
+  });
+
+  it('prepare installs the missing package with apt, records exactly that, and check passes after', async () => {
+    const dry = await lab(['hosts', 'prepare', '--profile', 'smoke', '--testbed', hostsYaml, '--dry-run', '--json']);
+    expect(dry.code, explain(dry)).toBe(0);
+    const plan = JSON.parse(dry.stdout) as { steps: Array<{ host: string; kind: string; packages?: string[]; detail: string }>; outcomes: unknown[] };
+    expect(plan.outcomes).toEqual([]);
+    expect(plan.steps.filter((s) => s.kind === 'apt')).toEqual([expect.objectContaining({ host: 'client', packages: ['redis-tools'] })]);
+    // The smoke profile builds no KFlex user space: prepare says so instead of copying anything.
+    expect(plan.steps.find((s) => s.host === 'server' && /ffkx/.test(s.detail))).toMatchObject({ kind: 'note', detail: expect.stringMatching(/builds no KFlex user space \(image\.kflex: false\)/) });
+
+    const r = await lab(['hosts', 'prepare', '--profile', 'smoke', '--testbed', hostsYaml, '--json']);
+    expect(r.code, explain(r)).toBe(0);
+    const done = JSON.parse(r.stdout) as { outcomes: Array<{ ok: boolean; detail: string }>; records: Record<string, string> };
+    expect(done.outcomes).toEqual([expect.objectContaining({ ok: true, detail: 'installed 1 package(s): redis-tools' })]);
+    const record = JSON.parse(readFileSync(join(cache, 'hosts', `${VM}-client`, 'installed.json'), 'utf8'));
+    expect(record.entries).toEqual([expect.objectContaining({ kind: 'apt', requested: ['redis-tools'], installed: ['redis-tools'] })]);
+    expect((await onVm('client', ['redis-benchmark', '--version'])).code).toBe(0);
+
+    const again = await lab(['hosts', 'check', '--profile', 'smoke', '--testbed', hostsYaml, '--json']);
+    expect(again.code, explain(again)).toBe(0);
+    expect((JSON.parse(again.stdout) as CheckJson).install).toEqual({});
+  });
+
+  it('reproduce --testbed: user-space cells measured on the hosts, KFlex cells skipped with the probe reason, nothing left running', async () => {
+    const events = join(work, 'events.jsonl');
+    const r = await lab(['reproduce', '--profile', 'smoke', '--quick', '--only', 'memcache', '--testbed', hostsYaml, '--events', events], env);
+    expect(r.code, explain(r)).toBe(0);
+    const ev = readEvents(events);
+    expect(ev.find((e) => e.type === 'accel')).toMatchObject({ accel: 'native' });
+    expect(ev.find((e) => e.type === 'testbed-up')).toMatchObject({ kind: 'hosts', accel: 'native', nativeXdp: true });
+    // Only the probe object is built locally: no kernel, no image, no QEMU for this testbed.
+    expect(ev.filter((e) => e.type === 'stage-start' || e.type === 'stage-cached').map((e) => e.stage)).toEqual(['llvm']);
+    const cells = ev.filter((e) => e.type === 'cell');
+    expect(cells.find((c) => c.variant === 'userspace')).toMatchObject({ status: 'ok', headline: { metric: 'tps' } });
+    expect((cells.find((c) => c.variant === 'userspace')!.headline as { value: number }).value).toBeGreaterThan(0);
+    expect(cells.find((c) => c.variant === 'kflex')).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/not a KFlex kernel: BPF_MAP_TYPE_HEAP is not in its BTF/) });
+    expect(ev.find((e) => e.type === 'testbed-down')).toMatchObject({ kind: 'hosts' });
+    expect(ev.find((e) => e.type === 'run-done')).toMatchObject({ counts: { ok: 1, failed: 0, skipped: 1 }, exitCode: 0 });
+
+    const runDir = join(results, readdirSync(results).find((d) => /^\d{8}T\d{6}Z-smoke$/.test(d))!);
+    const m = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8'));
+    expect(m.testbed).toMatchObject({ testbed: 'hosts', server: { hostname: 'server', kernel: expect.stringMatching(/^6\.1\./), link: { interface: 'eth1', address: '10.77.0.1', driver: 'virtio_net' } }, client: { hostname: 'client', link: { address: '10.77.0.2' } } });
+    expect(m.testbed.down).toMatchObject({ xdp_detached: true, left_running: [] });
+    expect(m.xdp_check).toMatchObject({ mode: 'driver', sent: 100, counted: 100 });
+    const cmd = readFileSync(join(runDir, 'runs/memcache/userspace', readdirSync(join(runDir, 'runs/memcache/userspace'))[0]!, 'rep-1', 'client.cmd'), 'utf8');
+    expect(cmd).toMatch(/^client\$ memcaslap -s 10\.77\.0\.1:6969 /);
+    expect(existsSync(join(runDir, 'logs', 'server.facts.txt'))).toBe(true);
+
+    // Checked from outside too: no server or client process, no XDP program on the link NIC.
+    const ps = await onVm('server', ['sh', '-c', 'pgrep -x memcached; pgrep -x ffkx; true']);
+    expect(ps.stdout.trim()).toBe('');
+    expect((await onVm('client', ['sh', '-c', 'pgrep -x memcaslap; true'])).stdout.trim()).toBe('');
+    expect(JSON.parse((await onVm('server', ['ip', '-j', 'link', 'show', 'dev', 'eth1'])).stdout)[0].xdp).toBeUndefined();
+  });
+
+  it('prepare --undo removes what prepare installed, and only that', async () => {
+    const list = await lab(['hosts', 'prepare', '--profile', 'smoke', '--testbed', hostsYaml, '--list', '--json']);
+    expect(list.code, explain(list)).toBe(0);
+    expect((JSON.parse(list.stdout) as Array<{ role: string; entries: unknown[] }>).map((r) => [r.role, r.entries.length])).toEqual([['server', 0], ['client', 1]]);
+    const r = await lab(['hosts', 'prepare', '--profile', 'smoke', '--testbed', hostsYaml, '--undo', '--json']);
+    expect(r.code, explain(r)).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([{ host: 'server', removed: [], failed: [] }, { host: 'client', removed: ['redis-tools'], failed: [] }]);
+    expect((await onVm('client', ['sh', '-c', 'command -v redis-benchmark'])).code).not.toBe(0);
+    expect((await onVm('server', ['sh', '-c', 'command -v memcached'])).code).toBe(0);
+    expect(JSON.parse(readFileSync(join(cache, 'hosts', `${VM}-client`, 'installed.json'), 'utf8')).entries).toEqual([]);
+  });
+
+  it('down leaves no VM behind', async () => {
+    const d = await lab(['down', '--profile', 'smoke', '--vm', VM]);
+    expect(d.code, explain(d)).toBe(0);
+    expect(existsSync(join(vmDir, 'state.json'))).toBe(false);
+  });
+});
