@@ -38,6 +38,15 @@ export interface ClaimVerdict {
   sides: Array<{ variant: string; median?: number; min?: number; max?: number; cv?: number; n: number; reason?: string }>;
   /** family-ratio claims: every numerator/denominator pair that was measured, with its ratio. */
   pairs?: BenchPair[];
+  /** ratio claims over several parameter points: each point's sides and ratio (`sides` is then the first point's). */
+  points?: PointRatio[];
+}
+
+export interface PointRatio {
+  /** The parameter point, as summary rows name it (`set_get=10-90,threads=1`). */
+  params: string;
+  sides: ClaimVerdict['sides'];
+  ratio?: number;
 }
 
 export interface BenchPair {
@@ -85,13 +94,33 @@ function satisfies(x: number, expect: string): boolean {
 export function judgeClaims(claims: Claim[], rows: SummaryRow[]): ClaimVerdict[] {
   return claims.map((claim) => {
     const mine = rows.filter((r) => r.experiment === claim.experiment);
-    const side = (variant: string, metric = claim.metric) => {
-      const r = mine.find((x) => x.variant === variant && x.metric === metric);
-      const any = mine.find((x) => x.variant === variant);
+    const side = (variant: string, metric = claim.metric, params?: string) => {
+      const r = mine.find((x) => x.variant === variant && x.metric === metric && (params === undefined || x.params === params));
+      const any = mine.find((x) => x.variant === variant && (params === undefined || x.params === params));
       return { variant, median: r?.median, min: r?.min, max: r?.max, cv: r?.cv, n: r?.n_ok ?? 0, reason: r ? undefined : any?.reason ?? (any ? `no ${metric} measured` : 'not in this run') };
     };
     const c = claim.comparison;
     if (c.kind === 'ratio') {
+      const judge = (ratio: number) => (claim.paper_value === null ? satisfies(ratio, c.expect) : Math.abs(ratio - claim.paper_value) <= claim.tolerance * claim.paper_value);
+      // Every parameter point is judged (the paper profile's memcache has two): the claim holds only where it holds at each.
+      const params = [...new Set(mine.filter((x) => x.variant === c.numerator || x.variant === c.denominator).map((x) => x.params))];
+      if (params.length > 1) {
+        const points: PointRatio[] = params.map((p) => {
+          const [num, den] = [side(c.numerator, claim.metric, p), side(c.denominator, claim.metric, p)];
+          return { params: p, sides: [num, den], ratio: num.median !== undefined && den.median ? num.median / den.median : undefined };
+        });
+        const measured = points.filter((p) => p.ratio !== undefined);
+        const sides = points[0]!.sides;
+        if (!measured.length) {
+          const missing = [...new Set(points.flatMap((p) => p.sides.filter((s) => s.median === undefined).map((s) => `${s.variant}: ${s.reason}`)))];
+          return { claim, verdict: 'not run', reason: missing.join('; ') || 'baseline is zero', sides, points };
+        }
+        const geo = Math.exp(measured.reduce((a, p) => a + Math.log(p.ratio!), 0) / measured.length);
+        const failing = measured.filter((p) => !judge(p.ratio!));
+        const unmeasured = points.filter((p) => p.ratio === undefined).map((p) => p.params);
+        const reason = `per point: ${points.map((p) => `${p.params} ${p.ratio === undefined ? 'not run' : p.ratio.toFixed(2)}`).join('; ')}${failing.length ? `; ${failing.length} of ${measured.length} measured points do not hold` : ''}${unmeasured.length ? `; not measured: ${unmeasured.join(', ')}` : ''}`;
+        return { claim, verdict: failing.length ? 'deviates' : 'reproduced', measured: geo, reason, sides, points };
+      }
       const num = side(c.numerator);
       const den = side(c.denominator);
       const sides = [num, den];
@@ -100,8 +129,7 @@ export function judgeClaims(claims: Claim[], rows: SummaryRow[]): ClaimVerdict[]
         return { claim, verdict: 'not run', reason: missing.join('; ') || 'baseline is zero', sides };
       }
       const ratio = num.median / den.median;
-      const ok = claim.paper_value === null ? satisfies(ratio, c.expect) : Math.abs(ratio - claim.paper_value) <= claim.tolerance * claim.paper_value;
-      return { claim, verdict: ok ? 'reproduced' : 'deviates', measured: ratio, sides };
+      return { claim, verdict: judge(ratio) ? 'reproduced' : 'deviates', measured: ratio, sides };
     }
     if (c.kind === 'family-ratio') {
       const suffix = `.${claim.metric}`;

@@ -1,28 +1,51 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, basename } from 'node:path';
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
 import type { Manifest, Deviation } from '../core/rundir.js';
 import type { SummaryRow, CellRecord } from '../experiments/runner.js';
 import { loadClaims, judgeClaims, type ClaimVerdict } from './claims.js';
+import { experimentChart, timelineChart, type Chart } from './charts.js';
+import { renderHtml } from './html.js';
+import { renderMarkdown } from './markdown.js';
+import {
+  acceleratorFacts,
+  badgeEvidence,
+  claimRows,
+  deviationRows,
+  fmt,
+  inForce,
+  timeline,
+  verdictCounts,
+  verdictText,
+  type BadgeEvidence,
+  type ClaimRow,
+  type TimedEvent,
+  type TimelineItem,
+  type VerdictCounts,
+} from './model.js';
 
 export interface ReportInputs {
   runDir: string;
   manifest: Manifest;
   rows: SummaryRow[];
   records: CellRecord[];
+  /** The run's events.jsonl; read from the run directory when not given. */
+  events?: TimedEvent[];
 }
 
-const fmt = (x: number | undefined, digits = 3) => (x === undefined ? '–' : Math.abs(x) >= 1000 ? Math.round(x).toLocaleString('en-US') : Number(x.toPrecision(digits)).toString());
-
-function sideText(s: ClaimVerdict['sides'][number]): string {
-  // The reason a side did not run is given once, in the verdict column.
-  if (s.median === undefined) return `${s.variant}: not run`;
-  return `${s.variant}: ${fmt(s.median)} (min ${fmt(s.min)}, max ${fmt(s.max)}, CV ${((s.cv ?? 0) * 100).toFixed(1)}%, n=${s.n})`;
-}
-
-function verdictText(v: ClaimVerdict): string {
-  return v.reason && v.verdict !== 'reproduced' ? `${v.verdict} (${v.reason})` : v.verdict;
+/** Everything the HTML page and its Markdown twin show, in the order they show it. */
+export interface ReportModel {
+  run: string;
+  manifest: Manifest;
+  verdicts: ClaimVerdict[];
+  counts: VerdictCounts;
+  accel: { accel: string; banner?: string };
+  inForce: Deviation[];
+  badges: BadgeEvidence[];
+  claims: ClaimRow[];
+  charts: Chart[];
+  timeline: Chart & { items: TimelineItem[]; note?: string };
+  deviations: Deviation[];
+  provenance: Array<[string, string]>;
 }
 
 /** One line for a deviation: what the artifact does, what the lab did, why, and what it affects. */
@@ -30,122 +53,108 @@ export function deviationText(d: Deviation | string): string {
   return typeof d === 'string' ? d : `${d.topic} (${d.affects}): artifact: ${d.artifact}; lab: ${d.lab}; why: ${d.why}`;
 }
 
-/** The run's recorded deviations, then the cells that did not run or failed, so nothing differs unseen. */
+/** The run's deviations, then the cells that did not run or failed, one line each. */
 export function deviations(m: Manifest, records: CellRecord[]): string[] {
-  const out = (m.deviations ?? []).map(deviationText);
-  // Runs written before deviations were recorded say only TCG in the host facts.
-  if (!m.deviations?.length && (m.host as { accel?: string }).accel === 'tcg') out.unshift('VMs ran under TCG (no KVM): every number is functional only, not performance-comparable with the paper.');
-  const skipped = new Map<string, string>();
-  for (const r of records.filter((x) => x.status === 'skipped')) skipped.set(`${r.experiment}/${r.variant}`, r.reason ?? '');
-  for (const [k, why] of skipped) out.push(`skipped ${k}: ${why}`);
-  const failed = records.filter((r) => r.status === 'failed');
-  for (const r of failed) out.push(`failed ${r.experiment}/${r.variant} rep ${r.rep}: ${(r.reason ?? '').split('\n')[0]}`);
+  return deviationRows(m, records).map(deviationText);
+}
+
+function provenance(runDir: string, m: Manifest, events: TimedEvent[] | undefined): Array<[string, string]> {
+  const host = m.host as unknown as Record<string, unknown>;
+  const cfg = (m.config ?? {}) as { sources?: Record<string, Record<string, string>> };
+  const out: Array<[string, string]> = [
+    ['run', `${basename(runDir)} (created ${m.created})`],
+    ['profile', `${m.profile}${Object.keys(m.overrides ?? {}).length ? ` (overrides: ${Object.entries(m.overrides).map(([k, v]) => `${k} <- ${v}`).join('; ')})` : ''}; config ${m.config_file}`],
+    ['lab commit', String(host.lab_commit ?? 'unknown')],
+    ['host', `${host.cpu_model}, ${host.cores} CPUs, ${host.ram_gb} GiB, Linux ${host.kernel}, Node ${host.node ?? '?'}`],
+    ['accelerator', String(host.accel)],
+    ['QEMU', String(host.qemu ?? 'unknown')],
+    ['testbed', m.testbed ? JSON.stringify(Object.fromEntries(Object.entries(m.testbed as Record<string, unknown>).filter(([k]) => k !== 'xdp_check'))) : 'never came up'],
+    ['link', String(m.link ?? 'unknown')],
+    ['native XDP check', m.xdp_check ? JSON.stringify(m.xdp_check) : 'not run'],
+    ['server memory', m.server_memory ? JSON.stringify(m.server_memory) : 'not recorded'],
+    ['guest capabilities', m.capabilities ? JSON.stringify(m.capabilities) : 'not probed'],
+  ];
+  for (const [id, s] of Object.entries(m.stages ?? {})) {
+    const sm = (s.manifest ?? {}) as Record<string, unknown>;
+    const src = sm.source as Record<string, unknown> | undefined;
+    const what =
+      id === 'kernel'
+        ? `${sm.release} from ${src?.origin ?? '?'}${src?.commit ? ` commit ${src.commit}` : ''}${src?.sha256 ? ` sha256 ${src.sha256}` : ''}; ${sm.base} + ${(sm.fragments as string[] | undefined)?.join(', ') ?? ''}; config sha256 ${sm.config_sha256}; ${sm.gcc ?? ''}`
+        : id === 'llvm'
+          ? `${sm.clang} ${sm.clang_version} (${sm.how})`
+          : id === 'image'
+            ? `${sm.suite}, ${sm.mmdebstrap}, mirror ${sm.mirror}, image sha256 ${sm.image_sha256} (${sm.image_bytes} bytes); memtier ${JSON.stringify(sm.memtier)}`
+            : id === 'kflex'
+              ? `${src?.origin ?? '?'} commit ${src?.commit ?? '?'}; heaps ${JSON.stringify(sm.heaps)}`
+              : JSON.stringify(Object.fromEntries(Object.entries(sm).filter(([k]) => k !== 'packages')));
+    out.push([`stage ${id}`, `fingerprint ${s.fingerprint}; built ${sm.built_at ?? '?'} in ${fmt(Number(sm.build_seconds))} s; ${what}`]);
+  }
+  out.push(['sources', Object.entries(cfg.sources ?? {}).map(([k, s]) => `${k}: ${s.kind} ${s.url ?? s.package ?? s.path ?? ''} ${s.commit ?? s.ref ?? s.sha256 ?? ''}`.trim()).join('; ')]);
+  out.push(['events', events ? `${events.length} in events.jsonl` : 'no events.jsonl (the run predates it)']);
   return out;
 }
 
-/** One Vega-Lite chart per experiment, rendered to SVG in Node (no browser, no network). */
-async function chartFor(experiment: string, headline: string, rows: SummaryRow[]): Promise<string | undefined> {
-  let values: Array<Record<string, unknown>>;
-  let spec: Record<string, unknown>;
-  if (experiment === 'datastructures') {
-    values = rows.filter((r) => r.metric.endsWith('.ns_per_op') && r.median !== undefined).map((r) => ({ benchmark: r.metric.replace('.ns_per_op', ''), ns: r.median }));
-    spec = { mark: 'bar', encoding: { y: { field: 'benchmark', type: 'nominal', sort: null }, x: { field: 'ns', type: 'quantitative', title: 'ns per op (median)' } } };
-  } else if (experiment === 'guards') {
-    const r = rows.find((x) => x.metric === 'measured_elided');
-    const e = rows.find((x) => x.metric === 'expected_elided');
-    if (!r || !e) return undefined;
-    values = [{ what: 'expected (seed)', elided: e.median }, { what: 'measured', elided: r.median }];
-    spec = { mark: 'bar', encoding: { x: { field: 'what', type: 'nominal' }, y: { field: 'elided', type: 'quantitative', title: 'guards elided' } } };
-  } else {
-    values = rows.filter((r) => r.metric === headline && r.median !== undefined).map((r) => ({ variant: r.variant, params: r.params, median: r.median, min: r.min, max: r.max }));
-    spec = {
-      layer: [
-        { mark: 'bar', encoding: { x: { field: 'variant', type: 'nominal' }, xOffset: { field: 'params' }, color: { field: 'params', type: 'nominal' }, y: { field: 'median', type: 'quantitative', title: `${headline} (median; rule: min-max)`, scale: { zero: true, nice: true, domainMax: Math.max(...values.map((v) => Number(v.max))) * 1.1 } } } },
-        { mark: { type: 'rule', strokeWidth: 2 }, encoding: { x: { field: 'variant', type: 'nominal' }, xOffset: { field: 'params' }, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } } },
-      ],
-    };
-  }
-  if (!values.length) return undefined;
-  const compiled = vl.compile({ $schema: 'https://vega.github.io/schema/vega-lite/v5.json', width: 420, height: experiment === 'datastructures' ? Math.max(120, values.length * 14) : 220, title: experiment, data: { values }, ...spec } as vl.TopLevelSpec).spec;
-  return new vega.View(vega.parse(compiled), { renderer: 'none' }).toSVG();
+/** Build the report's content (no I/O): verdicts, badge evidence, claims, charts, timeline, deviations. */
+export async function buildReport(inp: ReportInputs, headlines: Record<string, string>): Promise<ReportModel> {
+  const m = inp.manifest;
+  const claims = loadClaims();
+  const verdicts = judgeClaims(claims, inp.rows);
+  // Every claim's experiment has a figure (a claims row links to it), even one this run did not include.
+  const experiments = [...new Set([...claims.map((c) => c.experiment), ...inp.records.map((r) => r.experiment), ...inp.rows.map((r) => r.experiment)])];
+  const charts: Chart[] = [];
+  for (const exp of experiments)
+    charts.push(
+      await experimentChart(
+        exp,
+        headlines[exp] ?? '',
+        claims.find((c) => c.experiment === exp),
+        inp.records.filter((r) => r.experiment === exp),
+      ),
+    );
+  const tl = timeline(m, inp.records, inp.events);
+  return {
+    run: basename(inp.runDir),
+    manifest: m,
+    verdicts,
+    counts: verdictCounts(verdicts),
+    accel: acceleratorFacts(m),
+    inForce: inForce(m),
+    badges: badgeEvidence(m, inp.records, verdicts, inp.events),
+    claims: claimRows(verdicts, inp.rows, inp.records, m),
+    charts,
+    timeline: { ...(await timelineChart(tl.items, tl.origin)), items: tl.items, note: tl.note },
+    deviations: deviationRows(m, inp.records),
+    provenance: provenance(inp.runDir, m, inp.events),
+  };
 }
 
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+/** events.jsonl of a run directory, or undefined when the run has none (runs before it was kept). */
+export async function readEvents(runDir: string): Promise<TimedEvent[] | undefined> {
+  const text = await readFile(join(runDir, 'events.jsonl'), 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  const out: TimedEvent[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as TimedEvent);
+    } catch {
+      // A line cut by a killed run is not worth failing the report for.
+    }
+  }
+  return out;
 }
 
 export async function writeReport(inp: ReportInputs, headlines: Record<string, string>): Promise<{ md: string; html: string; verdicts: ClaimVerdict[] }> {
-  const m = inp.manifest;
-  const verdicts = judgeClaims(loadClaims(), inp.rows);
-  const devs = deviations(m, inp.records);
-  const host = m.host as unknown as Record<string, unknown>;
-  const stages = Object.entries(m.stages ?? {});
-  const kernel = stages.find(([k]) => k === 'kernel')?.[1].manifest as Record<string, unknown> | undefined;
-  const llvm = stages.find(([k]) => k === 'llvm')?.[1].manifest as Record<string, unknown> | undefined;
-  const provenance: Array<[string, string]> = [
-    ['run', basename(inp.runDir)],
-    ['profile', `${m.profile}${Object.keys(m.overrides ?? {}).length ? ` (overrides: ${Object.entries(m.overrides).map(([k, v]) => `${k} <- ${v}`).join('; ')})` : ''}`],
-    ['lab commit', String(host.lab_commit ?? 'unknown')],
-    ['host', `${host.cpu_model}, ${host.cores} CPUs, ${host.ram_gb} GiB, Linux ${host.kernel}`],
-    ['accelerator', String(host.accel)],
-    ['QEMU', String(host.qemu ?? 'unknown')],
-    ['link', String((m as Record<string, unknown>).link ?? 'unknown')],
-    ['kernel', kernel ? `${kernel.release} from ${(kernel.source as Record<string, unknown>)?.origin} ${(kernel.source as Record<string, unknown>)?.commit ?? ''}; config sha256 ${String(kernel.config_sha256).slice(0, 16)}…` : 'not built'],
-    ['LLVM', llvm ? `${llvm.clang} ${llvm.clang_version} (${llvm.how})` : 'unknown'],
-    ['sources', Object.entries(((m.config as { sources?: Record<string, Record<string, string>> }).sources) ?? {}).map(([k, s]) => `${k}: ${s.kind} ${s.url ?? s.package ?? s.path ?? ''} ${s.commit ?? s.ref ?? s.sha256 ?? ''}`.trim()).join('; ')],
-  ];
-  const charts: Array<[string, string | undefined]> = [];
-  for (const exp of [...new Set(inp.rows.map((r) => r.experiment))]) charts.push([exp, await chartFor(exp, headlines[exp] ?? '', inp.rows.filter((r) => r.experiment === exp))]);
-
-  const md = [
-    `# kflex-lab report: ${basename(inp.runDir)}`,
-    '',
-    '## Provenance',
-    '',
-    ...provenance.map(([k, v]) => `- **${k}**: ${v}`),
-    '',
-    '## Claims',
-    '',
-    '| claim | paper value | measured | verdict |',
-    '|---|---|---|---|',
-    ...verdicts.map((v) => `| ${v.claim.id}: ${v.claim.wording} | ${v.claim.paper_value ?? 'not recorded'}${v.claim.paper_value !== null ? ` (${v.claim.paper_source})` : ''} | ${v.measured !== undefined ? `${fmt(v.measured)} — ` : ''}${v.sides.map(sideText).join('; ')} | ${verdictText(v)} |`),
-    '',
-    '## Deviations',
-    '',
-    ...(devs.length ? devs.map((d) => `- ${d}`) : ['- none']),
-    '',
-    '## Summary',
-    '',
-    'See summary.csv for every metric; the headline metrics:',
-    '',
-    '| experiment | variant | params | metric | median | min | max | CV | ok/failed/skipped |',
-    '|---|---|---|---|---|---|---|---|---|',
-    ...inp.rows.filter((r) => r.metric === headlines[r.experiment] || r.metric === '-').map((r) => `| ${r.experiment} | ${r.variant} | ${r.params} | ${r.metric} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.cv === undefined ? '–' : (r.cv * 100).toFixed(1) + '%'} | ${r.n_ok}/${r.n_failed}/${r.n_skipped} |`),
-    '',
-  ].join('\n');
-
-  const html = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>kflex-lab report ${esc(basename(inp.runDir))}</title>
-<style>body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;width:100%;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 6px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}.reproduced{color:#176b2c;font-weight:600}.deviates{color:#a15c00;font-weight:600}.notrun{color:#666}
-.chart{display:inline-block;margin:0.5em 1em 1em 0;vertical-align:top}dt{font-weight:600}dd{margin:0 0 .4em 1em}</style></head>
-<body><h1>kflex-lab report: ${esc(basename(inp.runDir))}</h1>
-<h2>Provenance</h2><dl>${provenance.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>
-<h2>Claims</h2>
-<table id="claims"><thead><tr><th>claim</th><th>paper value</th><th>measured</th><th>verdict</th></tr></thead><tbody>
-${verdicts.map((v) => `<tr data-claim="${esc(v.claim.id)}"><td><b>${esc(v.claim.id)}</b><br>${esc(v.claim.wording)}</td><td>${v.claim.paper_value ?? 'not recorded'}${v.claim.paper_value !== null ? `<br><small>${esc(v.claim.paper_source)}</small>` : ''}</td><td>${v.measured !== undefined ? `<b>${esc(fmt(v.measured))}</b><br>` : ''}${v.sides.map((s) => esc(sideText(s))).join('<br>')}</td><td class="${v.verdict === 'not run' ? 'notrun' : v.verdict}">${esc(verdictText(v))}</td></tr>`).join('\n')}
-</tbody></table>
-<h2>Charts</h2>
-${charts.map(([exp, svg]) => `<figure class="chart" data-experiment="${esc(exp)}">${svg ?? `<p>${esc(exp)}: no data to chart (see the claims table for why)</p>`}<figcaption>${esc(exp)}</figcaption></figure>`).join('\n')}
-<h2>Deviations</h2><ul id="deviations">${(devs.length ? devs : ['none']).map((d) => `<li>${esc(d)}</li>`).join('')}</ul>
-<p>Raw data: <code>summary.csv</code>, <code>summary.json</code>, <code>runs/</code>, <code>manifest.json</code> beside this file.</p>
-</body></html>
-`;
+  const events = inp.events ?? (await readEvents(inp.runDir));
+  const model = await buildReport({ ...inp, events }, headlines);
+  const md = renderMarkdown(model);
+  const html = renderHtml(model);
   await writeFile(join(inp.runDir, 'report.md'), md);
   await writeFile(join(inp.runDir, 'report.html'), html);
-  return { md, html, verdicts };
+  return { md, html, verdicts: model.verdicts };
 }
+
+export { verdictText };
 
 export async function readRunForReport(runDir: string): Promise<{ manifest: Manifest; rows: SummaryRow[]; records: CellRecord[] }> {
   const manifest = JSON.parse(await readFile(join(runDir, 'manifest.json'), 'utf8')) as Manifest;

@@ -61,23 +61,53 @@ describe('reproduce --profile smoke --quick', () => {
     expect(v.stdout).toMatch(/\d+ files listed, 0 bad, 0 missing/);
   });
 
-  it('report.html opens in a real browser: claims table, charts, no console errors', async () => {
+  it('report.html opens in a real browser: summary and badge evidence first, one dot per repetition, a timeline mark per stage and cell, no console errors, no network', async () => {
     if (!requireOrSkip(existsSync('/usr/bin/chromium'), '/usr/bin/chromium (apt-get install chromium) for the browser test')) return;
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
     try {
-      const page = await browser.newPage();
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const errors: string[] = [];
       page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
       page.on('pageerror', (e) => errors.push(String(e)));
       const requests: string[] = [];
       page.on('request', (req) => !req.url().startsWith('file:') && requests.push(req.url()));
       await page.goto(`file://${join(runDir, 'report.html')}`);
+      const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8'));
+      const cells = JSON.parse(readFileSync(join(runDir, 'cells.json'), 'utf8')) as Array<{ experiment: string; status: string; metrics?: Record<string, number> }>;
+
+      // The evaluator's first screen: verdict counts and badge evidence, before the claims table.
+      // A locator's matches come in document order.
+      const sections = ['summary', 'badges', 'claims', 'charts', 'deviations', 'provenance'];
+      expect(await page.locator(sections.map((id) => `#${id}`).join(', ')).evaluateAll((els) => els.map((e) => e.id))).toEqual(sections);
+      expect((await page.locator('#badges').boundingBox())!.y).toBeLessThan(900);
+      expect(await page.locator('#verdict-counts').innerText()).toMatch(/0\s*reproduced\s*0\s*deviate\s*5\s*not run/);
+      if (manifest.host.accel === 'tcg') expect(await page.locator('#accel-banner').innerText()).toMatch(/functional only: not performance-comparable/);
+      expect(await page.locator('#badges article').evaluateAll((as) => as.map((a) => a.getAttribute('data-badge')))).toEqual(['Available', 'Functional', 'Reproduced']);
+      expect(await page.locator('[data-badge="Functional"]').innerText()).toMatch(/native XDP: driver mode, (\d+) of \1 datagrams counted/);
+      expect(await page.locator('[data-badge="Available"]').innerText()).toMatch(/kernel: not pinned: Debian package linux-source-6\.1/);
+
       expect(await page.locator('#claims tbody tr').count()).toBe(5);
-      expect(await page.locator('tr[data-claim="guard-elision"] td').last().innerText()).toMatch(/^not run \(/);
+      expect(await page.locator('tr[data-claim="guard-elision"] td').nth(5).innerText()).toMatch(/^not run \(/);
       expect(await page.locator('tr[data-claim="memcache-throughput"]').innerText()).toMatch(/userspace: [\d,]+/);
-      expect(await page.locator('figure.chart svg').count()).toBeGreaterThanOrEqual(3);
-      expect(await page.locator('#deviations li').first().innerText()).toMatch(/TCG|skipped|substituted/);
+      expect(await page.locator('tr[data-claim="memcache-throughput"] a').first().getAttribute('href')).toBe('#chart-memcache');
+
+      // One dot per repetition: every ok cell's headline value (each ns/op benchmark for the data structures).
+      const headline: Record<string, string> = { memcache: 'tps', 'redis-getset': 'ops_sec', 'redis-zadd': 'rps', guards: 'measured_elided' };
+      let dots = 0;
+      for (const exp of new Set(cells.map((c) => c.experiment))) {
+        const ok = cells.filter((c) => c.experiment === exp && c.status === 'ok');
+        const want = exp === 'datastructures' ? ok.reduce((a, c) => a + Object.keys(c.metrics ?? {}).filter((k) => k.endsWith('.ns_per_op')).length, 0) : ok.filter((c) => typeof c.metrics?.[headline[exp]!] === 'number').length;
+        expect(await page.locator(`#chart-${exp} g.dots_marks > path`).count(), exp).toBe(want);
+        dots += want;
+      }
+      expect(dots).toBe(3);
+      // The timeline: a mark per stage, per testbed boot and per cell.
+      expect(await page.locator('#chart-timeline g.timeline_stage_marks > path').count()).toBe(Object.keys(manifest.stages).length);
+      expect(await page.locator('#chart-timeline g.timeline_testbed_marks > path').count()).toBe(1);
+      expect(await page.locator('#chart-timeline g.timeline_cell_marks > path').count()).toBe(cells.length);
+      expect(await page.locator('#deviations tbody tr').first().innerText()).toMatch(/TCG|KVM/);
+
       const shots = join(ROOT, 'test-artifacts');
       mkdirSync(shots, { recursive: true });
       await page.screenshot({ path: join(shots, 'report.png'), fullPage: true });
