@@ -4,8 +4,6 @@ import { existsSync } from 'node:fs';
 
 export const BPF_DIR = dirname(fileURLToPath(import.meta.url));
 export const XDP_PROBE_SRC = join(BPF_DIR, 'xdp_probe.bpf.c');
-/** The map the VM stage reads after the probe ran. */
-export const XDP_PROBE_MAP = 'counts';
 
 /** argv to compile one BPF C file for --target=bpf with the chosen clang. */
 export function bpfCompileArgv(clang: string, src: string, out: string): string[] {

@@ -65,11 +65,11 @@ export function describe(e: LabEvent): string | undefined {
     case 'run-start':
       return `run ${e.runDir} (profile ${e.profile}): ${e.cells} cells in ${e.experiments.length} experiments${e.quick ? ' (--quick)' : ''}${e.resume ? ', resuming' : ''}; estimate on ${e.estimate.cpus} CPUs: stages up to ~${Math.round(e.estimate.stagesMin)} min when not cached, experiments ~${Math.ceil(e.estimate.experimentsMin)} min; disk ~${e.estimate.diskGb} GiB`;
     case 'accel':
-      return `accel: the VMs will run under ${e.accel.toUpperCase()} (${e.why})`;
+      return e.accel === 'native' ? `accel: real machines, no emulation (${e.why})` : `accel: the VMs will run under ${e.accel.toUpperCase()} (${e.why})`;
     case 'testbed-up':
       return `testbed: ${e.kind} up in ${fmtSeconds(e.seconds)}, accel ${e.accel}, link ${e.link}, native XDP ${e.nativeXdp ? 'verified' : 'not verified'}`;
     case 'capabilities':
-      return `guest kernel ${e.kernelRelease}: KFlex ${e.kflexKernel ? 'yes' : 'no'}, ffkx ${e.ffkx ? 'yes' : 'no'}, memtier ${e.memtier ? 'yes' : 'no'}${e.la57 === undefined ? '' : `, LA57 ${e.la57 ? 'yes' : 'no'}`}`;
+      return `server kernel ${e.kernelRelease}: KFlex ${e.kflexKernel ? 'yes' : 'no'}, ffkx ${e.ffkx ? 'yes' : 'no'}, memtier ${e.memtier ? 'yes' : 'no'}${e.la57 === undefined ? '' : `, LA57 ${e.la57 ? 'yes' : 'no'}`}`;
     case 'cell-start':
       return `[${e.index}/${e.total}] ${e.experiment}/${e.variant} ${e.params} rep ${e.rep}: running`;
     case 'cell':

@@ -138,7 +138,7 @@ async function fromDebianPackage(src: Extract<Source, { kind: 'debian-package' }
   await mkdir(join(state, 'archives', 'partial'), { recursive: true });
   const listFile = join(state, 'sources.list');
   const sources = hostAptSources();
-  if (!sources.length) throw new LabError(`source ${opts.name}: this host has no apt sources; use --source ${opts.name}=/path/to/tree`, ExitCode.infra);
+  if (!sources.length) throw new LabError(`source ${opts.name}: this host has no apt sources`, ExitCode.infra, `--source ${opts.name}=/path/to/tree`);
   const lines = src.suite
     ? [...new Set(sources.filter((s) => !/security/.test(s.uri)).map((s) => s.uri))].map((u) => `deb ${u} ${src.suite} main`)
     : sources.flatMap((s) => s.suites.map((suite) => `deb ${s.uri} ${suite} ${s.components.join(' ') || 'main'}`));

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rename, rm, writeFile, readFile, readdir } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import lockfile from 'proper-lockfile';
 import type { EventBus } from './events.js';
 import type { ResolvedConfig } from './config.js';
@@ -13,6 +13,10 @@ export interface StageContext {
   config: ResolvedConfig;
   /** Temporary output directory; renamed to the cache entry only when build() returns. */
   outDir: string;
+  /** This build's fingerprint (the cache entry's name). */
+  fingerprint: string;
+  /** A directory kept across builds of this entry, for incremental work (e.g. the kernel's build tree): <cache>/<stage>-work/<fingerprint>. */
+  workDir: string;
   /** Outputs of the stages this one depends on, by stage id. */
   deps: Record<string, StageOutput>;
   cacheRoot: string;
@@ -92,7 +96,7 @@ export async function readEntry(root: string, stageId: string, fp: string): Prom
 export async function buildEntry(
   stage: Stage,
   fp: string,
-  ctxBase: Omit<StageContext, 'outDir' | 'logPath' | 'log' | 'exec'>,
+  ctxBase: Omit<StageContext, 'outDir' | 'logPath' | 'log' | 'exec' | 'fingerprint' | 'workDir'>,
   opts: { force?: boolean; onStart?: (logPath: string) => void } = {},
 ): Promise<{ output: StageOutput; cached: boolean; seconds: number }> {
   const root = ctxBase.cacheRoot;
@@ -128,7 +132,7 @@ export async function buildEntry(
     let manifest: Record<string, unknown>;
     try {
       const exec = { logPath, onLine: (line: string) => ctxBase.bus.emit({ type: 'line', stage: stage.id, line }) };
-      manifest = await stage.build({ ...ctxBase, outDir: tmp, logPath, log, exec });
+      manifest = await stage.build({ ...ctxBase, outDir: tmp, fingerprint: fp, workDir: join(root, `${stage.id}-work`, fp), logPath, log, exec });
     } catch (e) {
       const err = e as Error;
       const tail = await tailOf(logPath, 30);
@@ -162,12 +166,22 @@ async function sweepTemporaries(stageDir: string, fp: string): Promise<void> {
   }
 }
 
+/**
+ * Whether a process runs. A zombie does not: a daemonized QEMU that was killed stays a zombie until init
+ * reaps it (in containers, maybe never), and kill(pid, 0) still succeeds on it.
+ */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) S ...": the state follows the last ')', since comm may hold one.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (not Linux): trust kill(0)
   }
 }
 

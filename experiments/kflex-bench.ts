@@ -21,6 +21,8 @@ export const datastructures: Experiment = {
   title: 'Data structures: bpf_* vs ffkx_* (ffkx-bench)',
   claims: ['datastructures-ops'],
   headline: 'ns_per_op',
+  chart: 'benchmark-pairs',
+  parsers: { gbench: parseGbenchJson },
   variants: [BENCH_VARIANT],
   // Each benchmark reloads its skeleton with a 64 GiB heap: minutes, not seconds.
   estimateCellSeconds: (_s, accel) => (accel === 'tcg' ? 3600 : 900),
@@ -52,6 +54,8 @@ export const guards: Experiment = {
   title: 'Guard elision (verifier range analysis)',
   claims: ['guard-elision'],
   headline: 'measured_elided',
+  chart: 'guard-blocks',
+  parsers: { guards: (t) => compareGuards(parseGuardLines(t), SEED_GUARDS) },
   variants: [
     {
       id: 'kflex',

@@ -23,6 +23,8 @@ export const memcache: Experiment = {
   title: 'Memcache GET/SET offload (XDP, UDP)',
   claims: ['memcache-throughput'],
   headline: 'tps',
+  chart: 'variants',
+  parsers: { memcaslap: parseMemcaslap },
   artifact: { command: 'memcaslap -s <hostname>:6969 -F config -U -T 128 -c 128 -S 1s -t 30s', params: { threads: 128, concurrency: 128 }, duration_s: 30, source: "the artifact's README, 'Memcached offload for GETS/SETS'" },
   variants: [
     { id: 'kflex', description: `ffkx --kmemcache --ifindex <link NIC> (XDP, 128 GiB heap)`, requires: ['kflex-kernel', 'ffkx', 'native-xdp'], heapGiB: 128, heap: 'kmemcache' },

@@ -8,6 +8,7 @@ import type { Capabilities, CellStatus, Experiment, Params, ParamValue, VariantD
 import type { Metrics } from './parsers.js';
 import type { Accel } from '../core/testbed.js';
 import { resetHosts } from './server.js';
+import { waitUntil } from '../core/retry.js';
 import { heapPlacement, heapVmMemoryMb } from './heaps.js';
 import { EXPERIMENTS } from './index.js';
 
@@ -214,6 +215,13 @@ export function needsRun(prev: CellRecord | undefined): boolean {
   return !prev || prev.status === 'failed' || !!prev.rerun;
 }
 
+/** health()'s reason if the testbed is gone now or within `ms`, else undefined. */
+async function lostWithin(health: () => Promise<string | undefined>, ms: number): Promise<string | undefined> {
+  let why: string | undefined;
+  await waitUntil(async () => !!(why = await health().catch(() => undefined)), ms, 200);
+  return why;
+}
+
 /** Resolve with the reason as soon as health() reports the testbed gone; `stop()` ends the polling. */
 function watchHealth(health: () => Promise<string | undefined>, intervalMs: number): { lost: Promise<string>; stop: () => void } {
   let timer: NodeJS.Timeout | undefined;
@@ -292,8 +300,10 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
           lost = r.dead;
           record = { ...base, status: 'failed', reason: `testbed lost during this cell: ${r.dead}`, seconds: (Date.now() - started) / 1000 };
         } else if ('error' in r) {
-          // A cell can fail because its machine just died: say so rather than quote a broken pipe.
-          const why = await env.health?.().catch(() => undefined);
+          // A cell can fail because its machine just died: say so rather than quote a broken pipe. An SSH
+          // failure can beat the process's exit by a moment, so those get a short look before they count.
+          const sshLost = /exit(ed)? 255|Connection (refused|reset|closed)|closed by remote/i.test(r.error.message);
+          const why = env.health ? await lostWithin(env.health, sshLost ? 3000 : 0) : undefined;
           if (why) lost = why;
           record = { ...base, status: 'failed', reason: why ? `testbed lost during this cell: ${why}\n(the cell said: ${r.error.message.split('\n')[0]})` : r.error.message, seconds: (Date.now() - started) / 1000 };
         } else {

@@ -56,9 +56,12 @@ export async function detachXdp(host: Host, ifname: string): Promise<void> {
 /** Servers and clients a cell may leave behind when it is cut off: stopped, and XDP detached. */
 export const CELL_PROCESSES = { server: ['ffkx', 'memcached', 'redis-server'], client: ['memcaslap', 'memtier_benchmark', 'redis-benchmark'] };
 
+/** Linux keeps 15 characters of a process name (TASK_COMM_LEN): pkill -x must match that, not the full name. */
+export const commName = (name: string) => name.slice(0, 15);
+
 /** After a cell that overran its bound: stop what it started on both hosts, so the next cell starts clean. */
 export async function resetHosts(server: Host, client: Host, ifname: string): Promise<void> {
-  await server.exec(['sh', '-c', 'for p in "$@"; do pkill -KILL -x "$p"; done; true', 'reset', ...CELL_PROCESSES.server], { allowFailure: true, timeoutMs: 30_000 }).catch(() => undefined);
-  await client.exec(['sh', '-c', 'for p in "$@"; do pkill -KILL -x "$p"; done; true', 'reset', ...CELL_PROCESSES.client], { allowFailure: true, timeoutMs: 30_000 }).catch(() => undefined);
+  await server.exec(['sh', '-c', 'for p in "$@"; do pkill -KILL -x "$p"; done; true', 'reset', ...CELL_PROCESSES.server.map(commName)], { allowFailure: true, timeoutMs: 30_000 }).catch(() => undefined);
+  await client.exec(['sh', '-c', 'for p in "$@"; do pkill -KILL -x "$p"; done; true', 'reset', ...CELL_PROCESSES.client.map(commName)], { allowFailure: true, timeoutMs: 30_000 }).catch(() => undefined);
   await detachXdp(server, ifname).catch(() => undefined);
 }

@@ -3,7 +3,6 @@ import type { ResolvedConfig } from '../core/config.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { latestRun, resultsRoot } from '../core/rundir.js';
 import { listProfiles } from '../core/config.js';
-import { parseMemcaslap, parseRedisBenchmark, parseMemtier, parseGbenchJson, parseGuardLines, compareGuards } from '../experiments/parsers.js';
 import { EXPERIMENTS } from '../experiments/index.js';
 import { writeReport, readRunForReport, verdictTable } from '../report/report.js';
 import { stageRegistry } from './stages.js';
@@ -28,14 +27,8 @@ export function catalog(config: ResolvedConfig, file?: string) {
   };
 }
 
-/** The experiments' parsers, on a capture a user made by hand. */
-export const PARSERS: Record<string, (text: string) => unknown> = {
-  memcaslap: parseMemcaslap,
-  'redis-benchmark': parseRedisBenchmark,
-  memtier: parseMemtier,
-  gbench: parseGbenchJson,
-  guards: (t) => compareGuards(parseGuardLines(t)),
-};
+/** The experiments' parsers, on a capture a user made by hand: each experiment declares its own. */
+export const PARSERS: Record<string, (text: string) => unknown> = Object.assign({}, ...EXPERIMENTS.map((e) => e.parsers));
 
 export async function parseCapture(kind: string, file: string): Promise<unknown> {
   const parse = PARSERS[kind];

@@ -122,9 +122,9 @@ export class Cluster {
   /** Attach to VMs a previous `up` left running in dir. */
   static async attach(dir: string, cacheRoot: string): Promise<Cluster> {
     const s = readState(dir);
-    if (!s) throw new LabError(`no VMs in ${dir}; run 'kflex-lab up' first`, ExitCode.usage);
+    if (!s) throw new LabError(`no VMs in ${dir}`, ExitCode.usage, 'kflex-lab up');
     const dead = (Object.keys(s.vms) as VmRole[]).filter((r) => !qemuPid(s.vms[r].pidfile));
-    if (dead.length) throw new LabError(`VM(s) ${dead.join(', ')} in ${dir} are not running (state ${s.phase}); run 'kflex-lab down' then 'kflex-lab up'`, ExitCode.infra);
+    if (dead.length) throw new LabError(`VM(s) ${dead.join(', ')} in ${dir} are not running (state ${s.phase})`, ExitCode.infra, 'kflex-lab down, then kflex-lab up');
     const keys = await labKeys(cacheRoot);
     const h = Cluster.hostsFor(dir, s, keys);
     return new Cluster(dir, s, h.server, h.client);
@@ -138,7 +138,7 @@ export class Cluster {
     const prev = readState(dir);
     if (prev) {
       if (!isStale(prev) && (prev.owner === 'up' || pidAlive(prev.labPid)))
-        throw new LabError(`VMs are already up in ${dir} (owner ${prev.owner}, pid ${prev.labPid}); run 'kflex-lab down' first`, ExitCode.usage);
+        throw new LabError(`VMs are already up in ${dir} (owner ${prev.owner}, pid ${prev.labPid})`, ExitCode.usage, 'kflex-lab down (or use another set: --vm NAME)');
       bus.emit({ type: 'step', scope: 'vms', message: `cleaning a stale VM run in ${dir}` });
       await teardownDir(dir);
     }

@@ -2,7 +2,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { lab, spawnLab, explain, readEvents, waitForEvent } from './cli.js';
+import { lab, explain, readEvents, backgroundLab } from './cli.js';
 import { loadConfig } from '../../core/config.js';
 import { qemuPid } from '../../vm/state.js';
 import { tempDir } from '../helpers.js';
@@ -27,10 +27,9 @@ describe('fault drills', () => {
   it("the server's QEMU killed during a cell: that cell fails with the reason, the rest are not run, summary, report and bundle are still written, exit 1", async () => {
     const results = tempDir('kflex-results-');
     const events = join(tempDir(), 'events.jsonl');
-    const child = spawnLab(['reproduce', '--profile', 'smoke', '--quick', '--only', 'memcache', 'redis-zadd', '--events', events], { KFLEX_LAB_RESULTS: results });
-    const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-    const start = await waitForEvent(events, (e) => e.type === 'cell-start' && e.variant === 'userspace', 15 * 60_000);
-    expect(start, JSON.stringify(readEvents(events).slice(-5))).toBeDefined();
+    const bg = backgroundLab(['reproduce', '--profile', 'smoke', '--quick', '--only', 'memcache', 'redis-zadd', '--events', events], { KFLEX_LAB_RESULTS: results });
+    const start = await bg.waitFor(events, (e) => e.type === 'cell-start' && e.variant === 'userspace', 15 * 60_000);
+    expect(start, bg.output().slice(-3000)).toBeDefined();
     const runDir = runDirOf(results);
     const vms = join(cache, 'vms', runDir.split('/').at(-1)!);
     const state = JSON.parse(readFileSync(join(vms, 'state.json'), 'utf8'));
@@ -38,8 +37,8 @@ describe('fault drills', () => {
     expect(pid).toBeGreaterThan(0);
     const killedAt = Date.now();
     process.kill(pid, 'SIGKILL');
-    const code = await exited;
-    expect(code).toBe(1);
+    const code = await bg.exited;
+    expect(code, bg.output().slice(-3000)).toBe(1);
     const ev = readEvents(events);
     const failed = ev.find((e) => e.type === 'cell' && e.status === 'failed');
     expect(failed, JSON.stringify(ev.filter((e) => e.type === 'cell'))).toBeDefined();
@@ -73,16 +72,15 @@ describe('fault drills', () => {
   it('a reproduce killed with SIGKILL leaves no QEMU, namespace or tap behind, without another lab command', async () => {
     const results = tempDir('kflex-results-');
     const events = join(tempDir(), 'events.jsonl');
-    const child = spawnLab(['reproduce', '--profile', 'smoke', '--quick', '--only', 'memcache', '--events', events], { KFLEX_LAB_RESULTS: results });
-    const exited = new Promise((r) => child.on('exit', r));
-    const up = await waitForEvent(events, (e) => e.type === 'testbed-up', 15 * 60_000);
-    expect(up).toBeDefined();
+    const bg = backgroundLab(['reproduce', '--profile', 'smoke', '--quick', '--only', 'memcache', '--events', events], { KFLEX_LAB_RESULTS: results });
+    const up = await bg.waitFor(events, (e) => e.type === 'testbed-up', 15 * 60_000);
+    expect(up, bg.output().slice(-3000)).toBeDefined();
     const runDir = runDirOf(results);
     const vms = join(cache, 'vms', runDir.split('/').at(-1)!);
     const state = JSON.parse(readFileSync(join(vms, 'state.json'), 'utf8'));
     expect(qemusUnder(vms).length).toBe(2);
-    child.kill('SIGKILL');
-    await exited;
+    bg.child.kill('SIGKILL');
+    await bg.exited;
     const t0 = Date.now();
     while (Date.now() - t0 < 30_000 && (qemusUnder(vms).length || (state.link.netns && netnsList().includes(state.link.netns)))) await new Promise((r) => setTimeout(r, 250));
     expect(qemusUnder(vms)).toEqual([]);

@@ -54,3 +54,32 @@ export async function waitForEvent(file: string, pred: (e: RecordedEvent) => boo
   }
   return undefined;
 }
+
+/** A lab in the background: its output so far, and its exit; waits give up when it has exited. */
+export function backgroundLab(args: string[], env: Record<string, string> = {}) {
+  const child = spawnLab(args, env);
+  let out = '';
+  const keep = (d: Buffer) => {
+    out += d.toString();
+    if (process.env.KFLEX_TEST_VERBOSE) process.stderr.write(d);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  let code: number | null | undefined;
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r((code = c))));
+  return {
+    child,
+    exited,
+    output: () => out,
+    /** The first event matching pred, or undefined once the lab has exited or the timeout passed. */
+    async waitFor(file: string, pred: (e: RecordedEvent) => boolean, timeoutMs: number): Promise<RecordedEvent | undefined> {
+      const t0 = Date.now();
+      while (Date.now() - t0 < timeoutMs) {
+        const hit = readEvents(file).find(pred);
+        if (hit || code !== undefined) return hit;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      return undefined;
+    },
+  };
+}
