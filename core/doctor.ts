@@ -3,8 +3,9 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { cpus, totalmem, freemem } from 'node:os';
-import type { Profile } from './config.js';
+import { fixedMemoryMb, type Profile } from './config.js';
 import { probe } from './exec.js';
+import { missingNeeds, describeMissing, profileNeedGroups, type NeedGroup } from './requirements.js';
 
 export type CheckLevel = 'ok' | 'warn' | 'fail';
 export interface Check {
@@ -100,7 +101,27 @@ export async function kvmUsable(kernel?: string): Promise<{ ok: boolean; why: st
   }
 }
 
-export async function runDoctor(profile: Profile, opts: { cacheDir: string; kernel?: string }): Promise<Check[]> {
+/**
+ * One check per missing program (naming the stages that run it and why, with its package for the apt
+ * line), or one ok line per stage. Optional ones only warn.
+ */
+export function programChecks(groups: readonly NeedGroup[], path: string | undefined = process.env.PATH): Check[] {
+  const missing = missingNeeds(groups, path);
+  const checks: Check[] = missing.map((m) => ({
+    name: m.need.name,
+    level: m.need.optional ? 'warn' : 'fail',
+    detail: describeMissing(m) + (m.need.optional ? ` (optional: ${m.need.optional})` : ''),
+    packages: [m.need.package],
+  }));
+  for (const g of groups) {
+    const checked = [...new Set(g.needs.filter((n) => !n.checkedBy).map((n) => n.name))];
+    if (!checked.length || missing.some((m) => m.stages.includes(g.stage))) continue;
+    checks.push({ name: `${g.stage} needs`, level: 'ok', detail: `${checked.length} present: ${checked.join(' ')}` });
+  }
+  return checks;
+}
+
+export async function runDoctor(profile: Profile, opts: { cacheDir: string; kernel?: string; path?: string }): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (c: Check) => checks.push(c);
 
@@ -109,14 +130,13 @@ export async function runDoctor(profile: Profile, opts: { cacheDir: string; kern
     ? { name: 'kvm', level: 'ok', detail: `/dev/kvm usable (${kvm.why})` }
     : { name: 'kvm', level: 'warn', detail: `${kvm.why}: VMs run under TCG: functional only, not performance-comparable`, fix: 'run on a host with KVM (bare metal, or nested virtualization on) for comparable numbers' });
 
+  // Every program the profile's stages and the testbed run, checked before anything builds.
+  checks.push(...programChecks(await profileNeedGroups(profile), opts.path));
   const qemu = await probe(['qemu-system-x86_64', '--version']);
   const qv = qemu ? parseQemuVersion(qemu) : undefined;
-  add(qv ? { name: 'qemu', level: 'ok', detail: `qemu-system-x86_64 ${qv}` } : { name: 'qemu', level: 'fail', detail: 'qemu-system-x86_64 not found', packages: ['qemu-system-x86', 'qemu-utils'] });
-  const qimg = await probe(['qemu-img', '--version']);
-  if (!qimg) add({ name: 'qemu-img', level: 'fail', detail: 'qemu-img not found', packages: ['qemu-utils'] });
-
+  if (qv) add({ name: 'qemu', level: 'ok', detail: `qemu-system-x86_64 ${qv}` });
   const mm = await probe(['mmdebstrap', '--version']);
-  add(mm ? { name: 'mmdebstrap', level: 'ok', detail: `mmdebstrap ${parseMmdebstrapVersion(mm) ?? '?'}` } : { name: 'mmdebstrap', level: 'fail', detail: 'mmdebstrap not found (builds the guest image)', packages: ['mmdebstrap', 'e2fsprogs'] });
+  if (mm) add({ name: 'mmdebstrap', level: 'ok', detail: `mmdebstrap ${parseMmdebstrapVersion(mm) ?? '?'}` });
 
   const clang = await findClang(profile.toolchain.min_version, profile.toolchain.path);
   if (clang && clang.version >= profile.toolchain.min_version && clang.bpf) add({ name: 'clang', level: 'ok', detail: `${clang.path} ${clang.version} with the BPF target` });
@@ -128,37 +148,15 @@ export async function runDoctor(profile: Profile, opts: { cacheDir: string; kern
       packages: profile.toolchain.package ? [profile.toolchain.package, profile.toolchain.package.replace('clang', 'llvm')] : undefined,
     });
 
-  const tools: Array<[string, string[], string]> = [
-    ['gcc', ['gcc', '--version'], 'build-essential'],
-    ['make', ['make', '--version'], 'make'],
-    ['flex', ['flex', '--version'], 'flex'],
-    ['bison', ['bison', '--version'], 'bison'],
-    ['bc', ['bc', '--version'], 'bc'],
-    ['pahole', ['pahole', '--version'], 'dwarves'],
-    ['git', ['git', '--version'], 'git'],
-    ['ssh', ['ssh', '-V'], 'openssh-client'],
-    ['ssh-keygen', ['sh', '-c', 'command -v ssh-keygen'], 'openssh-client'],
-    ['ip', ['ip', '-V'], 'iproute2'],
-    ['mkfs.ext4', ['sh', '-c', 'command -v mkfs.ext4'], 'e2fsprogs'],
-  ];
-  const missing: string[] = [];
-  for (const [name, argv, pkg] of tools) {
-    const out = await probe(argv);
-    if (!out) missing.push(pkg);
-    else if (name === 'pahole') {
-      const v = parsePaholeVersion(out);
-      if (v !== undefined && v < 1.16) add({ name: 'pahole', level: 'fail', detail: `pahole ${v} is too old for DEBUG_INFO_BTF (>= 1.16)`, packages: ['dwarves'] });
-    }
-  }
-  for (const [name, header, pkg] of [['libelf', '/usr/include/libelf.h', 'libelf-dev'], ['libssl', '/usr/include/openssl/ssl.h', 'libssl-dev']] as const)
-    if (!existsSync(header)) { missing.push(pkg); void name; }
-  add(missing.length ? { name: 'build tools', level: 'fail', detail: `missing: ${[...new Set(missing)].join(', ')}`, packages: [...new Set(missing)] } : { name: 'build tools', level: 'ok', detail: 'gcc make flex bison bc pahole git ssh ip mkfs.ext4 libelf libssl' });
+  const pahole = await probe(['pahole', '--version']);
+  const pv = pahole ? parsePaholeVersion(pahole) : undefined;
+  if (pv !== undefined && pv < 1.16) add({ name: 'pahole', level: 'fail', detail: `pahole ${pv} is too old for DEBUG_INFO_BTF (>= 1.16)`, packages: ['dwarves'] });
 
   const disk = statfsSync(existsSync(opts.cacheDir) ? opts.cacheDir : '/');
   const freeGb = (disk.bavail * disk.bsize) / 2 ** 30;
   add({ name: 'disk', level: freeGb >= profile.estimates.disk_gb ? 'ok' : 'fail', detail: `${freeGb.toFixed(1)} GiB free for ${opts.cacheDir}; profile needs ~${profile.estimates.disk_gb} GiB`, fix: freeGb >= profile.estimates.disk_gb ? undefined : 'free space or set KFLEX_LAB_CACHE to a larger disk' });
   const ramGb = totalmem() / 2 ** 30;
-  const vmGb = (profile.vms.server.memory_mb + profile.vms.client.memory_mb) / 1024;
+  const vmGb = (fixedMemoryMb(profile.vms.server.memory_mb) + profile.vms.client.memory_mb) / 1024;
   add({ name: 'ram', level: ramGb >= vmGb + 1 ? 'ok' : 'fail', detail: `${ramGb.toFixed(1)} GiB total (${(freemem() / 2 ** 30).toFixed(1)} free); the VMs take ${vmGb.toFixed(1)} GiB`, fix: ramGb >= vmGb + 1 ? undefined : `lower vms.server.memory_mb / vms.client.memory_mb with --set` });
   const n = cpus().length;
   add({ name: 'cpus', level: n >= 2 ? 'ok' : 'warn', detail: `${n} CPUs (${cpus()[0]?.model ?? '?'}); VMs ask for ${profile.vms.server.cpus}+${profile.vms.client.cpus} vCPUs` });

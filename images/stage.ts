@@ -11,6 +11,18 @@ import { materialize } from '../core/sources.js';
 import { sha256File } from '../core/sources.js';
 import { mmdebstrapArgv, explainMmdebstrapFailure } from './mmdebstrap.js';
 import { KFLEX_RUNTIME_PACKAGES, KFLEX_GUEST_DIR } from './kflex.js';
+import { requireNeeds, type HostNeed } from '../core/requirements.js';
+
+/** What the image stage runs on the host (customize.sh runs everything else inside the guest root). */
+export const IMAGE_PROGRAMS: readonly HostNeed[] = [
+  { name: 'mmdebstrap', package: 'mmdebstrap', why: 'builds the Debian guest root filesystem' },
+  { name: 'debian-archive-keyring', file: '/usr/share/keyrings/debian-archive-keyring.gpg', package: 'debian-archive-keyring', why: "mmdebstrap checks the guest suite's Release signature with it" },
+  { name: 'mount', package: 'mount', why: 'mmdebstrap --mode=root mounts /proc, /sys and /dev in the guest root for its hooks' },
+  { name: 'chroot', package: 'coreutils', why: 'images/customize.sh enables and masks the guest\'s units from inside its root' },
+  { name: 'dpkg-query', package: 'dpkg', why: "records the guest's exact package versions (image.json)" },
+  { name: 'mkfs.ext4', package: 'e2fsprogs', why: 'turns the root directory into an ext4 disk (mkfs.ext4 -d, no loop mount)' },
+  { name: 'qemu-img', package: 'qemu-utils', why: 'converts the disk to the qcow2 base' },
+];
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const CUSTOMIZE_SCRIPT = join(HERE, 'customize.sh');
@@ -60,6 +72,7 @@ export class ImageStage implements Stage {
 
   async build(ctx: StageContext): Promise<Record<string, unknown>> {
     const i = ctx.config.profile.image;
+    requireNeeds('image', IMAGE_PROGRAMS);
     const keys = await labKeys(ctx.cacheRoot);
     const mirror = imageMirror(i.mirror);
     const rootfs = join(ctx.outDir, 'rootfs');

@@ -10,6 +10,31 @@ import { run, probe } from '../core/exec.js';
 import { materialize, sourceIdentity } from '../core/sources.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { parseConfig, renderFragment, verifyConfig, kconfigEntry, formatMismatch } from './kconfig.js';
+import { SOURCE_NEEDS, requireNeeds, type HostNeed } from '../core/requirements.js';
+
+/**
+ * What the kernel's make targets (tinyconfig/defconfig, olddefconfig, bzImage, headers_install) run on
+ * the host, beyond the POSIX tools of every Debian system. Found by tracing every execve of the smoke
+ * build (6.1, tinyconfig + fragments) and reading what the paper's defconfig adds (its v6.9
+ * x86_64_defconfig and top Makefile match 6.1's and 6.12's here: headers_install still uses rsync).
+ */
+export const KERNEL_PROGRAMS: readonly HostNeed[] = [
+  { name: 'make', package: 'make', why: 'runs every kernel build step' },
+  { name: 'gcc', package: 'gcc', why: 'compiles the kernel and its host tools (CC and HOSTCC)' },
+  { name: 'stdio.h', file: '/usr/include/stdio.h', package: 'libc6-dev', why: 'the host tools (kconfig, objtool, fixdep) include the C library headers' },
+  { name: 'ld', package: 'binutils', why: 'links vmlinux (as, ar, nm, objcopy, objdump come with it)' },
+  { name: 'flex', package: 'flex', why: 'generates the kconfig lexer (make tinyconfig/defconfig)' },
+  { name: 'bison', package: 'bison', why: 'generates the kconfig parser (make tinyconfig/defconfig)' },
+  { name: 'bc', package: 'bc', why: 'kernel/time/timeconst.bc makes timeconst.h' },
+  { name: 'pahole', package: 'dwarves', why: 'CONFIG_DEBUG_INFO_BTF: encodes the BTF into vmlinux (>= 1.16)' },
+  { name: 'libelf.h', file: '/usr/include/libelf.h', package: 'libelf-dev', why: 'objtool and resolve_btfids (CONFIG_OBJTOOL, DEBUG_INFO_BTF) link libelf' },
+  { name: 'python3', package: 'python3', why: "scripts/bpf_doc.py writes libbpf's bpf_helper_defs.h for resolve_btfids (DEBUG_INFO_BTF)" },
+  { name: 'xz', package: 'xz-utils', why: "tinyconfig sets CONFIG_KERNEL_XZ: the bzImage payload is compressed with xz" },
+  { name: 'openssl/ssl.h', file: '/usr/include/openssl/ssl.h', package: 'libssl-dev', why: 'defconfig (paper) sets CONFIG_SYSTEM_TRUSTED_KEYRING: certs/extract-cert links libcrypto' },
+  { name: 'perl', package: 'perl', why: "defconfig (paper) sets CONFIG_OID_REGISTRY: lib/build_OID_registry is a perl script" },
+  { name: 'rsync', package: 'rsync', why: 'make headers_install copies the UAPI headers with rsync' },
+  { name: 'ccache', package: 'ccache', why: 'rebuilds (--force, a fragment edit) are incremental', optional: 'without it every rebuild compiles from scratch' },
+];
 
 export const FRAGMENT_DIR = join(dirname(fileURLToPath(import.meta.url)), 'configs');
 
@@ -46,6 +71,7 @@ export class KernelStage implements Stage {
 
   async build(ctx: StageContext): Promise<Record<string, unknown>> {
     const k = ctx.config.profile.kernel;
+    requireNeeds('kernel', [...KERNEL_PROGRAMS, ...SOURCE_NEEDS[ctx.config.profile.sources[k.source]!.kind]]);
     for (const f of k.fragments) if (!existsSync(fragmentPath(f))) throw new LabError(`kernel.fragments: ${f}: no file ${fragmentPath(f)}`, ExitCode.usage);
     // The build tree lives beside the cache entry, so `--force kernel` and edits rebuild incrementally.
     const work = join(ctx.cacheRoot, 'kernel-work', ctx.outDir.split('/').at(-1)!.replace(/\.tmp-\d+$/, ''));

@@ -9,6 +9,21 @@ import { run, probe } from '../core/exec.js';
 import { materialize, sourceIdentity } from '../core/sources.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { bpfCompileArgv, XDP_PROBE_SRC } from '../bpf/build.js';
+import { SOURCE_NEEDS, requireNeeds, type HostNeed } from '../core/requirements.js';
+
+/** What the llvm stage runs besides the clang itself (the doctor's clang check covers any clang >= the minimum). */
+export const LLVM_PROGRAMS: readonly HostNeed[] = [
+  { name: 'asm/types.h', file: '/usr/include/x86_64-linux-gnu/asm/types.h', package: 'linux-libc-dev', why: "the XDP probe includes <linux/bpf.h>, whose asm/ headers live in the multiarch include dir" },
+  { name: 'apt-get', package: 'apt', why: 'toolchain.policy auto/package installs toolchain.package when no clang >= the minimum is on PATH' },
+];
+/** What an LLVM source build (toolchain.policy: source) runs. */
+export const LLVM_SOURCE_BUILD_PROGRAMS: readonly HostNeed[] = [
+  { name: 'cmake', package: 'cmake', why: 'configures the llvm-project build (toolchain.policy: source)' },
+  { name: 'ninja', package: 'ninja-build', why: 'builds and installs clang and llc (toolchain.policy: source)' },
+  { name: 'g++', package: 'g++', why: 'compiles LLVM (toolchain.policy: source)' },
+  { name: 'python3', package: 'python3', why: "LLVM's cmake configuration runs python3 (toolchain.policy: source)" },
+  { name: 'ld.lld', package: 'lld', why: 'links LLVM faster and in less RAM (toolchain.policy: source)', optional: 'LLVM links with the system ld' },
+];
 
 export interface LlvmSourceBuildOptions {
   srcDir: string;
@@ -76,6 +91,7 @@ export class LlvmStage implements Stage {
   async build(ctx: StageContext): Promise<Record<string, unknown>> {
     const t = ctx.config.profile.toolchain;
     const r = await resolveToolchain(t);
+    requireNeeds('llvm', r.how === 'source' ? [...LLVM_PROGRAMS, ...LLVM_SOURCE_BUILD_PROGRAMS, ...SOURCE_NEEDS[ctx.config.profile.sources[t.source]!.kind]] : LLVM_PROGRAMS);
     let clang: ClangFound | undefined = r.clang;
     const runOpts = { ...ctx.exec };
     if (r.how === 'package') {

@@ -1,0 +1,202 @@
+import { accessSync, constants, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { DEFAULT_CONFIG, listProfiles, loadConfig, type Profile, type Source } from './config.js';
+import { LabError, ExitCode } from './errors.js';
+
+/**
+ * One thing the host must have for a part of the lab: a program (looked up on PATH as `command -v`
+ * does) or, with `file`, a header/keyring that has no program. Each names the Debian package that
+ * provides it: the doctor folds the missing ones into its apt-get line and .ci/install-deps installs
+ * the union of every declared package (.ci/host-packages, generated from these declarations).
+ */
+export interface HostNeed {
+  name: string;
+  /** Checked by existence instead of PATH lookup. */
+  file?: string;
+  package: string;
+  /** Who runs it and for what: the doctor prints this when it is missing. */
+  why: string;
+  /** A doctor check that covers it more precisely (e.g. any clang >= the minimum, not only clang-19): not checked by name. */
+  checkedBy?: string;
+  /** Set when the lab works without it: what is lost. The doctor warns instead of failing; install-deps still installs it. */
+  optional?: string;
+}
+
+/** The needs of one stage (or of the testbed, or of the tests), as the doctor reports them. */
+export interface NeedGroup {
+  stage: string;
+  needs: readonly HostNeed[];
+}
+
+/** What materializing a source runs on the host, by its kind (core/sources.ts). */
+export const SOURCE_NEEDS: Record<Source['kind'], readonly HostNeed[]> = {
+  git: [
+    { name: 'git', package: 'git', why: 'fetches the pinned commit of a git source (git init/fetch/checkout)' },
+    // git only recommends it, and install-deps installs no recommends.
+    { name: 'ca-certificates', file: '/etc/ssl/certs/ca-certificates.crt', package: 'ca-certificates', why: "git checks the https:// source hosts' certificates against it" },
+  ],
+  'debian-package': [
+    { name: 'apt-get', package: 'apt', why: 'downloads the Debian source package (apt-get download)' },
+    { name: 'dpkg-deb', package: 'dpkg', why: 'unpacks the downloaded .deb' },
+    { name: 'tar', package: 'tar', why: 'unpacks the source tarball the package ships (/usr/src/*.tar.xz)' },
+    { name: 'xz', package: 'xz-utils', why: 'tar calls xz for the .tar.xz that linux-source-* ships' },
+  ],
+  // A tarball is unpacked by the tar npm package; a path is used as it is (git is only probed, optional).
+  tarball: [],
+  path: [],
+};
+
+/** The VMs and the link between them (vm/, core/keys.ts, core/ssh.ts): every `up`, `run` and `reproduce`. */
+export const TESTBED_NEEDS: readonly HostNeed[] = [
+  { name: 'qemu-system-x86_64', package: 'qemu-system-x86', why: 'runs the server and client VMs (and the KVM probe)' },
+  { name: 'qemu-img', package: 'qemu-utils', why: 'makes the per-run qcow2 overlays of the base image' },
+  { name: 'ssh', package: 'openssh-client', why: 'runs every command in the guests' },
+  { name: 'scp', package: 'openssh-client', why: 'copies the XDP probe into the server and files out of the guests' },
+  { name: 'ssh-keygen', package: 'openssh-client', why: "makes the lab's SSH identity and the guests' pinned host key" },
+  { name: 'ip', package: 'iproute2', why: 'makes the network namespace, bridge and taps of the link (tap backend)' },
+  { name: 'nc', package: 'netcat-openbsd', why: "the ssh_config that `up` writes reaches a VM in the lab's namespace with `ip netns exec NS nc`" },
+];
+
+/** What only the test suites and `npm run bench` run (not the lab): installed by .ci/install-deps, not checked by the doctor. */
+export const TEST_NEEDS: readonly HostNeed[] = [
+  { name: 'chromium', file: '/usr/bin/chromium', package: 'chromium', why: "test/e2e/3-reproduce opens the report in a headless browser (playwright-core drives the system's chromium)" },
+  { name: 'pgrep', package: 'procps', why: 'the e2e VM tests look for leftover QEMUs' },
+  { name: 'pkill', package: 'procps', why: 'npm run bench stops the bare QEMU it timed' },
+  { name: 'chroot', package: 'coreutils', why: 'test/e2e/0-fresh-host runs .ci/install-deps in a minimal Debian root' },
+];
+
+/** The toolchain packages a profile names (toolchain.package, e.g. clang-19, and its llvm-19 for llc). */
+export function toolchainNeeds(t: Profile['toolchain']): HostNeed[] {
+  if (t.policy === 'source' || t.path || !t.package) return [];
+  const llvm = t.package.replace(/^clang/, 'llvm');
+  const llc = t.package.replace(/^clang/, 'llc');
+  return [
+    { name: t.package, package: t.package, why: `toolchain.package: compiles bpf/xdp_probe.bpf.c (and KFlex's BPF code) for --target=bpf`, checkedBy: 'clang' },
+    { name: llc, package: llvm, why: 'tells whether the clang has the BPF target (llc --version)', checkedBy: 'clang' },
+  ];
+}
+
+/** Whether `name` is an executable file in one of PATH's directories (what `command -v` finds). */
+export function findOnPath(name: string, path: string | undefined = process.env.PATH): string | undefined {
+  for (const dir of (path ?? '').split(delimiter).filter(Boolean)) {
+    const f = join(dir, name);
+    try {
+      if (!statSync(f).isFile()) continue;
+      accessSync(f, constants.X_OK);
+      return f;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+export interface MissingNeed {
+  need: HostNeed;
+  /** Every group (stage) that declared it. */
+  stages: string[];
+}
+
+/** The declared needs that are absent on this host, each once, with every stage that needs it. */
+export function missingNeeds(groups: readonly NeedGroup[], path: string | undefined = process.env.PATH): MissingNeed[] {
+  const byKey = new Map<string, MissingNeed>();
+  for (const g of groups)
+    for (const need of g.needs) {
+      if (need.checkedBy) continue;
+      const present = need.file ? existsSync(need.file) : !!findOnPath(need.name, path);
+      if (present) continue;
+      const key = need.file ?? need.name;
+      const seen = byKey.get(key);
+      if (seen) {
+        if (!seen.stages.includes(g.stage)) seen.stages.push(g.stage);
+      } else byKey.set(key, { need, stages: [g.stage] });
+    }
+  return [...byKey.values()];
+}
+
+/** One line per missing need: what, who needs it and why. */
+export function describeMissing(m: MissingNeed): string {
+  const what = m.need.file ? `${m.need.file} (${m.need.name})` : m.need.name;
+  return `${what} not found; the ${m.stages.join(' and ')} ${m.stages.length > 1 ? 'stages need' : 'stage needs'} it: ${m.need.why}`;
+}
+
+/**
+ * Fail a stage at its start, not minutes into its build, when a program it runs is missing
+ * (the same declarations the doctor checks, for `build`, which runs no doctor).
+ */
+export function requireNeeds(stage: string, needs: readonly HostNeed[], path: string | undefined = process.env.PATH): void {
+  const missing = missingNeeds([{ stage, needs }], path).filter((m) => !m.need.optional);
+  if (!missing.length) return;
+  const pkgs = [...new Set(missing.map((m) => m.need.package))];
+  throw new LabError(`${missing.map(describeMissing).join('\n')}\ninstall: apt-get install -y ${pkgs.join(' ')} (or run: bash .ci/install-deps)`, ExitCode.infra);
+}
+
+/** Every package the groups declare, sorted, each with the programs that need it (for .ci/host-packages). */
+export function packageTable(groups: readonly NeedGroup[]): Array<{ package: string; needs: string[] }> {
+  const m = new Map<string, Set<string>>();
+  for (const g of groups) for (const n of g.needs) (m.get(n.package) ?? m.set(n.package, new Set()).get(n.package)!).add(`${g.stage}: ${n.name}`);
+  return [...m.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([pkg, needs]) => ({ package: pkg, needs: [...needs].sort() }));
+}
+
+/**
+ * The groups the doctor checks for a profile: each stage the profile builds, then the testbed.
+ * The stage lists live in the stage files; they are imported here when needed (not at load time)
+ * because llvm/stage.ts imports core/doctor.ts, which imports this module.
+ * (When Stage gets a `programs` field, cli/stages.ts's registry can hand them over instead.)
+ */
+export async function profileNeedGroups(profile: Profile): Promise<NeedGroup[]> {
+  const [{ LLVM_PROGRAMS, LLVM_SOURCE_BUILD_PROGRAMS }, { KERNEL_PROGRAMS }, { IMAGE_PROGRAMS }, { KFLEX_PROGRAMS }] = await Promise.all([
+    import('../llvm/stage.js'),
+    import('../kernel/stage.js'),
+    import('../images/stage.js'),
+    import('../images/kflex.js'),
+  ]);
+  const kindOf = (name: string | undefined) => (name ? profile.sources[name]?.kind : undefined);
+  const sourceNeeds = (name: string | undefined) => SOURCE_NEEDS[kindOf(name) ?? 'path'];
+  const t = profile.toolchain;
+  const groups: NeedGroup[] = [
+    { stage: 'llvm', needs: [...LLVM_PROGRAMS, ...toolchainNeeds(t), ...(t.policy === 'source' ? [...LLVM_SOURCE_BUILD_PROGRAMS, ...sourceNeeds(t.source)] : [])] },
+    { stage: 'kernel', needs: [...KERNEL_PROGRAMS, ...sourceNeeds(profile.kernel.source)] },
+  ];
+  if (profile.image.kflex) groups.push({ stage: 'kflex', needs: [...KFLEX_PROGRAMS, ...sourceNeeds('kflex')] });
+  // memtier is built only when its source is reachable; the image stage records it missing otherwise.
+  const memtier = sourceNeeds(profile.image.memtier).map((n) => ({ ...n, optional: 'memtier_benchmark is left out of the guest; redis-getset records redis-benchmark instead' }));
+  groups.push({ stage: 'image', needs: [...IMAGE_PROGRAMS, ...memtier] }, { stage: 'testbed', needs: TESTBED_NEEDS });
+  return groups;
+}
+
+/**
+ * Everything any part of the lab declares: every profile of lab.yaml, an LLVM source build, every
+ * source kind, and the tests. .ci/install-deps installs exactly these packages.
+ */
+export async function allNeedGroups(configFile = DEFAULT_CONFIG): Promise<NeedGroup[]> {
+  const { LLVM_SOURCE_BUILD_PROGRAMS } = await import('../llvm/stage.js');
+  const groups: NeedGroup[] = [];
+  for (const { name } of listProfiles(configFile)) groups.push(...(await profileNeedGroups(loadConfig({ file: configFile, profile: name, env: {} }).profile)));
+  groups.push({ stage: 'llvm', needs: LLVM_SOURCE_BUILD_PROGRAMS }, ...Object.values(SOURCE_NEEDS).map((needs) => ({ stage: 'sources', needs })), { stage: 'tests', needs: TEST_NEEDS });
+  return groups;
+}
+
+export const HOST_PACKAGES_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '.ci', 'host-packages');
+
+/** The text of .ci/host-packages: one package a line, what needs it in a comment; bash reads it before `npm ci`. */
+export function renderHostPackages(groups: readonly NeedGroup[]): string {
+  const head = [
+    '# Debian packages .ci/install-deps installs: the union of every host program the lab declares',
+    '# (core/requirements.ts, llvm/stage.ts, kernel/stage.ts, images/stage.ts, images/kflex.ts).',
+    '# Generated; do not edit. Regenerate: npx tsx core/requirements.ts --write (a unit test checks it is current).',
+  ];
+  return [...head, ...packageTable(groups).map((r) => `${r.package.padEnd(24)} # ${r.needs.join(', ')}`)].join('\n') + '\n';
+}
+
+// `npx tsx core/requirements.ts --write` regenerates .ci/host-packages; without --write it prints it.
+// (Not a top-level await: the stage modules it imports import this one back.)
+async function main(): Promise<void> {
+  const text = renderHostPackages(await allNeedGroups());
+  if (!process.argv.includes('--write')) return void process.stdout.write(text);
+  const before = existsSync(HOST_PACKAGES_FILE) ? readFileSync(HOST_PACKAGES_FILE, 'utf8') : '';
+  writeFileSync(HOST_PACKAGES_FILE, text);
+  console.log(`${HOST_PACKAGES_FILE}: ${before === text ? 'unchanged' : 'written'}`);
+}
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main();
