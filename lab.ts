@@ -7,7 +7,8 @@ import type { ResolvedConfig } from './core/config.js';
 import { configFrom, globalOpts } from './cli/common.js';
 import { LabError, ExitCode } from './core/errors.js';
 import { fmtSeconds } from './core/progress.js';
-import { runDoctor, aptLine, type Check } from './core/doctor.js';
+import { aptLine, type Check } from './core/doctor.js';
+import { doctor } from './lab/doctor.js';
 import { writeBundle, verifyBundle } from './core/bundle.js';
 import { latestRun, resultsRoot } from './core/rundir.js';
 import { interruption } from './lab/signals.js';
@@ -55,7 +56,7 @@ program
   .description('check this host: KVM or TCG, QEMU, mmdebstrap, clang >= the profile minimum with BPF, kernel build tools, disk, RAM, tap/vhost, cgroup v2; prints one apt-get line for what is missing')
   .action(async (_o, cmd: Command) => {
     const config = configFrom(cmd);
-    const checks = await runDoctor(config.profile, { cacheDir: config.cacheRoot });
+    const checks = await doctor(config);
     printChecks(checks);
     const apt = aptLine(checks);
     if (apt) console.log(`\nto install what is missing:\n  ${apt}`);

@@ -1,10 +1,10 @@
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { resolve, dirname, join, isAbsolute } from 'node:path';
+import { resolve, join, isAbsolute } from 'node:path';
 import { homedir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseDocument, LineCounter, parse as parseYaml, isNode, type Document } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { LAB_ROOT } from './paths.js';
 
 const sha1 = z.string().regex(/^[0-9a-f]{40}$/, 'a full 40-hex-digit git commit');
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a 64-hex-digit sha256');
@@ -206,7 +206,7 @@ export const GRID_PARAMS: Record<string, { check: (v: ParamValue) => boolean; al
   filter: { check: (v) => typeof v === 'string' && v.trim() !== '', allowed: 'a non-empty ffkx-bench --benchmark_filter regex (datastructures)' },
 };
 
-export const DEFAULT_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'lab.yaml');
+export const DEFAULT_CONFIG = join(LAB_ROOT, 'lab.yaml');
 
 /**
  * Load lab.yaml, resolve `extends`, apply overrides, validate once.

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { cpus, totalmem, freemem } from 'node:os';
 import { fixedMemoryMb, type Profile } from './config.js';
 import { probe } from './exec.js';
-import { missingNeeds, describeMissing, profileNeedGroups, type NeedGroup } from './requirements.js';
+import { missingNeeds, describeMissing, type NeedGroup } from './requirements.js';
 
 export type CheckLevel = 'ok' | 'warn' | 'fail';
 export interface Check {
@@ -121,7 +121,12 @@ export function programChecks(groups: readonly NeedGroup[], path: string | undef
   return checks;
 }
 
-export async function runDoctor(profile: Profile, opts: { cacheDir: string; kernel?: string; path?: string }): Promise<Check[]> {
+/**
+ * The host checks for a profile. `needs` are the programs its stages and testbed run (gathered by
+ * lab/requirements.ts: core/ does not know the stages); `tap` is the link's own verdict on the tap backend
+ * (vm/link), so the doctor and the link chooser cannot disagree.
+ */
+export async function runDoctor(profile: Profile, opts: { cacheDir: string; needs: NeedGroup[]; tap?: { ok: boolean; why: string; fix?: string }; kernel?: string; path?: string }): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (c: Check) => checks.push(c);
 
@@ -131,7 +136,7 @@ export async function runDoctor(profile: Profile, opts: { cacheDir: string; kern
     : { name: 'kvm', level: 'warn', detail: `${kvm.why}: VMs run under TCG: functional only, not performance-comparable`, fix: 'run on a host with KVM (bare metal, or nested virtualization on) for comparable numbers' });
 
   // Every program the profile's stages and the testbed run, checked before anything builds.
-  checks.push(...programChecks(await profileNeedGroups(profile), opts.path));
+  checks.push(...programChecks(opts.needs, opts.path));
   const qemu = await probe(['qemu-system-x86_64', '--version']);
   const qv = qemu ? parseQemuVersion(qemu) : undefined;
   if (qv) add({ name: 'qemu', level: 'ok', detail: `qemu-system-x86_64 ${qv}` });
@@ -161,10 +166,10 @@ export async function runDoctor(profile: Profile, opts: { cacheDir: string; kern
   const n = cpus().length;
   add({ name: 'cpus', level: n >= 2 ? 'ok' : 'warn', detail: `${n} CPUs (${cpus()[0]?.model ?? '?'}); VMs ask for ${profile.vms.server.cpus}+${profile.vms.client.cpus} vCPUs` });
 
-  const tun = existsSync('/dev/net/tun');
-  const vhost = existsSync('/dev/vhost-net');
-  const netAdmin = capNetAdmin();
-  add({ name: 'tap link', level: tun && netAdmin ? 'ok' : 'warn', detail: `/dev/net/tun ${tun ? 'present' : 'missing'}, CAP_NET_ADMIN ${netAdmin ? 'yes' : 'no'}, /dev/vhost-net ${vhost ? 'present' : 'missing (tap without vhost)'}${tun && netAdmin ? '' : '; the link falls back to the socket backend'}`, fix: tun && netAdmin ? undefined : 'run as root (or with CAP_NET_ADMIN) for the tap backend' });
+  if (opts.tap)
+    add(opts.tap.ok
+      ? { name: 'tap link', level: 'ok', detail: opts.tap.why }
+      : { name: 'tap link', level: 'warn', detail: `${opts.tap.why}: the link falls back to the socket backend`, fix: opts.tap.fix });
   const cg = cgroupV2FromMounts(readMounts());
   add({ name: 'cgroup v2', level: cg === 'unified' ? 'ok' : 'warn', detail: `host cgroup layout: ${cg} (only the guests need cgroup v2 for ffkx; the image boots with it)` });
   return checks;
@@ -183,19 +188,6 @@ function readMounts(): string {
     return readFileSync('/proc/self/mounts', 'utf8');
   } catch {
     return '';
-  }
-}
-
-/** CAP_NET_ADMIN is bit 12 of the effective capability set. */
-export function capNetAdminFromStatus(status: string): boolean {
-  const m = status.match(/^CapEff:\s*([0-9a-f]+)/m);
-  return m ? (BigInt('0x' + m[1]) & (1n << 12n)) !== 0n : false;
-}
-function capNetAdmin(): boolean {
-  try {
-    return capNetAdminFromStatus(readFileSync('/proc/self/status', 'utf8'));
-  } catch {
-    return false;
   }
 }
 

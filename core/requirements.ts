@@ -1,7 +1,7 @@
 import { accessSync, constants, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DEFAULT_CONFIG, listProfiles, loadConfig, type Profile, type Source } from './config.js';
+import { fileURLToPath } from 'node:url';
+import type { Profile, Source } from './config.js';
 import { LabError, ExitCode } from './errors.js';
 
 /**
@@ -139,64 +139,15 @@ export function packageTable(groups: readonly NeedGroup[]): Array<{ package: str
   return [...m.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([pkg, needs]) => ({ package: pkg, needs: [...needs].sort() }));
 }
 
-/**
- * The groups the doctor checks for a profile: each stage the profile builds, then the testbed.
- * The stage lists live in the stage files; they are imported here when needed (not at load time)
- * because llvm/stage.ts imports core/doctor.ts, which imports this module.
- * (When Stage gets a `programs` field, cli/stages.ts's registry can hand them over instead.)
- */
-export async function profileNeedGroups(profile: Profile): Promise<NeedGroup[]> {
-  const [{ LLVM_PROGRAMS, LLVM_SOURCE_BUILD_PROGRAMS }, { KERNEL_PROGRAMS }, { IMAGE_PROGRAMS }, { KFLEX_PROGRAMS }] = await Promise.all([
-    import('../llvm/stage.js'),
-    import('../kernel/stage.js'),
-    import('../images/stage.js'),
-    import('../images/kflex.js'),
-  ]);
-  const kindOf = (name: string | undefined) => (name ? profile.sources[name]?.kind : undefined);
-  const sourceNeeds = (name: string | undefined) => SOURCE_NEEDS[kindOf(name) ?? 'path'];
-  const t = profile.toolchain;
-  const groups: NeedGroup[] = [
-    { stage: 'llvm', needs: [...LLVM_PROGRAMS, ...toolchainNeeds(t), ...(t.policy === 'source' ? [...LLVM_SOURCE_BUILD_PROGRAMS, ...sourceNeeds(t.source)] : [])] },
-    { stage: 'kernel', needs: [...KERNEL_PROGRAMS, ...sourceNeeds(profile.kernel.source)] },
-  ];
-  if (profile.image.kflex) groups.push({ stage: 'kflex', needs: [...KFLEX_PROGRAMS, ...sourceNeeds('kflex')] });
-  // memtier is built only when its source is reachable; the image stage records it missing otherwise.
-  const memtier = sourceNeeds(profile.image.memtier).map((n) => ({ ...n, optional: 'memtier_benchmark is left out of the guest; redis-getset records redis-benchmark instead' }));
-  groups.push({ stage: 'image', needs: [...IMAGE_PROGRAMS, ...memtier] }, { stage: 'testbed', needs: TESTBED_NEEDS });
-  return groups;
-}
-
-/**
- * Everything any part of the lab declares: every profile of lab.yaml, an LLVM source build, every
- * source kind, and the tests. .ci/install-deps installs exactly these packages.
- */
-export async function allNeedGroups(configFile = DEFAULT_CONFIG): Promise<NeedGroup[]> {
-  const { LLVM_SOURCE_BUILD_PROGRAMS } = await import('../llvm/stage.js');
-  const groups: NeedGroup[] = [];
-  for (const { name } of listProfiles(configFile)) groups.push(...(await profileNeedGroups(loadConfig({ file: configFile, profile: name, env: {} }).profile)));
-  groups.push({ stage: 'llvm', needs: LLVM_SOURCE_BUILD_PROGRAMS }, ...Object.values(SOURCE_NEEDS).map((needs) => ({ stage: 'sources', needs })), { stage: 'tests', needs: TEST_NEEDS });
-  return groups;
-}
-
 export const HOST_PACKAGES_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '.ci', 'host-packages');
 
 /** The text of .ci/host-packages: one package a line, what needs it in a comment; bash reads it before `npm ci`. */
 export function renderHostPackages(groups: readonly NeedGroup[]): string {
   const head = [
     '# Debian packages .ci/install-deps installs: the union of every host program the lab declares',
-    '# (core/requirements.ts, llvm/stage.ts, kernel/stage.ts, images/stage.ts, images/kflex.ts).',
-    '# Generated; do not edit. Regenerate: npx tsx core/requirements.ts --write (a unit test checks it is current).',
+    '# (core/requirements.ts, llvm/stage.ts, kernel/stage.ts, images/stage.ts, images/kflex.ts; gathered by lab/requirements.ts).',
+    '# Generated; do not edit. Regenerate: npx tsx lab/requirements.ts --write (a unit test checks it is current).',
   ];
   return [...head, ...packageTable(groups).map((r) => `${r.package.padEnd(24)} # ${r.needs.join(', ')}`)].join('\n') + '\n';
 }
 
-// `npx tsx core/requirements.ts --write` regenerates .ci/host-packages; without --write it prints it.
-// (Not a top-level await: the stage modules it imports import this one back.)
-async function main(): Promise<void> {
-  const text = renderHostPackages(await allNeedGroups());
-  if (!process.argv.includes('--write')) return void process.stdout.write(text);
-  const before = existsSync(HOST_PACKAGES_FILE) ? readFileSync(HOST_PACKAGES_FILE, 'utf8') : '';
-  writeFileSync(HOST_PACKAGES_FILE, text);
-  console.log(`${HOST_PACKAGES_FILE}: ${before === text ? 'unchanged' : 'written'}`);
-}
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void main();

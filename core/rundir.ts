@@ -1,14 +1,14 @@
 import { mkdir, writeFile, readFile, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import type { ResolvedConfig } from './config.js';
 import { probe } from './exec.js';
 import { parseQemuVersion } from './doctor.js';
 import type { StageOutput } from './stage.js';
+import { LAB_ROOT } from './paths.js';
 
-export const LAB_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export { LAB_ROOT };
 
 export function resultsRoot(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env.KFLEX_LAB_RESULTS ?? join(process.cwd(), 'results'));

@@ -21,7 +21,6 @@ export const datastructures: Experiment = {
   title: 'Data structures: bpf_* vs ffkx_* (ffkx-bench)',
   claims: ['datastructures-ops'],
   headline: 'ns_per_op',
-  chart: 'benchmark-pairs',
   parsers: { gbench: parseGbenchJson },
   variants: [BENCH_VARIANT],
   // Each benchmark reloads its skeleton with a 64 GiB heap: minutes, not seconds.
@@ -54,7 +53,6 @@ export const guards: Experiment = {
   title: 'Guard elision (verifier range analysis)',
   claims: ['guard-elision'],
   headline: 'measured_elided',
-  chart: 'guard-blocks',
   parsers: { guards: (t) => compareGuards(parseGuardLines(t), SEED_GUARDS) },
   variants: [
     {

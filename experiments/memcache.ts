@@ -23,7 +23,6 @@ export const memcache: Experiment = {
   title: 'Memcache GET/SET offload (XDP, UDP)',
   claims: ['memcache-throughput'],
   headline: 'tps',
-  chart: 'variants',
   parsers: { memcaslap: parseMemcaslap },
   artifact: { command: 'memcaslap -s <hostname>:6969 -F config -U -T 128 -c 128 -S 1s -t 30s', params: { threads: 128, concurrency: 128 }, duration_s: 30, source: "the artifact's README, 'Memcached offload for GETS/SETS'" },
   variants: [

@@ -73,7 +73,6 @@ export const redisGetSet: Experiment = {
   title: 'Redis GET/SET offload (sockmap, TCP)',
   claims: ['redis-getset-throughput'],
   headline: 'ops_sec',
-  chart: 'variants',
   parsers: { memtier: parseMemtier, 'redis-benchmark': parseRedisBenchmark },
   artifact: { command: 'memtier_benchmark -s <hostname> -p 6969 --protocol=redis -d 64 -n 10000 -t 64 --ratio 10:90', params: { ratio: '10:90', data_size: 64, threads: 64, requests: 10000 }, source: "the artifact's README, 'Redis offload for GETS/SETS' (it names the flag --kmemcache there; the code's pairing is --kmemcached)" },
   variants: [
@@ -112,7 +111,6 @@ export const redisZadd: Experiment = {
   title: 'Redis ZADD offload (skiplist, sockmap)',
   claims: ['redis-zadd-throughput'],
   headline: 'rps',
-  chart: 'variants',
   parsers: { 'redis-benchmark': parseRedisBenchmark, memtier: parseMemtier },
   artifact: { command: 'redis-benchmark --threads 64 -h <hostname> -p 6969 -r 1000000 -n 2000000 zadd f__rand_int__f __rand_int__ ele:rand__rand_int__:__rand_int__', params: { threads: 64, requests: 2000000 }, source: "the artifact's README, 'Redis offload for ZADD'" },
   variants: [

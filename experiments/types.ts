@@ -98,8 +98,6 @@ export interface Experiment {
   variants: VariantDef[];
   /** The metric the summary and the report lead with. */
   headline: string;
-  /** How the report draws it: bars per variant and parameter point, ffkx_/bpf_ benchmark pairs, or the guard blocks. */
-  chart: 'variants' | 'benchmark-pairs' | 'guard-blocks';
   /** The parsers of its clients' output, for `kflex-lab parse NAME FILE` on a capture made by hand. */
   parsers: Record<string, (text: string) => unknown>;
   /** Rough seconds per cell on a host kind, for `plan` and the reproduce preamble. */

@@ -8,7 +8,7 @@ import type { Testbed, Accel } from '../core/testbed.js';
 import { EventBus, recordEvents, type CellCounts } from '../core/events.js';
 import { attachView } from '../core/progress.js';
 import { LabError, ExitCode } from '../core/errors.js';
-import { runDoctor } from '../core/doctor.js';
+import { doctor } from './doctor.js';
 import { createRunDir, hostFacts, buildManifest, writeManifest, readManifest, type Manifest } from '../core/rundir.js';
 import { writeBundle } from '../core/bundle.js';
 import { planCells, probeCapabilities, runCells, writeSummary, readCellRecord, needsRun, type CellRecord, type ExperimentCell } from '../experiments/runner.js';
@@ -207,7 +207,7 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
       run.say(`nothing left to run in ${run.runDir}: all ${kept.length} cells are done (ok or skipped); nothing booted`);
       return await run.finish(kept, opts, { nothingToRun: true });
     }
-    const checks = await runDoctor(config.profile, { cacheDir: config.cacheRoot });
+    const checks = await doctor(config);
     const hard = checks.filter((c) => c.level === 'fail' && (!provider.doctor || provider.doctor.includes(c.name)));
     if (hard.length) throw new LabError(`doctor: ${hard.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, ExitCode.infra, 'kflex-lab doctor (prints the fix for each, and one apt-get line)');
     // The manifest exists from the start, so even a run interrupted while building can be resumed.

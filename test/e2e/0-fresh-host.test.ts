@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { run } from '../../core/exec.js';
 import { hostAptSources, hostDebianMirror } from '../../core/apt.js';
 import { loadConfig } from '../../core/config.js';
-import { findOnPath, allNeedGroups, HOST_PACKAGES_FILE, type HostNeed } from '../../core/requirements.js';
+import { findOnPath, HOST_PACKAGES_FILE, type HostNeed } from '../../core/requirements.js';
+import { allNeedGroups } from '../../lab/requirements.js';
 import { FRAGMENT_DIR } from '../../kernel/stage.js';
 import { ROOT, tempDir, requireOrSkip } from '../helpers.js';
 

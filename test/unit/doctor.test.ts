@@ -2,9 +2,11 @@ import { describe, it, expect } from 'vitest';
 import { chmodSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { parseQemuVersion, parseClangVersion, llcHasBpf, parsePaholeVersion, parseMmdebstrapVersion, cgroupV2FromMounts, capNetAdminFromStatus, aptLine, programChecks, runDoctor } from '../../core/doctor.js';
+import { parseQemuVersion, parseClangVersion, llcHasBpf, parsePaholeVersion, parseMmdebstrapVersion, cgroupV2FromMounts, aptLine, programChecks, runDoctor } from '../../core/doctor.js';
 import { parseAptSources, hostDebianMirror } from '../../core/apt.js';
-import { allNeedGroups, findOnPath, HOST_PACKAGES_FILE, packageTable, profileNeedGroups, renderHostPackages, requireNeeds, type NeedGroup } from '../../core/requirements.js';
+import { findOnPath, HOST_PACKAGES_FILE, packageTable, renderHostPackages, requireNeeds, type NeedGroup } from '../../core/requirements.js';
+import { allNeedGroups, profileNeedGroups } from '../../lab/requirements.js';
+import { tapCapabilityFrom } from '../../vm/link/index.js';
 import { loadConfig } from '../../core/config.js';
 import { FIXTURES, ROOT, tempDir } from '../helpers.js';
 
@@ -26,8 +28,9 @@ describe('doctor parsers on real tool output', () => {
     expect(cgroupV2FromMounts(fx('proc-mounts-hybrid.txt'))).toBe('hybrid');
     expect(cgroupV2FromMounts(fx('proc-mounts-guest.txt'))).toBe('unified');
     expect(cgroupV2FromMounts('proc /proc proc rw 0 0\n')).toBe('none');
-    expect(capNetAdminFromStatus(fx('proc-status-root.txt'))).toBe(true);
-    expect(capNetAdminFromStatus('CapEff:\t0000000000000000\n')).toBe(false);
+    // The tap verdict is the link backend's (vm/link/tap.ts), the one the link chooser uses too.
+    expect(tapCapabilityFrom({ status: fx('proc-status-root.txt'), tun: true, vhostNet: false, ipTool: true }).ok).toBe(true);
+    expect(tapCapabilityFrom({ status: 'CapEff:\t0000000000000000\n', tun: true, vhostNet: false, ipTool: true })).toMatchObject({ ok: false, why: 'lacks CAP_NET_ADMIN and CAP_SYS_ADMIN' });
   });
 
   it('prints one apt-get line for everything missing, without duplicates', () => {
@@ -78,7 +81,7 @@ describe('declared host programs: the doctor checks them, install-deps installs 
 
   it('runDoctor, as reproduce calls it, fails on a PATH without rsync before anything builds', async () => {
     const groups = await profileNeedGroups(smoke);
-    const checks = await runDoctor(smoke, { cacheDir: tempDir(), path: stubPath(groups, ['rsync', 'mmdebstrap']) });
+    const checks = await runDoctor(smoke, { cacheDir: tempDir(), needs: groups, path: stubPath(groups, ['rsync', 'mmdebstrap']) });
     expect(checks.filter((c) => c.level === 'fail').map((c) => c.name)).toEqual(expect.arrayContaining(['rsync', 'mmdebstrap']));
     expect(checks.find((c) => c.name === 'mmdebstrap' && c.level === 'fail')!.detail).toMatch(/the image stage needs it: builds the Debian guest root/);
     expect(aptLine(checks)).toMatch(/\brsync\b/);
@@ -120,7 +123,7 @@ describe('declared host programs: the doctor checks them, install-deps installs 
   it('.ci/host-packages is generated from the declarations and current; install-deps installs exactly those packages', async () => {
     const groups = await allNeedGroups();
     const want = renderHostPackages(groups);
-    expect(readFileSync(HOST_PACKAGES_FILE, 'utf8'), 'stale .ci/host-packages: run npx tsx core/requirements.ts --write').toBe(want);
+    expect(readFileSync(HOST_PACKAGES_FILE, 'utf8'), 'stale .ci/host-packages: run npx tsx lab/requirements.ts --write').toBe(want);
     const r = spawnSync('bash', [join(ROOT, '.ci', 'install-deps'), '--list'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n')).toEqual(packageTable(groups).map((t) => t.package));
@@ -144,7 +147,7 @@ describe('declared host programs: the doctor checks them, install-deps installs 
       }
     expect(found.size).toBeGreaterThan(10);
     const undeclared = [...found].filter(([p]) => !declared.has(p) && !essential.has(p)).map(([p, where]) => `${p} (run by ${where})`);
-    expect(undeclared, 'declare each in its stage file or core/requirements.ts, then npx tsx core/requirements.ts --write').toEqual([]);
+    expect(undeclared, 'declare each in its stage file or core/requirements.ts, then npx tsx lab/requirements.ts --write').toEqual([]);
   });
 
   it('finds programs on PATH as command -v does: executable files only', () => {

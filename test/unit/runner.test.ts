@@ -22,7 +22,7 @@ describe('cell runner', () => {
     let calls = 0;
     let failNext = true;
     const exp: Experiment = {
-      id: 'memcache', title: 't', claims: [], headline: 'tps', chart: 'variants', parsers: {},
+      id: 'memcache', title: 't', claims: [], headline: 'tps', parsers: {},
       variants: [{ id: 'kflex', description: '', requires: ['kflex-kernel'] }, { id: 'userspace', description: '', requires: [] }],
       estimateCellSeconds: () => 1,
       async runCell(ctx) {
@@ -60,7 +60,7 @@ describe('cell runner', () => {
     let alive = true;
     let calls = 0;
     const exp: Experiment = {
-      id: 'memcache', title: 't', claims: [], headline: 'tps', chart: 'variants', parsers: {},
+      id: 'memcache', title: 't', claims: [], headline: 'tps', parsers: {},
       variants: [{ id: 'kflex', description: '', requires: ['kflex-kernel'] }, { id: 'userspace', description: '', requires: [] }],
       estimateCellSeconds: () => 1,
       async runCell() {
