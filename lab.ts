@@ -7,14 +7,8 @@ import type { ResolvedConfig } from './core/config.js';
 import { configFrom, globalOpts } from './cli/common.js';
 import { LabError, ExitCode } from './core/errors.js';
 import { fmtSeconds } from './core/progress.js';
-import { aptLine, type Check } from './core/doctor.js';
-import { doctor } from './lab/doctor.js';
-import { writeBundle, verifyBundle } from './core/bundle.js';
-import { latestRun, resultsRoot } from './core/rundir.js';
+import type { Check } from './core/doctor.js';
 import { interruption } from './lab/signals.js';
-import { planRun, build } from './lab/plan.js';
-import { catalog } from './lab/catalog.js';
-import { cleanVms } from './lab/vms.js';
 import { registerVmCommands } from './cli/vm-commands.js';
 import { registerExperimentCommands } from './cli/experiment-commands.js';
 import { registerHostsCommands } from './cli/hosts-commands.js';
@@ -56,6 +50,8 @@ program
   .description('check this host: KVM or TCG, QEMU, mmdebstrap, clang >= the profile minimum with BPF, kernel build tools, disk, RAM, tap/vhost, cgroup v2; prints one apt-get line for what is missing')
   .action(async (_o, cmd: Command) => {
     const config = configFrom(cmd);
+    // Each verb loads what it needs when it runs: --help and a cached build start in a fraction of a second.
+    const [{ doctor }, { aptLine }] = await Promise.all([import('./lab/doctor.js'), import('./core/doctor.js')]);
     const checks = await doctor(config);
     printChecks(checks);
     const apt = aptLine(checks);
@@ -78,6 +74,7 @@ program
   .option('--assume-host <spec>', 'judge the cells for a described host instead of this one, e.g. ram=256G,cpus=64,la57,kvm')
   .action(async (o: { json?: boolean; assumeHost?: string }, cmd: Command) => {
     const config = configFrom(cmd);
+    const { planRun } = await import('./lab/plan.js');
     const planned = await planRun(config, { assumeHost: o.assumeHost, kvm: o.assumeHost ? undefined : await kvmLikely() });
     const p = config.profile;
     if (o.json) {
@@ -128,8 +125,18 @@ program
   .description('build a stage and what it depends on (llvm, kernel, kflex, image, or all); finished stages come from the cache')
   .argument('<stage>', 'llvm | kernel | kflex | image | all')
   .addOption(new Option('--force <stage...>', 'rebuild these stages even when cached (or all)'))
-  .action(async (stage: string, o: { force?: string[] }, cmd: Command) => {
+  .option('--configure-only', 'kernel only: configure and verify the profile\'s kernel source (base + fragments + olddefconfig), compile nothing, cache nothing')
+  .action(async (stage: string, o: { force?: string[]; configureOnly?: boolean }, cmd: Command) => {
     const started = Date.now();
+    if (o.configureOnly) {
+      if (stage !== 'kernel') throw new LabError(`--configure-only applies to the kernel stage, not ${stage}`, ExitCode.usage);
+      const { configureKernelOnly } = await import('./lab/plan.js');
+      const r = await configureKernelOnly(configFrom(cmd));
+      console.log(`kernel ${r.release} from ${r.source}: configuration verified, ${r.options} options from ${r.fragments} fragments`);
+      console.error(`configured in ${fmtSeconds((Date.now() - started) / 1000)}`);
+      return;
+    }
+    const { build } = await import('./lab/plan.js');
     const outputs = await build(configFrom(cmd), stage, o.force ?? []);
     for (const [id, out] of Object.entries(outputs)) console.log(`${id.padEnd(7)} ${out.dir}`);
     console.error(`built in ${fmtSeconds((Date.now() - started) / 1000)}`);
@@ -140,7 +147,8 @@ program
   .description('list profiles, stages and experiments')
   .action(async (_o, cmd: Command) => {
     const g = globalOpts(cmd);
-    const c = catalog(configFrom(cmd), g.config ? resolve(g.config) : undefined);
+    const { catalog } = await import('./lab/catalog.js');
+    const c = await catalog(configFrom(cmd), g.config ? resolve(g.config) : undefined);
     console.log('profiles:');
     for (const p of c.profiles) console.log(`  ${p.name.padEnd(8)} ${p.extends ? `(extends ${p.extends}) ` : ''}${p.description.slice(0, 100)}…`);
     console.log('stages:');
@@ -158,6 +166,7 @@ program
   .description('pack a run directory (default: the latest) as <run>.tar.gz with SHA256SUMS inside')
   .argument('[run]', 'run directory')
   .action(async (run?: string) => {
+    const [{ latestRun, resultsRoot }, { writeBundle }] = await Promise.all([import('./core/rundir.js'), import('./core/bundle.js')]);
     const dir = run ? resolve(run) : await latestRun();
     if (!dir || !existsSync(dir)) throw new LabError(`no run directory ${run ?? `under ${resultsRoot()}`}`, ExitCode.usage);
     console.log(await writeBundle(dir));
@@ -168,6 +177,7 @@ program
   .description("check a bundle: every file against its SHA256SUMS line (lines pointing outside the bundle are refused); prints the tarball's own sha256")
   .argument('<bundle>', '<run>.tar.gz')
   .action(async (bundle: string) => {
+    const { verifyBundle } = await import('./core/bundle.js');
     const r = await verifyBundle(resolve(bundle));
     for (const o of r.outside) console.log(`OUTSIDE  ${o} (points outside the bundle; refused, not read)`);
     for (const b of r.bad) console.log(`BAD      ${b}`);
@@ -185,6 +195,7 @@ program
   .action(async (o: { all?: boolean }, cmd: Command) => {
     const config = configFrom(cmd);
     // Without --all only stale VM sets go (their lab process died); with --all every VM set is stopped.
+    const { cleanVms } = await import('./lab/vms.js');
     const cleaned = await cleanVms(config, { all: !!o.all });
     console.log(`VM sets cleaned: ${cleaned.length}${cleaned.length ? ` (${cleaned.join(', ')})` : ''}`);
     if (o.all) {

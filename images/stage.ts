@@ -1,5 +1,5 @@
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { LAB_ROOT } from '../core/paths.js';
 import { readFile, rm, writeFile, stat, mkdir } from 'node:fs/promises';
 import type { Stage, StageContext } from '../core/stage.js';
 import type { ResolvedConfig } from '../core/config.js';
@@ -24,7 +24,7 @@ export const IMAGE_PROGRAMS: readonly HostNeed[] = [
   { name: 'qemu-img', package: 'qemu-utils', why: 'converts the disk to the qcow2 base' },
 ];
 
-const HERE = dirname(fileURLToPath(import.meta.url));
+const HERE = join(LAB_ROOT, 'images');
 export const CUSTOMIZE_SCRIPT = join(HERE, 'customize.sh');
 export const LINK_SETUP_SCRIPT = join(HERE, 'link-setup.sh');
 export const MEMTIER_BUILD_PACKAGES = ['build-essential', 'autoconf', 'automake', 'libtool', 'pkg-config', 'libevent-dev', 'libssl-dev', 'zlib1g-dev'];

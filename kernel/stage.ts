@@ -1,12 +1,12 @@
-import { join, dirname, isAbsolute, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, isAbsolute, resolve } from 'node:path';
+import { LAB_ROOT } from '../core/paths.js';
 import { copyFile, mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { cpus } from 'node:os';
 import type { Stage, StageContext } from '../core/stage.js';
 import type { ResolvedConfig } from '../core/config.js';
-import { run, probe } from '../core/exec.js';
+import { run, probe, type RunOptions } from '../core/exec.js';
 import { materialize, sourceIdentity } from '../core/sources.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { parseConfig, renderFragment, verifyConfig, kconfigEntry, formatMismatch } from './kconfig.js';
@@ -36,7 +36,7 @@ export const KERNEL_PROGRAMS: readonly HostNeed[] = [
   { name: 'ccache', package: 'ccache', why: 'rebuilds (--force, a fragment edit) are incremental', optional: 'without it every rebuild compiles from scratch' },
 ];
 
-export const FRAGMENT_DIR = join(dirname(fileURLToPath(import.meta.url)), 'configs');
+export const FRAGMENT_DIR = join(LAB_ROOT, 'kernel', 'configs');
 
 export function fragmentPath(name: string): string {
   return isAbsolute(name) || name.includes('/') ? resolve(name) : join(FRAGMENT_DIR, `${name}.config`);
@@ -73,8 +73,8 @@ export class KernelStage implements Stage {
     const k = ctx.config.profile.kernel;
     requireNeeds('kernel', [...KERNEL_PROGRAMS, ...SOURCE_NEEDS[ctx.config.profile.sources[k.source]!.kind]]);
     for (const f of k.fragments) if (!existsSync(fragmentPath(f))) throw new LabError(`kernel.fragments: ${f}: no file ${fragmentPath(f)}`, ExitCode.usage);
-    // The build tree lives beside the cache entry, so `--force kernel` and edits rebuild incrementally.
-    const work = join(ctx.cacheRoot, 'kernel-work', ctx.outDir.split('/').at(-1)!.replace(/\.tmp-\d+$/, ''));
+    // The build tree lives beside the cache entry (<cache>/kernel-work/<fingerprint>), so `--force kernel` rebuilds incrementally.
+    const work = ctx.workDir;
     await mkdir(work, { recursive: true });
     const started = Date.now();
     const srcInfo = await materialize(ctx.config.profile.sources[k.source]!, {
@@ -88,28 +88,9 @@ export class KernelStage implements Stage {
     const ccache = !!(await probe(['ccache', '--version']));
     const env = ccache ? { CCACHE_BASEDIR: work, CCACHE_NOHASHDIR: 'true' } : {};
 
-    // 1. base configuration
-    if (k.base === 'tinyconfig' || k.base === 'defconfig') await run(kernelMakeArgv(src, build, [k.base]), runOpts);
-    else {
-      if (!existsSync(k.base)) throw new LabError(`kernel.base: ${k.base}: no such file (use tinyconfig, defconfig or a path to a .config)`, ExitCode.usage);
-      await copyFile(k.base, join(build, '.config'));
-    }
-    // 2. fragments + profile extras, merged, then olddefconfig resolves dependencies
-    const extraPath = join(build, 'lab-extra.config');
-    await writeFile(extraPath, renderFragment(k.extra));
-    const fragFiles = [...k.fragments.map(fragmentPath), extraPath];
-    await run([join(src, 'scripts/kconfig/merge_config.sh'), '-m', '-O', build, join(build, '.config'), ...fragFiles], { ...runOpts, cwd: src });
-    await run(kernelMakeArgv(src, build, ['olddefconfig']), runOpts);
-    // 3. verify: merge_config.sh only warns; the lab fails and explains each dropped option.
-    const final = parseConfig(await readFile(join(build, '.config'), 'utf8'));
-    const frags = await Promise.all(fragFiles.map(async (f) => ({ name: f.split('/').at(-1)!, values: parseConfig(await readFile(f, 'utf8')) })));
-    const mismatches = verifyConfig(frags, final);
-    if (mismatches.length) {
-      const lines: string[] = [];
-      for (const m of mismatches) lines.push(formatMismatch(m, await kconfigDeps(src, m.option)));
-      throw new LabError(`kernel configuration: ${mismatches.length} option(s) did not stick after olddefconfig:\n${lines.map((l) => '  - ' + l).join('\n')}`, ExitCode.infra);
-    }
-    ctx.log(`configuration verified: ${[...frags.values()].reduce((n, f) => n + f.values.size, 0)} options from ${frags.length} fragments`);
+    // 1-3. base configuration, fragments + extras, olddefconfig, every option verified
+    const verified = await configureKernel(src, build, k, runOpts);
+    ctx.log(`configuration verified: ${verified.options} options from ${verified.fragments} fragments`);
     // 4. build
     const jobs = cpus().length;
     await run(kernelMakeArgv(src, build, ['bzImage'], { jobs, ccache }), { ...runOpts, env });
@@ -137,6 +118,53 @@ export class KernelStage implements Stage {
     if (!srcInfo.readOnly && srcInfo.kind !== 'git') await rm(join(work, 'apt-state'), { recursive: true, force: true });
     return manifest;
   }
+}
+
+/**
+ * Steps 1-3 of a kernel build, without compiling: the base configuration (tinyconfig, defconfig or a
+ * file), the fragments and the profile's extras merged, olddefconfig, then every requested option
+ * verified (merge_config.sh only warns; the lab fails and explains each dropped option by its Kconfig
+ * `depends on`). Returns how many options were verified.
+ */
+export async function configureKernel(src: string, build: string, k: ResolvedConfig['profile']['kernel'], runOpts: RunOptions): Promise<{ options: number; fragments: number }> {
+    if (k.base === 'tinyconfig' || k.base === 'defconfig') await run(kernelMakeArgv(src, build, [k.base]), runOpts);
+  else {
+    if (!existsSync(k.base)) throw new LabError(`kernel.base: ${k.base}: no such file (use tinyconfig, defconfig or a path to a .config)`, ExitCode.usage);
+    await copyFile(k.base, join(build, '.config'));
+  }
+  // 2. fragments + profile extras, merged, then olddefconfig resolves dependencies
+  const extraPath = join(build, 'lab-extra.config');
+  await writeFile(extraPath, renderFragment(k.extra));
+  const fragFiles = [...k.fragments.map(fragmentPath), extraPath];
+  await run([join(src, 'scripts/kconfig/merge_config.sh'), '-m', '-O', build, join(build, '.config'), ...fragFiles], { ...runOpts, cwd: src });
+  await run(kernelMakeArgv(src, build, ['olddefconfig']), runOpts);
+  // 3. verify: merge_config.sh only warns; the lab fails and explains each dropped option.
+  const final = parseConfig(await readFile(join(build, '.config'), 'utf8'));
+  const frags = await Promise.all(fragFiles.map(async (f) => ({ name: f.split('/').at(-1)!, values: parseConfig(await readFile(f, 'utf8')) })));
+  const mismatches = verifyConfig(frags, final);
+  if (mismatches.length) {
+    const lines: string[] = [];
+    for (const m of mismatches) lines.push(formatMismatch(m, await kconfigDeps(src, m.option)));
+    throw new LabError(`kernel configuration: ${mismatches.length} option(s) did not stick after olddefconfig:\n${lines.map((l) => '  - ' + l).join('\n')}`, ExitCode.infra);
+  }
+  return { options: frags.reduce((n, f) => n + f.values.size, 0), fragments: frags.length };
+}
+
+/**
+ * The configuration step alone, into a scratch directory: materialize the profile's kernel source and
+ * configure + verify it, compiling nothing (`kflex-lab build kernel --configure-only`): a fragment that only
+ * suits one kernel version is caught in a minute, not after an hour's build.
+ */
+export async function configureOnly(config: ResolvedConfig, workDir: string, log: (line: string) => void, exec: { logPath: string; onLine: (line: string) => void }): Promise<{ source: string; release: string; options: number; fragments: number; config: string }> {
+  const k = config.profile.kernel;
+  for (const f of k.fragments) if (!existsSync(fragmentPath(f))) throw new LabError(`kernel.fragments: ${f}: no file ${fragmentPath(f)}`, ExitCode.usage);
+  const srcInfo = await materialize(config.profile.sources[k.source]!, { name: k.source, workDir, log, exec, expect: 'Kbuild' });
+  const build = join(workDir, 'build');
+  await mkdir(build, { recursive: true });
+  const runOpts = { ...exec, timeoutMs: 3600_000 };
+  const v = await configureKernel(srcInfo.dir, build, k, runOpts);
+  const release = (await run(kernelMakeArgv(srcInfo.dir, build, ['-s', 'kernelrelease']), runOpts)).stdout.trim();
+  return { source: srcInfo.origin, release, ...v, config: join(build, '.config') };
 }
 
 async function kconfigDeps(src: string, option: string): Promise<string[] | undefined> {

@@ -5,6 +5,9 @@ import { buildTargets, stageRegistry, TESTBED_TARGETS } from './stages.js';
 import { EventBus } from '../core/events.js';
 import { attachView } from '../core/progress.js';
 import type { StageOutput } from '../core/stage.js';
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { configureOnly } from '../kernel/stage.js';
 import { planCells } from '../experiments/runner.js';
 import { forecast, parseAssumeHost, thisHost, type CellForecast, type HostShape } from './sizing.js';
 
@@ -46,5 +49,25 @@ export async function build(config: ResolvedConfig, stage: string, force: string
     return await buildTargets(config, stage === 'all' ? [...stageRegistry(config).keys()] : [stage], bus, force);
   } finally {
     detach();
+  }
+}
+
+/**
+ * `build kernel --configure-only`: the profile's kernel source configured and verified in a scratch
+ * directory, nothing compiled and nothing cached; the scratch directory is removed afterwards.
+ */
+export async function configureKernelOnly(config: ResolvedConfig): Promise<{ source: string; release: string; options: number; fragments: number }> {
+  const bus = new EventBus();
+  const detach = attachView(bus);
+  const dir = await mkdtemp(join(config.cacheRoot, 'kernel-configure-'));
+  const logPath = join(dir, 'configure.log');
+  try {
+    const log = (line: string) => bus.emit({ type: 'step', scope: 'kernel', message: line });
+    bus.emit({ type: 'step', scope: 'kernel', message: `configuring only (log ${logPath})` });
+    const r = await configureOnly(config, dir, log, { logPath, onLine: (line) => bus.emit({ type: 'line', stage: 'kernel', line }) });
+    return { source: r.source, release: r.release, options: r.options, fragments: r.fragments };
+  } finally {
+    detach();
+    await rm(dir, { recursive: true, force: true });
   }
 }
