@@ -1,15 +1,10 @@
 import type { Command } from 'commander';
-import { join } from 'node:path';
 import { ExitCode } from '../core/errors.js';
-import { EventBus, recordEvents } from '../core/events.js';
-import { attachView } from '../core/progress.js';
-import { plan } from '../core/runner.js';
-import { buildTargets, stageRegistry } from '../lab/stages.js';
-import { EXPERIMENTS } from '../experiments/index.js';
-import { loadHostsConfig, hostName } from '../hosts/config.js';
-import { checkHosts, profileHeaps, type HostCheck } from '../hosts/check.js';
-import { prepareHosts, undoPrepare, readRecord, recordPath, type KflexSource } from '../hosts/prepare.js';
 import { configFrom, globalOpts } from './common.js';
+
+// The hosts verbs' code loads when one runs, not at every start of the CLI.
+const hostsLab = () => import('../lab/hosts.js');
+type HostCheck = Awaited<ReturnType<Awaited<ReturnType<typeof hostsLab>>['hostsCheck']>>['checks'][number];
 
 const testbedOpt = ['--testbed <file>', 'hosts.yaml: server and client as OpenSSH destinations, their link NIC (see README, "Bare metal / your own machines")'] as const;
 
@@ -21,17 +16,6 @@ function printChecks(checks: HostCheck[]): void {
   }
 }
 
-/** The kflex stage's build, when this profile has one and it is in the cache (prepare never builds KFlex). */
-async function kflexSource(cmd: Command, bus: EventBus): Promise<KflexSource> {
-  const config = configFrom(cmd);
-  const suite = config.profile.image.suite;
-  if (!config.profile.image.kflex) return { suite, why: `profile ${config.profileName} builds no KFlex user space (image.kflex: false); with --profile paper, 'kflex-lab build kflex --profile paper' builds it for Debian ${suite}, then run prepare again` };
-  const planned = await plan(stageRegistry(config), ['kflex'], config, config.cacheRoot);
-  if (!planned.find((p) => p.stage.id === 'kflex')?.cached) return { suite, why: `the kflex stage is not built yet: run 'kflex-lab build kflex --profile ${config.profileName}' first (it builds for Debian ${suite}), then prepare again` };
-  const out = await buildTargets(config, ['kflex'], bus);
-  return { suite, dir: join(out.kflex!.dir, 'kflex') };
-}
-
 export function registerHostsCommands(program: Command): void {
   const hosts = program.command('hosts').description('your own machines as the testbed, over OpenSSH: check them, prepare them; then reproduce --testbed FILE');
 
@@ -41,25 +25,14 @@ export function registerHostsCommands(program: Command): void {
     .requiredOption(...testbedOpt)
     .option('--json', 'machine-readable output')
     .action(async (o: { testbed: string; json?: boolean }, cmd: Command) => {
-      const cfg = loadHostsConfig(o.testbed);
-      const config = configFrom(cmd);
-      const bus = new EventBus();
-      const events = globalOpts(cmd).events;
-      const detach = [attachView(bus), ...(events ? [recordEvents(bus, events)] : [])];
-      try {
-        // The XDP probe comes from the llvm stage (cached after the first run).
-        const outputs = await buildTargets(config, ['llvm'], bus);
-        const r = await checkHosts(cfg, { probeObject: join(outputs.llvm!.dir, 'xdp_probe.bpf.o'), profile: config.profile, heaps: profileHeaps(config.profile, EXPERIMENTS), log: (m) => bus.emit({ type: 'step', scope: 'hosts', message: m }) });
-        if (o.json) console.log(JSON.stringify(r, null, 2));
-        else {
-          printChecks(r.checks);
-          const lines = Object.entries(r.install);
-          if (lines.length) console.log(`\nto install what is missing (or: kflex-lab hosts prepare --testbed ${o.testbed}):\n${lines.map(([h, l]) => `  ${h}: ${l}`).join('\n')}`);
-        }
-        if (!r.ok) process.exitCode = ExitCode.checkFailed;
-      } finally {
-        for (const d of detach) d();
+      const r = await (await hostsLab()).hostsCheck(configFrom(cmd), o.testbed, { eventsFile: globalOpts(cmd).events });
+      if (o.json) console.log(JSON.stringify(r, null, 2));
+      else {
+        printChecks(r.checks);
+        const lines = Object.entries(r.install);
+        if (lines.length) console.log(`\nto install what is missing (or: kflex-lab hosts prepare --testbed ${o.testbed}):\n${lines.map(([h, l]) => `  ${h}: ${l}`).join('\n')}`);
       }
+      if (!r.ok) process.exitCode = ExitCode.checkFailed;
     });
 
   hosts
@@ -71,11 +44,11 @@ export function registerHostsCommands(program: Command): void {
     .option('--undo', 'remove what prepare installed (packages it added, files it copied)')
     .option('--json', 'machine-readable output')
     .action(async (o: { testbed: string; dryRun?: boolean; list?: boolean; undo?: boolean; json?: boolean }, cmd: Command) => {
-      const cfg = loadHostsConfig(o.testbed);
       const config = configFrom(cmd);
       const say = (l: string) => console.error(l);
+      const lab = await hostsLab();
       if (o.list) {
-        const records = (['server', 'client'] as const).map((role) => ({ role, path: recordPath(config.cacheRoot, hostName(cfg[role])), ...readRecord(config.cacheRoot, hostName(cfg[role]), cfg[role].destination) }));
+        const records = lab.hostsPrepared(config, o.testbed);
         if (o.json) return console.log(JSON.stringify(records, null, 2));
         for (const r of records) {
           console.log(`${r.role} (${r.destination}): ${r.entries.length ? '' : 'nothing recorded'}${r.entries.length ? r.path : ''}`);
@@ -84,21 +57,13 @@ export function registerHostsCommands(program: Command): void {
         return;
       }
       if (o.undo) {
-        const r = await undoPrepare(cfg, { cacheRoot: config.cacheRoot, log: say });
+        const r = await lab.hostsUndo(config, o.testbed, say);
         if (o.json) console.log(JSON.stringify(r, null, 2));
         else for (const h of r) console.log(`${h.host}: removed ${h.removed.length ? h.removed.join(' ') : 'nothing'}${h.failed.length ? `; could not remove ${h.failed.join(' ')}` : ''}`);
         if (r.some((h) => h.failed.length)) process.exitCode = ExitCode.checkFailed;
         return;
       }
-      const bus = new EventBus();
-      const detach = attachView(bus);
-      let kflex: KflexSource;
-      try {
-        kflex = await kflexSource(cmd, bus);
-      } finally {
-        detach();
-      }
-      const r = await prepareHosts(cfg, { cacheRoot: config.cacheRoot, kflex, dryRun: o.dryRun, log: say });
+      const r = await lab.hostsPrepare(config, o.testbed, { dryRun: o.dryRun, log: say });
       if (o.json) console.log(JSON.stringify(r, null, 2));
       else {
         for (const [role, why] of Object.entries(r.unreachable)) console.log(`${role}: unreachable: ${why}`);

@@ -1,6 +1,5 @@
 import type { Host } from './host.js';
 import type { ResolvedConfig } from './config.js';
-import type { StageOutput } from './stage.js';
 import type { EventBus } from './events.js';
 
 /** What the experiments know of the link between the two machines. */
@@ -46,7 +45,8 @@ export interface Testbed {
 /** What a testbed provider gets to bring its machines up for one run (or for `up`). */
 export interface TestbedContext {
   config: ResolvedConfig;
-  outputs: Record<string, StageOutput>;
+  /** The files the stages produced that a testbed needs (typed, from each stage's outputs). */
+  artifacts: TestbedArtifacts;
   accel: Accel;
   /** Where its private state lives (VM dirs under the cache). */
   dir: string;
@@ -63,7 +63,14 @@ export interface TestbedProvider {
   readonly targets: string[];
   /** The local doctor checks that must pass for this testbed (by name); undefined: all (the VMs need QEMU, RAM...). */
   readonly doctor?: string[];
-  accel(config: ResolvedConfig, outputs: Record<string, StageOutput>): Promise<{ accel: Accel; why: string }>;
+  accel(config: ResolvedConfig, artifacts: TestbedArtifacts): Promise<{ accel: Accel; why: string }>;
   up(ctx: TestbedContext): Promise<Testbed>;
 }
 
+
+/** Stage products a testbed uses: the XDP probe always; the kernel and base image when it boots VMs. */
+export interface TestbedArtifacts {
+  probeObject: string;
+  kernel?: string;
+  baseImage?: string;
+}

@@ -218,8 +218,6 @@ export const hostsProvider: TestbedProvider = {
   async up(ctx) {
     const file = ctx.testbedFile;
     if (!file) throw new LabError('the hosts testbed needs its file: --testbed hosts.yaml', ExitCode.usage);
-    const llvm = ctx.outputs.llvm;
-    if (!llvm) throw new LabError('stage llvm did not run (it builds the XDP probe)', ExitCode.infra);
-    return SshTestbed.up(loadHostsConfig(file), { probeObject: join(llvm.dir, 'xdp_probe.bpf.o'), bus: ctx.bus, logDir: ctx.dir });
+    return SshTestbed.up(loadHostsConfig(file), { probeObject: ctx.artifacts.probeObject, bus: ctx.bus, logDir: ctx.dir });
   },
 };

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { StageOutput } from '../core/stage.js';
 import { existsSync } from 'node:fs';
 import { readdir, rename, writeFile } from 'node:fs/promises';
 import type { Stage, StageContext } from '../core/stage.js';
@@ -108,4 +109,9 @@ export class KflexStage implements Stage {
     if (!src.readOnly) await run(['rm', '-rf', src.dir]);
     return manifest;
   }
+}
+
+/** What the kflex stage produced: the directory with ffkx, ffkx-bench, ffkx-test and the BPF objects. */
+export function kflexOutputs(o: StageOutput): { dir: string } {
+  return { dir: join(o.dir, 'kflex') };
 }

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { StageOutput } from '../core/stage.js';
 import { LAB_ROOT } from '../core/paths.js';
 import { readFile, rm, writeFile, stat, mkdir } from 'node:fs/promises';
 import type { Stage, StageContext } from '../core/stage.js';
@@ -138,4 +139,9 @@ export class ImageStage implements Stage {
     ctx.log(`base.qcow2: ${(size / 2 ** 20).toFixed(0)} MiB, ${Object.keys(versions).length} packages`);
     return manifest;
   }
+}
+
+/** What the image stage produced: the qcow2 base every VM boots through an overlay of its own. */
+export function imageOutputs(o: StageOutput): { baseImage: string; sha256: string } {
+  return { baseImage: join(o.dir, 'base.qcow2'), sha256: String(o.manifest.image_sha256) };
 }

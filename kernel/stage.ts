@@ -1,4 +1,5 @@
 import { join, isAbsolute, resolve } from 'node:path';
+import type { StageOutput } from '../core/stage.js';
 import { LAB_ROOT } from '../core/paths.js';
 import { copyFile, mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -173,4 +174,9 @@ async function kconfigDeps(src: string, option: string): Promise<string[] | unde
   const file = hits?.split('\n').find(Boolean);
   if (!file) return undefined;
   return kconfigEntry(await readFile(file, 'utf8'), option)?.dependsOn;
+}
+
+/** What the kernel stage produced. */
+export function kernelOutputs(o: StageOutput): { bzImage: string; vmlinux: string; config: string; systemMap: string; headers: string; release: string } {
+  return { bzImage: join(o.dir, 'bzImage'), vmlinux: join(o.dir, 'vmlinux'), config: join(o.dir, 'config'), systemMap: join(o.dir, 'System.map'), headers: join(o.dir, 'headers'), release: String(o.manifest.release) };
 }

@@ -5,7 +5,7 @@ import { buildTargets, stageRegistry, TESTBED_TARGETS } from './stages.js';
 import { EventBus } from '../core/events.js';
 import { attachView } from '../core/progress.js';
 import type { StageOutput } from '../core/stage.js';
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { configureOnly } from '../kernel/stage.js';
 import { planCells } from '../experiments/runner.js';

@@ -13,12 +13,11 @@ import { createRunDir, hostFacts, buildManifest, writeManifest, readManifest, ty
 import { writeBundle } from '../core/bundle.js';
 import { planCells, probeCapabilities, runCells, writeSummary, readCellRecord, needsRun, type CellRecord, type ExperimentCell } from '../experiments/runner.js';
 import { EXPERIMENTS } from '../experiments/index.js';
-import { writeReport } from '../report/report.js';
 import type { ClaimVerdict } from '../report/claims.js';
 import { onInterrupt } from './signals.js';
 import { runDeviations } from './deviations.js';
 import { sizeServer, sizedConfig, thisHost } from './sizing.js';
-import { buildTargets } from './stages.js';
+import { buildTargets, testbedArtifacts } from './stages.js';
 import { TESTBEDS, runVmDir, type TestbedProvider } from './testbeds.js';
 
 export interface ReproduceOptions {
@@ -118,7 +117,7 @@ export class LabRun {
 
   async bringUp(provider: TestbedProvider, outputs: Record<string, StageOutput>, accel: Accel, config = this.config): Promise<Testbed> {
     const t0 = Date.now();
-    this.testbed = await provider.up({ config, outputs, accel, dir: runVmDir(this.config, this.runDir), owner: 'run', bus: this.bus, testbedFile: this.testbedFile });
+    this.testbed = await provider.up({ config, artifacts: testbedArtifacts(outputs), accel, dir: runVmDir(this.config, this.runDir), owner: 'run', bus: this.bus, testbedFile: this.testbedFile });
     const t = this.testbed;
     this.manifest.host.accel = t.accel === 'native' ? 'unknown' : t.accel;
     this.manifest.testbed = t.facts;
@@ -153,6 +152,8 @@ export class LabRun {
     let bundle: string | undefined;
     await this.checkpoint();
     if (opts.report !== false) {
+      // Loaded here: the report renders charts with Vega, which nothing before the report needs.
+      const { writeReport } = await import('../report/report.js');
       verdicts = (await writeReport({ runDir: this.runDir, manifest: this.manifest, rows, records }, Object.fromEntries(EXPERIMENTS.map((e) => [e.id, e.headline])))).verdicts;
       report = join(this.runDir, 'report.html');
     }
@@ -216,7 +217,7 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
     outputs = await buildTargets(config, provider.targets, run.bus);
     run.recordStages(outputs);
     await run.checkpoint();
-    const accel = await provider.accel(config, outputs);
+    const accel = await provider.accel(config, testbedArtifacts(outputs));
     run.accel = accel.accel;
     run.bus.emit({ type: 'accel', ...accel });
     // vms.server.memory_mb: auto is decided here, once, from this host and the heaps this run will need.

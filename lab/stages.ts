@@ -1,10 +1,11 @@
 import type { ResolvedConfig } from '../core/config.js';
 import type { Stage, StageOutput } from '../core/stage.js';
+import type { TestbedArtifacts } from '../core/testbed.js';
 import type { EventBus } from '../core/events.js';
 import { plan, buildStages } from '../core/runner.js';
-import { LlvmStage } from '../llvm/stage.js';
-import { KernelStage } from '../kernel/stage.js';
-import { ImageStage } from '../images/stage.js';
+import { LlvmStage, llvmOutputs } from '../llvm/stage.js';
+import { KernelStage, kernelOutputs } from '../kernel/stage.js';
+import { ImageStage, imageOutputs } from '../images/stage.js';
 import { KflexStage } from '../images/kflex.js';
 
 /** The stage graph for a profile: the one place that knows every stage. */
@@ -23,12 +24,12 @@ export async function buildTargets(config: ResolvedConfig, targets: string[], bu
   return buildStages(planned, config, config.cacheRoot, bus, { force });
 }
 
-/** Paths of the files a VM testbed boots from, out of the stage outputs. */
-export function testbedFiles(outputs: Record<string, StageOutput>): { kernel: string; baseImage: string; probeObject: string } {
-  const need = (id: string) => {
-    const o = outputs[id];
-    if (!o) throw new Error(`stage ${id} did not run`);
-    return o;
+/** What the testbeds use of the stages' typed outputs (the llvm stage always runs: it builds the probe). */
+export function testbedArtifacts(outputs: Record<string, StageOutput>): TestbedArtifacts {
+  if (!outputs.llvm) throw new Error('stage llvm did not run (it builds the XDP probe)');
+  return {
+    probeObject: llvmOutputs(outputs.llvm).probeObject,
+    kernel: outputs.kernel ? kernelOutputs(outputs.kernel).bzImage : undefined,
+    baseImage: outputs.image ? imageOutputs(outputs.image).baseImage : undefined,
   };
-  return { kernel: `${need('kernel').dir}/bzImage`, baseImage: `${need('image').dir}/base.qcow2`, probeObject: `${need('llvm').dir}/xdp_probe.bpf.o` };
 }

@@ -3,7 +3,7 @@ import type { ResolvedConfig } from '../core/config.js';
 import type { TestbedProvider } from '../core/testbed.js';
 import { kvmUsable } from '../core/doctor.js';
 import { VmTestbed } from '../vm/testbed.js';
-import { testbedFiles, TESTBED_TARGETS } from './stages.js';
+import { TESTBED_TARGETS } from './stages.js';
 import { hostsProvider } from '../hosts/testbed.js';
 
 export type { TestbedContext, TestbedProvider } from '../core/testbed.js';
@@ -11,19 +11,20 @@ export type { TestbedContext, TestbedProvider } from '../core/testbed.js';
 const vmProvider: TestbedProvider = {
   kind: 'vm',
   targets: TESTBED_TARGETS,
-  async accel(config, outputs) {
+  async accel(config, artifacts) {
     const wanted = config.profile.vms.accel;
     if (wanted !== 'auto') return { accel: wanted, why: `vms.accel is ${wanted}` };
     // Boot the kernel the VMs will run under KVM: /dev/kvm can open on nested hosts where no Linux guest starts.
-    const k = await kvmUsable(testbedFiles(outputs).kernel);
+    const k = await kvmUsable(artifacts.kernel);
     return k.ok ? { accel: 'kvm', why: k.why } : { accel: 'tcg', why: `${k.why}; TCG numbers are functional only` };
   },
   async up(ctx) {
-    const files = testbedFiles(ctx.outputs);
+    const { kernel, baseImage, probeObject } = ctx.artifacts;
+    if (!kernel || !baseImage) throw new Error('the VM testbed needs the kernel and image stages');
     const p = ctx.config.profile;
     // The accelerator was decided once, before the preamble: the cluster must not probe again.
     const profile = { ...p, vms: { ...p.vms, accel: ctx.accel === 'native' ? 'tcg' : ctx.accel } } as typeof p;
-    return VmTestbed.up({ ...files, profile, cacheRoot: ctx.config.cacheRoot, dir: ctx.dir, owner: ctx.owner, bus: ctx.bus });
+    return VmTestbed.up({ kernel, baseImage, probeObject, profile, cacheRoot: ctx.config.cacheRoot, dir: ctx.dir, owner: ctx.owner, bus: ctx.bus });
   },
 };
 

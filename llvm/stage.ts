@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { StageOutput } from '../core/stage.js';
 import { mkdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { freemem, cpus } from 'node:os';
@@ -132,4 +133,9 @@ async function buildFromSource(ctx: StageContext): Promise<ClangFound> {
   const found = await findClang(t.min_version, clangPath);
   if (!found) throw new LabError(`${clangPath} does not report a clang version`, ExitCode.infra);
   return found;
+}
+
+/** What the llvm stage produced: the lab's XDP probe compiled for the BPF target, and the clang that did it. */
+export function llvmOutputs(o: StageOutput): { probeObject: string; clang: string; clangVersion: number } {
+  return { probeObject: join(o.dir, 'xdp_probe.bpf.o'), clang: String(o.manifest.clang), clangVersion: Number(o.manifest.clang_version) };
 }

@@ -32,7 +32,7 @@ describe('kflex-lab CLI', () => {
   it('plan refuses an unknown variant, kernel fragment, missing --source path and negative grid value with exit 2', () => {
     const cases: Array<[string[], RegExp]> = [
       [['--set', 'experiments.memcache.variants=[kflex,nosuch]'], /^(kflex-lab: )?--set experiments\.memcache\.variants=\[kflex,nosuch\]: experiments\.memcache\.variants: 'nosuch' is not a variant of memcache; allowed: kflex, userspace, bmc$/m],
-      [['--set', 'kernel.fragments=[vm-guest,nosuch]'], /^(kflex-lab: )?--set kernel\.fragments=\[vm-guest,nosuch\]: kernel\.fragments: 'nosuch' is not a fragment in \S+kernel\/configs; allowed: bpf-xdp, vm-guest/m],
+      [['--set', 'kernel.fragments=[vm-guest,nosuch]'], /^(kflex-lab: )?--set kernel\.fragments=\[vm-guest,nosuch\]: kernel\.fragments: 'nosuch' is not a fragment in \S+kernel\/configs; allowed: bpf-xdp, tiny, vm-guest/m],
       [['--source', 'kflex=/nonexistent'], /^(kflex-lab: )?--source kflex=\/nonexistent: sources\.kflex: path \/nonexistent does not exist/m],
       [['--set', 'experiments.memcache.grid.threads=[-1]'], /^(kflex-lab: )?--set experiments\.memcache\.grid\.threads=\[-1\]: experiments\.memcache\.grid\.threads: -1 is out of range; allowed: a whole number >= 1/m],
     ];
