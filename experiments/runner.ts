@@ -1,6 +1,6 @@
 import { mkdir, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Profile, ExperimentSettings } from '../core/config.js';
+import { ARTIFACT_HEAPS, type Profile, type ExperimentSettings } from '../core/config.js';
 import type { EventBus } from '../core/events.js';
 import type { Host } from '../core/host.js';
 import { LINK_IF, KFLEX_GUEST_DIR } from '../core/guest.js';
@@ -38,6 +38,8 @@ export interface CellRecord {
   seconds: number;
   /** Never ran because the testbed was gone: --resume runs it. */
   rerun?: boolean;
+  /** The KFlex heap this cell's server allocates, against the artifact's size. */
+  heap?: { gib: number; artifact_gib: number; scaled: boolean };
 }
 
 /** Apply `--quick`: fewer repetitions, shorter runs, the quick grid's values for the keys it names. */
@@ -271,7 +273,10 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
     }
     await mkdir(dir, { recursive: true });
     const started = Date.now();
-    const base = { experiment: cell.experiment.id, variant: cell.variant.id, params: cell.params, rep: cell.rep, started: new Date().toISOString() };
+    // A KFlex cell records its heap, and whether it is the artifact's size or a scaled one (a deviation).
+    const artifactHeap = cell.variant.heap ? ARTIFACT_HEAPS[cell.variant.heap] : cell.variant.heapGiB;
+    const heap = cell.heapGiB ? { heap: { gib: cell.heapGiB, artifact_gib: artifactHeap ?? cell.heapGiB, scaled: !!artifactHeap && cell.heapGiB !== artifactHeap } } : {};
+    const base = { experiment: cell.experiment.id, variant: cell.variant.id, params: cell.params, rep: cell.rep, started: new Date().toISOString(), ...heap };
     let record: CellRecord;
     const skip = lost ? `not run: the testbed was lost during an earlier cell (${lost.split('\n')[0]}); finish with --resume` : (unmetRequirement(cell.variant, env.caps, cell.heapGiB) ?? missingInput(cell, records));
     if (skip) {

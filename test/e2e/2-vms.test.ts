@@ -6,6 +6,7 @@ import { lab, spawnLab, explain, readEvents } from './cli.js';
 import { tempDir } from '../helpers.js';
 import { loadConfig } from '../../core/config.js';
 import { qemuPid } from '../../vm/state.js';
+import { pidAlive } from '../../core/stage.js';
 
 // Real QEMU guests booted from the smoke kernel and image (built by 1-stages), driven over real OpenSSH.
 const cache = loadConfig({ profile: 'smoke' }).cacheRoot;
@@ -25,14 +26,8 @@ async function waitForBoth(name: string): Promise<number[]> {
   while (Date.now() - t0 < 120_000 && vmPids(name).length < 2) await new Promise((r) => setTimeout(r, 250));
   return vmPids(name);
 }
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+// A killed QEMU can stay a zombie until init reaps it: that is not a running guest.
+const alive = (pid: number) => pidAlive(pid);
 
 afterAll(async () => {
   for (const n of ['e2e', 'e2e-kill', 'e2e-int', 'e2e-a', 'e2e-b']) await lab(['down', '--profile', 'smoke', '--vm', n]);
