@@ -1,16 +1,16 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { LabError, ExitCode } from '../core/errors.js';
-import { reproduce, type ReproduceResult } from '../lab/run.js';
+import type { ReproduceResult } from '../lab/run.js';
 import { EXPERIMENT_IDS, experimentKnown, parseCapture, reportRun, PARSERS, verdictTable } from '../lab/catalog.js';
 
 import { configFrom, globalOpts } from './common.js';
 
-function printResult(r: ReproduceResult): void {
-  if (r.verdicts) console.log(`\nclaims:\n${verdictTable(r.verdicts)}`);
+async function printResult(r: ReproduceResult): Promise<void> {
+  if (r.verdicts) console.log(`\nclaims:\n${await verdictTable(r.verdicts)}`);
   if (r.report) console.log(`\nreport: ${r.report} (and report.md)`);
   if (r.bundle) console.log(`bundle: ${r.bundle}`);
-  if (r.lost) console.log(`testbed lost: ${r.lost.split('\n')[0]}\nfinish the cells it could not run with: kflex-lab reproduce --resume ${r.runDir}`);
+  if (r.lost) console.log(`testbed lost: ${r.lost.split('\n')[0]}\nfinish the cells it could not run with: ${r.resumeCommand}`);
   const c = r.counts;
   console.log(`cells: ${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped${r.nothingToRun ? ' (nothing left to run)' : ''}; ${fmt(r.seconds)} in all`);
 }
@@ -30,8 +30,9 @@ export function registerExperimentCommands(program: Command): void {
     .option(...TESTBED_OPT)
     .action(async (o: { only?: string[]; quick?: boolean; resume?: string; testbed?: string }, cmd: Command) => {
       for (const id of o.only ?? []) if (!experimentKnown(id)) throw new LabError(`--only ${id}: unknown experiment; known: ${EXPERIMENT_IDS.join(', ')}`, ExitCode.usage);
+      const { reproduce } = await import('../lab/run.js');
       const r = await reproduce(configFrom(cmd), { only: o.only, quick: o.quick, resume: o.resume ? resolve(o.resume) : undefined, eventsFile: globalOpts(cmd).events, ...onHosts(o.testbed) });
-      printResult(r);
+      await printResult(r);
       process.exitCode = r.exitCode;
     });
 
@@ -43,8 +44,9 @@ export function registerExperimentCommands(program: Command): void {
     .option(...TESTBED_OPT)
     .action(async (ids: string[], o: { quick?: boolean; testbed?: string }, cmd: Command) => {
       for (const id of ids) if (!experimentKnown(id)) throw new LabError(`unknown experiment '${id}'; known: ${EXPERIMENT_IDS.join(', ')}`, ExitCode.usage);
+      const { reproduce } = await import('../lab/run.js');
       const r = await reproduce(configFrom(cmd), { only: ids, quick: o.quick, bundle: false, eventsFile: globalOpts(cmd).events, ...onHosts(o.testbed) });
-      printResult(r);
+      await printResult(r);
       process.exitCode = r.exitCode;
     });
 

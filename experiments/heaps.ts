@@ -33,10 +33,12 @@ export function isPowerOfTwo(n: number): boolean {
 
 /**
  * The RAM (MiB) a VM needs to hold a heap: the heap is allocated whole at map creation (vmalloc); ffkx's
- * allocator pools are carved out of it, not added; plus the guest's own needs.
+ * allocator pools are carved out of it, not added; plus the guest's own needs. The guest kernel keeps
+ * 1/64 of its RAM for struct page and maps the heap with 8 bytes of page table per 4 KiB page, so the
+ * configured RAM must cover those too.
  */
 export function heapVmMemoryMb(heapGiB: number, guestMb = 2048): number {
-  return heapGiB * 1024 + guestMb;
+  return Math.ceil((heapGiB * 1024 * (1 + 1 / 512) + guestMb) * (64 / 63));
 }
 
 /**

@@ -2,7 +2,7 @@ import { mkdtempSync, existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Profile } from '../core/config.js';
+import type { Profile, HeapProgram } from '../core/config.js';
 import { KFLEX_GUEST_DIR } from '../core/guest.js';
 import { checkNativeXdp, type XdpCheckResult } from '../vm/xdp-check.js';
 import { heapUnfit } from '../experiments/runner.js';
@@ -134,12 +134,16 @@ export interface HostsCheckResult {
 }
 
 /** The heap sizes (GiB) the profile's enabled KFlex variants allocate, largest first. */
-export function profileHeaps(profile: Profile, experiments: Array<{ id: string; variants: Array<{ id: string; heapGiB?: number }> }>): number[] {
+export function profileHeaps(profile: Profile, experiments: Array<{ id: string; variants: Array<{ id: string; heapGiB?: number; heap?: HeapProgram }> }>): number[] {
   const out = new Set<number>();
   for (const e of experiments) {
     const s = profile.experiments[e.id];
     if (!s?.enabled) continue;
-    for (const v of e.variants) if (v.heapGiB && s.variants.includes(v.id)) out.add(v.heapGiB);
+    // The profile's kflex.heap_gib decides (a scaled profile allocates less than the artifact's programs).
+    for (const v of e.variants) {
+      const gib = v.heap ? profile.kflex.heap_gib[v.heap] : v.heapGiB;
+      if (gib && s.variants.includes(v.id)) out.add(gib);
+    }
   }
   return [...out].sort((a, b) => b - a);
 }
@@ -170,7 +174,7 @@ export function assess(ins: Inspection, o: { heaps: number[]; profileCpus: Recor
                 : `kernel ${f.kernel} is not a KFlex kernel (BPF_MAP_TYPE_HEAP is not in its BTF): KFlex cells will be skipped, user-space cells run`,
           fix: "to run the KFlex cells, boot the KFlex kernel on this host: build the paper profile's kernel (kflex-lab build kernel --profile paper: KFlex-linux at the pinned commit, verified config), install it with your distribution's tools (its bzImage, modules and headers are in the stage's output), and reboot into it. The lab never reboots a machine by itself.",
         });
-      add({ host: role, name: 'la57', level: 'ok', detail: f.cpu.la57 ? '5-level paging active (la57 in /proc/cpuinfo)' : '4-level paging (no la57 in /proc/cpuinfo): heaps of 256 GiB cannot be placed' });
+      add({ host: role, name: 'la57', level: 'ok', detail: f.cpu.la57 ? '5-level paging active (la57 in /proc/cpuinfo)' : '4-level paging (no la57 in /proc/cpuinfo): only heaps of 256 GiB and more can be placed (64 and 128 GiB and every scaled heap need 5-level paging)' });
       // The runner's own rule decides; the words are shorter than its (which speak of VM settings).
       const unfit = o.heaps.filter((g) => heapUnfit(g, { serverMemoryMb: f.memory.totalMb, la57: f.cpu.la57 }));
       const why = (g: number) => (f.memory.totalMb < heapVmMemoryMb(g) ? `${g} GiB (needs ~${Math.ceil(heapVmMemoryMb(g) / 1024)} GiB of RAM)` : `${g} GiB (cannot be placed without 5-level paging)`);

@@ -14,7 +14,7 @@ import { writeBundle } from '../core/bundle.js';
 import { planCells, probeCapabilities, runCells, writeSummary, readCellRecord, needsRun, type CellRecord, type ExperimentCell } from '../experiments/runner.js';
 import { EXPERIMENTS } from '../experiments/index.js';
 import type { ClaimVerdict } from '../report/claims.js';
-import { onInterrupt } from './signals.js';
+import { onInterrupt, interruption } from './signals.js';
 import { runDeviations } from './deviations.js';
 import { sizeServer, sizedConfig, thisHost } from './sizing.js';
 import { buildTargets, testbedArtifacts } from './stages.js';
@@ -45,8 +45,42 @@ export interface ReproduceResult {
   /** Why the testbed was lost during the cells, if it was. */
   lost?: string;
   nothingToRun?: boolean;
+  /** The command that finishes this run (same profile, selection and overrides). */
+  resumeCommand: string;
   exitCode: number;
   seconds: number;
+}
+
+/** How a run was asked for: a resume must ask the same, or its cells would mix two plans. */
+export interface RunRequest {
+  profile: string;
+  quick: boolean;
+  only: string[];
+  overrides: string[];
+  testbed?: string;
+}
+
+export function runRequest(config: ResolvedConfig, opts: ReproduceOptions): RunRequest {
+  return { profile: config.profileName, quick: !!opts.quick, only: [...(opts.only ?? [])].sort(), overrides: Object.values(config.overrides).sort(), testbed: opts.testbedFile };
+}
+
+/** The command that finishes a run: the same profile, selection and overrides, with --resume. */
+export function resumeCommand(req: RunRequest, runDir: string): string {
+  const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+  const parts = ['kflex-lab', 'reproduce', '--profile', req.profile, ...(req.quick ? ['--quick'] : []), ...(req.only.length ? ['--only', ...req.only] : [])];
+  for (const o of req.overrides) if (o.startsWith('--set ')) parts.push('--set', o.slice(6));
+  if (req.testbed) parts.push('--testbed', req.testbed);
+  return [...parts.map(q), '--resume', q(runDir)].join(' ');
+}
+
+/** Why a resume asks for something else than the run it finishes, or undefined when it asks the same. */
+export function resumeMismatch(recorded: RunRequest, now: RunRequest): string | undefined {
+  const diff: string[] = [];
+  if (recorded.profile !== now.profile) diff.push(`profile ${recorded.profile} (now ${now.profile})`);
+  if (recorded.quick !== now.quick) diff.push(recorded.quick ? '--quick (now without)' : 'no --quick (now with it)');
+  if (recorded.only.join() !== now.only.join()) diff.push(`--only ${recorded.only.join(' ') || '(all)'} (now ${now.only.join(' ') || 'all'})`);
+  if (recorded.overrides.join('\n') !== now.overrides.join('\n')) diff.push(`overrides ${recorded.overrides.join('; ') || '(none)'} (now ${now.overrides.join('; ') || 'none'})`);
+  return diff.length ? diff.join(', ') : undefined;
 }
 
 /** Minutes the experiments of a selection take on this host kind (for the preamble and `plan`). */
@@ -144,6 +178,8 @@ export class LabRun {
 
   /** Summary, report and bundle from the records; the end of every run that got as far as its cells. */
   async finish(records: CellRecord[], opts: ReproduceOptions, extra: { lost?: string; nothingToRun?: boolean } = {}): Promise<ReproduceResult> {
+    // Interrupted: the signal handler tears down and exits; a report or tarball begun now would be cut off.
+    if (interruption.active) return new Promise<never>(() => {});
     const rows = await writeSummary(this.runDir, records);
     this.manifest.deviations = runDeviations(this.config, { accel: this.accel, cells: this.cells, records });
     const counts = countCells(records);
@@ -161,7 +197,8 @@ export class LabRun {
     const exitCode = counts.failed || extra.lost ? ExitCode.checkFailed : ExitCode.ok;
     const seconds = (Date.now() - this.started) / 1000;
     this.bus.emit({ type: 'run-done', runDir: this.runDir, counts, exitCode, seconds, report, bundle, nothingToRun: extra.nothingToRun, verdicts: verdicts?.map((v) => ({ claim: v.claim.id, verdict: v.verdict, reason: v.reason })) });
-    return { runDir: this.runDir, records, counts, verdicts, report, bundle, exitCode, seconds, ...extra };
+    const req = (this.manifest.request as RunRequest | undefined) ?? { profile: this.manifest.profile, quick: !!opts.quick, only: opts.only ?? [], overrides: [] };
+    return { runDir: this.runDir, records, counts, verdicts, report, bundle, exitCode, seconds, resumeCommand: resumeCommand(req, this.runDir), ...extra };
   }
 
   close(): void {
@@ -192,13 +229,23 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
   if (!cells.length) throw new LabError(`no experiment selected (--only ${opts.only?.join(' ')}); known: ${EXPERIMENTS.map((e) => e.id).join(', ')}`, ExitCode.usage);
   const provider = TESTBEDS[opts.testbed ?? 'vm'];
   if (!provider) throw new LabError(`unknown testbed '${opts.testbed}'; known: ${Object.keys(TESTBEDS).join(', ')}`, ExitCode.usage);
+  const request = runRequest(config, opts);
   const run = await LabRun.open(config, { resume: opts.resume, eventsFile: opts.eventsFile });
+  if (opts.resume) {
+    // Runs written before requests were recorded only say their profile.
+    const recorded = (run.manifest.request as RunRequest | undefined) ?? { ...request, profile: run.manifest.profile };
+    const why = resumeMismatch(recorded, request);
+    if (why) {
+      run.close();
+      throw new LabError(`--resume ${run.runDir}: that run was asked for with ${why}`, ExitCode.usage, resumeCommand(recorded, run.runDir));
+    }
+  } else run.manifest.request = request;
   run.cells = cells;
   run.testbedFile = opts.testbedFile;
   if (opts.resume) run.accel = run.manifest.host.accel === 'unknown' ? undefined : run.manifest.host.accel;
   let outputs: Record<string, StageOutput> = {};
   const stopSignals = onInterrupt(async (sig) => {
-    run.bus.emit({ type: 'warn', scope: 'lab', message: `${sig}: stopping the testbed; finish this run later with: kflex-lab reproduce --resume ${run.runDir}` });
+    run.bus.emit({ type: 'warn', scope: 'lab', message: `${sig}: stopping the testbed; finish this run later with: ${resumeCommand(request, run.runDir)}` });
     await run.tearDown(outputs);
     run.close();
   });

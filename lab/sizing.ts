@@ -48,7 +48,7 @@ export function thisHost(kvm: boolean): HostShape {
 
 /**
  * The server VM's RAM for vms.server.memory_mb: auto: enough for the largest heap that will run (plus the
- * pools and the guest), within what the host can give after the client VM and a reserve.
+ * guest and its page bookkeeping), within what the host can give after the client VM and a reserve.
  */
 export function sizeServer(profile: Profile, host: HostShape, cells: ExperimentCell[]): { memoryMb: number; why: string } {
   const m = profile.vms.server.memory_mb;
@@ -63,7 +63,7 @@ export function sizeServer(profile: Profile, host: HostShape, cells: ExperimentC
   const skipped = heaps.filter((h) => !fitting.includes(h));
   return {
     memoryMb,
-    why: `auto: ${fitting.length ? `the ${fitting.at(-1)} GiB heap + 2 GiB for the guest` : 'no KFlex heap fits'}; host ${(host.ramMb / 1024).toFixed(0)} GiB - client ${profile.vms.client.memory_mb / 1024} GiB - reserve ${profile.vms.host_reserve_mb / 1024} GiB = ${(available / 1024).toFixed(1)} GiB available${skipped.length ? `; ${skipped.map((h) => `${h} GiB`).join(', ')} heap(s) would need ${skipped.map((h) => `${(heapVmMemoryMb(h) / 1024).toFixed(0)} GiB`).join(', ')}` : ''}`,
+    why: `auto: ${fitting.length ? `the ${fitting.at(-1)} GiB heap + the guest, its struct pages and page tables` : 'no KFlex heap fits'}; host ${(host.ramMb / 1024).toFixed(0)} GiB - client ${profile.vms.client.memory_mb / 1024} GiB - reserve ${profile.vms.host_reserve_mb / 1024} GiB = ${(available / 1024).toFixed(1)} GiB available${skipped.length ? `; ${skipped.map((h) => `${h} GiB`).join(', ')} heap(s) would need ${skipped.map((h) => `${(heapVmMemoryMb(h) / 1024).toFixed(0)} GiB`).join(', ')}` : ''}`,
   };
 }
 
@@ -129,7 +129,7 @@ export function heapDeviations(profile: Profile): Deviation[] {
   for (const [prog, gib] of Object.entries(profile.kflex.heap_gib) as Array<[keyof typeof ARTIFACT_HEAPS, number]>) {
     const a = ARTIFACT_HEAPS[prog];
     if (gib !== a)
-      out.push({ topic: 'scaled heap', artifact: `ffkx_heap(${a}): a ${a} GiB heap for ${prog}`, lab: `ffkx_heap(${gib}) rewritten into the ${prog} program at build time (${gib} GiB)`, why: `the host cannot hold ${a} GiB (+ ~6 GiB of pools) in the server VM; kflex.heap_gib.${prog} scales it`, affects: prog === 'bench' ? 'datastructures, guards' : { kmemcache: 'memcache', kmemcached: 'redis-getset', kredis: 'redis-zadd' }[prog] });
+      out.push({ topic: 'scaled heap', artifact: `ffkx_heap(${a}): a ${a} GiB heap for ${prog}`, lab: `ffkx_heap(${gib}) rewritten into the ${prog} program at build time (${gib} GiB)`, why: `the host cannot hold a ${a} GiB heap in the server VM; kflex.heap_gib.${prog} scales it`, affects: prog === 'bench' ? 'datastructures, guards' : { kmemcache: 'memcache', kmemcached: 'redis-getset', kredis: 'redis-zadd' }[prog] });
   }
   return out;
 }

@@ -95,3 +95,15 @@ describe('cell runner', () => {
     expect(calls).toBe(4); // cell 2 and cell 3 ran again, cell 1 was kept
   });
 });
+
+describe('resume asks what the run asked', () => {
+  it('names the difference and gives the exact command that finishes the run', async () => {
+    const { runRequest, resumeMismatch, resumeCommand } = await import('../../lab/run.js');
+    const smoke = loadConfig({ profile: 'smoke', env: {}, set: ['vms.client.memory_mb=2048'] });
+    const recorded = runRequest(smoke, { quick: true, only: ['redis-zadd', 'memcache'] });
+    expect(resumeCommand(recorded, '/r/20261127T000000Z-smoke')).toBe("kflex-lab reproduce --profile smoke --quick --only memcache redis-zadd --set vms.client.memory_mb=2048 --resume /r/20261127T000000Z-smoke");
+    const paper = loadConfig({ profile: 'paper', env: {} });
+    expect(resumeMismatch(recorded, runRequest(paper, {}))).toBe('profile smoke (now paper), --quick (now without), --only memcache redis-zadd (now all), overrides --set vms.client.memory_mb=2048 (now none)');
+    expect(resumeMismatch(recorded, runRequest(smoke, { quick: true, only: ['memcache', 'redis-zadd'] }))).toBeUndefined();
+  });
+});
