@@ -126,8 +126,20 @@ program
   .argument('<stage>', 'llvm | kernel | kflex | image | all')
   .addOption(new Option('--force <stage...>', 'rebuild these stages even when cached (or all)'))
   .option('--configure-only', 'kernel only: configure and verify the profile\'s kernel source (base + fragments + olddefconfig), compile nothing, cache nothing')
-  .action(async (stage: string, o: { force?: string[]; configureOnly?: boolean }, cmd: Command) => {
+  .option('--deb', 'kernel only: also package it as Debian packages (make bindeb-pkg, same source and verified config) to boot on your own hosts; prints them and the steps to install and boot them')
+  .action(async (stage: string, o: { force?: string[]; configureOnly?: boolean; deb?: boolean }, cmd: Command) => {
     const started = Date.now();
+    if (o.deb) {
+      if (stage !== 'kernel' || o.configureOnly) throw new LabError(`--deb packages the kernel stage: use it as 'build kernel --deb', without --configure-only`, ExitCode.usage);
+      const config = configFrom(cmd);
+      const { buildKernelDebs } = await import('./lab/plan.js');
+      const { debs: d, steps } = await buildKernelDebs(config, o.force ?? []);
+      console.log(`Debian packages of kernel ${d.release} (profile ${config.profileName}) in ${d.dir}:`);
+      for (const p of d.packages) console.log(`  ${p.role.padEnd(9)} ${p.file}  ${(p.bytes / 1e6).toFixed(1)} MB  sha256 ${p.sha256}`);
+      console.log(['', ...steps].join('\n'));
+      console.error(`packaged in ${fmtSeconds((Date.now() - started) / 1000)}`);
+      return;
+    }
     if (o.configureOnly) {
       if (stage !== 'kernel') throw new LabError(`--configure-only applies to the kernel stage, not ${stage}`, ExitCode.usage);
       const { configureKernelOnly } = await import('./lab/plan.js');

@@ -145,7 +145,7 @@ export const HOST_PACKAGES_FILE = join(dirname(fileURLToPath(import.meta.url)), 
 export function renderHostPackages(groups: readonly NeedGroup[]): string {
   const head = [
     '# Debian packages .ci/install-deps installs: the union of every host program the lab declares',
-    '# (core/requirements.ts, llvm/stage.ts, kernel/stage.ts, images/stage.ts, images/kflex.ts; gathered by lab/requirements.ts).',
+    '# (core/requirements.ts, llvm/stage.ts, kernel/stage.ts, kernel/deb.ts, images/stage.ts, images/kflex.ts; gathered by lab/requirements.ts).',
     '# Generated; do not edit. Regenerate: npx tsx lab/requirements.ts --write (a unit test checks it is current).',
   ];
   return [...head, ...packageTable(groups).map((r) => `${r.package.padEnd(24)} # ${r.needs.join(', ')}`)].join('\n') + '\n';

@@ -172,7 +172,7 @@ export function assess(ins: Inspection, o: { heaps: number[]; profileCpus: Recor
               : btf.kind === 'no-bpftool'
                 ? 'no bpftool to read the kernel BTF with: KFlex cannot be probed (install bpftool)'
                 : `kernel ${f.kernel} is not a KFlex kernel (BPF_MAP_TYPE_HEAP is not in its BTF): KFlex cells will be skipped, user-space cells run`,
-          fix: "to run the KFlex cells, boot the KFlex kernel on this host: build the paper profile's kernel (kflex-lab build kernel --profile paper: KFlex-linux at the pinned commit, verified config), install it with your distribution's tools (its bzImage, modules and headers are in the stage's output), and reboot into it. The lab never reboots a machine by itself.",
+          fix: "to run the KFlex cells, boot the KFlex kernel on this host: kflex-lab build kernel --deb --profile paper builds it (KFlex-linux at the pinned commit, verified config) as Debian packages and prints the steps: dpkg -i, update-grub, reboot into it, then hosts check again. The lab never reboots a machine by itself.",
         });
       add({ host: role, name: 'la57', level: 'ok', detail: f.cpu.la57 ? '5-level paging active (la57 in /proc/cpuinfo)' : '4-level paging (no la57 in /proc/cpuinfo): only heaps of 256 GiB and more can be placed (64 and 128 GiB and every scaled heap need 5-level paging)' });
       // The runner's own rule decides; the words are shorter than its (which speak of VM settings).

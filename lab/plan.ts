@@ -8,6 +8,7 @@ import type { StageOutput } from '../core/stage.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { configureOnly } from '../kernel/stage.js';
+import { kernelDebOutputs, installSteps } from '../kernel/deb.js';
 import { planCells } from '../experiments/runner.js';
 import { forecast, parseAssumeHost, thisHost, type CellForecast, type HostShape } from './sizing.js';
 
@@ -70,4 +71,12 @@ export async function configureKernelOnly(config: ResolvedConfig): Promise<{ sou
     detach();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** `build kernel --deb`: the kernel-deb stage, its packages, and the steps to install and boot them on a host. */
+export async function buildKernelDebs(config: ResolvedConfig, force: string[]) {
+  const debs = kernelDebOutputs((await build(config, 'kernel-deb', force))['kernel-deb']!);
+  const k = config.profile.kernel;
+  const described = [k.base, ...k.fragments, ...(Object.keys(k.extra).length ? [`${Object.keys(k.extra).length} extra options`] : [])].join(' + ');
+  return { debs, steps: installSteps({ ...debs, kflex: config.profile.image.kflex, config: described }) };
 }

@@ -4,6 +4,7 @@ import { DEFAULT_CONFIG, listProfiles, loadConfig, type Profile } from '../core/
 import { SOURCE_NEEDS, TESTBED_NEEDS, TEST_NEEDS, HOST_PACKAGES_FILE, renderHostPackages, toolchainNeeds, type NeedGroup } from '../core/requirements.js';
 import { LLVM_PROGRAMS, LLVM_SOURCE_BUILD_PROGRAMS } from '../llvm/stage.js';
 import { KERNEL_PROGRAMS } from '../kernel/stage.js';
+import { KERNEL_DEB_PROGRAMS } from '../kernel/deb.js';
 import { IMAGE_PROGRAMS } from '../images/stage.js';
 import { KFLEX_PROGRAMS } from '../images/kflex.js';
 
@@ -33,7 +34,8 @@ export function profileNeedGroups(profile: Profile): NeedGroup[] {
 export function allNeedGroups(configFile = DEFAULT_CONFIG): NeedGroup[] {
   const groups: NeedGroup[] = [];
   for (const { name } of listProfiles(configFile)) groups.push(...(profileNeedGroups(loadConfig({ file: configFile, profile: name, env: {} }).profile)));
-  groups.push({ stage: 'llvm', needs: LLVM_SOURCE_BUILD_PROGRAMS }, ...Object.values(SOURCE_NEEDS).map((needs) => ({ stage: 'sources', needs })), { stage: 'tests', needs: TEST_NEEDS });
+  // kernel-deb is built only on demand (build kernel --deb): installed, never asked for by the doctor.
+  groups.push({ stage: 'llvm', needs: LLVM_SOURCE_BUILD_PROGRAMS }, { stage: 'kernel-deb', needs: KERNEL_DEB_PROGRAMS }, ...Object.values(SOURCE_NEEDS).map((needs) => ({ stage: 'sources', needs })), { stage: 'tests', needs: TEST_NEEDS });
   return groups;
 }
 

@@ -7,11 +7,15 @@ import { LlvmStage, llvmOutputs } from '../llvm/stage.js';
 import { KernelStage, kernelOutputs } from '../kernel/stage.js';
 import { ImageStage, imageOutputs } from '../images/stage.js';
 import { KflexStage } from '../images/kflex.js';
+import { KernelDebStage } from '../kernel/deb.js';
 
-/** The stage graph for a profile: the one place that knows every stage. */
-export function stageRegistry(config: ResolvedConfig): Map<string, Stage> {
+/**
+ * The stage graph for a profile: the one place that knows every stage. `onDemand` adds the stages built
+ * only when named (kernel-deb, by `build kernel --deb`), never by `build all` or a run.
+ */
+export function stageRegistry(config: ResolvedConfig, o: { onDemand?: boolean } = {}): Map<string, Stage> {
   const withKflex = config.profile.image.kflex;
-  const stages: Stage[] = [new LlvmStage(), new KernelStage(), ...(withKflex ? [new KflexStage()] : []), new ImageStage(withKflex)];
+  const stages: Stage[] = [new LlvmStage(), new KernelStage(), ...(withKflex ? [new KflexStage()] : []), new ImageStage(withKflex), ...(o.onDemand ? [new KernelDebStage()] : [])];
   return new Map(stages.map((s) => [s.id, s]));
 }
 
@@ -20,7 +24,7 @@ export const TESTBED_TARGETS = ['llvm', 'kernel', 'image'];
 
 /** Build targets and their dependencies (cached ones are reused), reporting on the run's one bus. */
 export async function buildTargets(config: ResolvedConfig, targets: string[], bus: EventBus, force: string[] = []): Promise<Record<string, StageOutput>> {
-  const planned = await plan(stageRegistry(config), targets, config, config.cacheRoot);
+  const planned = await plan(stageRegistry(config, { onDemand: true }), targets, config, config.cacheRoot);
   return buildStages(planned, config, config.cacheRoot, bus, { force });
 }
 

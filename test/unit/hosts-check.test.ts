@@ -119,7 +119,7 @@ describe('what hosts check says from those facts', () => {
     expect(heaps[0]).toBeGreaterThanOrEqual(64);
     const a = assess(ins(), { heaps, profileCpus: { server: 8, client: 8 } });
     expect(a.checks.find((c) => c.name === 'heap ram')).toMatchObject({ level: 'warn', detail: expect.stringMatching(/^1\.0 GiB of RAM: the KFlex heaps \d+ GiB \(needs ~\d+ GiB of RAM\)/) });
-    expect(a.checks.find((c) => c.name === 'kflex kernel')).toMatchObject({ level: 'warn', fix: expect.stringMatching(/kflex-lab build kernel --profile paper.*never reboots/) });
+    expect(a.checks.find((c) => c.name === 'kflex kernel')).toMatchObject({ level: 'warn', fix: expect.stringMatching(/kflex-lab build kernel --deb --profile paper.*never reboots/) });
     expect(a.checks.find((c) => c.host === 'server' && c.name === 'cpus')).toMatchObject({ level: 'warn' });
     expect(profileHeaps(smoke, EXPERIMENTS)).toEqual(heaps.filter((h) => profileHeaps(smoke, EXPERIMENTS).includes(h)));
   });
