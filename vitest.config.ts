@@ -17,6 +17,8 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          // bin/kflex-lab.mjs runs dist/ when it is current: build it first, so the tests run the compiled CLI.
+          globalSetup: ['test/e2e/setup.ts'],
           // The VM tests share one cache and boot guests: run files one after another.
           pool: 'forks',
           poolOptions: { forks: { singleFork: true } },

@@ -1,8 +1,8 @@
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { existsSync } from 'node:fs';
+import { LAB_ROOT } from '../core/paths.js';
 
-export const BPF_DIR = dirname(fileURLToPath(import.meta.url));
+export const BPF_DIR = join(LAB_ROOT, 'bpf');
 export const XDP_PROBE_SRC = join(BPF_DIR, 'xdp_probe.bpf.c');
 
 /** argv to compile one BPF C file for --target=bpf with the chosen clang. */

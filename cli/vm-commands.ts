@@ -2,8 +2,10 @@ import type { Command } from 'commander';
 import { spawnSync } from 'node:child_process';
 import { ExitCode } from '../core/errors.js';
 import { sshArgv } from '../core/ssh.js';
-import { up, down, status, guest } from '../lab/vms.js';
 import { configFrom, globalOpts } from './common.js';
+
+// lab/vms.js (QEMU, the link, the testbed) loads when a VM verb runs, not for --help or a build.
+const vms = () => import('../lab/vms.js');
 
 export function registerVmCommands(program: Command): void {
   const dirOpt = ['--vm <name>', 'which set of VMs (default: $KFLEX_LAB_VM or "default"); each lives in <cache>/vms/<name>'] as const;
@@ -16,6 +18,7 @@ export function registerVmCommands(program: Command): void {
     .description('build what is missing, boot the server and client VMs (KVM, else TCG) on the experiment link, wait for SSH, check native XDP, print how to connect')
     .option(...dirOpt)
     .action(async (o: { vm?: string }, cmd: Command) => {
+      const { up } = await vms();
       const r = await up(configFrom(cmd), { vm: o.vm, eventsFile: globalOpts(cmd).events });
       console.log(`VMs up in ${r.dir} (accel ${r.accel}, link ${r.link})`);
       console.log(`native XDP check: mode ${r.xdp.mode}, sent ${r.xdp.sent}, counted ${r.xdp.counted}`);
@@ -29,6 +32,7 @@ export function registerVmCommands(program: Command): void {
     .description('stop the VMs (QMP quit, then SIGTERM, then SIGKILL) and remove their overlays, taps, bridge and namespace')
     .option(...dirOpt)
     .action(async (o: { vm?: string }, cmd: Command) => {
+      const { down } = await vms();
       const r = await down(configFrom(cmd), { vm: o.vm, log: (m) => console.error(m) });
       cleaned(r.staleCleaned);
       console.log(r.stopped ? `VMs in ${r.dir} stopped and removed` : `no VMs in ${r.dir}`);
@@ -39,6 +43,7 @@ export function registerVmCommands(program: Command): void {
     .description('show the VMs of a VM directory: pids, SSH ports, link, accelerator, stale runs')
     .option(...dirOpt)
     .action(async (o: { vm?: string }, cmd: Command) => {
+      const { status } = await vms();
       const r = await status(configFrom(cmd), { vm: o.vm });
       cleaned(r.staleCleaned);
       const s = r.state;
@@ -53,6 +58,7 @@ export function registerVmCommands(program: Command): void {
     .argument('<vm>', 'server | client')
     .option(...dirOpt)
     .action(async (vm: string, o: { vm?: string }, cmd: Command) => {
+      const { guest } = await vms();
       const host = await guest(configFrom(cmd), { vm: o.vm }, vm);
       const argv = sshArgv(host.target, [], { tty: true });
       const r = spawnSync(argv[0]!, argv.slice(1), { stdio: 'inherit' });
@@ -66,6 +72,7 @@ export function registerVmCommands(program: Command): void {
     .argument('<cmd...>', 'the command (after --)')
     .option(...dirOpt)
     .action(async (vm: string, argv: string[], o: { vm?: string }, cmd: Command) => {
+      const { guest } = await vms();
       const host = await guest(configFrom(cmd), { vm: o.vm }, vm);
       const r = await host.exec(argv, { allowFailure: true, onLine: (l) => console.log(l) });
       process.exitCode = r.code === 0 ? 0 : ExitCode.checkFailed;

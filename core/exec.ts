@@ -1,7 +1,7 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { accessSync, constants, createWriteStream, type WriteStream } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { $ } from 'zx';
+import { delimiter, dirname, join } from 'node:path';
 import { LabError, ExitCode } from './errors.js';
 
 /** A command line as an argv array: the lab never builds shell strings (zx quotes each element). */
@@ -39,6 +39,8 @@ export async function run(argv: Argv, opts: RunOptions = {}): Promise<RunResult>
     log?.write(line + '\n');
     opts.onLine?.(line);
   });
+  // zx is loaded at the first command, not at start: a cached `build all` runs none.
+  const { $ } = await import('zx');
   const p = $({
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env } as NodeJS.ProcessEnv,
@@ -65,14 +67,31 @@ export async function run(argv: Argv, opts: RunOptions = {}): Promise<RunResult>
   return { code, stdout: out.stdout, stderr: out.stderr };
 }
 
-/** Output of a short probe command, or undefined when it cannot run (missing binary, failure). */
-export async function probe(argv: Argv, timeoutMs = 20_000): Promise<string | undefined> {
-  try {
-    const r = await run(argv, { timeoutMs, allowFailure: true });
-    return r.code === 0 ? r.stdout + r.stderr : undefined;
-  } catch {
-    return undefined;
-  }
+/**
+ * Output of a short probe command (stdout + stderr), or undefined when it cannot run (missing binary,
+ * failure, timeout). Spawned directly, without a shell or zx: the stages probe tool versions at every
+ * start, and a cached `build all` must stay a fraction of a second.
+ */
+export function probe(argv: Argv, timeoutMs = 20_000): Promise<string | undefined> {
+  // A program that is not there is answered without a fork: the toolchain search asks for clang-25 down to
+  // clang-19, and each failed spawn forks this whole process first.
+  if (!argv[0]!.includes('/') && !onPath(argv[0]!)) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    execFile(argv[0]!, argv.slice(1), { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20, encoding: 'utf8' }, (err, stdout, stderr) => resolve(err ? undefined : stdout + stderr));
+  });
+}
+
+/** Whether an executable `name` is in one of PATH's directories. */
+export function onPath(name: string, path = process.env.PATH ?? ''): boolean {
+  return path.split(delimiter).some((d) => {
+    if (!d) return false;
+    try {
+      accessSync(join(d, name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 export function lastLines(text: string, n: number): string[] {

@@ -1,5 +1,6 @@
-import { logUpdateStderr as logUpdate } from 'log-update';
 import type { EventBus, LabEvent } from './events.js';
+
+type LogUpdate = (typeof import('log-update'))['logUpdateStderr'];
 
 const stamp = () => new Date().toISOString().slice(11, 19);
 
@@ -14,7 +15,11 @@ export function plainView(bus: EventBus, write: (s: string) => void = (s) => pro
 /** Interactive view: one live line per running stage with elapsed time and its last log line. */
 export function ttyView(bus: EventBus): () => void {
   const active = new Map<string, { started: number; last: string }>();
+  // log-update is only needed on a terminal: loaded here, not at start; until it is, events print as plain lines.
+  let logUpdate: LogUpdate | undefined;
+  void import('log-update').then((m) => (logUpdate = m.logUpdateStderr));
   const render = () => {
+    if (!logUpdate) return;
     const cols = process.stderr.columns ?? 100;
     logUpdate(
       [...active.entries()]
@@ -34,14 +39,14 @@ export function ttyView(bus: EventBus): () => void {
     if (e.type === 'stage-done' || e.type === 'stage-failed' || e.type === 'stage-cached') active.delete(e.stage);
     const msg = describe(e);
     if (msg) {
-      logUpdate.clear();
+      logUpdate?.clear();
       process.stderr.write(`[${stamp()}] ${msg}\n`);
     }
     render();
   });
   return () => {
     clearInterval(timer);
-    logUpdate.clear();
+    logUpdate?.clear();
     off();
   };
 }

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, writeFile, rm } from 'node:fs/promises';
 import { join, basename } from 'node:path';
-import * as tar from 'tar';
 import type { Source } from './config.js';
 import { run, probe } from './exec.js';
 import { LabError, ExitCode } from './errors.js';
@@ -125,6 +124,7 @@ export async function sha256File(file: string): Promise<string> {
 export async function extractSingleRoot(file: string, dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
+  const tar = await import('tar');
   await tar.x({ file, cwd: dir, strip: 1 });
 }
 

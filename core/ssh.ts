@@ -1,4 +1,3 @@
-import { quote } from 'zx';
 import type { Host, HostExecOptions } from './host.js';
 import { run, type RunResult } from './exec.js';
 
@@ -15,6 +14,23 @@ export interface SshTarget {
   options?: Record<string, string>;
   /** Run ssh/scp through this prefix, e.g. ['ip', 'netns', 'exec', NS] for a VM whose forward lives in a namespace. */
   wrapper?: string[];
+  /**
+   * A ControlPath: every ssh/scp to this host shares one connection (under TCG each new one costs a key
+   * exchange in an emulated CPU, about a second). The master stays while commands come, exits when idle or
+   * when the guest goes away, and is closed when the VMs are torn down (vm/state.ts).
+   */
+  controlPath?: string;
+}
+
+/** Seconds an idle shared connection stays open: long enough for a student's next `kflex-lab exec`. */
+export const CONTROL_PERSIST_S = 300;
+
+/**
+ * POSIX single quoting for the remote shell (dash, bash, zsh alike; bash's $'...' is not POSIX). Plain
+ * words stay bare so logs read naturally.
+ */
+export function shQuote(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
 /** ssh/scp options shared by every call: the lab's key, the pinned host key, no prompts, bounded connects. */
@@ -30,6 +46,7 @@ export function sshOptions(t: SshTarget): string[] {
     ServerAliveCountMax: '6',
     LogLevel: 'ERROR',
     ...(t.hostKeyAlias ? { HostKeyAlias: t.hostKeyAlias } : {}),
+    ...(t.controlPath ? { ControlMaster: 'auto', ControlPath: t.controlPath, ControlPersist: String(CONTROL_PERSIST_S) } : {}),
     ...t.options,
   };
   return Object.entries(o).flatMap(([k, v]) => ['-o', `${k}=${v}`]);
@@ -37,7 +54,7 @@ export function sshOptions(t: SshTarget): string[] {
 
 export function sshArgv(t: SshTarget, remote: readonly string[], opts: { tty?: boolean } = {}): string[] {
   // The remote side is a shell: quote every argv element so it arrives as one word.
-  return [...(t.wrapper ?? []), 'ssh', '-F', '/dev/null', ...sshOptions(t), ...(opts.tty ? ['-t'] : []), '-p', String(t.port), `${t.user}@${t.host}`, ...(remote.length ? ['--', remote.map((a) => quote(a)).join(' ')] : [])];
+  return [...(t.wrapper ?? []), 'ssh', '-F', '/dev/null', ...sshOptions(t), ...(opts.tty ? ['-t'] : []), '-p', String(t.port), `${t.user}@${t.host}`, ...(remote.length ? ['--', remote.map(shQuote).join(' ')] : [])];
 }
 
 export function scpArgv(t: SshTarget, from: string, to: string): string[] {

@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rename, rm, writeFile, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
 import lockfile from 'proper-lockfile';
 import type { EventBus } from './events.js';
 import type { ResolvedConfig } from './config.js';
 import { LabError, ExitCode } from './errors.js';
 import { tailOf } from './exec.js';
+import { pidAlive } from './host-probe.js';
+
+// pidAlive lives in core/host-probe.ts now; re-exported for the modules that import it from here.
+export { pidAlive };
 
 /** What a stage gets while it builds. */
 export interface StageContext {
@@ -165,24 +168,3 @@ async function sweepTemporaries(stageDir: string, fp: string): Promise<void> {
     await rm(join(stageDir, name), { recursive: true, force: true });
   }
 }
-
-/**
- * Whether a process runs. A zombie does not: a daemonized QEMU that was killed stays a zombie until init
- * reaps it (in containers, maybe never), and kill(pid, 0) still succeeds on it.
- */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    // /proc/PID/stat: "pid (comm) S ...": the state follows the last ')', since comm may hold one.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true; // no /proc (not Linux): trust kill(0)
-  }
-}
-
-

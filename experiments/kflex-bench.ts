@@ -27,7 +27,10 @@ export const datastructures: Experiment = {
   estimateCellSeconds: (_s, accel) => (accel === 'tcg' ? 3600 : 900),
   async runCell(ctx) {
     const filter = String(ctx.params.filter ?? 'Zipfian');
+    // No server: ffkx-bench loads its skeleton (and fills its heap) inside the measured run.
+    ctx.phase('measurement');
     await ctx.exec(ctx.server, 'bench', ['taskset', '-c', '0', `${KFLEX_GUEST_DIR}/ffkx-bench`, `--benchmark_filter=${filter}`, '--benchmark_out=/tmp/ffkx-bench.json', '--benchmark_out_format=json'], { timeoutMs: 4 * 3600_000 });
+    ctx.phase('collection');
     const json = (await ctx.exec(ctx.server, 'json', ['cat', '/tmp/ffkx-bench.json'])).stdout;
     const results = parseGbenchJson(json);
     const { metrics, errors } = gbenchMetrics(results);
@@ -69,6 +72,7 @@ export const guards: Experiment = {
   ],
   estimateCellSeconds: () => 1,
   async runCell(ctx) {
+    ctx.phase('collection');
     const logs = await kernelLogsOf(join(ctx.runDir, 'runs', 'datastructures'));
     if (!logs.length) throw new LabError('no kernel log from experiment 4 (datastructures) in this run: run it first (--only datastructures guards)', ExitCode.checkFailed);
     const c = compareGuards(parseGuardLines(logs.join('\n')), SEED_GUARDS);

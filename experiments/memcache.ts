@@ -1,6 +1,6 @@
 import type { Experiment } from './types.js';
-import { GuestServer, detachXdp } from './server.js';
-import { parseMemcaslap } from './parsers.js';
+import { GuestServer } from './server.js';
+import { parseMemcaslap, type Metrics } from './parsers.js';
 import { KFLEX_GUEST_DIR, SERVICE_PORT } from '../core/guest.js';
 
 /** memcaslap's -F file: key/value `min max proportion`, cmd `type proportion` (0 = set, 1 = get). */
@@ -34,20 +34,32 @@ export const memcache: Experiment = {
   async runCell(ctx, variant) {
     const p = ctx.params;
     const threads = Number(p.threads ?? 1);
-    const server =
-      variant.id === 'kflex'
-        ? new GuestServer(ctx.server, 'ffkx', [`${KFLEX_GUEST_DIR}/ffkx`, '--kmemcache', '--ifindex', String(ctx.caps.linkIfindex)])
-        : new GuestServer(ctx.server, 'memcached', ['memcached', '-u', 'root', '-l', '0.0.0.0', '-p', String(SERVICE_PORT), '-U', String(SERVICE_PORT), '-t', String(Math.max(1, ctx.caps.serverCpus)), '-m', '256']);
-    await server.start(variant.id === 'kflex' ? { line: /Memcache ready!/ } : { tcpPort: SERVICE_PORT }, variant.id === 'kflex' ? 900_000 : 60_000);
+    const kflex = variant.id === 'kflex';
+    const server = kflex
+      ? new GuestServer(ctx.server, 'ffkx', [`${KFLEX_GUEST_DIR}/ffkx`, '--kmemcache', '--ifindex', String(ctx.caps.linkIfindex)])
+      : new GuestServer(ctx.server, 'memcached', ['memcached', '-u', 'root', '-l', '0.0.0.0', '-p', String(SERVICE_PORT), '-U', String(SERVICE_PORT), '-t', String(Math.max(1, ctx.caps.serverCpus)), '-m', '256']);
+    let metrics: Metrics | undefined;
+    let log = '';
     try {
-      await ctx.exec(ctx.client, 'config', ['sh', '-c', 'cat > /tmp/memcaslap.cfg'], { input: memcaslapConfig(String(p.set_get ?? '10:90'), Number(p.value_size ?? 32)) });
+      // The client's -F file is written while the server starts: the two machines work at once.
+      const [s] = await Promise.all([
+        server.start(kflex ? { text: 'Memcache ready!' } : { tcpPort: SERVICE_PORT }, kflex ? 900_000 : 60_000),
+        ctx.exec(ctx.client, 'config', ['sh', '-c', 'cat > /tmp/memcaslap.cfg'], { input: memcaslapConfig(String(p.set_get ?? '10:90'), Number(p.value_size ?? 32)) }),
+      ]);
+      ctx.phase('ready', Date.now() - s.readySeconds * 1000);
       const run = { threads, concurrency: Number(p.concurrency ?? 8), udp: true };
-      if (ctx.settings.warmup_s > 0) await ctx.exec(ctx.client, 'warmup', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.warmup_s }), { timeoutMs: (ctx.settings.warmup_s + 120) * 1000 });
+      if (ctx.settings.warmup_s > 0) {
+        ctx.phase('warm-up');
+        await ctx.exec(ctx.client, 'warmup', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.warmup_s }), { timeoutMs: (ctx.settings.warmup_s + 120) * 1000 });
+      }
+      ctx.phase('measurement');
       const out = await ctx.exec(ctx.client, 'client', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.duration_s }), { timeoutMs: (ctx.settings.duration_s + 180) * 1000 });
-      return { metrics: parseMemcaslap(out.stdout), files: { 'server.log': await server.log() } };
+      metrics = parseMemcaslap(out.stdout);
     } finally {
-      await server.stop();
-      if (variant.id === 'kflex') await detachXdp(ctx.server, ctx.linkIf);
+      // Stopped (and ffkx's XDP program detached) whatever happened; its log comes back in the same round trip.
+      ctx.phase('reset');
+      log = await server.stop({ detachXdpFrom: kflex ? ctx.linkIf : undefined });
     }
+    return { metrics: metrics!, files: { 'server.log': log } };
   },
 };

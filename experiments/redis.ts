@@ -1,11 +1,11 @@
-import type { Experiment, CellContext, VariantDef } from './types.js';
-import { GuestServer, detachXdp } from './server.js';
+import type { Experiment, CellContext, CellOutcome, VariantDef } from './types.js';
+import { GuestServer } from './server.js';
 import { parseMemtier, parseRedisBenchmarkCsv, parseRedisBenchmark } from './parsers.js';
 import { KFLEX_GUEST_DIR, SERVICE_PORT } from '../core/guest.js';
 
-function redisServer(ctx: CellContext, variant: VariantDef, mode: '--kmemcached' | '--kredis', ready: RegExp) {
+function redisServer(ctx: CellContext, variant: VariantDef, mode: '--kmemcached' | '--kredis', ready: string) {
   return variant.id === 'kflex'
-    ? { server: new GuestServer(ctx.server, 'ffkx', [`${KFLEX_GUEST_DIR}/ffkx`, mode, '--ifindex', String(ctx.caps.linkIfindex)]), ready: { line: ready }, timeoutMs: 900_000 }
+    ? { server: new GuestServer(ctx.server, 'ffkx', [`${KFLEX_GUEST_DIR}/ffkx`, mode, '--ifindex', String(ctx.caps.linkIfindex)]), ready: { text: ready }, timeoutMs: 900_000 }
     : {
         server: new GuestServer(ctx.server, 'redis-server', ['redis-server', '--port', String(SERVICE_PORT), '--bind', '0.0.0.0', '--protected-mode', 'no', '--save', '', '--appendonly', 'no']),
         ready: { tcpPort: SERVICE_PORT },
@@ -13,15 +13,21 @@ function redisServer(ctx: CellContext, variant: VariantDef, mode: '--kmemcached'
       };
 }
 
-async function withServer<T>(ctx: CellContext, variant: VariantDef, mode: '--kmemcached' | '--kredis', ready: RegExp, body: (s: GuestServer) => Promise<T>): Promise<T> {
+/** The server up and ready, the measurement (body), then the server stopped (ffkx's XDP detached) and its log kept. */
+async function withServer(ctx: CellContext, variant: VariantDef, mode: '--kmemcached' | '--kredis', ready: string, body: () => Promise<CellOutcome>): Promise<CellOutcome> {
   const s = redisServer(ctx, variant, mode, ready);
-  await s.server.start(s.ready, s.timeoutMs);
+  let out: CellOutcome | undefined;
+  let log = '';
   try {
-    return await body(s.server);
+    const { readySeconds } = await s.server.start(s.ready, s.timeoutMs);
+    ctx.phase('ready', Date.now() - readySeconds * 1000);
+    ctx.phase('measurement');
+    out = await body();
   } finally {
-    await s.server.stop();
-    if (variant.id === 'kflex') await detachXdp(ctx.server, ctx.linkIf);
+    ctx.phase('reset');
+    log = await s.server.stop({ detachXdpFrom: variant.id === 'kflex' ? ctx.linkIf : undefined });
   }
+  return { ...out, files: { ...out.files, 'server.log': log } };
 }
 
 /**
@@ -82,14 +88,14 @@ export const redisGetSet: Experiment = {
   estimateCellSeconds: (s, accel) => s.duration_s * 2 + (accel === 'tcg' ? 25 : 8),
   async runCell(ctx, variant) {
     const p = ctx.params;
-    return withServer(ctx, variant, '--kmemcached', /Memcached ready!/, async (server) => {
+    return withServer(ctx, variant, '--kmemcached', 'Memcached ready!', async () => {
       const dataSize = Number(p.data_size ?? 64);
       const clients = p.clients === undefined ? undefined : Number(p.clients);
       const threads = Number(p.threads ?? 1);
       if (ctx.caps.memtier) {
         const requests = p.requests === undefined ? undefined : Number(p.requests);
         const out = await ctx.exec(ctx.client, 'client', memtierArgv(ctx.serverIp, { ratio: String(p.ratio ?? '10:90'), dataSize, threads, clients, requests, seconds: ctx.settings.duration_s }), { timeoutMs: ctx.boundMs });
-        return { metrics: parseMemtier(out.stdout), files: { 'server.log': await server.log() } };
+        return { metrics: parseMemtier(out.stdout) };
       }
       // Substitute: redis-benchmark runs a SET phase then a GET phase, so the SET:GET ratio is not applied.
       // The substitute needs a total count: memtier's per-client count times its connections, else a rate guess.
@@ -99,7 +105,6 @@ export const redisGetSet: Experiment = {
       return {
         metrics: { ...m, ops_sec: m.rps! },
         deviations: [`memtier_benchmark is not in the image: substituted redis-benchmark -t set,get (${requests} requests per phase; the ${String(p.ratio ?? '10:90')} SET:GET ratio is not applied)`],
-        files: { 'server.log': await server.log() },
       };
     });
   },
@@ -120,16 +125,16 @@ export const redisZadd: Experiment = {
   estimateCellSeconds: (s, accel) => (accel === 'tcg' ? 40 : 15),
   async runCell(ctx, variant) {
     const p = ctx.params;
-    return withServer(ctx, variant, '--kredis', /ToyRedis ready!/, async (server) => {
+    return withServer(ctx, variant, '--kredis', 'ToyRedis ready!', async () => {
       const load = { threads: Number(p.threads ?? 1), clients: p.clients === undefined ? undefined : Number(p.clients), requests: Number(p.requests ?? 20000) };
       // Both variants use the same client when memtier is there, so the comparison is like for like.
       if (ctx.caps.memtier) {
         const out = await ctx.exec(ctx.client, 'client', memtierZaddArgv(ctx.serverIp, load), { timeoutMs: ctx.boundMs });
         const m = parseMemtier(out.stdout);
-        return { metrics: { ...m, rps: m.ops_sec! }, deviations: [MEMTIER_ZADD_DEVIATION], files: { 'server.log': await server.log() } };
+        return { metrics: { ...m, rps: m.ops_sec! }, deviations: [MEMTIER_ZADD_DEVIATION] };
       }
       const out = await ctx.exec(ctx.client, 'client', redisBenchmarkZaddArgv(ctx.serverIp, load), { timeoutMs: ctx.boundMs });
-      return { metrics: parseRedisBenchmarkCsv(out.stdout), files: { 'server.log': await server.log() } };
+      return { metrics: parseRedisBenchmarkCsv(out.stdout) };
     });
   },
 };

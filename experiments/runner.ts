@@ -4,11 +4,12 @@ import { ARTIFACT_HEAPS, type Profile, type ExperimentSettings } from '../core/c
 import type { EventBus } from '../core/events.js';
 import type { Host } from '../core/host.js';
 import { LINK_IF, KFLEX_GUEST_DIR } from '../core/guest.js';
-import type { Capabilities, CellStatus, Experiment, Params, ParamValue, VariantDef, CellContext } from './types.js';
+import type { Capabilities, CellStatus, Experiment, Params, ParamValue, VariantDef, CellContext, CellPhase } from './types.js';
 import type { Metrics } from './parsers.js';
 import type { Accel } from '../core/testbed.js';
 import { resetHosts } from './server.js';
 import { waitUntil } from '../core/retry.js';
+import { LabError, ExitCode } from '../core/errors.js';
 import { heapPlacement, heapVmMemoryMb } from './heaps.js';
 import { EXPERIMENTS } from './index.js';
 
@@ -40,6 +41,30 @@ export interface CellRecord {
   rerun?: boolean;
   /** The KFlex heap this cell's server allocates, against the artifact's size. */
   heap?: { gib: number; artifact_gib: number; scaled: boolean };
+  /** Seconds in each phase of the cell (CELL_PHASES), in the order first entered. */
+  phases?: Partial<Record<CellPhase, number>>;
+  /** Everything but warm-up and measurement: what the harness costs per cell. */
+  fixed_seconds?: number;
+}
+
+/** Marks of the phases a cell enters, turned into seconds per phase at the end. */
+export function phaseClock(start: number) {
+  const marks: Array<{ name: CellPhase; at: number }> = [];
+  return {
+    mark(name: CellPhase, at = Date.now()): void {
+      // A mark placed after the fact (a server's ready time by the guest's clock) never goes before the last one.
+      marks.push({ name, at: Math.max(at, marks.at(-1)?.at ?? start, start) });
+    },
+    seconds(end = Date.now()): { phases: Partial<Record<CellPhase, number>>; fixed_seconds: number } {
+      const phases: Partial<Record<CellPhase, number>> = {};
+      marks.forEach((m, i) => {
+        const until = Math.max(m.at, marks[i + 1]?.at ?? end);
+        phases[m.name] = Math.round(((phases[m.name] ?? 0) + (until - m.at) / 1000) * 1000) / 1000;
+      });
+      const total = (end - start) / 1000;
+      return { phases, fixed_seconds: Math.round((total - (phases['warm-up'] ?? 0) - (phases.measurement ?? 0)) * 1000) / 1000 };
+    },
+  };
 }
 
 /** Apply `--quick`: fewer repetitions, shorter runs, the quick grid's values for the keys it names. */
@@ -103,37 +128,61 @@ export function heapUnfit(heapGiB: number, caps: Pick<Capabilities, 'serverMemor
   // Every heap map is allocated whole at map creation (ffkx's pools live inside it), plus the guest's own needs.
   const needMb = heapVmMemoryMb(heapGiB);
   if (caps.serverMemoryMb < needMb)
-    return `needs a ${heapGiB} GiB KFlex heap (allocated whole at map creation) + ~2 GiB for the guest (~${Math.ceil(needMb / 1024)} GiB); the server has ${(caps.serverMemoryMb / 1024).toFixed(1)} GiB: raise vms.server.memory_mb, or scale the heaps down (a recorded deviation)`;
+    return `needs a ${heapGiB} GiB KFlex heap (allocated whole at map creation) + the guest, its struct pages and page tables (~${Math.ceil(needMb / 1024)} GiB); the server has ${(caps.serverMemoryMb / 1024).toFixed(1)} GiB: raise vms.server.memory_mb, or scale the heaps down (a recorded deviation)`;
   if (!heapPlacement(heapGiB, caps.la57).fits)
     return `a ${heapGiB} GiB heap cannot be placed without 5-level paging: libbpf maps it at roundup(1 << 48, size) and steps down at most 1024 times, and the server's kernel runs with 4-level paging (no la57 in /proc/cpuinfo: the CPU model or the kernel lacks LA57)`;
   return undefined;
 }
 
-/** Probe the guests once: KFlex heap map type in the kernel's BTF, ffkx installed, memtier, link ifindex. */
+/**
+ * Everything the server is asked, in one shell (one SSH round trip): $1 the ffkx path, $2 the link NIC
+ * ($3 another BTF file, for tests).
+ * The KFlex heap map type is looked up in the BTF's string table (type names are NUL-separated strings
+ * there), not in a text dump of the whole BTF, which takes seconds under TCG. Linux clears the la57 flag
+ * when it runs with 4-level paging, so the flag means 5-level paging is active.
+ */
+export const SERVER_PROBE_SCRIPT = `echo "release=$(uname -r)"
+btf="\${3:-/sys/kernel/btf/vmlinux}"
+if [ -r "$btf" ]; then echo "heap=$(tr '\\000' '\\n' < "$btf" | grep -cx BPF_MAP_TYPE_HEAP)"; else echo heap=nobtf; fi
+if [ -x "$1" ]; then echo ffkx=yes; else echo ffkx=no; fi
+if grep -qw la57 /proc/cpuinfo; then echo la57=yes; else echo la57=no; fi
+echo "ifindex=$(cat "/sys/class/net/$2/ifindex")"`;
+export const CLIENT_PROBE_SCRIPT = 'if command -v memtier_benchmark >/dev/null; then echo memtier=yes; else echo memtier=no; fi';
+
+/** key=value lines, as the probe scripts print them. */
+export function parseProbeLines(out: string): Record<string, string> {
+  return Object.fromEntries(out.split('\n').map((l) => l.match(/^([a-z0-9_]+)=(.*)$/)).filter((m): m is RegExpMatchArray => !!m).map((m) => [m[1]!, m[2]!.trim()]));
+}
+
+/** Probe the guests once, each in one round trip and both at once: KFlex heap map type in the kernel's BTF, ffkx, memtier, LA57, link ifindex. */
 export async function probeCapabilities(server: Host, client: Host, facts: { nativeXdp: boolean; serverMemoryMb: number; serverCpus: number; accel: 'kvm' | 'tcg' | 'native'; linkIf?: string }): Promise<Capabilities> {
-  const release = (await server.exec(['uname', '-r'])).stdout.trim();
-  const btf = await server.exec(['sh', '-c', 'test -r /sys/kernel/btf/vmlinux || { echo nobtf; exit 0; }; bpftool btf dump file /sys/kernel/btf/vmlinux | grep -c "BPF_MAP_TYPE_HEAP" || true'], { allowFailure: true, timeoutMs: 120_000 });
-  const heapHits = Number(btf.stdout.trim()) || 0;
-  const kflexKernel = heapHits > 0;
-  const kflexKernelWhy = btf.stdout.includes('nobtf')
-    ? `guest kernel ${release} has no BTF (/sys/kernel/btf/vmlinux): cannot probe for KFlex`
-    : `guest kernel ${release} is not a KFlex kernel: BPF_MAP_TYPE_HEAP is not in its BTF (the smoke profile builds Debian's kernel; use the paper profile)`;
-  const ffkx = await server.exec(['test', '-x', `${KFLEX_GUEST_DIR}/ffkx`], { allowFailure: true });
-  const memtier = await client.exec(['sh', '-c', 'command -v memtier_benchmark'], { allowFailure: true });
-  // Linux clears the la57 flag when it runs with 4-level paging, so the flag means 5-level paging is active.
-  const la57 = await server.exec(['grep', '-qw', 'la57', '/proc/cpuinfo'], { allowFailure: true });
-  const ifindex = Number((await server.exec(['cat', `/sys/class/net/${facts.linkIf ?? LINK_IF}/ifindex`])).stdout.trim());
+  const linkIf = facts.linkIf ?? LINK_IF;
+  const [s, c] = await Promise.all([
+    server.exec(['sh', '-c', SERVER_PROBE_SCRIPT, 'probe', `${KFLEX_GUEST_DIR}/ffkx`, linkIf], { allowFailure: true, timeoutMs: 120_000 }),
+    client.exec(['sh', '-c', CLIENT_PROBE_SCRIPT], { allowFailure: true, timeoutMs: 60_000 }),
+  ]);
+  const sv = parseProbeLines(s.stdout);
+  const cv = parseProbeLines(c.stdout);
+  const release = sv.release ?? '';
+  const ifindex = Number(sv.ifindex);
+  if (!release || !Number.isInteger(ifindex) || ifindex <= 0 || !cv.memtier)
+    throw new LabError(`capability probe: the ${!cv.memtier ? 'client' : 'server'} did not answer it (exit ${!cv.memtier ? c.code : s.code}): ${(!cv.memtier ? c.stderr : s.stderr).trim().split('\n').slice(-3).join(' / ') || 'no output'}${release && !(ifindex > 0) ? `; no ifindex for ${linkIf}` : ''}`, ExitCode.infra);
+  const kflexKernel = (Number(sv.heap) || 0) > 0;
+  const kflexKernelWhy =
+    sv.heap === 'nobtf'
+      ? `guest kernel ${release} has no BTF (/sys/kernel/btf/vmlinux): cannot probe for KFlex`
+      : `guest kernel ${release} is not a KFlex kernel: BPF_MAP_TYPE_HEAP is not in its BTF (the smoke profile builds Debian's kernel; use the paper profile)`;
   return {
     kernelRelease: release,
     kflexKernel,
     kflexKernelWhy,
-    ffkx: ffkx.code === 0,
+    ffkx: sv.ffkx === 'yes',
     ffkxWhy: `${KFLEX_GUEST_DIR}/ffkx is not in the image (image.kflex is false in this profile)`,
     nativeXdp: facts.nativeXdp,
     serverMemoryMb: facts.serverMemoryMb,
     serverCpus: facts.serverCpus,
-    memtier: memtier.code === 0,
-    la57: la57.code === 0,
+    memtier: cv.memtier === 'yes',
+    la57: sv.la57 === 'yes',
     accel: facts.accel,
     linkIfindex: ifindex,
     bmc: false,
@@ -290,9 +339,11 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
       const overdue = new Promise<{ overdue: true }>((resolve) => {
         boundTimer = setTimeout(() => resolve({ overdue: true }), boundS * 1000);
       });
+      const clock = phaseClock(started);
+      clock.mark('server-start');
       try {
         const logFrom = await kmsgSeq(env.server);
-        const ctx = cellContext(cell, dir, env, boundS * 1000);
+        const ctx = cellContext(cell, dir, env, boundS * 1000, clock.mark);
         const work = cell.experiment.runCell(ctx, cell.variant).then(
           (out) => ({ out }),
           (e: unknown) => ({ error: e as Error }),
@@ -317,6 +368,7 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
           record = { ...base, status: 'ok', metrics: r.out.metrics, deviations: r.out.deviations, seconds: (Date.now() - started) / 1000 };
         }
         if (!lost) {
+          clock.mark('collection');
           // The server's kernel log of this cell (experiment 5 reads experiment 4's).
           const slice = await kmsgSince(env.server, logFrom);
           await writeFile(join(dir, 'kernel.log'), slice.gap ? `${slice.gap}\n${slice.text}` : slice.text);
@@ -328,6 +380,8 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
         watch?.stop();
         clearTimeout(boundTimer);
       }
+      const end = Date.now();
+      record = { ...record, seconds: (end - started) / 1000, ...clock.seconds(end) };
       if (lost) env.bus.emit({ type: 'testbed-lost', why: lost });
     }
     await writeFile(join(dir, 'status.json'), JSON.stringify(record, null, 2) + '\n');
@@ -337,8 +391,9 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
   return { records, lost };
 }
 
-function cellContext(cell: ExperimentCell, dir: string, env: CellEnv, boundMs: number): CellContext {
+function cellContext(cell: ExperimentCell, dir: string, env: CellEnv, boundMs: number, phase: CellContext['phase']): CellContext {
   return {
+    phase,
     boundMs,
     server: env.server,
     client: env.client,

@@ -1,50 +1,86 @@
 import type { Host } from '../core/host.js';
 import { LabError, ExitCode } from '../core/errors.js';
+import { lastLines } from '../core/exec.js';
+
+/**
+ * Launch a server in the background and wait, in the same remote shell, until it is ready: one SSH round
+ * trip however long the wait (each costs a fraction of a second under TCG, and a heap fill takes minutes).
+ * $1 log, $2 ready text ('' if none), $3 TCP port ('' if none; ready when this process listens on it, not
+ * a server left on the port by someone else), $4 seconds to wait, then the server's argv (positional,
+ * never re-parsed). Prints `launched T`, then `ready T`, `exited T` or `timeout T`, with T the
+ * guest's uptime (read from /proc, no process spawned).
+ */
+export const START_SCRIPT = `log="$1"; text="$2"; port="$3"; wait_s="$4"; shift 4
+nohup "$@" > "$log" 2>&1 < /dev/null &
+pid=$!
+read t0 _ < /proc/uptime
+echo "launched $t0 $pid"
+end=$(( \${t0%.*} + wait_s ))
+while :; do
+  read t _ < /proc/uptime
+  kill -0 "$pid" 2>/dev/null || { echo "exited $t"; exit 3; }
+  if [ -n "$text" ]; then grep -qF -- "$text" "$log" && { echo "ready $t"; exit 0; }
+  elif [ -n "$port" ]; then ss -Hltnp "sport = :$port" | grep -q "pid=$pid," && { echo "ready $t"; exit 0; }
+  else echo "ready $t"; exit 0; fi
+  [ "\${t%.*}" -ge "$end" ] && { echo "timeout $t"; exit 4; }
+  sleep 0.1
+done`;
+
+/**
+ * Stop a server and collect its log in one round trip: SIGTERM, SIGKILL after ~10 s, detach XDP from $3
+ * when given (ffkx leaves its program attached), then print the log. $1 pid ('' if none), $2 log.
+ */
+export const STOP_SCRIPT = `pid="$1"; log="$2"; ifname="$3"
+if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+  i=0
+  while kill -0 "$pid" 2>/dev/null; do
+    i=$((i + 1)); [ $i -gt 100 ] && { kill -9 "$pid" 2>/dev/null; break; }
+    sleep 0.1
+  done
+fi
+[ -z "$ifname" ] || ip link set dev "$ifname" xdp off 2>/dev/null
+cat "$log" 2>/dev/null
+true`;
+
+/** What the start script printed: the guest's uptime at launch and at the outcome, and the outcome. */
+export function parseStartOutput(out: string): { pid?: number; launched?: number; outcome?: 'ready' | 'exited' | 'timeout'; at?: number } {
+  const launched = out.match(/^launched ([\d.]+) (\d+)$/m);
+  const end = out.match(/^(ready|exited|timeout) ([\d.]+)$/m);
+  return { pid: launched ? Number(launched[2]) : undefined, launched: launched ? Number(launched[1]) : undefined, outcome: end?.[1] as 'ready' | 'exited' | 'timeout' | undefined, at: end ? Number(end[2]) : undefined };
+}
 
 /**
  * A server process started in the background on a guest, its output in a log file there.
- * Readiness is a line in that log (ffkx prints "... ready!") or a listening TCP port.
+ * Readiness is a text in that log (ffkx prints "... ready!") or a listening TCP port.
  */
 export class GuestServer {
   private pid?: number;
   constructor(readonly host: Host, readonly name: string, readonly argv: readonly string[], readonly logFile = `/tmp/${name}.log`) {}
 
-  async start(ready: { line?: RegExp; tcpPort?: number }, timeoutMs: number): Promise<void> {
-    // The wrapper script is fixed; the server's argv arrives as positional parameters, never re-parsed.
-    const r = await this.host.exec(['sh', '-c', 'log="$1"; shift; nohup "$@" > "$log" 2>&1 < /dev/null & echo $!', 'start', this.logFile, ...this.argv], { timeoutMs: 30_000 });
-    this.pid = Number(r.stdout.trim());
-    const started = Date.now();
-    while (Date.now() - started < timeoutMs) {
-      const alive = await this.host.exec(['kill', '-0', String(this.pid)], { allowFailure: true, timeoutMs: 15_000 });
-      if (alive.code !== 0) throw new LabError(`${this.name} exited before it was ready:\n${await this.tail(30)}`, ExitCode.checkFailed);
-      if (ready.line) {
-        const out = await this.host.exec(['cat', this.logFile], { allowFailure: true, timeoutMs: 15_000 });
-        if (ready.line.test(out.stdout)) return;
-      } else if (ready.tcpPort) {
-        const ss = await this.host.exec(['ss', '-Hltn', `sport = :${ready.tcpPort}`], { allowFailure: true, timeoutMs: 15_000 });
-        if (ss.stdout.trim()) return;
-      } else return;
-      await new Promise((res) => setTimeout(res, 1000));
-    }
-    const tail = await this.tail(30);
-    await this.stop();
-    throw new LabError(`${this.name} not ready within ${timeoutMs / 1000} s (${ready.line ? `waiting for ${ready.line}` : `port ${ready.tcpPort}`}):\n${tail}`, ExitCode.checkFailed);
+  /**
+   * Launch and wait until ready (one round trip). Returns how long the server took to become ready after
+   * it was launched, by the guest's clock: the cell's `ready` phase.
+   */
+  async start(ready: { text?: string; tcpPort?: number }, timeoutMs: number): Promise<{ readySeconds: number }> {
+    const waitS = Math.ceil(timeoutMs / 1000);
+    const r = await this.host.exec(['sh', '-c', START_SCRIPT, 'start', this.logFile, ready.text ?? '', ready.tcpPort ? String(ready.tcpPort) : '', String(waitS), ...this.argv], { timeoutMs: timeoutMs + 60_000, allowFailure: true });
+    const s = parseStartOutput(r.stdout);
+    this.pid = s.pid;
+    if (s.outcome === 'ready') return { readySeconds: Math.max(0, s.at! - s.launched!) };
+    const what = ready.text ? `waiting for '${ready.text}' in its log` : `port ${ready.tcpPort}`;
+    const why = s.outcome === 'exited' ? 'exited before it was ready' : s.outcome === 'timeout' ? `not ready within ${waitS} s (${what})` : `could not be started (exit ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')})`;
+    const log = await this.stop();
+    throw new LabError(`${this.name} ${why}:\n${lastLines(log, 30).map((l) => '  | ' + l).join('\n')}`, ExitCode.checkFailed);
   }
 
-  async tail(n: number): Promise<string> {
-    const r = await this.host.exec(['tail', '-n', String(n), this.logFile], { allowFailure: true, timeoutMs: 15_000 });
-    return r.stdout.split('\n').map((l) => '  | ' + l).join('\n');
-  }
-
-  async log(): Promise<string> {
-    return (await this.host.exec(['cat', this.logFile], { allowFailure: true, timeoutMs: 30_000 })).stdout;
-  }
-
-  /** SIGTERM, then SIGKILL after 10 s. */
-  async stop(): Promise<void> {
-    if (!this.pid) return;
-    await this.host.exec(['sh', '-c', 'kill "$1" 2>/dev/null; for i in $(seq 1 20); do kill -0 "$1" 2>/dev/null || exit 0; sleep 0.5; done; kill -9 "$1" 2>/dev/null; true', 'stop', String(this.pid)], { allowFailure: true, timeoutMs: 30_000 });
+  /**
+   * SIGTERM, then SIGKILL after ~10 s; detaches XDP from `detachXdpFrom` (ffkx leaves its program attached);
+   * returns the server's log. One round trip.
+   */
+  async stop(o: { detachXdpFrom?: string } = {}): Promise<string> {
+    const r = await this.host.exec(['sh', '-c', STOP_SCRIPT, 'stop', this.pid ? String(this.pid) : '', this.logFile, o.detachXdpFrom ?? ''], { allowFailure: true, timeoutMs: 60_000 });
     this.pid = undefined;
+    return r.stdout;
   }
 }
 

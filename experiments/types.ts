@@ -36,13 +36,21 @@ export interface VariantDef {
   id: string;
   description: string;
   requires: Requirement[];
-  /** GiB of KFlex heap the artifact's program allocates eagerly (plus ~6 GB of pools): checked against the VM's RAM. */
+  /** GiB of KFlex heap the artifact's program allocates whole at map creation (its pools live inside): checked against the VM's RAM. */
   heapGiB?: number;
   /** Which ffkx program's heap this is: the profile's kflex.heap_gib may scale it (a recorded deviation). */
   heap?: HeapProgram;
   /** This variant only reads what another cell produced (its kernel log): skipped when that cell did not run here. */
   logOf?: { experiment: string; variant: string };
 }
+
+/**
+ * Where a cell's time goes, recorded in its status.json: everything but warm-up and measurement is the
+ * cell's fixed cost. The runner opens `server-start` (with the kernel-log mark before the cell) and
+ * `collection` (the kernel log after it); experiments mark the rest as they reach it.
+ */
+export const CELL_PHASES = ['server-start', 'ready', 'warm-up', 'measurement', 'reset', 'collection'] as const;
+export type CellPhase = (typeof CELL_PHASES)[number];
 
 /** Everything one cell (experiment x variant x parameters x repetition) gets. */
 export interface CellContext {
@@ -62,6 +70,8 @@ export interface CellContext {
   /** Run on a guest, recording the exact command and its stdout/stderr as <name>.cmd/.stdout/.stderr in the cell dir. */
   exec(host: Host, name: string, argv: readonly string[], opts?: { timeoutMs?: number; allowFailure?: boolean; input?: string }): Promise<RunResult>;
   log(line: string): void;
+  /** The cell enters this phase now (or at `at`, ms since the epoch, when it is known after the fact). */
+  phase(name: CellPhase, at?: number): void;
 }
 
 export interface CellOutcome {

@@ -1,11 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import type { ResolvedConfig } from '../core/config.js';
 import { LabError, ExitCode } from '../core/errors.js';
-import { latestRun, resultsRoot } from '../core/rundir.js';
 import { listProfiles } from '../core/config.js';
 import { EXPERIMENTS } from '../experiments/index.js';
-import { writeReport, readRunForReport, verdictTable } from '../report/report.js';
-import { stageRegistry } from './stages.js';
+import type { ClaimVerdict } from '../report/claims.js';
+
+// Every command loads this module (lab/config.ts checks variants against it), so the stages and the
+// report (Vega) are imported only by the functions that use them.
 
 /** Experiment ids, for help texts and --only. */
 export const EXPERIMENT_IDS = EXPERIMENTS.map((e) => e.id);
@@ -19,7 +20,8 @@ export function knownVariants(): Record<string, string[]> {
   return Object.fromEntries(EXPERIMENTS.map((e) => [e.id, e.variants.map((v) => v.id)]));
 }
 
-export function catalog(config: ResolvedConfig, file?: string) {
+export async function catalog(config: ResolvedConfig, file?: string) {
+  const { stageRegistry } = await import('./stages.js');
   return {
     profiles: listProfiles(file).map((p) => ({ name: p.name, extends: p.extends, description: p.description.trim().split('\n')[0] ?? '' })),
     stages: [...stageRegistry(config).values()].map((s) => ({ id: s.id, description: s.description })),
@@ -45,10 +47,14 @@ export async function parseCapture(kind: string, file: string): Promise<unknown>
 
 /** Write report.html/report.md for a run directory (default: the latest); returns the verdict table. */
 export async function reportRun(dir?: string): Promise<{ dir: string; table: string; html: string }> {
+  const [{ latestRun, resultsRoot }, { writeReport, readRunForReport, verdictTable }] = await Promise.all([import('../core/rundir.js'), import('../report/report.js')]);
   const runDir = dir ?? (await latestRun());
   if (!runDir) throw new LabError(`no run directory under ${resultsRoot()}`, ExitCode.usage);
   const inp = await readRunForReport(runDir);
   const { verdicts } = await writeReport({ runDir, ...inp }, Object.fromEntries(EXPERIMENTS.map((e) => [e.id, e.headline])));
   return { dir: runDir, table: verdictTable(verdicts), html: `${runDir}/report.html` };
 }
-export { verdictTable } from '../report/report.js';
+/** The claims table as text (the report module, and Vega with it, load only here). */
+export async function verdictTable(verdicts: ClaimVerdict[]): Promise<string> {
+  return (await import('../report/report.js')).verdictTable(verdicts);
+}

@@ -1,7 +1,7 @@
 import { join, basename } from 'node:path';
 import type { ResolvedConfig } from '../core/config.js';
 import type { TestbedProvider } from '../core/testbed.js';
-import { kvmUsable } from '../core/doctor.js';
+import { kvmProbe } from '../core/host-probe.js';
 import { VmTestbed } from '../vm/testbed.js';
 import { TESTBED_TARGETS } from './stages.js';
 import { hostsProvider } from '../hosts/testbed.js';
@@ -15,7 +15,8 @@ const vmProvider: TestbedProvider = {
     const wanted = config.profile.vms.accel;
     if (wanted !== 'auto') return { accel: wanted, why: `vms.accel is ${wanted}` };
     // Boot the kernel the VMs will run under KVM: /dev/kvm can open on nested hosts where no Linux guest starts.
-    const k = await kvmUsable(artifacts.kernel);
+    // The answer is cached until the host reboots or QEMU or the kernel changes (core/host-probe.ts).
+    const k = await kvmProbe(config.cacheRoot, artifacts.kernel);
     return k.ok ? { accel: 'kvm', why: k.why } : { accel: 'tcg', why: `${k.why}; TCG numbers are functional only` };
   },
   async up(ctx) {

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import type { SummaryRow } from '../experiments/runner.js';
+import { LAB_ROOT } from '../core/paths.js';
 
 const ClaimSchema = z.object({
   id: z.string(),
@@ -21,7 +21,7 @@ const ClaimSchema = z.object({
 });
 export type Claim = z.infer<typeof ClaimSchema>;
 
-export const CLAIMS_FILE = join(dirname(fileURLToPath(import.meta.url)), 'claims.yaml');
+export const CLAIMS_FILE = join(LAB_ROOT, 'report', 'claims.yaml');
 
 export function loadClaims(file = CLAIMS_FILE): Claim[] {
   return z.object({ claims: z.array(ClaimSchema) }).parse(parse(readFileSync(file, 'utf8'))).claims;

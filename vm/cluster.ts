@@ -4,15 +4,15 @@ import { QemuProcess, buildArgs } from 'node-qemu';
 import { fixedMemoryMb, type Profile } from '../core/config.js';
 import type { EventBus } from '../core/events.js';
 import { run } from '../core/exec.js';
-import { SshHost } from '../core/ssh.js';
+import { SshHost, CONTROL_PERSIST_S } from '../core/ssh.js';
 import { labKeys, type LabKeys } from '../core/keys.js';
-import { kvmUsable } from '../core/doctor.js';
+import { kvmProbe } from '../core/host-probe.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { retry, RetryAborted, RetryTimeout } from '../core/retry.js';
-import { pidAlive } from '../core/stage.js';
+import { pidAlive } from '../core/host-probe.js';
 import { qemuConfig, LINK_ADDRS, MACS, type VmSpec, type VmRole, type Accel } from './spec.js';
 import { chooseLink, describeLink, linkAvailability, linkBackendOf, planLink, type LinkAvailability } from './link/index.js';
-import { readState, writeState, teardownDir, freePorts, qemuPid, isStale, readSerialTail, type ClusterState } from './state.js';
+import { readState, writeState, teardownDir, freePorts, qemuPid, isStale, readSerialTail, sshControlPath, type ClusterState } from './state.js';
 
 export interface ClusterInputs {
   kernel: string;
@@ -112,7 +112,7 @@ export class Cluster {
     const mk = (role: VmRole) =>
       new GuestVm(
         role,
-        new SshHost({ name: role, host: '127.0.0.1', port: s.vms[role].sshPort, user: 'root', identity: keys.identity, knownHosts: keys.knownHosts, hostKeyAlias: keys.hostAlias, wrapper }),
+        new SshHost({ name: role, host: '127.0.0.1', port: s.vms[role].sshPort, user: 'root', identity: keys.identity, knownHosts: keys.knownHosts, hostKeyAlias: keys.hostAlias, wrapper, controlPath: sshControlPath(dir, role) }),
         s.vms[role].serial,
         LINK_ADDRS[role].split('/')[0]!,
       );
@@ -142,7 +142,7 @@ export class Cluster {
       bus.emit({ type: 'step', scope: 'vms', message: `cleaning a stale VM run in ${dir}` });
       await teardownDir(dir);
     }
-    const host: ClusterHostFacts = { kvm: profile.vms.accel === 'auto' ? await kvmUsable(inp.kernel) : undefined, links: linkAvailability() };
+    const host: ClusterHostFacts = { kvm: profile.vms.accel === 'auto' ? await kvmProbe(inp.cacheRoot, inp.kernel) : undefined, links: linkAvailability() };
     const [server, client, link] = (await freePorts(3)) as [number, number, number];
     const plan = planCluster({ kernel: inp.kernel, dir, vms: profile.vms, owner: inp.owner, labPid: process.pid, created: new Date().toISOString(), host, ports: { server, client, link } });
     return Cluster.start(inp, plan);
@@ -178,7 +178,7 @@ export class Cluster {
       step(`ssh answers: server ${secs[0]!.toFixed(1)} s, client ${secs[1]!.toFixed(1)} s after start (both booted in parallel, ${((Date.now() - started) / 1000).toFixed(1)} s)`);
       state.phase = 'ready';
       await writeState(dir, state);
-      await writeFile(join(dir, 'ssh_config'), sshConfigText(state, keys), { mode: 0o600 });
+      await writeFile(join(dir, 'ssh_config'), sshConfigText(state, keys, dir), { mode: 0o600 });
       return cluster;
     } catch (e) {
       await teardownDir(dir).catch(() => undefined);
@@ -215,10 +215,14 @@ async function startQemu(spec: VmSpec, wrapper: string[]): Promise<void> {
 async function waitForSsh(vm: GuestVm, pidfile: string, timeoutMs: number): Promise<number> {
   const started = Date.now();
   const tail = async () => `last serial lines:\n${(await readSerialTail(vm.serialLog, 50)).map((l) => '  | ' + l).join('\n')}\n  serial log: ${vm.serialLog}`;
+  // A connection the guest's ssh.socket has accepted waits for sshd to start (seconds under TCG): give it
+  // that time instead of dropping it after 5 s and starting over with a new key exchange.
+  const t = vm.host.target;
+  const probe = new SshHost({ ...t, options: { ...t.options, ConnectTimeout: '20' } });
   try {
     await retry(
       async () => {
-        const r = await vm.host.exec(['true'], { timeoutMs: 15_000, allowFailure: true }).catch((e: unknown) => ({ code: 255, stderr: String(e) }));
+        const r = await probe.exec(['true'], { timeoutMs: 30_000, allowFailure: true }).catch((e: unknown) => ({ code: 255, stderr: String(e) }));
         return r.code === 0 ? { done: true, value: undefined } : { done: false, why: r.stderr.trim().split('\n').at(-1) };
       },
       { timeoutMs, intervalMs: 1000, what: `${vm.role} VM SSH`, abort: () => (qemuPid(pidfile) ? undefined : 'QEMU exited') },
@@ -231,11 +235,15 @@ async function waitForSsh(vm: GuestVm, pidfile: string, timeoutMs: number): Prom
   }
 }
 
-/** Pure: an ssh_config so users can `ssh -F <dir>/ssh_config server` (or Include it in ~/.ssh/config). */
-export function sshConfigText(s: ClusterState, keys: LabKeys): string {
+/**
+ * Pure: an ssh_config so users can `ssh -F <dir>/ssh_config server` (or Include it in ~/.ssh/config). With
+ * the VM dir, their ssh shares the lab's connection to each VM (no new key exchange under emulation).
+ */
+export function sshConfigText(s: ClusterState, keys: LabKeys, dir?: string): string {
   const proxy = linkBackendOf(s.link).sshProxyCommand(s.link);
-  const blocks = (Object.keys(s.vms) as VmRole[]).map((role) =>
-    [
+  const blocks = (Object.keys(s.vms) as VmRole[]).map((role) => {
+    const control = dir ? sshControlPath(dir, role) : undefined;
+    return [
       `Host ${role}`,
       '  HostName 127.0.0.1',
       `  Port ${s.vms[role].sshPort}`,
@@ -246,7 +254,8 @@ export function sshConfigText(s: ClusterState, keys: LabKeys): string {
       `  HostKeyAlias ${keys.hostAlias}`,
       '  StrictHostKeyChecking yes',
       ...(proxy ? [`  ProxyCommand ${proxy}`] : []),
-    ].join('\n'),
-  );
+      ...(control ? ['  ControlMaster auto', `  ControlPath ${control}`, `  ControlPersist ${CONTROL_PERSIST_S}`] : []),
+    ].join('\n');
+  });
   return blocks.join('\n\n') + '\n';
 }

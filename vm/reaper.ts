@@ -1,7 +1,7 @@
 // Watches one lab process and tears its VM set down when it is gone (started by vm/testbed.ts, detached).
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pidAlive } from '../core/stage.js';
+import { pidAlive } from '../core/host-probe.js';
 import { readState, teardownDir } from './state.js';
 
 const [labPidArg, dir] = process.argv.slice(2);

@@ -2,8 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:net';
+import { spawn } from 'node:child_process';
 import { QMPClient } from 'node-qemu';
-import { pidAlive } from '../core/stage.js';
+import { pidAlive } from '../core/host-probe.js';
 import { waitUntil } from '../core/retry.js';
 import { linkBackendOf, type LinkState } from './link/index.js';
 import type { VmRole, Accel } from './spec.js';
@@ -103,11 +104,37 @@ export async function stopQemu(pidfile: string, qmpSocket: string, log: (m: stri
   }
 }
 
+/**
+ * The socket of a VM's shared SSH connection, in its VM dir; undefined when the path would be too long for
+ * a Unix socket (108 bytes, less the 17 characters ssh appends while it binds): then each ssh connects anew.
+ */
+export function sshControlPath(dir: string, role: VmRole): string | undefined {
+  const p = join(dir, `${role}.ssh`);
+  return p.length <= 90 ? p : undefined;
+}
+
+/** Ask the VMs' shared SSH connections to exit (each is gone anyway once its QEMU is). */
+export async function closeSshMasters(dir: string): Promise<void> {
+  await Promise.all(
+    (['server', 'client'] as const).map(async (role) => {
+      const path = sshControlPath(dir, role);
+      if (!path || !existsSync(path)) return;
+      await new Promise<void>((resolve) => {
+        const p = spawn('ssh', ['-F', '/dev/null', '-o', `ControlPath=${path}`, '-O', 'exit', 'kflex-lab-vm'], { stdio: 'ignore' });
+        const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
+        p.on('close', () => (clearTimeout(timer), resolve()));
+        p.on('error', () => (clearTimeout(timer), resolve()));
+      });
+    }),
+  );
+}
+
 /** Stop every QEMU of a VM dir, remove its link (the backend's teardown) and its disks. */
 export async function teardownDir(dir: string, log: (m: string) => void = () => {}): Promise<void> {
   const s = readState(dir);
   if (!s) return;
   if (s.phase !== 'stopping') await writeState(dir, { ...s, phase: 'stopping' });
+  await closeSshMasters(dir);
   await Promise.all(Object.values(s.vms).map((v) => stopQemu(v.pidfile, v.qmp, log)));
   await linkBackendOf(s.link).teardown(s.link);
   for (const v of Object.values(s.vms)) await rm(v.disk, { force: true });

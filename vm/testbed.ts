@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 import { fixedMemoryMb, type Profile } from '../core/config.js';
 import type { EventBus } from '../core/events.js';
 import type { Testbed, LinkFacts } from '../core/testbed.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { LINK_IF } from '../core/guest.js';
+import { LAB_ROOT, labModule } from '../core/paths.js';
 import { Cluster } from './cluster.js';
 import { checkNativeXdp, type XdpCheckResult } from './xdp-check.js';
 import { cleanStaleVms, qemuPid, readSerialTail } from './state.js';
@@ -124,10 +123,9 @@ export class VmTestbed implements Testbed {
  * included). It leaves by itself once the set is torn down normally.
  */
 export function startReaper(labPid: number, dir: string): void {
-  const self = fileURLToPath(import.meta.url);
-  const ts = self.endsWith('.ts');
-  const reaper = join(self, '..', `reaper.${ts ? 'ts' : 'js'}`);
+  // dist/vm/reaper.js under the compiled CLI, vm/reaper.ts through tsx otherwise (cwd: where tsx resolves).
+  const reaper = labModule('vm/reaper');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const child = spawn(process.execPath, [...(ts ? ['--import', 'tsx'] : []), reaper, String(labPid), dir], { detached: true, stdio: 'ignore', cwd: join(self, '..', '..') });
+  const child = spawn(process.execPath, [...reaper.nodeArgs, reaper.path, String(labPid), dir], { detached: true, stdio: 'ignore', cwd: LAB_ROOT });
   child.unref();
 }

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { Host } from '../core/host.js';
 import { LabError, ExitCode } from '../core/errors.js';
 
@@ -61,40 +62,80 @@ export interface XdpLink {
 }
 
 /**
+ * Server side, one round trip: detach anything left, write the probe object (base64 on stdin: no scp),
+ * load and pin it, attach it in driver mode, and report the mode and the kernel's XDP_TX lines. Sections
+ * start with `@@name` lines; a failure is `@@copy-failed`, `@@load-failed` or `@@refused` followed by
+ * what the tools said. $1 NIC, $2 object path, $3 program pin, $4 maps pin.
+ */
+export const XDP_ATTACH_SCRIPT = `ifname="$1"; obj="$2"; pin="$3"; maps="$4"
+ip link set dev "$ifname" xdp off 2>/dev/null; rm -rf "$pin" "$maps"
+base64 -d > "$obj" 2>/tmp/kflex-xdp-copy.err || { echo @@copy-failed; cat /tmp/kflex-xdp-copy.err; exit 0; }
+out=$(bpftool prog load "$obj" "$pin" type xdp pinmaps "$maps" 2>&1) || { echo @@load-failed; echo "$out"; exit 0; }
+if ! out=$(ip link set dev "$ifname" xdpdrv pinned "$pin" 2>&1); then
+  echo @@refused; echo "$out"; echo @@dmesg; dmesg | tail -n 5; exit 0
+fi
+echo @@mode; bpftool net show dev "$ifname" -j
+echo @@dmesg; dmesg | grep -i xdp_tx | tail -n 5`;
+
+/** Client side, one round trip (bash, for /dev/udp): ARP first, so no datagram waits on neighbour resolution, then $2 datagrams to $1:$3. */
+export const XDP_SEND_SCRIPT = 'ping -c 1 -W 5 "$1" > /dev/null || { echo "ping $1 failed" >&2; exit 1; }; for i in $(seq 1 "$2"); do printf x > "/dev/udp/$1/$3"; done';
+
+/** Server side, one round trip: let the last datagrams land, dump the counters, detach. $1 NIC, $2 program pin, $3 maps pin. */
+export const XDP_COLLECT_SCRIPT = `sleep 0.5
+bpftool map dump pinned "$3/counts" -j; rc=$?
+ip link set dev "$1" xdp off 2>/dev/null; rm -rf "$2" "$3"
+exit $rc`;
+
+/** The sections of the attach script's output, by name (text before the first marker under ''). */
+export function parseSections(out: string): Record<string, string> {
+  const sections: Record<string, string> = {};
+  let name = '';
+  for (const line of out.split('\n')) {
+    const m = line.match(/^@@([a-z-]+)$/);
+    if (m) {
+      name = m[1]!;
+      sections[name] = '';
+    } else sections[name] = (sections[name] ?? '') + line + '\n';
+  }
+  return sections;
+}
+
+/**
  * Attach the lab's probe in driver mode on the server's link NIC, send `packets` UDP datagrams to `port`
- * from the client, and require that port's counter to equal the number sent. Always detaches.
+ * from the client, and require that port's counter to equal the number sent. Always detaches. Three
+ * round trips in all (attach, send, collect): each costs a fraction of a second under TCG.
  */
 export async function checkNativeXdp(link: XdpLink, probeObject: string, opts: { packets?: number; port?: number } = {}): Promise<XdpCheckResult> {
   const packets = opts.packets ?? 100;
   const port = opts.port ?? 7777;
   const { server: s, client, serverIf: ifname } = link;
-  await detachProbe(s, ifname);
-  await s.copyIn(probeObject, '/tmp/xdp_probe.bpf.o');
-  await s.exec(['bpftool', 'prog', 'load', '/tmp/xdp_probe.bpf.o', PROBE_PIN, 'type', 'xdp', 'pinmaps', PROBE_MAPS], { timeoutMs: 60_000 });
-  const attach = await s.exec(['ip', 'link', 'set', 'dev', ifname, 'xdpdrv', 'pinned', PROBE_PIN], { allowFailure: true, timeoutMs: 60_000 });
+  const object = (await readFile(probeObject)).toString('base64');
+  const attach = await s.exec(['sh', '-c', XDP_ATTACH_SCRIPT, 'attach', ifname, '/tmp/xdp_probe.bpf.o', PROBE_PIN, PROBE_MAPS], { input: object, timeoutMs: 120_000 });
+  const out = parseSections(attach.stdout);
   const warnings: string[] = [];
+  let detached = false;
   try {
-    if (attach.code !== 0) {
-      const dmesg = (await s.exec(['dmesg'], { allowFailure: true })).stdout.split('\n').slice(-5).join('\n');
-      throw new LabError(`native (driver-mode) XDP refused on the server's ${ifname}: ${explainXdpRefusal(attach.stderr + attach.stdout + '\n' + dmesg)}\n  ip said: ${(attach.stderr + attach.stdout).trim()}`, ExitCode.infra);
+    if ('copy-failed' in out) throw new LabError(`could not write the XDP probe to the server's /tmp: ${out['copy-failed']!.trim()}`, ExitCode.infra);
+    if ('load-failed' in out) throw new LabError(`bpftool prog load of the XDP probe failed on the server:\n${out['load-failed']!.trim().split('\n').map((l) => '  | ' + l).join('\n')}`, ExitCode.infra);
+    if ('refused' in out) {
+      const said = out.refused!.trim();
+      throw new LabError(`native (driver-mode) XDP refused on the server's ${ifname}: ${explainXdpRefusal(said + '\n' + (out.dmesg ?? ''))}\n  ip said: ${said}`, ExitCode.infra);
     }
-    const mode = parseXdpMode((await s.exec(['bpftool', 'net', 'show', 'dev', ifname, '-j'])).stdout, ifname);
+    if (!('mode' in out)) throw new LabError(`the XDP attach script on the server printed no result (exit ${attach.code}): ${(attach.stdout + attach.stderr).trim().slice(-300)}`, ExitCode.infra);
+    const mode = parseXdpMode(out.mode!, ifname);
     if (mode !== 'driver') throw new LabError(`XDP on ${ifname} is in ${mode ?? 'no'} mode, not driver mode`, ExitCode.infra);
-    const dmesg = (await s.exec(['dmesg'], { allowFailure: true })).stdout;
-    if (/XDP_TX.*lock|locked XDP_TX|XDP_TX and XDP_REDIRECT will operate in a slower locked/i.test(dmesg)) warnings.push('fewer than 2 x vCPU queues: XDP_TX runs in the slower locked mode');
-    // ARP first, so no datagram waits on neighbour resolution.
-    await client.exec(['ping', '-c', '1', '-W', '5', link.serverIp], { timeoutMs: 30_000 });
-    await client.exec(['bash', '-c', 'for i in $(seq 1 "$1"); do printf x > "/dev/udp/$2/$3"; done', 'send', String(packets), link.serverIp, String(port)], { timeoutMs: 120_000 });
-    await new Promise((r) => setTimeout(r, 500));
-    const counts = parseProbeMapDump((await s.exec(['bpftool', 'map', 'dump', 'pinned', `${PROBE_MAPS}/counts`, '-j'])).stdout);
+    if (/XDP_TX.*lock|locked XDP_TX|XDP_TX and XDP_REDIRECT will operate in a slower locked/i.test(out.dmesg ?? '')) warnings.push('fewer than 2 x vCPU queues: XDP_TX runs in the slower locked mode');
+    await client.exec(['bash', '-c', XDP_SEND_SCRIPT, 'send', link.serverIp, String(packets), String(port)], { timeoutMs: 150_000 });
+    const dump = await s.exec(['sh', '-c', XDP_COLLECT_SCRIPT, 'collect', ifname, PROBE_PIN, PROBE_MAPS], { timeoutMs: 60_000 });
+    detached = true;
+    const counts = parseProbeMapDump(dump.stdout);
     const mine = counts.find((c) => c.proto === UDP && c.port === port)?.count ?? 0;
     return { mode, port, sent: packets, counted: mine, other: counts.filter((c) => !(c.proto === UDP && c.port === port)), warnings };
   } finally {
-    await detachProbe(s, ifname);
+    if (!detached) await detachProbe(s, ifname);
   }
 }
 
 export async function detachProbe(server: Host, ifname: string): Promise<void> {
-  await server.exec(['ip', 'link', 'set', 'dev', ifname, 'xdp', 'off'], { allowFailure: true, timeoutMs: 30_000 });
-  await server.exec(['rm', '-rf', PROBE_PIN, PROBE_MAPS], { allowFailure: true, timeoutMs: 30_000 });
+  await server.exec(['sh', '-c', 'ip link set dev "$1" xdp off; rm -rf "$2" "$3"', 'detach', ifname, PROBE_PIN, PROBE_MAPS], { allowFailure: true, timeoutMs: 30_000 });
 }

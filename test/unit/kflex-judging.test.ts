@@ -23,6 +23,7 @@ function benchCtx(json: string, runDir = tempDir()): CellContext & { logged: str
     log: (l: string) => logged.push(l),
     logged,
     exec: async (_h: unknown, name: string) => ({ code: 0, stdout: name === 'json' ? json : '', stderr: '' }),
+    phase: () => undefined,
   } as unknown as CellContext & { logged: string[] };
 }
 

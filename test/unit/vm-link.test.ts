@@ -137,6 +137,9 @@ describe('cluster plan (pure)', () => {
     expect(Cluster.hostsFor('/v/x', p.state, keys).client.host.target.wrapper).toBeUndefined();
     expect(sshConfigText(p.state, keys)).not.toContain('ProxyCommand');
     expect(sshConfigText(p.state, keys)).toContain('Host client\n  HostName 127.0.0.1\n  Port 2202\n');
+    // With the VM dir, a user's ssh shares the lab's connection to that VM.
+    expect(sshConfigText(p.state, keys)).not.toContain('ControlPath');
+    expect(sshConfigText(p.state, keys, '/v/x')).toContain('  ControlMaster auto\n  ControlPath /v/x/client.ssh\n  ControlPersist 300');
   });
 
   it('state.json records every VM path and port before anything starts, and survives a JSON round trip', () => {

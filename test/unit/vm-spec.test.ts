@@ -81,7 +81,9 @@ describe('ssh argv', () => {
     const a = sshArgv(t, ['sh', '-c', 'echo "a b"; ls']);
     expect(a.slice(0, 3)).toEqual(['ssh', '-F', '/dev/null']);
     for (const o of ['StrictHostKeyChecking=yes', 'BatchMode=yes', 'UserKnownHostsFile=/k/kh', 'HostKeyAlias=kflex-lab-guest', 'IdentityFile=/k/id', 'IdentitiesOnly=yes']) expect(a).toContain(o);
-    expect(a.at(-1)).toBe(`sh -c $'echo "a b"; ls'`);
+    // POSIX quoting, not bash's $'...': any login shell reads it.
+    expect(a.at(-1)).toBe(`sh -c 'echo "a b"; ls'`);
+    expect(sshArgv(t, ['echo', "it's", ''])).toContain(`echo 'it'\\''s' ''`);
     expect(sshArgv({ ...t, wrapper: ['ip', 'netns', 'exec', 'ns'] }, ['true']).slice(0, 5)).toEqual(['ip', 'netns', 'exec', 'ns', 'ssh']);
     expect(scpArgv(t, '/a', 'root@127.0.0.1:/b')).toContain('-P');
   });
