@@ -15,7 +15,9 @@ import { registerHostsCommands } from './cli/hosts-commands.js';
 
 const program = new Command('kflex-lab');
 program
-  .description("Reproduce the KFlex paper (SOSP '24) end to end: LLVM, the KFlex kernel, a Debian guest image, a server VM and a client VM on a virtio-net link with XDP, the artifact's experiments beside their baselines, and a report that sets each number beside the paper's claim.")
+  .description(
+    "Reproduce the KFlex paper (SOSP '24) end to end: LLVM, the KFlex kernel, a Debian guest image, a server VM and a client VM on a virtio-net link with XDP, the artifact's experiments beside their baselines, and a report that sets each number beside the paper's claim.",
+  )
   .addHelpText(
     'after',
     `
@@ -47,7 +49,9 @@ function collect(v: string, prev: string[]): string[] {
 
 program
   .command('doctor')
-  .description('check this host: KVM or TCG, QEMU, mmdebstrap, clang >= the profile minimum with BPF, kernel build tools, disk, RAM, tap/vhost, cgroup v2; prints one apt-get line for what is missing')
+  .description(
+    'check this host: KVM or TCG, QEMU, mmdebstrap, clang >= the profile minimum with BPF, kernel build tools, disk, RAM, tap/vhost, cgroup v2; prints one apt-get line for what is missing',
+  )
   .action(async (_o, cmd: Command) => {
     const config = configFrom(cmd);
     // Each verb loads what it needs when it runs: --help and a cached build start in a fraction of a second.
@@ -78,28 +82,58 @@ program
     const planned = await planRun(config, { assumeHost: o.assumeHost, kvm: o.assumeHost ? undefined : await kvmLikely() });
     const p = config.profile;
     if (o.json) {
-      console.log(JSON.stringify({ profile: config.profileName, config: p, stages: planned.stages, host: planned.host, server: planned.server, cells: planned.cells }, null, 2));
+      console.log(
+        JSON.stringify(
+          { profile: config.profileName, config: p, stages: planned.stages, host: planned.host, server: planned.server, cells: planned.cells },
+          null,
+          2,
+        ),
+      );
       return;
     }
     console.log(`profile ${config.profileName} (${config.file})\n  ${p.description.trim()}\n`);
-    if (Object.keys(config.overrides).length) console.log(`overrides:\n${Object.entries(config.overrides).map(([k, v]) => `  ${k}  <- ${v}`).join('\n')}\n`);
+    if (Object.keys(config.overrides).length)
+      console.log(
+        `overrides:\n${Object.entries(config.overrides)
+          .map(([k, v]) => `  ${k}  <- ${v}`)
+          .join('\n')}\n`,
+      );
     console.log('sources:');
     for (const [name, s] of Object.entries(p.sources)) console.log(`  ${name.padEnd(8)} ${describeSource(s)}`);
-    console.log(`\ntoolchain: policy ${p.toolchain.policy}, clang >= ${p.toolchain.min_version}${p.toolchain.package ? ` (package ${p.toolchain.package})` : ''}`);
-    console.log(`kernel:    ${p.kernel.base} + fragments ${p.kernel.fragments.join(', ')}${Object.keys(p.kernel.extra).length ? ` + extra ${JSON.stringify(p.kernel.extra)}` : ''}`);
+    console.log(
+      `\ntoolchain: policy ${p.toolchain.policy}, clang >= ${p.toolchain.min_version}${p.toolchain.package ? ` (package ${p.toolchain.package})` : ''}`,
+    );
+    console.log(
+      `kernel:    ${p.kernel.base} + fragments ${p.kernel.fragments.join(', ')}${Object.keys(p.kernel.extra).length ? ` + extra ${JSON.stringify(p.kernel.extra)}` : ''}`,
+    );
     console.log(`image:     Debian ${p.image.suite}, ${p.image.size_mb} MiB, ${p.image.packages.length} packages${p.image.kflex ? ' + KFlex user space' : ''}`);
-    console.log(`vms:       server ${p.vms.server.cpus} vCPU / ${p.vms.server.memory_mb} MiB, client ${p.vms.client.cpus} vCPU / ${p.vms.client.memory_mb} MiB, accel ${p.vms.accel}, link ${p.vms.link.backend} (mtu ${p.vms.link.mtu})`);
-    console.log(`experiments: ${Object.entries(p.experiments).filter(([, e]) => e.enabled).map(([id, e]) => `${id} [${e.variants.join(', ')}] x${e.repetitions}`).join('; ')}`);
+    console.log(
+      `vms:       server ${p.vms.server.cpus} vCPU / ${p.vms.server.memory_mb} MiB, client ${p.vms.client.cpus} vCPU / ${p.vms.client.memory_mb} MiB, accel ${p.vms.accel}, link ${p.vms.link.backend} (mtu ${p.vms.link.mtu})`,
+    );
+    console.log(
+      `experiments: ${Object.entries(p.experiments)
+        .filter(([, e]) => e.enabled)
+        .map(([id, e]) => `${id} [${e.variants.join(', ')}] x${e.repetitions}`)
+        .join('; ')}`,
+    );
     console.log('\nstages (dependency order):');
     for (const s of planned.stages)
-      console.log(`  ${s.id.padEnd(7)} ${s.fingerprint}  ${s.cached ? 'cached        ' : `~${s.minutes.toFixed(0).padStart(3)} min build`}  deps: ${s.deps.join(', ') || '-'}   ${s.description}`);
-    console.log(`\nestimate on this host (${planned.cpus} CPUs): ~${planned.totalMinutes.toFixed(0)} min end to end (stages that do not depend on each other overlap), ~${p.estimates.disk_gb} GiB disk, ~${p.estimates.ram_gb} GiB RAM`);
+      console.log(
+        `  ${s.id.padEnd(7)} ${s.fingerprint}  ${s.cached ? 'cached        ' : `~${s.minutes.toFixed(0).padStart(3)} min build`}  deps: ${s.deps.join(', ') || '-'}   ${s.description}`,
+      );
+    console.log(
+      `\nestimate on this host (${planned.cpus} CPUs): ~${planned.totalMinutes.toFixed(0)} min end to end (stages that do not depend on each other overlap), ~${p.estimates.disk_gb} GiB disk, ~${p.estimates.ram_gb} GiB RAM`,
+    );
     console.log(`cache: ${config.cacheRoot}`);
     const h = planned.host;
-    console.log(`\nwill ${h.source === 'this host' ? 'this host' : 'the assumed host'} run it? (${(h.ramMb / 1024).toFixed(0)} GiB RAM, ${h.cpus} CPUs, LA57 ${h.la57 ? 'yes' : 'no'}, KVM ${h.kvm ? 'yes' : 'no'})`);
+    console.log(
+      `\nwill ${h.source === 'this host' ? 'this host' : 'the assumed host'} run it? (${(h.ramMb / 1024).toFixed(0)} GiB RAM, ${h.cpus} CPUs, LA57 ${h.la57 ? 'yes' : 'no'}, KVM ${h.kvm ? 'yes' : 'no'})`,
+    );
     console.log(`  server VM: ${(planned.server.memoryMb / 1024).toFixed(1)} GiB (${planned.server.why})`);
     for (const c of planned.cells)
-      console.log(`  ${`${c.experiment}/${c.variant}`.padEnd(26)} ${c.heapGiB ? `heap ${c.heapGiB} GiB${c.scaled ? ' (scaled)' : ''}`.padEnd(22) : ''.padEnd(22)} ${c.verdict === 'run' ? 'runs' : `skipped: ${c.reason}`}`);
+      console.log(
+        `  ${`${c.experiment}/${c.variant}`.padEnd(26)} ${c.heapGiB ? `heap ${c.heapGiB} GiB${c.scaled ? ' (scaled)' : ''}`.padEnd(22) : ''.padEnd(22)} ${c.verdict === 'run' ? 'runs' : `skipped: ${c.reason}`}`,
+      );
   });
 
 /** Whether /dev/kvm is there to try (plan does not boot anything; reproduce probes with the real kernel). */
@@ -125,12 +159,16 @@ program
   .description('build a stage and what it depends on (llvm, kernel, kflex, image, or all); finished stages come from the cache')
   .argument('<stage>', 'llvm | kernel | kflex | image | all')
   .addOption(new Option('--force <stage...>', 'rebuild these stages even when cached (or all)'))
-  .option('--configure-only', 'kernel only: configure and verify the profile\'s kernel source (base + fragments + olddefconfig), compile nothing, cache nothing')
-  .option('--deb', 'kernel only: also package it as Debian packages (make bindeb-pkg, same source and verified config) to boot on your own hosts; prints them and the steps to install and boot them')
+  .option('--configure-only', "kernel only: configure and verify the profile's kernel source (base + fragments + olddefconfig), compile nothing, cache nothing")
+  .option(
+    '--deb',
+    'kernel only: also package it as Debian packages (make bindeb-pkg, same source and verified config) to boot on your own hosts; prints them and the steps to install and boot them',
+  )
   .action(async (stage: string, o: { force?: string[]; configureOnly?: boolean; deb?: boolean }, cmd: Command) => {
     const started = Date.now();
     if (o.deb) {
-      if (stage !== 'kernel' || o.configureOnly) throw new LabError(`--deb packages the kernel stage: use it as 'build kernel --deb', without --configure-only`, ExitCode.usage);
+      if (stage !== 'kernel' || o.configureOnly)
+        throw new LabError(`--deb packages the kernel stage: use it as 'build kernel --deb', without --configure-only`, ExitCode.usage);
       const config = configFrom(cmd);
       const { buildKernelDebs } = await import('./lab/plan.js');
       const { debs: d, steps } = await buildKernelDebs(config, o.force ?? []);

@@ -26,9 +26,18 @@ try {
 const t0 = Date.now();
 const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
 if (r.status !== 0) {
-  console.error(`kflex-lab build: tsc -p tsconfig.build.json failed (exit ${r.status ?? r.signal}): no stamp written, so bin/kflex-lab.mjs keeps running the sources through tsx`);
+  console.error(
+    `kflex-lab build: tsc -p tsconfig.build.json failed (exit ${r.status ?? r.signal}): no stamp written, so bin/kflex-lab.mjs keeps running the sources through tsx`,
+  );
   process.exit(r.status || 1);
 }
 mkdirSync(dirname(stamp), { recursive: true });
-writeFileSync(stamp, JSON.stringify({ newest_mtime_ms: sources.mtimeMs, newest: sources.file, sources: sources.count, built_at: new Date().toISOString(), seconds: (Date.now() - t0) / 1000 }, null, 2) + '\n');
+writeFileSync(
+  stamp,
+  `${JSON.stringify(
+    { newest_mtime_ms: sources.mtimeMs, newest: sources.file, sources: sources.count, built_at: new Date().toISOString(), seconds: (Date.now() - t0) / 1000 },
+    null,
+    2,
+  )}\n`,
+);
 console.error(`kflex-lab build: ${sources.count} sources compiled to dist/ in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

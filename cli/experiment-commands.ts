@@ -23,15 +23,24 @@ const fmt = (s: number) => (s < 60 ? `${s.toFixed(1)}s` : `${Math.floor(s / 60)}
 export function registerExperimentCommands(program: Command): void {
   program
     .command('reproduce')
-    .description('everything from a bare box: doctor, stages (cached ones skipped), VMs + native-XDP check, every experiment beside its baselines, teardown, report and bundle')
+    .description(
+      'everything from a bare box: doctor, stages (cached ones skipped), VMs + native-XDP check, every experiment beside its baselines, teardown, report and bundle',
+    )
     .option('--only <experiment...>', `run only these experiments (${EXPERIMENT_IDS.join(', ')})`)
     .option('--quick', "fewer repetitions and shorter runs (each experiment's quick: settings)")
     .option('--resume <run>', 'finish a run directory: only missing or failed cells run (nothing boots when none is left)')
     .option(...TESTBED_OPT)
     .action(async (o: { only?: string[]; quick?: boolean; resume?: string; testbed?: string }, cmd: Command) => {
-      for (const id of o.only ?? []) if (!experimentKnown(id)) throw new LabError(`--only ${id}: unknown experiment; known: ${EXPERIMENT_IDS.join(', ')}`, ExitCode.usage);
+      for (const id of o.only ?? [])
+        if (!experimentKnown(id)) throw new LabError(`--only ${id}: unknown experiment; known: ${EXPERIMENT_IDS.join(', ')}`, ExitCode.usage);
       const { reproduce } = await import('../lab/run.js');
-      const r = await reproduce(configFrom(cmd), { only: o.only, quick: o.quick, resume: o.resume ? resolve(o.resume) : undefined, eventsFile: globalOpts(cmd).events, ...onHosts(o.testbed) });
+      const r = await reproduce(configFrom(cmd), {
+        only: o.only,
+        quick: o.quick,
+        resume: o.resume ? resolve(o.resume) : undefined,
+        eventsFile: globalOpts(cmd).events,
+        ...onHosts(o.testbed),
+      });
       await printResult(r);
       process.exitCode = r.exitCode;
     });
@@ -62,7 +71,9 @@ export function registerExperimentCommands(program: Command): void {
 
   program
     .command('parse')
-    .description('print the metrics of a client output you captured by hand, as JSON (the parsers the experiments use); exits 1 when the file holds no such output')
+    .description(
+      'print the metrics of a client output you captured by hand, as JSON (the parsers the experiments use); exits 1 when the file holds no such output',
+    )
     .argument('<kind>', Object.keys(PARSERS).join(' | '))
     .argument('<file>', 'the captured output')
     .action(async (kind: string, file: string) => {

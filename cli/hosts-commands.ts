@@ -6,7 +6,10 @@ import { configFrom, globalOpts } from './common.js';
 const hostsLab = () => import('../lab/hosts.js');
 type HostCheck = Awaited<ReturnType<Awaited<ReturnType<typeof hostsLab>>['hostsCheck']>>['checks'][number];
 
-const testbedOpt = ['--testbed <file>', 'hosts.yaml: server and client as OpenSSH destinations, their link NIC (see README, "Bare metal / your own machines")'] as const;
+const testbedOpt = [
+  '--testbed <file>',
+  'hosts.yaml: server and client as OpenSSH destinations, their link NIC (see README, "Bare metal / your own machines")',
+] as const;
 
 function printChecks(checks: HostCheck[]): void {
   const mark = { ok: ' ok ', warn: 'warn', fail: 'FAIL' } as const;
@@ -21,7 +24,9 @@ export function registerHostsCommands(program: Command): void {
 
   hosts
     .command('check')
-    .description("read-only doctor over SSH: kernel, KFlex heap map in BTF, la57, RAM vs the heaps, CPUs, the link NIC's driver and native XDP (the lab's probe, attached in driver mode and detached), the binaries the experiments need, clock offset; one install line per host")
+    .description(
+      "read-only doctor over SSH: kernel, KFlex heap map in BTF, la57, RAM vs the heaps, CPUs, the link NIC's driver and native XDP (the lab's probe, attached in driver mode and detached), the binaries the experiments need, clock offset; one install line per host",
+    )
     .requiredOption(...testbedOpt)
     .option('--json', 'machine-readable output')
     .action(async (o: { testbed: string; json?: boolean }, cmd: Command) => {
@@ -30,14 +35,19 @@ export function registerHostsCommands(program: Command): void {
       else {
         printChecks(r.checks);
         const lines = Object.entries(r.install);
-        if (lines.length) console.log(`\nto install what is missing (or: kflex-lab hosts prepare --testbed ${o.testbed}):\n${lines.map(([h, l]) => `  ${h}: ${l}`).join('\n')}`);
+        if (lines.length)
+          console.log(
+            `\nto install what is missing (or: kflex-lab hosts prepare --testbed ${o.testbed}):\n${lines.map(([h, l]) => `  ${h}: ${l}`).join('\n')}`,
+          );
       }
       if (!r.ok) process.exitCode = ExitCode.checkFailed;
     });
 
   hosts
     .command('prepare')
-    .description("install what the experiments need with each host's package manager, copy the kflex stage's build where the host runs its suite; every change is recorded (--list) and can be undone (--undo)")
+    .description(
+      "install what the experiments need with each host's package manager, copy the kflex stage's build where the host runs its suite; every change is recorded (--list) and can be undone (--undo)",
+    )
     .requiredOption(...testbedOpt)
     .option('--dry-run', 'print what would be done, change nothing')
     .option('--list', 'print what prepare installed on each host (from <cache>/hosts/<name>/installed.json)')
@@ -59,7 +69,11 @@ export function registerHostsCommands(program: Command): void {
       if (o.undo) {
         const r = await lab.hostsUndo(config, o.testbed, say);
         if (o.json) console.log(JSON.stringify(r, null, 2));
-        else for (const h of r) console.log(`${h.host}: removed ${h.removed.length ? h.removed.join(' ') : 'nothing'}${h.failed.length ? `; could not remove ${h.failed.join(' ')}` : ''}`);
+        else
+          for (const h of r)
+            console.log(
+              `${h.host}: removed ${h.removed.length ? h.removed.join(' ') : 'nothing'}${h.failed.length ? `; could not remove ${h.failed.join(' ')}` : ''}`,
+            );
         if (r.some((h) => h.failed.length)) process.exitCode = ExitCode.checkFailed;
         return;
       }
@@ -70,7 +84,9 @@ export function registerHostsCommands(program: Command): void {
         if (!r.steps.length) console.log('nothing to do: both hosts have what the experiments need');
         for (const s of r.steps) {
           const done = r.outcomes.find((x) => x.step === s);
-          console.log(`${s.host.padEnd(6)} ${s.kind.padEnd(10)} ${s.detail}${done ? `\n${''.padEnd(18)}-> ${done.ok ? 'done' : 'FAILED'}: ${done.detail}` : o.dryRun && s.kind !== 'note' ? ' (dry run)' : ''}`);
+          console.log(
+            `${s.host.padEnd(6)} ${s.kind.padEnd(10)} ${s.detail}${done ? `\n${''.padEnd(18)}-> ${done.ok ? 'done' : 'FAILED'}: ${done.detail}` : o.dryRun && s.kind !== 'note' ? ' (dry run)' : ''}`,
+          );
         }
         for (const [role, p] of Object.entries(r.records)) console.log(`${role}: recorded in ${p} (kflex-lab hosts prepare --list / --undo)`);
       }

@@ -15,7 +15,9 @@ export function registerVmCommands(program: Command): void {
 
   program
     .command('up')
-    .description('build what is missing, boot the server and client VMs (KVM, else TCG) on the experiment link, wait for SSH, check native XDP, print how to connect')
+    .description(
+      'build what is missing, boot the server and client VMs (KVM, else TCG) on the experiment link, wait for SSH, check native XDP, print how to connect',
+    )
     .option(...dirOpt)
     .action(async (o: { vm?: string }, cmd: Command) => {
       const { up } = await vms();
@@ -48,7 +50,9 @@ export function registerVmCommands(program: Command): void {
       cleaned(r.staleCleaned);
       const s = r.state;
       if (!s) return console.log(`no VMs in ${r.dir}`);
-      console.log(`${r.dir}: ${s.phase}${s.stale ? ' (STALE: its lab process is gone; the next command cleans it)' : ''}, owner ${s.owner}, accel ${s.accel}, link ${s.link}${s.resources.length ? ` (${s.resources.join(', ')})` : ''}`);
+      console.log(
+        `${r.dir}: ${s.phase}${s.stale ? ' (STALE: its lab process is gone; the next command cleans it)' : ''}, owner ${s.owner}, accel ${s.accel}, link ${s.link}${s.resources.length ? ` (${s.resources.join(', ')})` : ''}`,
+      );
       for (const v of s.vms) console.log(`  ${v.role.padEnd(7)} pid ${v.pid ?? 'not running'}  ssh 127.0.0.1:${v.sshPort}  serial ${v.serial}`);
     });
 

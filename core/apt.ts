@@ -23,7 +23,7 @@ export function parseAptSources(text: string, deb822: boolean): AptSource[] {
       stanza
         .split('\n')
         .filter((l) => !l.trim().startsWith('#'))
-        .find((l) => l.toLowerCase().startsWith(name.toLowerCase() + ':'))
+        .find((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`))
         ?.slice(name.length + 1)
         .trim()
         .split(/\s+/) ?? [];

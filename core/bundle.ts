@@ -22,7 +22,7 @@ export async function writeBundle(runDir: string): Promise<string> {
   const files = (await listFiles(runDir)).filter((f) => basename(f) !== 'SHA256SUMS');
   const lines: string[] = [];
   for (const f of files) lines.push(`${await sha256File(f)}  ${relative(runDir, f)}`);
-  await writeFile(join(runDir, 'SHA256SUMS'), lines.join('\n') + '\n');
+  await writeFile(join(runDir, 'SHA256SUMS'), `${lines.join('\n')}\n`);
   const out = `${runDir}.tar.gz`;
   await tar.c({ gzip: true, file: out, cwd: dirname(runDir), portable: true }, [basename(runDir)]);
   return out;
@@ -90,7 +90,9 @@ export async function verifyBundle(bundle: string): Promise<VerifyResult> {
       }
       listed.add(relative(root, file));
       try {
-        const h = createHash('sha256').update(await readFile(file)).digest('hex');
+        const h = createHash('sha256')
+          .update(await readFile(file))
+          .digest('hex');
         if (h !== sum) bad.push(rel);
       } catch {
         missing.push(rel);

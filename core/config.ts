@@ -10,35 +10,41 @@ const sha1 = z.string().regex(/^[0-9a-f]{40}$/, 'a full 40-hex-digit git commit'
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a 64-hex-digit sha256');
 
 /** Where a piece of source code comes from. Every kind can be replaced with `--source NAME=/path`. */
-export const SourceSchema = z.discriminatedUnion('kind', [
-  z
-    .object({
-      kind: z.literal('git'),
-      url: z.string().min(1),
-      commit: sha1.optional(),
-      ref: z.string().optional(),
-    })
-    .strict(),
-  z.object({ kind: z.literal('tarball'), url: z.string().min(1), sha256 }).strict(),
-  z.object({ kind: z.literal('path'), path: z.string().min(1) }).strict(),
-  z
-    .object({
-      kind: z.literal('debian-package'),
-      package: z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'a Debian package name'),
-      suite: z.string().optional(),
-    })
-    .strict(),
-]).superRefine((s, ctx) => {
-  if (s.kind === 'git' && !s.commit && !s.ref)
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'a git source needs `commit` (a pinned 40-digit hash) or `ref` (a tag)' });
-});
+export const SourceSchema = z
+  .discriminatedUnion('kind', [
+    z
+      .object({
+        kind: z.literal('git'),
+        url: z.string().min(1),
+        commit: sha1.optional(),
+        ref: z.string().optional(),
+      })
+      .strict(),
+    z.object({ kind: z.literal('tarball'), url: z.string().min(1), sha256 }).strict(),
+    z.object({ kind: z.literal('path'), path: z.string().min(1) }).strict(),
+    z
+      .object({
+        kind: z.literal('debian-package'),
+        package: z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'a Debian package name'),
+        suite: z.string().optional(),
+      })
+      .strict(),
+  ])
+  .superRefine((s, ctx) => {
+    if (s.kind === 'git' && !s.commit && !s.ref)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'a git source needs `commit` (a pinned 40-digit hash) or `ref` (a tag)' });
+  });
 export type Source = z.infer<typeof SourceSchema>;
 
 const VmSize = z.object({ cpus: z.number().int().min(1).max(256), memory_mb: z.number().int().min(256) }).strict();
 /** The server may be sized from the host: enough for the largest heap that will run, within what the host can give. */
 const ServerVmSize = z.object({ cpus: z.number().int().min(1).max(256), memory_mb: z.union([z.number().int().min(256), z.literal('auto')]) }).strict();
 /** KFlex heap sizes in GiB per ffkx program; the artifact's are 128 (kmemcache), 256 (kmemcached, kredis), 64 (bench). */
-const HeapGiB = z.number().int().min(1).refine((n) => (n & (n - 1)) === 0, 'a power of two (ffkx_heap(N) needs one)');
+const HeapGiB = z
+  .number()
+  .int()
+  .min(1)
+  .refine((n) => (n & (n - 1)) === 0, 'a power of two (ffkx_heap(N) needs one)');
 export const ARTIFACT_HEAPS = { kmemcache: 128, kmemcached: 256, kredis: 256, bench: 64 } as const;
 export type HeapProgram = keyof typeof ARTIFACT_HEAPS;
 // ffkx pre-fills ~5.8 GiB of pools inside the heap and the fill takes about twice that; ffkx-bench ~0.9 GB, twice.
@@ -130,7 +136,12 @@ export const ProfileSchema = z
     kflex: z
       .object({
         heap_gib: z
-          .object({ kmemcache: HeapGiB.refine((n) => n >= 32, SERVER_HEAP_MIN), kmemcached: HeapGiB.refine((n) => n >= 32, SERVER_HEAP_MIN), kredis: HeapGiB.refine((n) => n >= 32, SERVER_HEAP_MIN), bench: HeapGiB.refine((n) => n >= 8, BENCH_HEAP_MIN) })
+          .object({
+            kmemcache: HeapGiB.refine((n) => n >= 32, SERVER_HEAP_MIN),
+            kmemcached: HeapGiB.refine((n) => n >= 32, SERVER_HEAP_MIN),
+            kredis: HeapGiB.refine((n) => n >= 32, SERVER_HEAP_MIN),
+            bench: HeapGiB.refine((n) => n >= 8, BENCH_HEAP_MIN),
+          })
           .strict()
           .default({ ...ARTIFACT_HEAPS }),
       })
@@ -238,16 +249,17 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
   }
   const name = opts.profile ?? env.KFLEX_LAB_PROFILE ?? root.default_profile ?? 'paper';
   if (!root.profiles[name]) {
-    throw new ConfigError([
-      `${where(['profiles'])}: profiles.${name}: no such profile; known: ${Object.keys(root.profiles).join(', ')}`,
-    ]);
+    throw new ConfigError([`${where(['profiles'])}: profiles.${name}: no such profile; known: ${Object.keys(root.profiles).join(', ')}`]);
   }
   // Resolve the extends chain, child last, and remember which profile defines each path (for positions).
   const chain: string[] = [];
   for (let p: string | undefined = name; p; ) {
     if (chain.includes(p)) throw new ConfigError([`${where(['profiles', p, 'extends'])}: profiles.${p}.extends: cycle ${[...chain, p].join(' -> ')}`]);
     const prof: Record<string, unknown> | undefined = root.profiles[p];
-    if (!prof) throw new ConfigError([`${where(['profiles', chain.at(-1)!, 'extends'])}: profiles.${chain.at(-1)}.extends: no profile named ${p}; known: ${Object.keys(root.profiles).join(', ')}`]);
+    if (!prof)
+      throw new ConfigError([
+        `${where(['profiles', chain.at(-1)!, 'extends'])}: profiles.${chain.at(-1)}.extends: no profile named ${p}; known: ${Object.keys(root.profiles).join(', ')}`,
+      ]);
     chain.push(p);
     p = prof.extends as string | undefined;
   }
@@ -296,11 +308,11 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
     const p = path.map(String);
     const dotted = p.join('.');
     const entries = Object.entries(overrides);
-    const above = entries.find(([k]) => dotted === k || dotted.startsWith(k + '.'));
+    const above = entries.find(([k]) => dotted === k || dotted.startsWith(`${k}.`));
     if (above) return above[1];
     if (chain.some((c) => hasPath(root.profiles![c], p))) return where(locatePath(root.profiles!, chain, p));
     // e.g. `--set experiments.nosuch.variants=[x]` created the field this problem is about
-    const below = dotted ? entries.find(([k]) => k.startsWith(dotted + '.')) : undefined;
+    const below = dotted ? entries.find(([k]) => k.startsWith(`${dotted}.`)) : undefined;
     return below ? below[1] : where(locatePath(root.profiles!, chain, p));
   };
 
@@ -317,7 +329,9 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
   const problems: string[] = [];
   const ref = (field: string[], sourceName: string | undefined) => {
     if (sourceName && !profile.sources[sourceName])
-      problems.push(`${where(locatePath(root.profiles!, chain, field))}: ${field.join('.')}: names source '${sourceName}', which profiles.${name}.sources does not define; known: ${Object.keys(profile.sources).join(', ')}`);
+      problems.push(
+        `${where(locatePath(root.profiles!, chain, field))}: ${field.join('.')}: names source '${sourceName}', which profiles.${name}.sources does not define; known: ${Object.keys(profile.sources).join(', ')}`,
+      );
   };
   ref(['kernel', 'source'], profile.kernel.source);
   ref(['image', 'memtier'], profile.image.memtier);
@@ -349,13 +363,21 @@ function kernelFileProblems(profile: Profile, at: At, fragmentsDir: string | und
   const k = profile.kernel;
   // Same rule as kernel/stage.ts fragmentPath: a name with a slash (or absolute) is a file path.
   const isPath = (f: string) => isAbsolute(f) || f.includes('/');
-  const named = fragmentsDir && existsSync(fragmentsDir) ? readdirSync(fragmentsDir).filter((f) => f.endsWith('.config')).map((f) => f.slice(0, -'.config'.length)).sort() : undefined;
+  const named =
+    fragmentsDir && existsSync(fragmentsDir)
+      ? readdirSync(fragmentsDir)
+          .filter((f) => f.endsWith('.config'))
+          .map((f) => f.slice(0, -'.config'.length))
+          .sort()
+      : undefined;
   if (fragmentsDir && !named) out.push(`${at(['kernel', 'fragments'])}: kernel.fragments: the fragments directory ${fragmentsDir} does not exist`);
   k.fragments.forEach((f, i) => {
     if (isPath(f)) {
       if (!existsSync(f)) out.push(`${at(['kernel', 'fragments', i])}: kernel.fragments: no file ${resolve(f)}; give an existing .config fragment`);
     } else if (named && !named.includes(f)) {
-      out.push(`${at(['kernel', 'fragments', i])}: kernel.fragments: '${f}' is not a fragment in ${fragmentsDir}; allowed: ${named.join(', ')} (or a path to a .config fragment)`);
+      out.push(
+        `${at(['kernel', 'fragments', i])}: kernel.fragments: '${f}' is not a fragment in ${fragmentsDir}; allowed: ${named.join(', ')} (or a path to a .config fragment)`,
+      );
     }
   });
   if (!['tinyconfig', 'defconfig'].includes(k.base) && !existsSync(k.base))
@@ -374,8 +396,10 @@ function experimentProblems(profile: Profile, at: At, known: Record<string, read
       continue;
     }
     s.variants.forEach((v, i) => {
-      if (variants && !variants.includes(v)) out.push(`${at([...base, 'variants', i])}: experiments.${id}.variants: '${v}' is not a variant of ${id}; allowed: ${variants.join(', ')}`);
-      else if (s.variants.indexOf(v) !== i) out.push(`${at([...base, 'variants', i])}: experiments.${id}.variants: '${v}' is listed twice; list each variant once`);
+      if (variants && !variants.includes(v))
+        out.push(`${at([...base, 'variants', i])}: experiments.${id}.variants: '${v}' is not a variant of ${id}; allowed: ${variants.join(', ')}`);
+      else if (s.variants.indexOf(v) !== i)
+        out.push(`${at([...base, 'variants', i])}: experiments.${id}.variants: '${v}' is listed twice; list each variant once`);
     });
     const grids: Array<[(string | number)[], Record<string, ParamValue[]> | undefined]> = [
       [[...base, 'grid'], s.grid],

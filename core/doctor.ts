@@ -83,7 +83,9 @@ export async function kvmUsable(kernel?: string): Promise<{ ok: boolean; why: st
   const [argv, banner, what] = kernel
     ? [['-m', '256', '-serial', `file:${log}`, '-kernel', kernel, '-append', 'console=ttyS0 panic=-1'], 'Linux version', 'a Linux guest']
     : [['-m', '64', '-chardev', `file,id=dbg,path=${log}`, '-device', 'isa-debugcon,iobase=0x402,chardev=dbg'], 'SeaBIOS', 'guest firmware'];
-  const child = spawn('qemu-system-x86_64', ['-machine', 'pc', '-accel', 'kvm', '-cpu', 'host', '-display', 'none', '-nodefaults', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('qemu-system-x86_64', ['-machine', 'pc', '-accel', 'kvm', '-cpu', 'host', '-display', 'none', '-nodefaults', ...argv], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   let exited = false;
@@ -94,7 +96,18 @@ export async function kvmUsable(kernel?: string): Promise<{ ok: boolean; why: st
       await new Promise((r) => setTimeout(r, 200));
       if (existsSync(log) && readFileSync(log, 'utf8').includes(banner)) return { ok: true, why: `${what} ran under KVM` };
     }
-    return { ok: false, why: exited ? `qemu -accel kvm fails: ${stderr.trim().split('\n').filter((l) => !/warning/.test(l)).at(-1) ?? 'exited'}` : `/dev/kvm opens but ${what} printed nothing under KVM within 8 s (broken nested virtualization?)` };
+    return {
+      ok: false,
+      why: exited
+        ? `qemu -accel kvm fails: ${
+            stderr
+              .trim()
+              .split('\n')
+              .filter((l) => !/warning/.test(l))
+              .at(-1) ?? 'exited'
+          }`
+        : `/dev/kvm opens but ${what} printed nothing under KVM within 8 s (broken nested virtualization?)`,
+    };
   } finally {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -126,14 +139,24 @@ export function programChecks(groups: readonly NeedGroup[], path: string | undef
  * lab/requirements.ts: core/ does not know the stages); `tap` is the link's own verdict on the tap backend
  * (vm/link), so the doctor and the link chooser cannot disagree.
  */
-export async function runDoctor(profile: Profile, opts: { cacheDir: string; needs: NeedGroup[]; tap?: { ok: boolean; why: string; fix?: string }; kernel?: string; path?: string }): Promise<Check[]> {
+export async function runDoctor(
+  profile: Profile,
+  opts: { cacheDir: string; needs: NeedGroup[]; tap?: { ok: boolean; why: string; fix?: string }; kernel?: string; path?: string },
+): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (c: Check) => checks.push(c);
 
   const kvm = await kvmUsable(opts.kernel ?? anyCachedKernel(opts.cacheDir));
-  add(kvm.ok
-    ? { name: 'kvm', level: 'ok', detail: `/dev/kvm usable (${kvm.why})` }
-    : { name: 'kvm', level: 'warn', detail: `${kvm.why}: VMs run under TCG: functional only, not performance-comparable`, fix: 'run on a host with KVM (bare metal, or nested virtualization on) for comparable numbers' });
+  add(
+    kvm.ok
+      ? { name: 'kvm', level: 'ok', detail: `/dev/kvm usable (${kvm.why})` }
+      : {
+          name: 'kvm',
+          level: 'warn',
+          detail: `${kvm.why}: VMs run under TCG: functional only, not performance-comparable`,
+          fix: 'run on a host with KVM (bare metal, or nested virtualization on) for comparable numbers',
+        },
+  );
 
   // Every program the profile's stages and the testbed run, checked before anything builds.
   checks.push(...programChecks(opts.needs, opts.path));
@@ -144,34 +167,58 @@ export async function runDoctor(profile: Profile, opts: { cacheDir: string; need
   if (mm) add({ name: 'mmdebstrap', level: 'ok', detail: `mmdebstrap ${parseMmdebstrapVersion(mm) ?? '?'}` });
 
   const clang = await findClang(profile.toolchain.min_version, profile.toolchain.path);
-  if (clang && clang.version >= profile.toolchain.min_version && clang.bpf) add({ name: 'clang', level: 'ok', detail: `${clang.path} ${clang.version} with the BPF target` });
+  if (clang && clang.version >= profile.toolchain.min_version && clang.bpf)
+    add({ name: 'clang', level: 'ok', detail: `${clang.path} ${clang.version} with the BPF target` });
   else
     add({
       name: 'clang',
       level: profile.toolchain.policy === 'system' ? 'fail' : 'warn',
-      detail: clang ? `${clang.path} is ${clang.version}${clang.bpf ? '' : ' without the BPF target'}; the profile needs >= ${profile.toolchain.min_version}` : `no clang >= ${profile.toolchain.min_version} on PATH; the llvm stage will ${profile.toolchain.policy === 'source' ? 'build it' : 'install ' + (profile.toolchain.package ?? 'it')}`,
+      detail: clang
+        ? `${clang.path} is ${clang.version}${clang.bpf ? '' : ' without the BPF target'}; the profile needs >= ${profile.toolchain.min_version}`
+        : `no clang >= ${profile.toolchain.min_version} on PATH; the llvm stage will ${profile.toolchain.policy === 'source' ? 'build it' : `install ${profile.toolchain.package ?? 'it'}`}`,
       packages: profile.toolchain.package ? [profile.toolchain.package, profile.toolchain.package.replace('clang', 'llvm')] : undefined,
     });
 
   const pahole = await probe(['pahole', '--version']);
   const pv = pahole ? parsePaholeVersion(pahole) : undefined;
-  if (pv !== undefined && pv < 1.16) add({ name: 'pahole', level: 'fail', detail: `pahole ${pv} is too old for DEBUG_INFO_BTF (>= 1.16)`, packages: ['dwarves'] });
+  if (pv !== undefined && pv < 1.16)
+    add({ name: 'pahole', level: 'fail', detail: `pahole ${pv} is too old for DEBUG_INFO_BTF (>= 1.16)`, packages: ['dwarves'] });
 
   const disk = statfsSync(existsSync(opts.cacheDir) ? opts.cacheDir : '/');
   const freeGb = (disk.bavail * disk.bsize) / 2 ** 30;
-  add({ name: 'disk', level: freeGb >= profile.estimates.disk_gb ? 'ok' : 'fail', detail: `${freeGb.toFixed(1)} GiB free for ${opts.cacheDir}; profile needs ~${profile.estimates.disk_gb} GiB`, fix: freeGb >= profile.estimates.disk_gb ? undefined : 'free space or set KFLEX_LAB_CACHE to a larger disk' });
+  add({
+    name: 'disk',
+    level: freeGb >= profile.estimates.disk_gb ? 'ok' : 'fail',
+    detail: `${freeGb.toFixed(1)} GiB free for ${opts.cacheDir}; profile needs ~${profile.estimates.disk_gb} GiB`,
+    fix: freeGb >= profile.estimates.disk_gb ? undefined : 'free space or set KFLEX_LAB_CACHE to a larger disk',
+  });
   const ramGb = totalmem() / 2 ** 30;
   const vmGb = (fixedMemoryMb(profile.vms.server.memory_mb) + profile.vms.client.memory_mb) / 1024;
-  add({ name: 'ram', level: ramGb >= vmGb + 1 ? 'ok' : 'fail', detail: `${ramGb.toFixed(1)} GiB total (${(freemem() / 2 ** 30).toFixed(1)} free); the VMs take ${vmGb.toFixed(1)} GiB`, fix: ramGb >= vmGb + 1 ? undefined : `lower vms.server.memory_mb / vms.client.memory_mb with --set` });
+  add({
+    name: 'ram',
+    level: ramGb >= vmGb + 1 ? 'ok' : 'fail',
+    detail: `${ramGb.toFixed(1)} GiB total (${(freemem() / 2 ** 30).toFixed(1)} free); the VMs take ${vmGb.toFixed(1)} GiB`,
+    fix: ramGb >= vmGb + 1 ? undefined : `lower vms.server.memory_mb / vms.client.memory_mb with --set`,
+  });
   const n = cpus().length;
-  add({ name: 'cpus', level: n >= 2 ? 'ok' : 'warn', detail: `${n} CPUs (${cpus()[0]?.model ?? '?'}); VMs ask for ${profile.vms.server.cpus}+${profile.vms.client.cpus} vCPUs` });
+  add({
+    name: 'cpus',
+    level: n >= 2 ? 'ok' : 'warn',
+    detail: `${n} CPUs (${cpus()[0]?.model ?? '?'}); VMs ask for ${profile.vms.server.cpus}+${profile.vms.client.cpus} vCPUs`,
+  });
 
   if (opts.tap)
-    add(opts.tap.ok
-      ? { name: 'tap link', level: 'ok', detail: opts.tap.why }
-      : { name: 'tap link', level: 'warn', detail: `${opts.tap.why}: the link falls back to the socket backend`, fix: opts.tap.fix });
+    add(
+      opts.tap.ok
+        ? { name: 'tap link', level: 'ok', detail: opts.tap.why }
+        : { name: 'tap link', level: 'warn', detail: `${opts.tap.why}: the link falls back to the socket backend`, fix: opts.tap.fix },
+    );
   const cg = cgroupV2FromMounts(readMounts());
-  add({ name: 'cgroup v2', level: cg === 'unified' ? 'ok' : 'warn', detail: `host cgroup layout: ${cg} (only the guests need cgroup v2 for ffkx; the image boots with it)` });
+  add({
+    name: 'cgroup v2',
+    level: cg === 'unified' ? 'ok' : 'warn',
+    detail: `host cgroup layout: ${cg} (only the guests need cgroup v2 for ffkx; the image boots with it)`,
+  });
   return checks;
 }
 

@@ -17,15 +17,46 @@ export type LabEvent =
   | { type: 'line'; stage: string; line: string }
   | { type: 'step'; scope: string; message: string }
   | { type: 'warn'; scope: string; message: string }
-  | { type: 'run-start'; runDir: string; profile: string; cells: number; experiments: string[]; quick: boolean; resume: boolean; estimate: { stagesMin: number; experimentsMin: number; diskGb: number; cpus: number } }
+  | {
+      type: 'run-start';
+      runDir: string;
+      profile: string;
+      cells: number;
+      experiments: string[];
+      quick: boolean;
+      resume: boolean;
+      estimate: { stagesMin: number; experimentsMin: number; diskGb: number; cpus: number };
+    }
   | { type: 'accel'; accel: 'kvm' | 'tcg' | 'native'; why: string }
   | { type: 'testbed-up'; kind: string; accel: string; link: string; nativeXdp: boolean; seconds: number }
   | { type: 'capabilities'; kernelRelease: string; kflexKernel: boolean; ffkx: boolean; memtier: boolean; la57?: boolean }
   | { type: 'cell-start'; index: number; total: number; experiment: string; variant: string; params: string; rep: number }
-  | { type: 'cell'; index: number; total: number; experiment: string; variant: string; params: string; rep: number; status: 'ok' | 'failed' | 'skipped' | 'kept'; headline?: { metric: string; value: number }; reason?: string; seconds: number }
+  | {
+      type: 'cell';
+      index: number;
+      total: number;
+      experiment: string;
+      variant: string;
+      params: string;
+      rep: number;
+      status: 'ok' | 'failed' | 'skipped' | 'kept';
+      headline?: { metric: string; value: number };
+      reason?: string;
+      seconds: number;
+    }
   | { type: 'testbed-lost'; why: string }
   | { type: 'testbed-down'; kind: string }
-  | { type: 'run-done'; runDir: string; counts: CellCounts; exitCode: number; seconds: number; report?: string; bundle?: string; nothingToRun?: boolean; verdicts?: Array<{ claim: string; verdict: string; reason?: string }> };
+  | {
+      type: 'run-done';
+      runDir: string;
+      counts: CellCounts;
+      exitCode: number;
+      seconds: number;
+      report?: string;
+      bundle?: string;
+      nothingToRun?: boolean;
+      verdicts?: Array<{ claim: string; verdict: string; reason?: string }>;
+    };
 
 /** The single stream of typed events; one bus per lab process. */
 export class EventBus {
@@ -46,6 +77,6 @@ export class EventBus {
 export function recordEvents(bus: EventBus, file: string): () => void {
   return bus.on((e) => {
     if (e.type === 'line') return;
-    appendFileSync(file, JSON.stringify({ t: new Date().toISOString(), ...e }) + '\n');
+    appendFileSync(file, `${JSON.stringify({ t: new Date().toISOString(), ...e })}\n`);
   });
 }

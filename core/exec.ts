@@ -36,7 +36,7 @@ export async function run(argv: Argv, opts: RunOptions = {}): Promise<RunResult>
     log.write(`$ ${argv.join(' ')}\n`);
   }
   const tailer = lineSplitter((line) => {
-    log?.write(line + '\n');
+    log?.write(`${line}\n`);
     opts.onLine?.(line);
   });
   // zx is loaded at the first command, not at start: a cached `build all` runs none.
@@ -59,10 +59,7 @@ export async function run(argv: Argv, opts: RunOptions = {}): Promise<RunResult>
   if (code !== 0 && !opts.allowFailure) {
     const tail = opts.logPath ? await tailOf(opts.logPath, 30) : lastLines(out.stdout + out.stderr, 30);
     const why = out.signal ? `killed by ${out.signal}${opts.timeoutMs ? ` (timeout ${Math.round(opts.timeoutMs / 1000)} s)` : ''}` : `exit ${code}`;
-    throw new LabError(
-      `${argv[0]} failed (${why})${opts.logPath ? `; log: ${opts.logPath}` : ''}\n${tail.map((l) => '  | ' + l).join('\n')}`,
-      ExitCode.infra,
-    );
+    throw new LabError(`${argv[0]} failed (${why})${opts.logPath ? `; log: ${opts.logPath}` : ''}\n${tail.map((l) => `  | ${l}`).join('\n')}`, ExitCode.infra);
   }
   return { code, stdout: out.stdout, stderr: out.stderr };
 }
@@ -77,7 +74,9 @@ export function probe(argv: Argv, timeoutMs = 20_000): Promise<string | undefine
   // clang-19, and each failed spawn forks this whole process first.
   if (!argv[0]!.includes('/') && !onPath(argv[0]!)) return Promise.resolve(undefined);
   return new Promise((resolve) => {
-    execFile(argv[0]!, argv.slice(1), { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20, encoding: 'utf8' }, (err, stdout, stderr) => resolve(err ? undefined : stdout + stderr));
+    execFile(argv[0]!, argv.slice(1), { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20, encoding: 'utf8' }, (err, stdout, stderr) =>
+      resolve(err ? undefined : stdout + stderr),
+    );
   });
 }
 

@@ -98,10 +98,13 @@ export async function cachedProbe<T>(cacheRoot: string, name: string, key: unkno
   const t0 = Date.now();
   const result = await probe();
   const all = readProbes(file);
-  all[name] = [{ key, result, probed_at: new Date().toISOString(), seconds: (Date.now() - t0) / 1000 }, ...(all[name] ?? []).filter((r) => !sameKey(r.key, key))].slice(0, 8);
+  all[name] = [
+    { key, result, probed_at: new Date().toISOString(), seconds: (Date.now() - t0) / 1000 },
+    ...(all[name] ?? []).filter((r) => !sameKey(r.key, key)),
+  ].slice(0, 8);
   mkdirSync(cacheRoot, { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(all, null, 2) + '\n');
+  writeFileSync(tmp, `${JSON.stringify(all, null, 2)}\n`);
   renameSync(tmp, file);
   return { result };
 }
@@ -120,5 +123,7 @@ export async function kvmProbe(cacheRoot: string, kernel?: string): Promise<{ ok
     return kvmUsable(kernel);
   }
   const { result, cached } = await cachedProbe(cacheRoot, 'kvm', kvmProbeKey(kernel), () => kvmUsable(kernel));
-  return cached ? { ...result, why: `${result.why} (probed ${cached.probed_at} in this boot of the host; cached in ${join(cacheRoot, HOST_PROBES_FILE)})` } : result;
+  return cached
+    ? { ...result, why: `${result.why} (probed ${cached.probed_at} in this boot of the host; cached in ${join(cacheRoot, HOST_PROBES_FILE)})` }
+    : result;
 }

@@ -24,11 +24,14 @@ export async function labKeys(cacheRoot: string): Promise<LabKeys> {
   const identity = join(dir, 'id_ed25519');
   const hostKey = join(dir, 'ssh_host_ed25519_key');
   const knownHosts = join(dir, 'known_hosts');
-  for (const [path, comment] of [[identity, 'kflex-lab'], [hostKey, HOST_ALIAS]] as const) {
+  for (const [path, comment] of [
+    [identity, 'kflex-lab'],
+    [hostKey, HOST_ALIAS],
+  ] as const) {
     if (!existsSync(path)) await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path]);
     await chmod(path, 0o600);
   }
-  const pub = (await readFile(hostKey + '.pub', 'utf8')).trim().split(' ').slice(0, 2).join(' ');
+  const pub = (await readFile(`${hostKey}.pub`, 'utf8')).trim().split(' ').slice(0, 2).join(' ');
   await writeFile(knownHosts, `${HOST_ALIAS} ${pub}\n`, { mode: 0o600 });
   return { dir, identity, hostKey, knownHosts, hostAlias: HOST_ALIAS };
 }

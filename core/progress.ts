@@ -1,11 +1,11 @@
 import type { EventBus, LabEvent } from './events.js';
 
-type LogUpdate = (typeof import('log-update'))['logUpdateStderr'];
+type LogUpdate = typeof import('log-update')['logUpdateStderr'];
 
 const stamp = () => new Date().toISOString().slice(11, 19);
 
 /** Plain timestamped lines: for logs, pipes and CI. Output lines of builds are not echoed (they are in the log). */
-export function plainView(bus: EventBus, write: (s: string) => void = (s) => process.stderr.write(s + '\n')): () => void {
+export function plainView(bus: EventBus, write: (s: string) => void = (s) => process.stderr.write(`${s}\n`)): () => void {
   return bus.on((e) => {
     const msg = describe(e);
     if (msg) write(`[${stamp()}] ${msg}`);
@@ -60,7 +60,7 @@ export function describe(e: LabEvent): string | undefined {
     case 'stage-done':
       return `${e.stage}: done in ${fmtSeconds(e.seconds)}`;
     case 'stage-failed':
-      return `${e.stage}: FAILED after ${fmtSeconds(e.seconds)}: ${e.error.split('\n')[0]}\n${e.tail.map((l) => '    | ' + l).join('\n')}\n    log: ${e.logPath}`;
+      return `${e.stage}: FAILED after ${fmtSeconds(e.seconds)}: ${e.error.split('\n')[0]}\n${e.tail.map((l) => `    | ${l}`).join('\n')}\n    log: ${e.logPath}`;
     case 'step':
       return `${e.scope}: ${e.message}`;
     case 'warn':

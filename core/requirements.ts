@@ -34,7 +34,12 @@ export const SOURCE_NEEDS: Record<Source['kind'], readonly HostNeed[]> = {
   git: [
     { name: 'git', package: 'git', why: 'fetches the pinned commit of a git source (git init/fetch/checkout)' },
     // git only recommends it, and install-deps installs no recommends.
-    { name: 'ca-certificates', file: '/etc/ssl/certs/ca-certificates.crt', package: 'ca-certificates', why: "git checks the https:// source hosts' certificates against it" },
+    {
+      name: 'ca-certificates',
+      file: '/etc/ssl/certs/ca-certificates.crt',
+      package: 'ca-certificates',
+      why: "git checks the https:// source hosts' certificates against it",
+    },
   ],
   'debian-package': [
     { name: 'apt-get', package: 'apt', why: 'downloads the Debian source package (apt-get download)' },
@@ -60,7 +65,12 @@ export const TESTBED_NEEDS: readonly HostNeed[] = [
 
 /** What only the test suites and `npm run bench` run (not the lab): installed by .ci/install-deps, not checked by the doctor. */
 export const TEST_NEEDS: readonly HostNeed[] = [
-  { name: 'chromium', file: '/usr/bin/chromium', package: 'chromium', why: "test/e2e/3-reproduce opens the report in a headless browser (playwright-core drives the system's chromium)" },
+  {
+    name: 'chromium',
+    file: '/usr/bin/chromium',
+    package: 'chromium',
+    why: "test/e2e/3-reproduce opens the report in a headless browser (playwright-core drives the system's chromium)",
+  },
   { name: 'pgrep', package: 'procps', why: 'the e2e VM tests look for leftover QEMUs' },
   { name: 'pkill', package: 'procps', why: 'npm run bench stops the bare QEMU it timed' },
   { name: 'chroot', package: 'coreutils', why: 'test/e2e/0-fresh-host runs .ci/install-deps in a minimal Debian root' },
@@ -129,7 +139,10 @@ export function requireNeeds(stage: string, needs: readonly HostNeed[], path: st
   const missing = missingNeeds([{ stage, needs }], path).filter((m) => !m.need.optional);
   if (!missing.length) return;
   const pkgs = [...new Set(missing.map((m) => m.need.package))];
-  throw new LabError(`${missing.map(describeMissing).join('\n')}\ninstall: apt-get install -y ${pkgs.join(' ')} (or run: bash .ci/install-deps)`, ExitCode.infra);
+  throw new LabError(
+    `${missing.map(describeMissing).join('\n')}\ninstall: apt-get install -y ${pkgs.join(' ')} (or run: bash .ci/install-deps)`,
+    ExitCode.infra,
+  );
 }
 
 /** Every package the groups declare, sorted, each with the programs that need it (for .ci/host-packages). */
@@ -148,6 +161,5 @@ export function renderHostPackages(groups: readonly NeedGroup[]): string {
     '# (core/requirements.ts, llvm/stage.ts, kernel/stage.ts, kernel/deb.ts, images/stage.ts, images/kflex.ts; gathered by lab/requirements.ts).',
     '# Generated; do not edit. Regenerate: npx tsx lab/requirements.ts --write (a unit test checks it is current).',
   ];
-  return [...head, ...packageTable(groups).map((r) => `${r.package.padEnd(24)} # ${r.needs.join(', ')}`)].join('\n') + '\n';
+  return `${[...head, ...packageTable(groups).map((r) => `${r.package.padEnd(24)} # ${r.needs.join(', ')}`)].join('\n')}\n`;
 }
-

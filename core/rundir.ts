@@ -16,7 +16,10 @@ export function resultsRoot(env: NodeJS.ProcessEnv = process.env): string {
 
 /** results/<UTC timestamp>-<profile>/, e.g. results/20261127T081500Z-smoke */
 export function runDirName(profile: string, now = new Date()): string {
-  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${profile}`;
+  return `${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${profile}`;
 }
 
 export async function createRunDir(profile: string, root = resultsRoot()): Promise<string> {
@@ -27,7 +30,10 @@ export async function createRunDir(profile: string, root = resultsRoot()): Promi
 
 export async function latestRun(root = resultsRoot()): Promise<string | undefined> {
   if (!existsSync(root)) return undefined;
-  const runs = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory() && /^\d{8}T\d{6}Z-/.test(d.name)).map((d) => d.name).sort();
+  const runs = (await readdir(root, { withFileTypes: true }))
+    .filter((d) => d.isDirectory() && /^\d{8}T\d{6}Z-/.test(d.name))
+    .map((d) => d.name)
+    .sort();
   return runs.length ? join(root, runs.at(-1)!) : undefined;
 }
 
@@ -86,7 +92,7 @@ export function buildManifest(config: ResolvedConfig, host: HostFacts, stages: R
 }
 
 export async function writeManifest(runDir: string, m: Manifest): Promise<void> {
-  await writeFile(join(runDir, 'manifest.json'), JSON.stringify(m, null, 2) + '\n');
+  await writeFile(join(runDir, 'manifest.json'), `${JSON.stringify(m, null, 2)}\n`);
 }
 
 export async function readManifest(runDir: string): Promise<Manifest> {

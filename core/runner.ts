@@ -15,7 +15,8 @@ export function closure(stages: Map<string, Stage>, targets: string[]): Stage[] 
   const seen = new Set<string>();
   const visit = (id: string, path: string[]) => {
     const s = stages.get(id);
-    if (!s) throw new LabError(`unknown stage '${id}'${path.length ? ` (needed by ${path.at(-1)})` : ''}; stages: ${[...stages.keys()].join(', ')}`, ExitCode.usage);
+    if (!s)
+      throw new LabError(`unknown stage '${id}'${path.length ? ` (needed by ${path.at(-1)})` : ''}; stages: ${[...stages.keys()].join(', ')}`, ExitCode.usage);
     if (path.includes(id)) throw new LabError(`stage cycle: ${[...path, id].join(' -> ')}`, ExitCode.usage);
     if (seen.has(id)) return;
     for (const d of s.deps) visit(d, [...path, id]);
@@ -58,10 +59,15 @@ export async function buildStages(
     const deps = Object.fromEntries(p.stage.deps.map((d) => [d, outputs[d]!]));
     const started = Date.now();
     const force = opts.force?.includes(p.stage.id) || opts.force?.includes('all');
-    const job = buildEntry(p.stage, p.fingerprint, { config, deps, cacheRoot, bus }, {
-      force,
-      onStart: (logPath) => bus.emit({ type: 'stage-start', stage: p.stage.id, fingerprint: p.fingerprint, logPath }),
-    })
+    const job = buildEntry(
+      p.stage,
+      p.fingerprint,
+      { config, deps, cacheRoot, bus },
+      {
+        force,
+        onStart: (logPath) => bus.emit({ type: 'stage-start', stage: p.stage.id, fingerprint: p.fingerprint, logPath }),
+      },
+    )
       .then((r) => {
         outputs[p.stage.id] = r.output;
         if (r.cached) bus.emit({ type: 'stage-cached', stage: p.stage.id, fingerprint: p.fingerprint, dir: r.output.dir });
@@ -91,7 +97,8 @@ export async function buildStages(
       }
     } else pending.clear();
     if (running.size) await Promise.race(running.values());
-    else if (pending.size && !failure) throw new LabError(`stages cannot start: ${[...pending.keys()].join(', ')} wait on stages outside the plan`, ExitCode.infra);
+    else if (pending.size && !failure)
+      throw new LabError(`stages cannot start: ${[...pending.keys()].join(', ')} wait on stages outside the plan`, ExitCode.infra);
   }
   if (failure) throw failure;
   return outputs;

@@ -40,7 +40,13 @@ export async function sourceIdentity(src: Source): Promise<Record<string, unknow
       } catch {
         /* reported when materialized */
       }
-      return { kind: 'path', path: src.path, head: head?.trim(), dirty: dirty ? createHash('sha256').update(dirty).digest('hex') : '', mtime: head ? undefined : mtime };
+      return {
+        kind: 'path',
+        path: src.path,
+        head: head?.trim(),
+        dirty: dirty ? createHash('sha256').update(dirty).digest('hex') : '',
+        mtime: head ? undefined : mtime,
+      };
     }
   }
 }
@@ -61,7 +67,8 @@ export async function materialize(src: Source, opts: MaterializeOptions): Promis
   let result: MaterializedSource;
   switch (src.kind) {
     case 'path': {
-      if (!existsSync(src.path)) throw new LabError(`source ${opts.name}: path ${src.path} does not exist; fix --source ${opts.name}=PATH or sources.${opts.name}.path`, ExitCode.usage);
+      if (!existsSync(src.path))
+        throw new LabError(`source ${opts.name}: path ${src.path} does not exist; fix --source ${opts.name}=PATH or sources.${opts.name}.path`, ExitCode.usage);
       const head = (await probe(['git', '-C', src.path, 'rev-parse', 'HEAD']))?.trim();
       result = { dir: src.path, kind: 'path', origin: src.path, commit: head, readOnly: true };
       break;
@@ -74,18 +81,26 @@ export async function materialize(src: Source, opts: MaterializeOptions): Promis
       opts.log(`fetching ${src.url} ${want} (depth 1)`);
       await run(['git', 'init', '-q', dir], runOpts);
       await run(['git', '-C', dir, 'fetch', '--depth', '1', '--no-tags', src.url, want], runOpts).catch((e: Error) => {
-        throw new LabError(`source ${opts.name}: cannot fetch ${want} from ${src.url}: ${e.message.split('\n')[0]}\n  fix: check the commit/ref, or use a local checkout with --source ${opts.name}=/path/to/checkout`, ExitCode.infra);
+        throw new LabError(
+          `source ${opts.name}: cannot fetch ${want} from ${src.url}: ${e.message.split('\n')[0]}\n  fix: check the commit/ref, or use a local checkout with --source ${opts.name}=/path/to/checkout`,
+          ExitCode.infra,
+        );
       });
       await run(['git', '-C', dir, '-c', 'advice.detachedHead=false', 'checkout', '-q', 'FETCH_HEAD'], runOpts);
       const head = (await run(['git', '-C', dir, 'rev-parse', 'HEAD'])).stdout.trim();
-      if (src.commit && head !== src.commit) throw new LabError(`source ${opts.name}: HEAD is ${head} after fetching ${src.commit} from ${src.url}`, ExitCode.infra);
+      if (src.commit && head !== src.commit)
+        throw new LabError(`source ${opts.name}: HEAD is ${head} after fetching ${src.commit} from ${src.url}`, ExitCode.infra);
       result = { dir, kind: 'git', origin: src.url, commit: head, readOnly: false };
       break;
     }
     case 'tarball': {
       const file = await obtainFile(src.url, opts.workDir, opts.log);
       const sum = await sha256File(file);
-      if (sum !== src.sha256) throw new LabError(`source ${opts.name}: ${src.url} has sha256 ${sum}, lab.yaml pins ${src.sha256}; fix sources.${opts.name}.sha256 or the file`, ExitCode.usage);
+      if (sum !== src.sha256)
+        throw new LabError(
+          `source ${opts.name}: ${src.url} has sha256 ${sum}, lab.yaml pins ${src.sha256}; fix sources.${opts.name}.sha256 or the file`,
+          ExitCode.usage,
+        );
       const dir = join(opts.workDir, `${opts.name}-src`);
       await extractSingleRoot(file, dir);
       result = { dir, kind: 'tarball', origin: src.url, sha256: sum, readOnly: false };
@@ -142,15 +157,22 @@ async function fromDebianPackage(src: Extract<Source, { kind: 'debian-package' }
   const lines = src.suite
     ? [...new Set(sources.filter((s) => !/security/.test(s.uri)).map((s) => s.uri))].map((u) => `deb ${u} ${src.suite} main`)
     : sources.flatMap((s) => s.suites.map((suite) => `deb ${s.uri} ${suite} ${s.components.join(' ') || 'main'}`));
-  await writeFile(listFile, lines.join('\n') + '\n');
+  await writeFile(listFile, `${lines.join('\n')}\n`);
   const aptOpts = [
-    '-o', `Dir::Etc::SourceList=${listFile}`,
-    '-o', 'Dir::Etc::SourceParts=/nonexistent',
-    '-o', `Dir::State::Lists=${join(state, 'lists')}`,
-    '-o', `Dir::Cache=${state}`,
-    '-o', `Dir::Cache::archives=${join(state, 'archives')}`,
-    '-o', 'Debug::NoLocking=1',
-    '-o', 'APT::Sandbox::User=root',
+    '-o',
+    `Dir::Etc::SourceList=${listFile}`,
+    '-o',
+    'Dir::Etc::SourceParts=/nonexistent',
+    '-o',
+    `Dir::State::Lists=${join(state, 'lists')}`,
+    '-o',
+    `Dir::Cache=${state}`,
+    '-o',
+    `Dir::Cache::archives=${join(state, 'archives')}`,
+    '-o',
+    'Debug::NoLocking=1',
+    '-o',
+    'APT::Sandbox::User=root',
   ];
   const runOpts = { ...opts.exec, timeoutMs: 20 * 60_000 };
   opts.log(`apt: resolving ${src.package} from ${src.suite ?? "the host's suites"} (private state in ${state})`);
@@ -158,7 +180,10 @@ async function fromDebianPackage(src: Extract<Source, { kind: 'debian-package' }
   const debDir = join(opts.workDir, 'deb');
   await mkdir(debDir, { recursive: true });
   await run(['apt-get', ...aptOpts, 'download', src.package], { ...runOpts, cwd: debDir }).catch((e: Error) => {
-    throw new LabError(`source ${opts.name}: Debian package ${src.package} cannot be downloaded from ${src.suite ?? "the host's suites"}: ${e.message.split('\n').slice(-3).join(' ')}`, ExitCode.usage);
+    throw new LabError(
+      `source ${opts.name}: Debian package ${src.package} cannot be downloaded from ${src.suite ?? "the host's suites"}: ${e.message.split('\n').slice(-3).join(' ')}`,
+      ExitCode.usage,
+    );
   });
   const deb = (await readdir(debDir)).find((f) => f.endsWith('.deb'));
   if (!deb) throw new LabError(`source ${opts.name}: apt-get download produced no .deb`, ExitCode.infra);
@@ -182,4 +207,3 @@ async function fromDebianPackage(src: Extract<Source, { kind: 'debian-package' }
   await rm(debDir, { recursive: true, force: true });
   return { dir, kind: 'debian-package', origin: `${src.package} ${version} (${src.suite ?? 'host suites'})`, version, sha256, readOnly: false };
 }
-

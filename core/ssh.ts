@@ -54,7 +54,18 @@ export function sshOptions(t: SshTarget): string[] {
 
 export function sshArgv(t: SshTarget, remote: readonly string[], opts: { tty?: boolean } = {}): string[] {
   // The remote side is a shell: quote every argv element so it arrives as one word.
-  return [...(t.wrapper ?? []), 'ssh', '-F', '/dev/null', ...sshOptions(t), ...(opts.tty ? ['-t'] : []), '-p', String(t.port), `${t.user}@${t.host}`, ...(remote.length ? ['--', remote.map(shQuote).join(' ')] : [])];
+  return [
+    ...(t.wrapper ?? []),
+    'ssh',
+    '-F',
+    '/dev/null',
+    ...sshOptions(t),
+    ...(opts.tty ? ['-t'] : []),
+    '-p',
+    String(t.port),
+    `${t.user}@${t.host}`,
+    ...(remote.length ? ['--', remote.map(shQuote).join(' ')] : []),
+  ];
 }
 
 export function scpArgv(t: SshTarget, from: string, to: string): string[] {
@@ -68,7 +79,13 @@ export class SshHost implements Host {
     return this.target.name;
   }
   exec(argv: readonly string[], opts: HostExecOptions = {}): Promise<RunResult> {
-    return run(sshArgv(this.target, argv), { timeoutMs: opts.timeoutMs ?? 10 * 60_000, onLine: opts.onLine, logPath: opts.logPath, allowFailure: opts.allowFailure, input: opts.input });
+    return run(sshArgv(this.target, argv), {
+      timeoutMs: opts.timeoutMs ?? 10 * 60_000,
+      onLine: opts.onLine,
+      logPath: opts.logPath,
+      allowFailure: opts.allowFailure,
+      input: opts.input,
+    });
   }
   async copyIn(localPath: string, remotePath: string): Promise<void> {
     await run(scpArgv(this.target, localPath, `${this.target.user}@${this.target.host}:${remotePath}`), { timeoutMs: 5 * 60_000 });

@@ -56,7 +56,6 @@ export interface Stage {
 
 export const STAGE_MANIFEST = 'stage.json';
 
-
 /** Stable JSON: keys sorted, so the same inputs always hash the same. */
 export function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
@@ -112,7 +111,10 @@ export async function buildEntry(
     // A killed holder stops refreshing the lock; after 10 s it counts as stale and the next builder takes it.
     release = await lockfile.lock(lockTarget, { stale: 10_000, update: 2_000, retries: { retries: 2000, minTimeout: 500, maxTimeout: 2000 } });
   } catch (e) {
-    throw new LabError(`cache entry ${stage.id}/${fp} is locked by another kflex-lab process (${(e as Error).message}); wait for it or remove ${lockTarget}.lock if no lab runs`, ExitCode.infra);
+    throw new LabError(
+      `cache entry ${stage.id}/${fp} is locked by another kflex-lab process (${(e as Error).message}); wait for it or remove ${lockTarget}.lock if no lab runs`,
+      ExitCode.infra,
+    );
   }
   try {
     if (!opts.force) {
@@ -129,7 +131,7 @@ export async function buildEntry(
     const started = Date.now();
     const { appendFileSync } = await import('node:fs');
     const log = (line: string) => {
-      appendFileSync(logPath, line + '\n');
+      appendFileSync(logPath, `${line}\n`);
       ctxBase.bus.emit({ type: 'line', stage: stage.id, line });
     };
     let manifest: Record<string, unknown>;
@@ -139,16 +141,13 @@ export async function buildEntry(
     } catch (e) {
       const err = e as Error;
       const tail = await tailOf(logPath, 30);
-      const wrapped = new LabError(
-        `stage ${stage.id} failed: ${err.message}`,
-        e instanceof LabError ? e.exitCode : ExitCode.infra,
-      );
+      const wrapped = new LabError(`stage ${stage.id} failed: ${err.message}`, e instanceof LabError ? e.exitCode : ExitCode.infra);
       Object.assign(wrapped, { logPath, tail, seconds: (Date.now() - started) / 1000 });
       throw wrapped;
     }
     const seconds = (Date.now() - started) / 1000;
     const full = { stage: stage.id, version: stage.version, fingerprint: fp, built_at: new Date().toISOString(), build_seconds: seconds, ...manifest };
-    await writeFile(join(tmp, STAGE_MANIFEST), JSON.stringify(full, null, 2) + '\n');
+    await writeFile(join(tmp, STAGE_MANIFEST), `${JSON.stringify(full, null, 2)}\n`);
     const final = entryDir(root, stage.id, fp);
     await rm(final, { recursive: true, force: true });
     await rename(tmp, final);

@@ -67,7 +67,6 @@ export interface TestbedProvider {
   up(ctx: TestbedContext): Promise<Testbed>;
 }
 
-
 /** Stage products a testbed uses: the XDP probe always; the kernel and base image when it boots VMs. */
 export interface TestbedArtifacts {
   probeObject: string;

@@ -29,7 +29,20 @@ export const datastructures: Experiment = {
     const filter = String(ctx.params.filter ?? 'Zipfian');
     // No server: ffkx-bench loads its skeleton (and fills its heap) inside the measured run.
     ctx.phase('measurement');
-    await ctx.exec(ctx.server, 'bench', ['taskset', '-c', '0', `${KFLEX_GUEST_DIR}/ffkx-bench`, `--benchmark_filter=${filter}`, '--benchmark_out=/tmp/ffkx-bench.json', '--benchmark_out_format=json'], { timeoutMs: 4 * 3600_000 });
+    await ctx.exec(
+      ctx.server,
+      'bench',
+      [
+        'taskset',
+        '-c',
+        '0',
+        `${KFLEX_GUEST_DIR}/ffkx-bench`,
+        `--benchmark_filter=${filter}`,
+        '--benchmark_out=/tmp/ffkx-bench.json',
+        '--benchmark_out_format=json',
+      ],
+      { timeoutMs: 4 * 3600_000 },
+    );
     ctx.phase('collection');
     const json = (await ctx.exec(ctx.server, 'json', ['cat', '/tmp/ffkx-bench.json'])).stdout;
     const results = parseGbenchJson(json);
@@ -37,8 +50,11 @@ export const datastructures: Experiment = {
     for (const e of errors) ctx.log(`ffkx-bench: ${e}`);
     // A benchmark that errored (e.g. its skeleton did not load) has real_time 0: it must not become a number.
     if (!results.some((r) => r.ns_per_op !== undefined))
-      throw new LabError(`ffkx-bench measured nothing for --benchmark_filter=${filter}: ${results.length ? `every benchmark failed, e.g. ${errors.slice(0, 3).join(' / ')}` : 'no benchmark matched the filter'}`, ExitCode.checkFailed);
-    return { metrics, files: { 'gbench.json': json, ...(errors.length ? { 'errors.txt': errors.join('\n') + '\n' } : {}) } };
+      throw new LabError(
+        `ffkx-bench measured nothing for --benchmark_filter=${filter}: ${results.length ? `every benchmark failed, e.g. ${errors.slice(0, 3).join(' / ')}` : 'no benchmark matched the filter'}`,
+        ExitCode.checkFailed,
+      );
+    return { metrics, files: { 'gbench.json': json, ...(errors.length ? { 'errors.txt': `${errors.join('\n')}\n` } : {}) } };
   },
 };
 
@@ -74,7 +90,8 @@ export const guards: Experiment = {
   async runCell(ctx) {
     ctx.phase('collection');
     const logs = await kernelLogsOf(join(ctx.runDir, 'runs', 'datastructures'));
-    if (!logs.length) throw new LabError('no kernel log from experiment 4 (datastructures) in this run: run it first (--only datastructures guards)', ExitCode.checkFailed);
+    if (!logs.length)
+      throw new LabError('no kernel log from experiment 4 (datastructures) in this run: run it first (--only datastructures guards)', ExitCode.checkFailed);
     const c = compareGuards(parseGuardLines(logs.join('\n')), SEED_GUARDS);
     const metrics: Record<string, number> = {
       exact: c.exact ? 1 : 0,

@@ -11,7 +11,22 @@ export function memcaslapConfig(setGet: string, valueSize: number, keySize = 32)
 }
 
 export function memcaslapArgv(server: string, p: { threads: number; concurrency: number; seconds: number; udp: boolean }): string[] {
-  return ['memcaslap', '-s', `${server}:${SERVICE_PORT}`, '-F', '/tmp/memcaslap.cfg', '-T', String(p.threads), '-c', String(p.concurrency), ...(p.udp ? ['-U'] : []), '-S', '1s', '-t', `${p.seconds}s`];
+  return [
+    'memcaslap',
+    '-s',
+    `${server}:${SERVICE_PORT}`,
+    '-F',
+    '/tmp/memcaslap.cfg',
+    '-T',
+    String(p.threads),
+    '-c',
+    String(p.concurrency),
+    ...(p.udp ? ['-U'] : []),
+    '-S',
+    '1s',
+    '-t',
+    `${p.seconds}s`,
+  ];
 }
 
 /**
@@ -24,9 +39,20 @@ export const memcache: Experiment = {
   claims: ['memcache-throughput'],
   headline: 'tps',
   parsers: { memcaslap: parseMemcaslap },
-  artifact: { command: 'memcaslap -s <hostname>:6969 -F config -U -T 128 -c 128 -S 1s -t 30s', params: { threads: 128, concurrency: 128 }, duration_s: 30, source: "the artifact's README, 'Memcached offload for GETS/SETS'" },
+  artifact: {
+    command: 'memcaslap -s <hostname>:6969 -F config -U -T 128 -c 128 -S 1s -t 30s',
+    params: { threads: 128, concurrency: 128 },
+    duration_s: 30,
+    source: "the artifact's README, 'Memcached offload for GETS/SETS'",
+  },
   variants: [
-    { id: 'kflex', description: `ffkx --kmemcache --ifindex <link NIC> (XDP, 128 GiB heap)`, requires: ['kflex-kernel', 'ffkx', 'native-xdp'], heapGiB: 128, heap: 'kmemcache' },
+    {
+      id: 'kflex',
+      description: `ffkx --kmemcache --ifindex <link NIC> (XDP, 128 GiB heap)`,
+      requires: ['kflex-kernel', 'ffkx', 'native-xdp'],
+      heapGiB: 128,
+      heap: 'kmemcache',
+    },
     { id: 'userspace', description: `memcached -U ${SERVICE_PORT} -p ${SERVICE_PORT}`, requires: [] },
     { id: 'bmc', description: 'BMC (NSDI 21) eBPF cache in front of memcached', requires: ['bmc'] },
   ],
@@ -37,23 +63,43 @@ export const memcache: Experiment = {
     const kflex = variant.id === 'kflex';
     const server = kflex
       ? new GuestServer(ctx.server, 'ffkx', [`${KFLEX_GUEST_DIR}/ffkx`, '--kmemcache', '--ifindex', String(ctx.caps.linkIfindex)])
-      : new GuestServer(ctx.server, 'memcached', ['memcached', '-u', 'root', '-l', '0.0.0.0', '-p', String(SERVICE_PORT), '-U', String(SERVICE_PORT), '-t', String(Math.max(1, ctx.caps.serverCpus)), '-m', '256']);
+      : new GuestServer(ctx.server, 'memcached', [
+          'memcached',
+          '-u',
+          'root',
+          '-l',
+          '0.0.0.0',
+          '-p',
+          String(SERVICE_PORT),
+          '-U',
+          String(SERVICE_PORT),
+          '-t',
+          String(Math.max(1, ctx.caps.serverCpus)),
+          '-m',
+          '256',
+        ]);
     let metrics: Metrics | undefined;
     let log = '';
     try {
       // The client's -F file is written while the server starts: the two machines work at once.
       const [s] = await Promise.all([
         server.start(kflex ? { text: 'Memcache ready!' } : { tcpPort: SERVICE_PORT }, kflex ? 900_000 : 60_000),
-        ctx.exec(ctx.client, 'config', ['sh', '-c', 'cat > /tmp/memcaslap.cfg'], { input: memcaslapConfig(String(p.set_get ?? '10:90'), Number(p.value_size ?? 32)) }),
+        ctx.exec(ctx.client, 'config', ['sh', '-c', 'cat > /tmp/memcaslap.cfg'], {
+          input: memcaslapConfig(String(p.set_get ?? '10:90'), Number(p.value_size ?? 32)),
+        }),
       ]);
       ctx.phase('ready', Date.now() - s.readySeconds * 1000);
       const run = { threads, concurrency: Number(p.concurrency ?? 8), udp: true };
       if (ctx.settings.warmup_s > 0) {
         ctx.phase('warm-up');
-        await ctx.exec(ctx.client, 'warmup', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.warmup_s }), { timeoutMs: (ctx.settings.warmup_s + 120) * 1000 });
+        await ctx.exec(ctx.client, 'warmup', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.warmup_s }), {
+          timeoutMs: (ctx.settings.warmup_s + 120) * 1000,
+        });
       }
       ctx.phase('measurement');
-      const out = await ctx.exec(ctx.client, 'client', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.duration_s }), { timeoutMs: (ctx.settings.duration_s + 180) * 1000 });
+      const out = await ctx.exec(ctx.client, 'client', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.duration_s }), {
+        timeoutMs: (ctx.settings.duration_s + 180) * 1000,
+      });
       metrics = parseMemcaslap(out.stdout);
     } finally {
       // Stopped (and ffkx's XDP program detached) whatever happened; its log comes back in the same round trip.

@@ -28,7 +28,10 @@ export function parseMemcaslap(out: string): Metrics {
 
 /** redis-benchmark --csv: one row per test with rps and latency percentiles (ms). Metric names are prefixed by the test. */
 export function parseRedisBenchmarkCsv(out: string): Metrics {
-  const lines = out.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('"'));
+  const lines = out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('"'));
   const header = lines.find((l) => l.startsWith('"test"'));
   if (!header) fail('redis-benchmark', 'no CSV header (run it with --csv)');
   const cols = splitCsv(header);
@@ -97,7 +100,9 @@ function redisTestKey(title: string): string {
 }
 
 function withMeanRps(m: Metrics): Metrics {
-  const rps = Object.entries(m).filter(([k]) => k.endsWith('_rps')).map(([, v]) => v);
+  const rps = Object.entries(m)
+    .filter(([k]) => k.endsWith('_rps'))
+    .map(([, v]) => v);
   if (rps.length) m.rps = rps.reduce((a, b) => a + b, 0) / rps.length;
   return m;
 }
@@ -116,14 +121,20 @@ export function parseMemtier(out: string): Metrics {
   const lines = out.slice(start).split('\n');
   const headerLine = lines.find((l) => /Ops\/sec/.test(l));
   if (!headerLine) fail('memtier_benchmark', 'no header with Ops/sec');
-  const header = headerLine.trim().split(/\s{2,}/).map((h) => h.trim());
+  const header = headerLine
+    .trim()
+    .split(/\s{2,}/)
+    .map((h) => h.trim());
   const m: Metrics = {};
   for (const l of lines) {
     const row = l.trim().match(/^(Sets|Gets|Totals)\s+(.*)$/);
     if (!row) continue;
     const vals = row[2]!.trim().split(/\s+/).map(Number);
     header.slice(1).forEach((h, i) => {
-      const key = `${row[1]!.toLowerCase()}_${h.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/_$/, '')}`;
+      const key = `${row[1]!.toLowerCase()}_${h
+        .toLowerCase()
+        .replace(/[^a-z0-9]+/g, '_')
+        .replace(/_$/, '')}`;
       if (vals[i] !== undefined && !Number.isNaN(vals[i])) m[key] = vals[i]!;
     });
   }
@@ -235,8 +246,13 @@ export interface GuardLine {
  * single such message is not a guard log: that is an error, as for the other parsers.
  */
 export function parseGuardLines(text: string): GuardLine[] {
-  const lines = [...text.matchAll(/prog=(\S{1,15}?) range_analysis_call=(\d+) elided=(\d+)/g)].map((m) => ({ prog: m[1]!, range_analysis_call: Number(m[2]), elided: Number(m[3]) }));
-  if (!lines.length) fail('guard-elision log', 'no "prog=NAME range_analysis_call=N elided=M" message (is this the kernel log of a KFlex kernel after ffkx-bench ran?)');
+  const lines = [...text.matchAll(/prog=(\S{1,15}?) range_analysis_call=(\d+) elided=(\d+)/g)].map((m) => ({
+    prog: m[1]!,
+    range_analysis_call: Number(m[2]),
+    elided: Number(m[3]),
+  }));
+  if (!lines.length)
+    fail('guard-elision log', 'no "prog=NAME range_analysis_call=N elided=M" message (is this the kernel log of a KFlex kernel after ffkx-bench ran?)');
   return lines;
 }
 
@@ -278,7 +294,10 @@ export function splitGuardBlocks(measured: GuardLine[], expected: GuardExpectati
   let cur: GuardLine[] | undefined;
   for (const g of measured.filter((x) => x.prog.startsWith(GUARD_PROG_PREFIX))) {
     if (cur && cur.length < expected.length && expected[cur.length]!.prog === g.prog) cur.push(g);
-    else blocks.push((cur = [g]));
+    else {
+      cur = [g];
+      blocks.push(cur);
+    }
   }
   return blocks;
 }
@@ -330,8 +349,20 @@ export function compareGuards(measured: GuardLine[], expected: GuardExpectation[
   const differing = expected
     .map((e, i) => ({ label: e.label, prog: e.prog, blocks: compared.filter((rows) => !rows[i]!.match).length }))
     .filter((d) => d.blocks > 0);
-  const deviations = compared.flatMap((rows, b) => (rows.every((r) => r.match) ? [] : [`block ${b + 1} of ${blocks.length}: ${rows.filter((r) => !r.match).map(rowText).join('; ')}`]));
-  if (!blocks.length) deviations.push(`no ${GUARD_PROG_PREFIX}* program in the log (${measured.length} other verifier messages): ffkx-bench's data-structure programs were not loaded`);
+  const deviations = compared.flatMap((rows, b) =>
+    rows.every((r) => r.match)
+      ? []
+      : [
+          `block ${b + 1} of ${blocks.length}: ${rows
+            .filter((r) => !r.match)
+            .map(rowText)
+            .join('; ')}`,
+        ],
+  );
+  if (!blocks.length)
+    deviations.push(
+      `no ${GUARD_PROG_PREFIX}* program in the log (${measured.length} other verifier messages): ffkx-bench's data-structure programs were not loaded`,
+    );
   const sum = (xs: GuardLine[], k: 'range_analysis_call' | 'elided') => xs.reduce((a, x) => a + x[k], 0);
   const first = blocks[0] ?? [];
   const agreeing = compared.filter((rows) => rows.every((r) => r.match)).length;

@@ -5,16 +5,38 @@ import { KFLEX_GUEST_DIR, SERVICE_PORT } from '../core/guest.js';
 
 function redisServer(ctx: CellContext, variant: VariantDef, mode: '--kmemcached' | '--kredis', ready: string) {
   return variant.id === 'kflex'
-    ? { server: new GuestServer(ctx.server, 'ffkx', [`${KFLEX_GUEST_DIR}/ffkx`, mode, '--ifindex', String(ctx.caps.linkIfindex)]), ready: { text: ready }, timeoutMs: 900_000 }
+    ? {
+        server: new GuestServer(ctx.server, 'ffkx', [`${KFLEX_GUEST_DIR}/ffkx`, mode, '--ifindex', String(ctx.caps.linkIfindex)]),
+        ready: { text: ready },
+        timeoutMs: 900_000,
+      }
     : {
-        server: new GuestServer(ctx.server, 'redis-server', ['redis-server', '--port', String(SERVICE_PORT), '--bind', '0.0.0.0', '--protected-mode', 'no', '--save', '', '--appendonly', 'no']),
+        server: new GuestServer(ctx.server, 'redis-server', [
+          'redis-server',
+          '--port',
+          String(SERVICE_PORT),
+          '--bind',
+          '0.0.0.0',
+          '--protected-mode',
+          'no',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+        ]),
         ready: { tcpPort: SERVICE_PORT },
         timeoutMs: 60_000,
       };
 }
 
 /** The server up and ready, the measurement (body), then the server stopped (ffkx's XDP detached) and its log kept. */
-async function withServer(ctx: CellContext, variant: VariantDef, mode: '--kmemcached' | '--kredis', ready: string, body: () => Promise<CellOutcome>): Promise<CellOutcome> {
+async function withServer(
+  ctx: CellContext,
+  variant: VariantDef,
+  mode: '--kmemcached' | '--kredis',
+  ready: string,
+  body: () => Promise<CellOutcome>,
+): Promise<CellOutcome> {
   const s = redisServer(ctx, variant, mode, ready);
   let out: CellOutcome | undefined;
   let log = '';
@@ -34,9 +56,22 @@ async function withServer(ctx: CellContext, variant: VariantDef, mode: '--kmemca
  * The artifact's memtier line (`-d 64 -n 10000 -t 64 --ratio 10:90`): a request count per client when
  * `requests` is given, else a test time; memtier's default 50 clients per thread unless `clients` is given.
  */
-export function memtierArgv(server: string, p: { ratio: string; dataSize: number; threads: number; clients?: number; requests?: number; seconds: number }): string[] {
+export function memtierArgv(
+  server: string,
+  p: { ratio: string; dataSize: number; threads: number; clients?: number; requests?: number; seconds: number },
+): string[] {
   return [
-    'memtier_benchmark', '-s', server, '-p', String(SERVICE_PORT), '--protocol=redis', `--ratio=${p.ratio}`, '-d', String(p.dataSize), '-t', String(p.threads),
+    'memtier_benchmark',
+    '-s',
+    server,
+    '-p',
+    String(SERVICE_PORT),
+    '--protocol=redis',
+    `--ratio=${p.ratio}`,
+    '-d',
+    String(p.dataSize),
+    '-t',
+    String(p.threads),
     ...(p.clients ? ['-c', String(p.clients)] : []),
     ...(p.requests ? ['-n', String(p.requests)] : [`--test-time=${p.seconds}`]),
     '--hide-histogram',
@@ -44,12 +79,46 @@ export function memtierArgv(server: string, p: { ratio: string; dataSize: number
 }
 
 export function redisBenchmarkGetSetArgv(server: string, p: { dataSize: number; clients?: number; requests: number }): string[] {
-  return ['redis-benchmark', '-h', server, '-p', String(SERVICE_PORT), '-t', 'set,get', '-d', String(p.dataSize), ...(p.clients ? ['-c', String(p.clients)] : []), '-n', String(p.requests), '-r', '100000', '--csv'];
+  return [
+    'redis-benchmark',
+    '-h',
+    server,
+    '-p',
+    String(SERVICE_PORT),
+    '-t',
+    'set,get',
+    '-d',
+    String(p.dataSize),
+    ...(p.clients ? ['-c', String(p.clients)] : []),
+    '-n',
+    String(p.requests),
+    '-r',
+    '100000',
+    '--csv',
+  ];
 }
 
 /** The seed's ZADD command line, with the request count, threads and (when given) clients from the profile's grid. */
 export function redisBenchmarkZaddArgv(server: string, p: { threads: number; clients?: number; requests: number }): string[] {
-  return ['redis-benchmark', '--threads', String(p.threads), '-h', server, '-p', String(SERVICE_PORT), ...(p.clients ? ['-c', String(p.clients)] : []), '-r', '1000000', '-n', String(p.requests), '--csv', 'zadd', 'f__rand_int__f', '__rand_int__', 'ele:rand__rand_int__:__rand_int__'];
+  return [
+    'redis-benchmark',
+    '--threads',
+    String(p.threads),
+    '-h',
+    server,
+    '-p',
+    String(SERVICE_PORT),
+    ...(p.clients ? ['-c', String(p.clients)] : []),
+    '-r',
+    '1000000',
+    '-n',
+    String(p.requests),
+    '--csv',
+    'zadd',
+    'f__rand_int__f',
+    '__rand_int__',
+    'ele:rand__rand_int__:__rand_int__',
+  ];
 }
 
 /**
@@ -62,8 +131,26 @@ export function memtierZaddArgv(server: string, p: { threads: number; clients?: 
   const clients = p.clients ?? 50;
   const perClient = Math.max(1, Math.ceil(p.requests / (p.threads * clients)));
   return [
-    'memtier_benchmark', '-s', server, '-p', String(SERVICE_PORT), '--protocol=redis', '-t', String(p.threads), '-c', String(clients), '-n', String(perClient),
-    '--command=ZADD __key__ __key__ __data__', '--command-key-pattern=R', '--key-prefix=', '--key-minimum=1', '--key-maximum=999999', '-d', '16', '--hide-histogram',
+    'memtier_benchmark',
+    '-s',
+    server,
+    '-p',
+    String(SERVICE_PORT),
+    '--protocol=redis',
+    '-t',
+    String(p.threads),
+    '-c',
+    String(clients),
+    '-n',
+    String(perClient),
+    '--command=ZADD __key__ __key__ __data__',
+    '--command-key-pattern=R',
+    '--key-prefix=',
+    '--key-minimum=1',
+    '--key-maximum=999999',
+    '-d',
+    '16',
+    '--hide-histogram',
   ];
 }
 
@@ -80,9 +167,19 @@ export const redisGetSet: Experiment = {
   claims: ['redis-getset-throughput'],
   headline: 'ops_sec',
   parsers: { memtier: parseMemtier, 'redis-benchmark': parseRedisBenchmark },
-  artifact: { command: 'memtier_benchmark -s <hostname> -p 6969 --protocol=redis -d 64 -n 10000 -t 64 --ratio 10:90', params: { ratio: '10:90', data_size: 64, threads: 64, requests: 10000 }, source: "the artifact's README, 'Redis offload for GETS/SETS' (it names the flag --kmemcache there; the code's pairing is --kmemcached)" },
+  artifact: {
+    command: 'memtier_benchmark -s <hostname> -p 6969 --protocol=redis -d 64 -n 10000 -t 64 --ratio 10:90',
+    params: { ratio: '10:90', data_size: 64, threads: 64, requests: 10000 },
+    source: "the artifact's README, 'Redis offload for GETS/SETS' (it names the flag --kmemcache there; the code's pairing is --kmemcached)",
+  },
   variants: [
-    { id: 'kflex', description: 'ffkx --kmemcached (sk_skb stream parser/verdict, 256 GiB heap)', requires: ['kflex-kernel', 'ffkx', 'memtier'], heapGiB: 256, heap: 'kmemcached' },
+    {
+      id: 'kflex',
+      description: 'ffkx --kmemcached (sk_skb stream parser/verdict, 256 GiB heap)',
+      requires: ['kflex-kernel', 'ffkx', 'memtier'],
+      heapGiB: 256,
+      heap: 'kmemcached',
+    },
     { id: 'userspace', description: `redis-server --port ${SERVICE_PORT}`, requires: [] },
   ],
   estimateCellSeconds: (s, accel) => s.duration_s * 2 + (accel === 'tcg' ? 25 : 8),
@@ -94,7 +191,12 @@ export const redisGetSet: Experiment = {
       const threads = Number(p.threads ?? 1);
       if (ctx.caps.memtier) {
         const requests = p.requests === undefined ? undefined : Number(p.requests);
-        const out = await ctx.exec(ctx.client, 'client', memtierArgv(ctx.serverIp, { ratio: String(p.ratio ?? '10:90'), dataSize, threads, clients, requests, seconds: ctx.settings.duration_s }), { timeoutMs: ctx.boundMs });
+        const out = await ctx.exec(
+          ctx.client,
+          'client',
+          memtierArgv(ctx.serverIp, { ratio: String(p.ratio ?? '10:90'), dataSize, threads, clients, requests, seconds: ctx.settings.duration_s }),
+          { timeoutMs: ctx.boundMs },
+        );
         return { metrics: parseMemtier(out.stdout) };
       }
       // Substitute: redis-benchmark runs a SET phase then a GET phase, so the SET:GET ratio is not applied.
@@ -104,7 +206,9 @@ export const redisGetSet: Experiment = {
       const m = parseRedisBenchmarkCsv(out.stdout);
       return {
         metrics: { ...m, ops_sec: m.rps! },
-        deviations: [`memtier_benchmark is not in the image: substituted redis-benchmark -t set,get (${requests} requests per phase; the ${String(p.ratio ?? '10:90')} SET:GET ratio is not applied)`],
+        deviations: [
+          `memtier_benchmark is not in the image: substituted redis-benchmark -t set,get (${requests} requests per phase; the ${String(p.ratio ?? '10:90')} SET:GET ratio is not applied)`,
+        ],
       };
     });
   },
@@ -117,12 +221,16 @@ export const redisZadd: Experiment = {
   claims: ['redis-zadd-throughput'],
   headline: 'rps',
   parsers: { 'redis-benchmark': parseRedisBenchmark, memtier: parseMemtier },
-  artifact: { command: 'redis-benchmark --threads 64 -h <hostname> -p 6969 -r 1000000 -n 2000000 zadd f__rand_int__f __rand_int__ ele:rand__rand_int__:__rand_int__', params: { threads: 64, requests: 2000000 }, source: "the artifact's README, 'Redis offload for ZADD'" },
+  artifact: {
+    command: 'redis-benchmark --threads 64 -h <hostname> -p 6969 -r 1000000 -n 2000000 zadd f__rand_int__f __rand_int__ ele:rand__rand_int__:__rand_int__',
+    params: { threads: 64, requests: 2000000 },
+    source: "the artifact's README, 'Redis offload for ZADD'",
+  },
   variants: [
     { id: 'kflex', description: 'ffkx --kredis (256 GiB heap)', requires: ['kflex-kernel', 'ffkx', 'memtier'], heapGiB: 256, heap: 'kredis' },
     { id: 'userspace', description: `redis-server --port ${SERVICE_PORT}`, requires: [] },
   ],
-  estimateCellSeconds: (s, accel) => (accel === 'tcg' ? 40 : 15),
+  estimateCellSeconds: (_s, accel) => (accel === 'tcg' ? 40 : 15),
   async runCell(ctx, variant) {
     const p = ctx.params;
     return withServer(ctx, variant, '--kredis', 'ToyRedis ready!', async () => {

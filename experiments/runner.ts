@@ -70,7 +70,13 @@ export function phaseClock(start: number) {
 /** Apply `--quick`: fewer repetitions, shorter runs, the quick grid's values for the keys it names. */
 export function effectiveSettings(s: ExperimentSettings, quick: boolean): ExperimentSettings {
   if (!quick) return s;
-  return { ...s, repetitions: s.quick.repetitions ?? 1, duration_s: s.quick.duration_s ?? s.duration_s, grid: { ...s.grid, ...(s.quick.grid ?? {}) }, warmup_s: 0 };
+  return {
+    ...s,
+    repetitions: s.quick.repetitions ?? 1,
+    duration_s: s.quick.duration_s ?? s.duration_s,
+    grid: { ...s.grid, ...(s.quick.grid ?? {}) },
+    warmup_s: 0,
+  };
 }
 
 export function gridPoints(grid: Record<string, ParamValue[]>): Params[] {
@@ -80,7 +86,9 @@ export function gridPoints(grid: Record<string, ParamValue[]>): Params[] {
 }
 
 export function paramsSlug(p: Params): string {
-  const s = Object.entries(p).map(([k, v]) => `${k}=${String(v).replace(/[^A-Za-z0-9.]+/g, '-')}`).join(',');
+  const s = Object.entries(p)
+    .map(([k, v]) => `${k}=${String(v).replace(/[^A-Za-z0-9.]+/g, '-')}`)
+    .join(',');
   return s || 'default';
 }
 
@@ -89,7 +97,7 @@ export function planCells(profile: Profile, opts: { only?: string[]; quick?: boo
   const cells: ExperimentCell[] = [];
   for (const exp of experiments) {
     const raw = profile.experiments[exp.id];
-    if (!raw || !raw.enabled) continue;
+    if (!raw?.enabled) continue;
     if (opts.only?.length && !opts.only.includes(exp.id)) continue;
     const settings = effectiveSettings(raw, !!opts.quick);
     for (const vid of settings.variants) {
@@ -97,7 +105,15 @@ export function planCells(profile: Profile, opts: { only?: string[]; quick?: boo
       if (!variant) throw new Error(`experiments.${exp.id}.variants: unknown variant '${vid}'; known: ${exp.variants.map((v) => v.id).join(', ')}`);
       for (const params of gridPoints(settings.grid))
         for (let rep = 1; rep <= settings.repetitions; rep++)
-          cells.push({ experiment: exp, variant, params, rep, settings, path: join('runs', exp.id, vid, paramsSlug(params), `rep-${rep}`), heapGiB: effectiveHeapGiB(variant, profile) });
+          cells.push({
+            experiment: exp,
+            variant,
+            params,
+            rep,
+            settings,
+            path: join('runs', exp.id, vid, paramsSlug(params), `rep-${rep}`),
+            heapGiB: effectiveHeapGiB(variant, profile),
+          });
     }
   }
   return cells;
@@ -151,11 +167,21 @@ export const CLIENT_PROBE_SCRIPT = 'if command -v memtier_benchmark >/dev/null; 
 
 /** key=value lines, as the probe scripts print them. */
 export function parseProbeLines(out: string): Record<string, string> {
-  return Object.fromEntries(out.split('\n').map((l) => l.match(/^([a-z0-9_]+)=(.*)$/)).filter((m): m is RegExpMatchArray => !!m).map((m) => [m[1]!, m[2]!.trim()]));
+  return Object.fromEntries(
+    out
+      .split('\n')
+      .map((l) => l.match(/^([a-z0-9_]+)=(.*)$/))
+      .filter((m): m is RegExpMatchArray => !!m)
+      .map((m) => [m[1]!, m[2]!.trim()]),
+  );
 }
 
 /** Probe the guests once, each in one round trip and both at once: KFlex heap map type in the kernel's BTF, ffkx, memtier, LA57, link ifindex. */
-export async function probeCapabilities(server: Host, client: Host, facts: { nativeXdp: boolean; serverMemoryMb: number; serverCpus: number; accel: 'kvm' | 'tcg' | 'native'; linkIf?: string }): Promise<Capabilities> {
+export async function probeCapabilities(
+  server: Host,
+  client: Host,
+  facts: { nativeXdp: boolean; serverMemoryMb: number; serverCpus: number; accel: 'kvm' | 'tcg' | 'native'; linkIf?: string },
+): Promise<Capabilities> {
   const linkIf = facts.linkIf ?? LINK_IF;
   const [s, c] = await Promise.all([
     server.exec(['sh', '-c', SERVER_PROBE_SCRIPT, 'probe', `${KFLEX_GUEST_DIR}/ffkx`, linkIf], { allowFailure: true, timeoutMs: 120_000 }),
@@ -166,7 +192,10 @@ export async function probeCapabilities(server: Host, client: Host, facts: { nat
   const release = sv.release ?? '';
   const ifindex = Number(sv.ifindex);
   if (!release || !Number.isInteger(ifindex) || ifindex <= 0 || !cv.memtier)
-    throw new LabError(`capability probe: the ${!cv.memtier ? 'client' : 'server'} did not answer it (exit ${!cv.memtier ? c.code : s.code}): ${(!cv.memtier ? c.stderr : s.stderr).trim().split('\n').slice(-3).join(' / ') || 'no output'}${release && !(ifindex > 0) ? `; no ifindex for ${linkIf}` : ''}`, ExitCode.infra);
+    throw new LabError(
+      `capability probe: the ${!cv.memtier ? 'client' : 'server'} did not answer it (exit ${!cv.memtier ? c.code : s.code}): ${(!cv.memtier ? c.stderr : s.stderr).trim().split('\n').slice(-3).join(' / ') || 'no output'}${release && !(ifindex > 0) ? `; no ifindex for ${linkIf}` : ''}`,
+      ExitCode.infra,
+    );
   const kflexKernel = (Number(sv.heap) || 0) > 0;
   const kflexKernelWhy =
     sv.heap === 'nobtf'
@@ -224,14 +253,22 @@ END { if (first > from + 1) print "kflex-lab: kernel log records " from + 1 "-" 
 
 /** The last kernel log sequence number now, or -1 when the log cannot be read. */
 export async function kmsgSeq(host: Host): Promise<number> {
-  const r = await host.exec(['sh', '-c', "dd if=/dev/kmsg iflag=nonblock bs=8192 2>/dev/null | awk -F'[,;]' '/^[0-9]/{s=$2} END{print s+0}'"], { allowFailure: true, timeoutMs: 60_000 }).catch(() => undefined);
+  const r = await host
+    .exec(['sh', '-c', "dd if=/dev/kmsg iflag=nonblock bs=8192 2>/dev/null | awk -F'[,;]' '/^[0-9]/{s=$2} END{print s+0}'"], {
+      allowFailure: true,
+      timeoutMs: 60_000,
+    })
+    .catch(() => undefined);
   const n = Number(r?.stdout.trim());
   return r?.code === 0 && Number.isFinite(n) ? n : -1;
 }
 
 /** The kernel log records after sequence number `from`, formatted as dmesg prints them. */
 export async function kmsgSince(host: Host, from: number): Promise<{ text: string; gap?: string }> {
-  const r = await host.exec(['sh', '-c', 'dd if=/dev/kmsg iflag=nonblock bs=8192 2>/dev/null | awk -v from="$1" "$2"', 'kmsg', String(from), KMSG_SLICE_AWK], { allowFailure: true, timeoutMs: 60_000 });
+  const r = await host.exec(['sh', '-c', 'dd if=/dev/kmsg iflag=nonblock bs=8192 2>/dev/null | awk -v from="$1" "$2"', 'kmsg', String(from), KMSG_SLICE_AWK], {
+    allowFailure: true,
+    timeoutMs: 60_000,
+  });
   return { text: r.stdout, gap: r.stderr.trim() || undefined };
 }
 
@@ -240,8 +277,10 @@ export function missingInput(cell: ExperimentCell, records: CellRecord[]): strin
   const src = cell.variant.logOf;
   if (!src) return undefined;
   const producers = records.filter((r) => r.experiment === src.experiment && r.variant === src.variant);
-  if (!producers.length) return `reads the kernel log of ${src.experiment}/${src.variant}, which is not in this run (add --only ${src.experiment} ${cell.experiment.id})`;
-  if (producers.every((r) => r.status === 'skipped')) return `reads the kernel log of ${src.experiment}/${src.variant}, which was skipped: ${producers[0]!.reason}`;
+  if (!producers.length)
+    return `reads the kernel log of ${src.experiment}/${src.variant}, which is not in this run (add --only ${src.experiment} ${cell.experiment.id})`;
+  if (producers.every((r) => r.status === 'skipped'))
+    return `reads the kernel log of ${src.experiment}/${src.variant}, which was skipped: ${producers[0]!.reason}`;
   return undefined;
 }
 
@@ -269,7 +308,14 @@ export function needsRun(prev: CellRecord | undefined): boolean {
 /** health()'s reason if the testbed is gone now or within `ms`, else undefined. */
 async function lostWithin(health: () => Promise<string | undefined>, ms: number): Promise<string | undefined> {
   let why: string | undefined;
-  await waitUntil(async () => !!(why = await health().catch(() => undefined)), ms, 200);
+  await waitUntil(
+    async () => {
+      why = await health().catch(() => undefined);
+      return !!why;
+    },
+    ms,
+    200,
+  );
   return why;
 }
 
@@ -310,7 +356,19 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
     const event = (r: CellRecord | (Omit<CellRecord, 'status'> & { status: 'kept' }), kept?: CellRecord) => {
       const metric = cell.experiment.headline;
       const value = (kept ?? (r as CellRecord)).metrics?.[metric];
-      env.bus.emit({ type: 'cell', index: i, total: cells.length, experiment: cell.experiment.id, variant: cell.variant.id, params: paramsSlug(cell.params), rep: cell.rep, status: r.status, headline: value === undefined ? undefined : { metric, value }, reason: r.reason, seconds: r.seconds });
+      env.bus.emit({
+        type: 'cell',
+        index: i,
+        total: cells.length,
+        experiment: cell.experiment.id,
+        variant: cell.variant.id,
+        params: paramsSlug(cell.params),
+        rep: cell.rep,
+        status: r.status,
+        headline: value === undefined ? undefined : { metric, value },
+        reason: r.reason,
+        seconds: r.seconds,
+      });
     };
     if (env.resume) {
       const prev = await readCellRecord(env.runDir, cell.path);
@@ -324,14 +382,26 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
     const started = Date.now();
     // A KFlex cell records its heap, and whether it is the artifact's size or a scaled one (a deviation).
     const artifactHeap = cell.variant.heap ? ARTIFACT_HEAPS[cell.variant.heap] : cell.variant.heapGiB;
-    const heap = cell.heapGiB ? { heap: { gib: cell.heapGiB, artifact_gib: artifactHeap ?? cell.heapGiB, scaled: !!artifactHeap && cell.heapGiB !== artifactHeap } } : {};
+    const heap = cell.heapGiB
+      ? { heap: { gib: cell.heapGiB, artifact_gib: artifactHeap ?? cell.heapGiB, scaled: !!artifactHeap && cell.heapGiB !== artifactHeap } }
+      : {};
     const base = { experiment: cell.experiment.id, variant: cell.variant.id, params: cell.params, rep: cell.rep, started: new Date().toISOString(), ...heap };
     let record: CellRecord;
-    const skip = lost ? `not run: the testbed was lost during an earlier cell (${lost.split('\n')[0]}); finish with --resume` : (unmetRequirement(cell.variant, env.caps, cell.heapGiB) ?? missingInput(cell, records));
+    const skip = lost
+      ? `not run: the testbed was lost during an earlier cell (${lost.split('\n')[0]}); finish with --resume`
+      : (unmetRequirement(cell.variant, env.caps, cell.heapGiB) ?? missingInput(cell, records));
     if (skip) {
       record = { ...base, status: 'skipped', reason: skip, seconds: 0, ...(lost ? { rerun: true } : {}) };
     } else {
-      env.bus.emit({ type: 'cell-start', index: i, total: cells.length, experiment: cell.experiment.id, variant: cell.variant.id, params: paramsSlug(cell.params), rep: cell.rep });
+      env.bus.emit({
+        type: 'cell-start',
+        index: i,
+        total: cells.length,
+        experiment: cell.experiment.id,
+        variant: cell.variant.id,
+        params: paramsSlug(cell.params),
+        rep: cell.rep,
+      });
       const watch = env.health ? watchHealth(env.health, env.healthIntervalMs ?? 1000) : undefined;
       const dead = watch?.lost.then((why) => ({ dead: why })) ?? new Promise<never>(() => {});
       const boundS = cellBoundSeconds(cell, env.caps.accel);
@@ -350,7 +420,12 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
         );
         const r = await Promise.race([work, dead, overdue]);
         if ('overdue' in r) {
-          record = { ...base, status: 'failed', reason: `exceeded its bound of ${boundS} s (2 x its estimate + 120 s${cell.heapGiB ? ' + the heap fill' : ''}); its processes were stopped`, seconds: (Date.now() - started) / 1000 };
+          record = {
+            ...base,
+            status: 'failed',
+            reason: `exceeded its bound of ${boundS} s (2 x its estimate + 120 s${cell.heapGiB ? ' + the heap fill' : ''}); its processes were stopped`,
+            seconds: (Date.now() - started) / 1000,
+          };
           await resetHosts(env.server, env.client, env.linkIf);
         } else if ('dead' in r) {
           lost = r.dead;
@@ -361,10 +436,15 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
           const sshLost = /exit(ed)? 255|Connection (refused|reset|closed)|closed by remote/i.test(r.error.message);
           const why = env.health ? await lostWithin(env.health, sshLost ? 3000 : 0) : undefined;
           if (why) lost = why;
-          record = { ...base, status: 'failed', reason: why ? `testbed lost during this cell: ${why}\n(the cell said: ${r.error.message.split('\n')[0]})` : r.error.message, seconds: (Date.now() - started) / 1000 };
+          record = {
+            ...base,
+            status: 'failed',
+            reason: why ? `testbed lost during this cell: ${why}\n(the cell said: ${r.error.message.split('\n')[0]})` : r.error.message,
+            seconds: (Date.now() - started) / 1000,
+          };
         } else {
           for (const [name, content] of Object.entries(r.out.files ?? {})) await writeFile(join(dir, name), content);
-          await writeFile(join(dir, 'metrics.json'), JSON.stringify(r.out.metrics, null, 2) + '\n');
+          await writeFile(join(dir, 'metrics.json'), `${JSON.stringify(r.out.metrics, null, 2)}\n`);
           record = { ...base, status: 'ok', metrics: r.out.metrics, deviations: r.out.deviations, seconds: (Date.now() - started) / 1000 };
         }
         if (!lost) {
@@ -384,7 +464,7 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
       record = { ...record, seconds: (end - started) / 1000, ...clock.seconds(end) };
       if (lost) env.bus.emit({ type: 'testbed-lost', why: lost });
     }
-    await writeFile(join(dir, 'status.json'), JSON.stringify(record, null, 2) + '\n');
+    await writeFile(join(dir, 'status.json'), `${JSON.stringify(record, null, 2)}\n`);
     records.push(record);
     event(record);
   }
@@ -408,7 +488,10 @@ function cellContext(cell: ExperimentCell, dir: string, env: CellEnv, boundMs: n
     log: (line) => env.bus.emit({ type: 'line', stage: 'experiments', line }),
     async exec(host, name, argv, opts = {}) {
       // The exact command, on which host, is kept beside its output.
-      await writeFile(join(dir, `${name}.cmd`), `${host.name}$ ${argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')}\n`);
+      await writeFile(
+        join(dir, `${name}.cmd`),
+        `${host.name}$ ${argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')}\n`,
+      );
       const r = await host.exec(argv, { ...opts, allowFailure: true });
       await writeFile(join(dir, `${name}.stdout`), r.stdout);
       await writeFile(join(dir, `${name}.stderr`), r.stderr);
@@ -466,7 +549,17 @@ export function summarize(records: CellRecord[]): SummaryRow[] {
     }
     for (const metric of metrics) {
       const xs = ok.map((r) => r.metrics?.[metric]).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
-      rows.push({ experiment, variant, params, metric, ...counts, median: median(xs), min: Math.min(...xs), max: Math.max(...xs), cv: coefficientOfVariation(xs) });
+      rows.push({
+        experiment,
+        variant,
+        params,
+        metric,
+        ...counts,
+        median: median(xs),
+        min: Math.min(...xs),
+        max: Math.max(...xs),
+        cv: coefficientOfVariation(xs),
+      });
     }
   }
   return rows;
@@ -475,14 +568,13 @@ export function summarize(records: CellRecord[]): SummaryRow[] {
 export function summaryCsv(rows: SummaryRow[]): string {
   const cols: Array<keyof SummaryRow> = ['experiment', 'variant', 'params', 'metric', 'n_ok', 'n_failed', 'n_skipped', 'median', 'min', 'max', 'cv', 'reason'];
   const cell = (v: unknown) => (v === undefined ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
-  return [cols.join(','), ...rows.map((r) => cols.map((c) => cell(r[c])).join(','))].join('\n') + '\n';
+  return `${[cols.join(','), ...rows.map((r) => cols.map((c) => cell(r[c])).join(','))].join('\n')}\n`;
 }
 
 export async function writeSummary(runDir: string, records: CellRecord[]): Promise<SummaryRow[]> {
   const rows = summarize(records);
-  await writeFile(join(runDir, 'summary.json'), JSON.stringify({ cells: records.length, rows }, null, 2) + '\n');
+  await writeFile(join(runDir, 'summary.json'), `${JSON.stringify({ cells: records.length, rows }, null, 2)}\n`);
   await writeFile(join(runDir, 'summary.csv'), summaryCsv(rows));
-  await writeFile(join(runDir, 'cells.json'), JSON.stringify(records, null, 2) + '\n');
+  await writeFile(join(runDir, 'cells.json'), `${JSON.stringify(records, null, 2)}\n`);
   return rows;
 }
-

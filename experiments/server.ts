@@ -46,7 +46,12 @@ true`;
 export function parseStartOutput(out: string): { pid?: number; launched?: number; outcome?: 'ready' | 'exited' | 'timeout'; at?: number } {
   const launched = out.match(/^launched ([\d.]+) (\d+)$/m);
   const end = out.match(/^(ready|exited|timeout) ([\d.]+)$/m);
-  return { pid: launched ? Number(launched[2]) : undefined, launched: launched ? Number(launched[1]) : undefined, outcome: end?.[1] as 'ready' | 'exited' | 'timeout' | undefined, at: end ? Number(end[2]) : undefined };
+  return {
+    pid: launched ? Number(launched[2]) : undefined,
+    launched: launched ? Number(launched[1]) : undefined,
+    outcome: end?.[1] as 'ready' | 'exited' | 'timeout' | undefined,
+    at: end ? Number(end[2]) : undefined,
+  };
 }
 
 /**
@@ -55,7 +60,12 @@ export function parseStartOutput(out: string): { pid?: number; launched?: number
  */
 export class GuestServer {
   private pid?: number;
-  constructor(readonly host: Host, readonly name: string, readonly argv: readonly string[], readonly logFile = `/tmp/${name}.log`) {}
+  constructor(
+    readonly host: Host,
+    readonly name: string,
+    readonly argv: readonly string[],
+    readonly logFile = `/tmp/${name}.log`,
+  ) {}
 
   /**
    * Launch and wait until ready (one round trip). Returns how long the server took to become ready after
@@ -63,14 +73,27 @@ export class GuestServer {
    */
   async start(ready: { text?: string; tcpPort?: number }, timeoutMs: number): Promise<{ readySeconds: number }> {
     const waitS = Math.ceil(timeoutMs / 1000);
-    const r = await this.host.exec(['sh', '-c', START_SCRIPT, 'start', this.logFile, ready.text ?? '', ready.tcpPort ? String(ready.tcpPort) : '', String(waitS), ...this.argv], { timeoutMs: timeoutMs + 60_000, allowFailure: true });
+    const r = await this.host.exec(
+      ['sh', '-c', START_SCRIPT, 'start', this.logFile, ready.text ?? '', ready.tcpPort ? String(ready.tcpPort) : '', String(waitS), ...this.argv],
+      { timeoutMs: timeoutMs + 60_000, allowFailure: true },
+    );
     const s = parseStartOutput(r.stdout);
     this.pid = s.pid;
     if (s.outcome === 'ready') return { readySeconds: Math.max(0, s.at! - s.launched!) };
     const what = ready.text ? `waiting for '${ready.text}' in its log` : `port ${ready.tcpPort}`;
-    const why = s.outcome === 'exited' ? 'exited before it was ready' : s.outcome === 'timeout' ? `not ready within ${waitS} s (${what})` : `could not be started (exit ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')})`;
+    const why =
+      s.outcome === 'exited'
+        ? 'exited before it was ready'
+        : s.outcome === 'timeout'
+          ? `not ready within ${waitS} s (${what})`
+          : `could not be started (exit ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')})`;
     const log = await this.stop();
-    throw new LabError(`${this.name} ${why}:\n${lastLines(log, 30).map((l) => '  | ' + l).join('\n')}`, ExitCode.checkFailed);
+    throw new LabError(
+      `${this.name} ${why}:\n${lastLines(log, 30)
+        .map((l) => `  | ${l}`)
+        .join('\n')}`,
+      ExitCode.checkFailed,
+    );
   }
 
   /**
@@ -78,7 +101,10 @@ export class GuestServer {
    * returns the server's log. One round trip.
    */
   async stop(o: { detachXdpFrom?: string } = {}): Promise<string> {
-    const r = await this.host.exec(['sh', '-c', STOP_SCRIPT, 'stop', this.pid ? String(this.pid) : '', this.logFile, o.detachXdpFrom ?? ''], { allowFailure: true, timeoutMs: 60_000 });
+    const r = await this.host.exec(['sh', '-c', STOP_SCRIPT, 'stop', this.pid ? String(this.pid) : '', this.logFile, o.detachXdpFrom ?? ''], {
+      allowFailure: true,
+      timeoutMs: 60_000,
+    });
     this.pid = undefined;
     return r.stdout;
   }
@@ -97,7 +123,17 @@ export const commName = (name: string) => name.slice(0, 15);
 
 /** After a cell that overran its bound: stop what it started on both hosts, so the next cell starts clean. */
 export async function resetHosts(server: Host, client: Host, ifname: string): Promise<void> {
-  await server.exec(['sh', '-c', 'for p in "$@"; do pkill -KILL -x "$p"; done; true', 'reset', ...CELL_PROCESSES.server.map(commName)], { allowFailure: true, timeoutMs: 30_000 }).catch(() => undefined);
-  await client.exec(['sh', '-c', 'for p in "$@"; do pkill -KILL -x "$p"; done; true', 'reset', ...CELL_PROCESSES.client.map(commName)], { allowFailure: true, timeoutMs: 30_000 }).catch(() => undefined);
+  await server
+    .exec(['sh', '-c', 'for p in "$@"; do pkill -KILL -x "$p"; done; true', 'reset', ...CELL_PROCESSES.server.map(commName)], {
+      allowFailure: true,
+      timeoutMs: 30_000,
+    })
+    .catch(() => undefined);
+  await client
+    .exec(['sh', '-c', 'for p in "$@"; do pkill -KILL -x "$p"; done; true', 'reset', ...CELL_PROCESSES.client.map(commName)], {
+      allowFailure: true,
+      timeoutMs: 30_000,
+    })
+    .catch(() => undefined);
   await detachXdp(server, ifname).catch(() => undefined);
 }

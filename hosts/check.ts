@@ -10,7 +10,16 @@ import { heapVmMemoryMb } from '../experiments/heaps.js';
 import type { HostsConfig, Role } from './config.js';
 import { OpenSshHost, targetOf } from './ssh.js';
 import { gatherFacts, clockOffset, parseRouteGet, type HostFacts } from './facts.js';
-import { sameMachineRefusal, sshInterfaceRefusal, sshInterfaces, linkInterfaceRefusal, linkAddress, clientRouteRefusal, foreignXdpRefusal, rootRefusal } from './safety.js';
+import {
+  sameMachineRefusal,
+  sshInterfaceRefusal,
+  sshInterfaces,
+  linkInterfaceRefusal,
+  linkAddress,
+  clientRouteRefusal,
+  foreignXdpRefusal,
+  rootRefusal,
+} from './safety.js';
 import { installPlan, installLine, NOT_PACKAGED } from './packages.js';
 
 export const ROLES: Role[] = ['server', 'client'];
@@ -69,7 +78,11 @@ export async function inspectHosts(pair: HostPair): Promise<Inspection> {
         ins.facts[role] = g.facts;
         ins.raw[role] = g.raw;
       } catch (e) {
-        ins.unreachable[role] = (e as Error).message.split('\n').filter((l) => l.trim()).slice(-3).join(' / ');
+        ins.unreachable[role] = (e as Error).message
+          .split('\n')
+          .filter((l) => l.trim())
+          .slice(-3)
+          .join(' / ');
         refuse('ssh', role, `cannot run commands on the ${role} (ssh ${cfg[role].destination}): ${ins.unreachable[role]}`);
         return;
       }
@@ -134,7 +147,10 @@ export interface HostsCheckResult {
 }
 
 /** The heap sizes (GiB) the profile's enabled KFlex variants allocate, largest first. */
-export function profileHeaps(profile: Profile, experiments: Array<{ id: string; variants: Array<{ id: string; heapGiB?: number; heap?: HeapProgram }> }>): number[] {
+export function profileHeaps(
+  profile: Profile,
+  experiments: Array<{ id: string; variants: Array<{ id: string; heapGiB?: number; heap?: HeapProgram }> }>,
+): number[] {
   const out = new Set<number>();
   for (const e of experiments) {
     const s = profile.experiments[e.id];
@@ -149,7 +165,10 @@ export function profileHeaps(profile: Profile, experiments: Array<{ id: string; 
 }
 
 /** What each host needs and lacks, as checks (pure: from the inspection, so it is tested on captured facts). */
-export function assess(ins: Inspection, o: { heaps: number[]; profileCpus: Record<Role, number>; clockOffsetMs?: number; clockUncertaintyMs?: number }): { checks: HostCheck[]; install: Partial<Record<Role, string>> } {
+export function assess(
+  ins: Inspection,
+  o: { heaps: number[]; profileCpus: Record<Role, number>; clockOffsetMs?: number; clockUncertaintyMs?: number },
+): { checks: HostCheck[]; install: Partial<Record<Role, string>> } {
   const checks: HostCheck[] = [];
   const add = (c: HostCheck) => checks.push(c);
   const install: Partial<Record<Role, string>> = {};
@@ -157,10 +176,16 @@ export function assess(ins: Inspection, o: { heaps: number[]; profileCpus: Recor
   for (const role of ROLES) {
     const f = ins.facts[role];
     if (!f) continue;
-    add({ host: role, name: 'kernel', level: 'ok', detail: `${f.hostname}: Linux ${f.kernel} (${f.os.pretty}), ${f.cpus} CPUs (${f.cpu.model}), ${(f.memory.totalMb / 1024).toFixed(1)} GiB RAM` });
+    add({
+      host: role,
+      name: 'kernel',
+      level: 'ok',
+      detail: `${f.hostname}: Linux ${f.kernel} (${f.os.pretty}), ${f.cpus} CPUs (${f.cpu.model}), ${(f.memory.totalMb / 1024).toFixed(1)} GiB RAM`,
+    });
     if (role === 'server') {
       const btf = f.btf;
-      if (btf.kind === 'kflex') add({ host: role, name: 'kflex kernel', level: 'ok', detail: `BPF_MAP_TYPE_HEAP is in the kernel's BTF (${btf.hits} hits): a KFlex kernel` });
+      if (btf.kind === 'kflex')
+        add({ host: role, name: 'kflex kernel', level: 'ok', detail: `BPF_MAP_TYPE_HEAP is in the kernel's BTF (${btf.hits} hits): a KFlex kernel` });
       else
         add({
           host: role,
@@ -172,29 +197,82 @@ export function assess(ins: Inspection, o: { heaps: number[]; profileCpus: Recor
               : btf.kind === 'no-bpftool'
                 ? 'no bpftool to read the kernel BTF with: KFlex cannot be probed (install bpftool)'
                 : `kernel ${f.kernel} is not a KFlex kernel (BPF_MAP_TYPE_HEAP is not in its BTF): KFlex cells will be skipped, user-space cells run`,
-          fix: "to run the KFlex cells, boot the KFlex kernel on this host: kflex-lab build kernel --deb --profile paper builds it (KFlex-linux at the pinned commit, verified config) as Debian packages and prints the steps: dpkg -i, update-grub, reboot into it, then hosts check again. The lab never reboots a machine by itself.",
+          fix: 'to run the KFlex cells, boot the KFlex kernel on this host: kflex-lab build kernel --deb --profile paper builds it (KFlex-linux at the pinned commit, verified config) as Debian packages and prints the steps: dpkg -i, update-grub, reboot into it, then hosts check again. The lab never reboots a machine by itself.',
         });
-      add({ host: role, name: 'la57', level: 'ok', detail: f.cpu.la57 ? '5-level paging active (la57 in /proc/cpuinfo)' : '4-level paging (no la57 in /proc/cpuinfo): only heaps of 256 GiB and more can be placed (64 and 128 GiB and every scaled heap need 5-level paging)' });
+      add({
+        host: role,
+        name: 'la57',
+        level: 'ok',
+        detail: f.cpu.la57
+          ? '5-level paging active (la57 in /proc/cpuinfo)'
+          : '4-level paging (no la57 in /proc/cpuinfo): only heaps of 256 GiB and more can be placed (64 and 128 GiB and every scaled heap need 5-level paging)',
+      });
       // The runner's own rule decides; the words are shorter than its (which speak of VM settings).
       const unfit = o.heaps.filter((g) => heapUnfit(g, { serverMemoryMb: f.memory.totalMb, la57: f.cpu.la57 }));
-      const why = (g: number) => (f.memory.totalMb < heapVmMemoryMb(g) ? `${g} GiB (needs ~${Math.ceil(heapVmMemoryMb(g) / 1024)} GiB of RAM)` : `${g} GiB (cannot be placed without 5-level paging)`);
+      const why = (g: number) =>
+        f.memory.totalMb < heapVmMemoryMb(g)
+          ? `${g} GiB (needs ~${Math.ceil(heapVmMemoryMb(g) / 1024)} GiB of RAM)`
+          : `${g} GiB (cannot be placed without 5-level paging)`;
       add(
         unfit.length
-          ? { host: role, name: 'heap ram', level: 'warn', detail: `${(f.memory.totalMb / 1024).toFixed(1)} GiB of RAM${f.cpu.la57 ? '' : ', 4-level paging'}: the KFlex heaps ${unfit.map(why).join(', ')} do not fit; those KFlex cells will be skipped` }
-          : { host: role, name: 'heap ram', level: 'ok', detail: o.heaps.length ? `${(f.memory.totalMb / 1024).toFixed(1)} GiB holds the profile's heaps (${o.heaps.join(', ')} GiB)` : 'the profile runs no KFlex heap' },
+          ? {
+              host: role,
+              name: 'heap ram',
+              level: 'warn',
+              detail: `${(f.memory.totalMb / 1024).toFixed(1)} GiB of RAM${f.cpu.la57 ? '' : ', 4-level paging'}: the KFlex heaps ${unfit.map(why).join(', ')} do not fit; those KFlex cells will be skipped`,
+            }
+          : {
+              host: role,
+              name: 'heap ram',
+              level: 'ok',
+              detail: o.heaps.length
+                ? `${(f.memory.totalMb / 1024).toFixed(1)} GiB holds the profile's heaps (${o.heaps.join(', ')} GiB)`
+                : 'the profile runs no KFlex heap',
+            },
       );
-      const files = Object.entries(f.kflexFiles).filter(([, p]) => !p).map(([n]) => n);
-      add(files.length ? { host: role, name: 'ffkx', level: 'warn', detail: `${files.join(', ')} not in ${KFLEX_GUEST_DIR}: KFlex cells will be skipped`, fix: 'kflex-lab hosts prepare --testbed FILE (copies the kflex stage build when the host runs the guest suite, else says what to do)' } : { host: role, name: 'ffkx', level: 'ok', detail: `ffkx and ffkx-bench in ${KFLEX_GUEST_DIR}` });
+      const files = Object.entries(f.kflexFiles)
+        .filter(([, p]) => !p)
+        .map(([n]) => n);
+      add(
+        files.length
+          ? {
+              host: role,
+              name: 'ffkx',
+              level: 'warn',
+              detail: `${files.join(', ')} not in ${KFLEX_GUEST_DIR}: KFlex cells will be skipped`,
+              fix: 'kflex-lab hosts prepare --testbed FILE (copies the kflex stage build when the host runs the guest suite, else says what to do)',
+            }
+          : { host: role, name: 'ffkx', level: 'ok', detail: `ffkx and ffkx-bench in ${KFLEX_GUEST_DIR}` },
+      );
     }
     const want = o.profileCpus[role];
-    add({ host: role, name: 'cpus', level: f.cpus >= want ? 'ok' : 'warn', detail: `${f.cpus} CPUs${f.cpus >= want ? '' : `; the profile gives its ${role} VM ${want}: fewer threads than the profile's loads assume`}` });
+    add({
+      host: role,
+      name: 'cpus',
+      level: f.cpus >= want ? 'ok' : 'warn',
+      detail: `${f.cpus} CPUs${f.cpus >= want ? '' : `; the profile gives its ${role} VM ${want}: fewer threads than the profile's loads assume`}`,
+    });
     if (!ins.refusals.some((r) => r.name === 'link nic' && r.host === role)) {
       const nic = f.nic;
-      add({ host: role, name: 'link nic', level: nic.driver ? 'ok' : 'warn', detail: `${f.linkIf}: driver ${nic.driver ?? 'unknown'}${nic.version ? ` ${nic.version}` : ''}${nic.firmware ? `, firmware ${nic.firmware}` : ''}${nic.busInfo ? `, bus ${nic.busInfo}` : ''}; address ${role === 'server' ? (ins.serverIp ?? '?') : (ins.clientIp ?? '?')}; SSH arrives on ${sshInterfaces(f).join(', ') || '?'}` });
+      add({
+        host: role,
+        name: 'link nic',
+        level: nic.driver ? 'ok' : 'warn',
+        detail: `${f.linkIf}: driver ${nic.driver ?? 'unknown'}${nic.version ? ` ${nic.version}` : ''}${nic.firmware ? `, firmware ${nic.firmware}` : ''}${nic.busInfo ? `, bus ${nic.busInfo}` : ''}; address ${role === 'server' ? (ins.serverIp ?? '?') : (ins.clientIp ?? '?')}; SSH arrives on ${sshInterfaces(f).join(', ') || '?'}`,
+      });
     }
     // XDP never goes on the client's NIC, but a link that also carries SSH measures the session too.
-    if (role === 'client' && sshInterfaces(f).includes(f.linkIf)) add({ host: role, name: 'ssh interface', level: 'warn', detail: `the client's ${f.linkIf} also carries this SSH session: the experiments share the link with it`, fix: 'reach the client through another interface (a management network or ProxyJump)' });
-    const missing = Object.entries(f.binaries).filter(([, p]) => !p).map(([b]) => b);
+    if (role === 'client' && sshInterfaces(f).includes(f.linkIf))
+      add({
+        host: role,
+        name: 'ssh interface',
+        level: 'warn',
+        detail: `the client's ${f.linkIf} also carries this SSH session: the experiments share the link with it`,
+        fix: 'reach the client through another interface (a management network or ProxyJump)',
+      });
+    const missing = Object.entries(f.binaries)
+      .filter(([, p]) => !p)
+      .map(([b]) => b);
     const plan = installPlan(missing, f.os, f.kernel);
     // A line to paste as the login user: sudo unless that user is root.
     const line = installLine(plan, f.uid === 0, f.os);
@@ -203,14 +281,30 @@ export function assess(ins: Inspection, o: { heaps: number[]; profileCpus: Recor
     const hard = missing.filter((b) => !soft.has(b));
     add(
       missing.length
-        ? { host: role, name: 'binaries', level: hard.length ? 'fail' : 'warn', detail: `missing: ${missing.join(', ')}${missing.filter((b) => NOT_PACKAGED[b]).map((b) => `; ${b}: ${NOT_PACKAGED[b]}`).join('')}`, fix: line }
+        ? {
+            host: role,
+            name: 'binaries',
+            level: hard.length ? 'fail' : 'warn',
+            detail: `missing: ${missing.join(', ')}${missing
+              .filter((b) => NOT_PACKAGED[b])
+              .map((b) => `; ${b}: ${NOT_PACKAGED[b]}`)
+              .join('')}`,
+            fix: line,
+          }
         : { host: role, name: 'binaries', level: 'ok', detail: `all there: ${Object.keys(f.binaries).join(' ')}` },
     );
-    if (f.ntpSynchronized === false) add({ host: role, name: 'ntp', level: 'warn', detail: 'the clock is not NTP-synchronized (timedatectl): logs of the two hosts may not line up' });
+    if (f.ntpSynchronized === false)
+      add({ host: role, name: 'ntp', level: 'warn', detail: 'the clock is not NTP-synchronized (timedatectl): logs of the two hosts may not line up' });
   }
   if (o.clockOffsetMs !== undefined) {
     const off = Math.abs(o.clockOffsetMs);
-    add({ host: 'both', name: 'clock', level: off > 100 + (o.clockUncertaintyMs ?? 0) ? 'warn' : 'ok', detail: `client - server clock offset ${o.clockOffsetMs.toFixed(1)} ms (± ${(o.clockUncertaintyMs ?? 0).toFixed(1)} ms, measured over SSH)`, fix: off > 100 ? 'run NTP (chrony or systemd-timesyncd) on both hosts' : undefined });
+    add({
+      host: 'both',
+      name: 'clock',
+      level: off > 100 + (o.clockUncertaintyMs ?? 0) ? 'warn' : 'ok',
+      detail: `client - server clock offset ${o.clockOffsetMs.toFixed(1)} ms (± ${(o.clockUncertaintyMs ?? 0).toFixed(1)} ms, measured over SSH)`,
+      fix: off > 100 ? 'run NTP (chrony or systemd-timesyncd) on both hosts' : undefined,
+    });
   }
   return { checks, install };
 }
@@ -219,7 +313,10 @@ export function assess(ins: Inspection, o: { heaps: number[]; profileCpus: Recor
  * `hosts check`: read-only, except the native-XDP probe (attached in driver mode to the server's link NIC,
  * counted, detached), which runs only when no refusal stands.
  */
-export async function checkHosts(cfg: HostsConfig, o: { probeObject: string; profile: Profile; heaps: number[]; log?: (m: string) => void }): Promise<HostsCheckResult> {
+export async function checkHosts(
+  cfg: HostsConfig,
+  o: { probeObject: string; profile: Profile; heaps: number[]; log?: (m: string) => void },
+): Promise<HostsCheckResult> {
   const pair = HostPair.open(cfg);
   try {
     const ins = await inspectHosts(pair);
@@ -228,7 +325,12 @@ export async function checkHosts(cfg: HostsConfig, o: { probeObject: string; pro
       const [s, c] = await Promise.all([clockOffset(pair.server.asLoginUser()), clockOffset(pair.client.asLoginUser())]);
       clock = { offsetMs: c.offsetMs - s.offsetMs, uncertaintyMs: c.uncertaintyMs + s.uncertaintyMs };
     }
-    const a = assess(ins, { heaps: o.heaps, profileCpus: { server: o.profile.vms.server.cpus, client: o.profile.vms.client.cpus }, clockOffsetMs: clock?.offsetMs, clockUncertaintyMs: clock?.uncertaintyMs });
+    const a = assess(ins, {
+      heaps: o.heaps,
+      profileCpus: { server: o.profile.vms.server.cpus, client: o.profile.vms.client.cpus },
+      clockOffsetMs: clock?.offsetMs,
+      clockUncertaintyMs: clock?.uncertaintyMs,
+    });
     let xdp: XdpCheckResult | undefined;
     let xdpRefused: string | undefined;
     const s = ins.facts.server;
@@ -245,8 +347,19 @@ export async function checkHosts(cfg: HostsConfig, o: { probeObject: string; pro
     }
     if (xdp) {
       const good = xdp.mode === 'driver' && xdp.counted === xdp.sent;
-      a.checks.push({ host: 'server', name: 'native xdp', level: good ? 'ok' : 'warn', detail: `${s!.linkIf} (${s!.nic.driver ?? '?'}): mode ${xdp.mode}, sent ${xdp.sent} UDP datagrams to port ${xdp.port}, the probe counted ${xdp.counted}; detached${good ? '' : ': the XDP cells will be skipped'}` });
-    } else a.checks.push({ host: 'server', name: 'native xdp', level: ins.refusals.length ? 'fail' : 'warn', detail: `${xdpRefused}; the memcache KFlex cells (XDP) will be skipped` });
+      a.checks.push({
+        host: 'server',
+        name: 'native xdp',
+        level: good ? 'ok' : 'warn',
+        detail: `${s!.linkIf} (${s!.nic.driver ?? '?'}): mode ${xdp.mode}, sent ${xdp.sent} UDP datagrams to port ${xdp.port}, the probe counted ${xdp.counted}; detached${good ? '' : ': the XDP cells will be skipped'}`,
+      });
+    } else
+      a.checks.push({
+        host: 'server',
+        name: 'native xdp',
+        level: ins.refusals.length ? 'fail' : 'warn',
+        detail: `${xdpRefused}; the memcache KFlex cells (XDP) will be skipped`,
+      });
     return {
       file: cfg.file,
       checks: a.checks,

@@ -21,18 +21,27 @@ const Destination = z
 const Interface = z.string().regex(/^[^\s/:]{1,15}$/, 'a Linux interface name (1-15 characters, no "/", ":" or spaces), e.g. eth1 or enp1s0f0');
 const Ipv4 = z
   .string()
-  .regex(/^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$/, 'an IPv4 address without prefix length, e.g. 10.0.0.1 (the clients take host:port, so IPv6 is not supported)');
+  .regex(
+    /^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$/,
+    'an IPv4 address without prefix length, e.g. 10.0.0.1 (the clients take host:port, so IPv6 is not supported)',
+  );
 
 const HostSchema = z
   .object({
     destination: Destination,
     /** Overrides the destination's user / port (ssh -o User= / -o Port=). */
-    user: z.string().regex(/^[A-Za-z0-9._][A-Za-z0-9._-]*$/, 'a login name').optional(),
+    user: z
+      .string()
+      .regex(/^[A-Za-z0-9._][A-Za-z0-9._-]*$/, 'a login name')
+      .optional(),
     port: z.number().int().min(1).max(65535).optional(),
     /** Run every command as root through `sudo -n` (the login user must have passwordless sudo). */
     sudo: z.boolean().default(false),
     /** Names this host's record of what `hosts prepare` installed (default: the destination). */
-    name: z.string().regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' or '-'").optional(),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' or '-'")
+      .optional(),
     link: z
       .object({
         interface: Interface,
@@ -82,21 +91,29 @@ export function parseHostsConfig(text: string, file: string, opts: { home?: stri
   const where = (path: (string | number)[]) => locate(doc, lc, file, path);
   const raw = doc.toJS() as unknown;
   const parsed = HostsSchema.safeParse(raw ?? {});
-  if (!parsed.success)
-    throw new ConfigError(parsed.error.issues.map((i) => `${where(i.path)}: ${i.path.map(String).join('.') || '(file)'}: ${describe(i)}`));
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${where(i.path)}: ${i.path.map(String).join('.') || '(file)'}: ${describe(i)}`));
   const c = parsed.data;
   const problems: string[] = [];
   let sshConfig: string | undefined;
   if (c.ssh_config) {
     const expanded = c.ssh_config.replace(/^~(?=\/|$)/, opts.home ?? homedir());
     sshConfig = resolve(dirname(file), expanded);
-    if (!existsSync(sshConfig)) problems.push(`${where(['ssh_config'])}: ssh_config: no file ${sshConfig}; give the ssh_config to pass to ssh -F (relative paths are relative to ${file}), or leave it out for ~/.ssh/config`);
+    if (!existsSync(sshConfig))
+      problems.push(
+        `${where(['ssh_config'])}: ssh_config: no file ${sshConfig}; give the ssh_config to pass to ssh -F (relative paths are relative to ${file}), or leave it out for ~/.ssh/config`,
+      );
   }
   const same = (a: HostSpec, b: HostSpec) => a.destination === b.destination && a.user === b.user && a.port === b.port;
-  if (same(c.server, c.client)) problems.push(`${where(['client', 'destination'])}: client.destination: '${c.client.destination}' is the server's destination too; the server and the client must be two machines`);
+  if (same(c.server, c.client))
+    problems.push(
+      `${where(['client', 'destination'])}: client.destination: '${c.client.destination}' is the server's destination too; the server and the client must be two machines`,
+    );
   if (c.server.link.address && c.server.link.address === c.client.link.address)
-    problems.push(`${where(['client', 'link', 'address'])}: client.link.address: ${c.client.link.address} is the server's link address too; give each side its own address (or leave them out to discover them)`);
-  else if (hostName(c.server) === hostName(c.client)) problems.push(`${where(['client'])}: client: records under the same name '${hostName(c.client)}' as the server; set client.name (or server.name)`);
+    problems.push(
+      `${where(['client', 'link', 'address'])}: client.link.address: ${c.client.link.address} is the server's link address too; give each side its own address (or leave them out to discover them)`,
+    );
+  else if (hostName(c.server) === hostName(c.client))
+    problems.push(`${where(['client'])}: client: records under the same name '${hostName(c.client)}' as the server; set client.name (or server.name)`);
   if (problems.length) throw new ConfigError(problems);
   return { file, sshConfig, server: c.server, client: c.client };
 }
@@ -107,7 +124,9 @@ export function loadHostsConfig(path: string): HostsConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError([`${file}: cannot read the testbed file (${(e as Error).message}); pass --testbed hosts.yaml (see README, "Bare metal / your own machines")`]);
+    throw new ConfigError([
+      `${file}: cannot read the testbed file (${(e as Error).message}); pass --testbed hosts.yaml (see README, "Bare metal / your own machines")`,
+    ]);
   }
   return parseHostsConfig(text, file);
 }

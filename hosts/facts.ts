@@ -71,7 +71,13 @@ export function parseOsRelease(text: string): OsRelease {
   }
   // Debian testing/sid has no VERSION_CODENAME in some releases: the PRETTY_NAME still names it.
   const codename = kv.VERSION_CODENAME || kv.PRETTY_NAME?.match(/\b(trixie|bookworm|bullseye|forky|sid)\b/)?.[1];
-  return { id: kv.ID ?? 'unknown', idLike: (kv.ID_LIKE ?? '').split(/\s+/).filter(Boolean), versionId: kv.VERSION_ID, codename, pretty: kv.PRETTY_NAME ?? kv.ID ?? 'unknown' };
+  return {
+    id: kv.ID ?? 'unknown',
+    idLike: (kv.ID_LIKE ?? '').split(/\s+/).filter(Boolean),
+    versionId: kv.VERSION_ID,
+    codename,
+    pretty: kv.PRETTY_NAME ?? kv.ID ?? 'unknown',
+  };
 }
 
 export function parseMeminfo(text: string): { totalMb: number; availableMb?: number } {
@@ -114,8 +120,22 @@ export interface IfAddr {
 
 /** `ip -j addr`. */
 export function parseIpAddr(json: string): IfAddr[] {
-  const rows = JSON.parse(json) as Array<{ ifname: string; ifindex: number; operstate?: string; mtu?: number; address?: string; addr_info?: Array<{ family: string; local: string; prefixlen: number }> }>;
-  return rows.map((r) => ({ ifname: r.ifname, ifindex: r.ifindex, operstate: r.operstate ?? 'UNKNOWN', mtu: r.mtu ?? 0, mac: r.address, addrs: (r.addr_info ?? []).map((a) => ({ family: a.family, local: a.local, prefixlen: a.prefixlen })) }));
+  const rows = JSON.parse(json) as Array<{
+    ifname: string;
+    ifindex: number;
+    operstate?: string;
+    mtu?: number;
+    address?: string;
+    addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
+  }>;
+  return rows.map((r) => ({
+    ifname: r.ifname,
+    ifindex: r.ifindex,
+    operstate: r.operstate ?? 'UNKNOWN',
+    mtu: r.mtu ?? 0,
+    mac: r.address,
+    addrs: (r.addr_info ?? []).map((a) => ({ family: a.family, local: a.local, prefixlen: a.prefixlen })),
+  }));
 }
 
 /** `ip -j route get ADDR`: the interface (and source address) the kernel uses to reach ADDR. */
@@ -238,7 +258,10 @@ export function parseGather(text: string, meta: { role: 'server' | 'client'; des
 }
 
 /** Read a host's facts in one round trip (as the login user). */
-export async function gatherFacts(host: Host, meta: { role: 'server' | 'client'; destination: string; linkIf: string }): Promise<{ facts: HostFacts; raw: string }> {
+export async function gatherFacts(
+  host: Host,
+  meta: { role: 'server' | 'client'; destination: string; linkIf: string },
+): Promise<{ facts: HostFacts; raw: string }> {
   const r = await host.exec(['sh', '-c', GATHER_SCRIPT, 'gather', meta.linkIf, ...NEEDED_BINARIES[meta.role]], { timeoutMs: 180_000 });
   return { facts: parseGather(r.stdout, meta), raw: r.stdout };
 }

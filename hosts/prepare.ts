@@ -33,7 +33,7 @@ export function readRecord(cacheRoot: string, name: string, destination: string)
 
 export async function writeRecord(cacheRoot: string, r: InstallRecord): Promise<void> {
   await mkdir(join(cacheRoot, 'hosts', r.name), { recursive: true });
-  await writeFile(recordPath(cacheRoot, r.name), JSON.stringify(r, null, 2) + '\n');
+  await writeFile(recordPath(cacheRoot, r.name), `${JSON.stringify(r, null, 2)}\n`);
 }
 
 /** `dpkg-query -W -f '${Package}\t${db:Status-Abbrev}\n'`: the packages whose status is installed. */
@@ -73,18 +73,30 @@ export interface PrepareStep {
 /** What prepare would do on one host, from its facts (pure: tested on captured facts). */
 export function planPrepare(role: Role, f: HostFacts, kflex: KflexSource): PrepareStep[] {
   const steps: PrepareStep[] = [];
-  const missing = Object.entries(f.binaries).filter(([, p]) => !p).map(([b]) => b);
+  const missing = Object.entries(f.binaries)
+    .filter(([, p]) => !p)
+    .map(([b]) => b);
   const plan = installPlan(missing, f.os, f.kernel);
   const kflexMissing = role === 'server' && Object.values(f.kflexFiles).some((p) => !p);
   const suiteMatches = f.os.id === 'debian' && f.os.codename === kflex.suite;
   const copyKflex = kflexMissing && !!kflex.dir && suiteMatches;
   const aptPkgs = [...plan.packages, ...(copyKflex && plan.manager === 'apt' ? KFLEX_RUNTIME_PACKAGES : [])];
   if (aptPkgs.length) steps.push({ host: role, kind: 'apt', packages: aptPkgs, detail: `apt-get install -y --no-install-recommends ${aptPkgs.join(' ')}` });
-  for (const b of plan.unpackaged) steps.push({ host: role, kind: 'note', detail: `${b}: ${NOT_PACKAGED[b] ?? `no package mapping for ${f.os.pretty}: install it with its package manager`}` });
+  for (const b of plan.unpackaged)
+    steps.push({
+      host: role,
+      kind: 'note',
+      detail: `${b}: ${NOT_PACKAGED[b] ?? `no package mapping for ${f.os.pretty}: install it with its package manager`}`,
+    });
   if (kflexMissing) {
     if (copyKflex) {
       const files = readdirSync(kflex.dir!).sort();
-      steps.push({ host: role, kind: 'copy-kflex', files, detail: `copy the kflex stage's build for Debian ${kflex.suite} (${files.length} files: ${files.filter((x) => !x.endsWith('.o')).join(', ')} + BPF objects) to ${KFLEX_GUEST_DIR}` });
+      steps.push({
+        host: role,
+        kind: 'copy-kflex',
+        files,
+        detail: `copy the kflex stage's build for Debian ${kflex.suite} (${files.length} files: ${files.filter((x) => !x.endsWith('.o')).join(', ')} + BPF objects) to ${KFLEX_GUEST_DIR}`,
+      });
     } else if (!kflex.dir) steps.push({ host: role, kind: 'note', detail: `ffkx, ffkx-bench: ${kflex.why}` });
     else
       steps.push({
@@ -110,7 +122,11 @@ async function installedPackages(h: OpenSshHost): Promise<Set<string>> {
 }
 
 /** apt-get install, recording exactly the packages it added (also when it failed halfway). */
-async function aptInstall(h: OpenSshHost, packages: string[], log: (l: string) => void): Promise<{ ok: boolean; installed: string[]; command: string[]; said: string }> {
+async function aptInstall(
+  h: OpenSshHost,
+  packages: string[],
+  log: (l: string) => void,
+): Promise<{ ok: boolean; installed: string[]; command: string[]; said: string }> {
   const before = await installedPackages(h);
   const env = ['env', 'DEBIAN_FRONTEND=noninteractive'];
   // Stale lists make apt ask for versions the mirror no longer has; a failed update still lets the install try.
@@ -118,7 +134,12 @@ async function aptInstall(h: OpenSshHost, packages: string[], log: (l: string) =
   const command = [...env, 'apt-get', 'install', '-y', '--no-install-recommends', ...packages];
   const r = await h.exec(command, { allowFailure: true, timeoutMs: 30 * 60_000, onLine: log });
   const installed = newlyInstalled(before, await installedPackages(h));
-  const said = (r.stdout + r.stderr).trim().split('\n').filter((l) => /^(E|W):/.test(l)).slice(-3).join(' / ');
+  const said = (r.stdout + r.stderr)
+    .trim()
+    .split('\n')
+    .filter((l) => /^(E|W):/.test(l))
+    .slice(-3)
+    .join(' / ');
   return { ok: r.code === 0, installed, command, said };
 }
 
@@ -143,7 +164,10 @@ async function copyKflex(h: OpenSshHost, dir: string, files: string[]): Promise<
  * `hosts prepare`: install what the experiments need with each host's package manager and deploy KFlex's
  * user space where a matching build exists; record every change in <cache>/hosts/<name>/installed.json.
  */
-export async function prepareHosts(cfg: HostsConfig, o: { cacheRoot: string; kflex: KflexSource; dryRun?: boolean; log?: (l: string) => void }): Promise<PrepareResult> {
+export async function prepareHosts(
+  cfg: HostsConfig,
+  o: { cacheRoot: string; kflex: KflexSource; dryRun?: boolean; log?: (l: string) => void },
+): Promise<PrepareResult> {
   const log = o.log ?? (() => {});
   const pair = HostPair.open(cfg);
   try {
@@ -170,13 +194,21 @@ export async function prepareHosts(cfg: HostsConfig, o: { cacheRoot: string; kfl
           if (packageManagerOf(f.os) !== 'apt') continue;
           log(`${role}: ${step.detail}`);
           const a = await aptInstall(h, step.packages!, (l) => log(`${role}: ${l}`));
-          if (a.installed.length) record.entries.push({ kind: 'apt', at: new Date().toISOString(), requested: step.packages!, installed: a.installed, command: a.command });
-          res.outcomes.push({ step, ok: a.ok, detail: a.ok ? `installed ${a.installed.length} package(s): ${a.installed.join(' ') || 'none new'}` : `apt-get failed${a.said ? `: ${a.said}` : ''}; newly installed anyway: ${a.installed.join(' ') || 'none'}` });
+          if (a.installed.length)
+            record.entries.push({ kind: 'apt', at: new Date().toISOString(), requested: step.packages!, installed: a.installed, command: a.command });
+          res.outcomes.push({
+            step,
+            ok: a.ok,
+            detail: a.ok
+              ? `installed ${a.installed.length} package(s): ${a.installed.join(' ') || 'none new'}`
+              : `apt-get failed${a.said ? `: ${a.said}` : ''}; newly installed anyway: ${a.installed.join(' ') || 'none'}`,
+          });
         } else if (step.kind === 'copy-kflex') {
           log(`${role}: ${step.detail}`);
           try {
             const copied = await copyKflex(h, o.kflex.dir!, step.files!);
-            for (const p of copied) record.entries.push({ kind: 'file', at: new Date().toISOString(), path: p, from: join(o.kflex.dir!, p.split('/').at(-1)!) });
+            for (const p of copied)
+              record.entries.push({ kind: 'file', at: new Date().toISOString(), path: p, from: join(o.kflex.dir!, p.split('/').at(-1)!) });
             res.outcomes.push({ step, ok: true, detail: `copied ${copied.length} files to ${KFLEX_GUEST_DIR}` });
           } catch (e) {
             res.outcomes.push({ step, ok: false, detail: `copy failed: ${(e as Error).message.split('\n')[0]}` });
@@ -195,7 +227,10 @@ export async function prepareHosts(cfg: HostsConfig, o: { cacheRoot: string; kfl
 }
 
 /** `hosts prepare --undo`: remove what prepare recorded (packages it added, files it copied), then forget it. */
-export async function undoPrepare(cfg: HostsConfig, o: { cacheRoot: string; log?: (l: string) => void }): Promise<Array<{ host: Role; removed: string[]; failed: string[] }>> {
+export async function undoPrepare(
+  cfg: HostsConfig,
+  o: { cacheRoot: string; log?: (l: string) => void },
+): Promise<Array<{ host: Role; removed: string[]; failed: string[] }>> {
   const pair = HostPair.open(cfg);
   const out: Array<{ host: Role; removed: string[]; failed: string[] }> = [];
   try {
@@ -210,7 +245,12 @@ export async function undoPrepare(cfg: HostsConfig, o: { cacheRoot: string; log?
       const pkgs = [...new Set(record.entries.flatMap((e) => (e.kind === 'apt' ? e.installed : [])))];
       const files = record.entries.flatMap((e) => (e.kind === 'file' ? [e.path] : []));
       if (files.length) await h.exec(['rm', '-f', '--', ...files], { allowFailure: true });
-      if (pkgs.length) await h.exec(['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'remove', '-y', ...pkgs], { allowFailure: true, timeoutMs: 30 * 60_000, onLine: (l) => o.log?.(`${role}: ${l}`) });
+      if (pkgs.length)
+        await h.exec(['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'remove', '-y', ...pkgs], {
+          allowFailure: true,
+          timeoutMs: 30 * 60_000,
+          onLine: (l) => o.log?.(`${role}: ${l}`),
+        });
       const still = await installedPackages(h);
       const left = await h.exec(['sh', '-c', 'for f in "$@"; do [ -e "$f" ] && echo "$f"; done; true', 'left', ...files], { allowFailure: true });
       const failed = [...pkgs.filter((p) => still.has(p)), ...left.stdout.split('\n').filter(Boolean)];

@@ -6,7 +6,10 @@ import type { HostFacts, IfAddr } from './facts.js';
  */
 
 /** Two destinations that lead to one machine would make the "link" a loopback and the numbers meaningless. */
-export function sameMachineRefusal(server: Pick<HostFacts, 'machineId' | 'bootId' | 'hostname'>, client: Pick<HostFacts, 'machineId' | 'bootId' | 'hostname'>): string | undefined {
+export function sameMachineRefusal(
+  server: Pick<HostFacts, 'machineId' | 'bootId' | 'hostname'>,
+  client: Pick<HostFacts, 'machineId' | 'bootId' | 'hostname'>,
+): string | undefined {
   if (server.machineId && server.machineId === client.machineId)
     return `server and client are the same machine (both report /etc/machine-id ${server.machineId}, host name ${server.hostname}); point client.destination at the other machine. (A cloned machine that kept its machine-id: give it its own with 'rm /etc/machine-id && systemd-machine-id-setup'.)`;
   // Containers on one kernel share the boot id even when their machine-ids differ: one NIC, one kernel.
@@ -28,7 +31,8 @@ export function sshInterfaces(f: Pick<HostFacts, 'ssh' | 'sshRouteDev' | 'interf
 
 /** XDP attached to the NIC that carries the SSH session can cut the lab (and the user) off the machine. */
 export function sshInterfaceRefusal(f: Pick<HostFacts, 'role' | 'destination' | 'ssh' | 'sshRouteDev' | 'interfaces' | 'linkIf'>): string | undefined {
-  if (!f.ssh) return `cannot tell which interface carries the SSH session on the ${f.role} (${f.destination}): $SSH_CONNECTION is empty there; the lab will not attach XDP without knowing (is the login shell resetting the environment?)`;
+  if (!f.ssh)
+    return `cannot tell which interface carries the SSH session on the ${f.role} (${f.destination}): $SSH_CONNECTION is empty there; the lab will not attach XDP without knowing (is the login shell resetting the environment?)`;
   const ifs = sshInterfaces(f);
   if (ifs.includes(f.linkIf))
     return `${f.role}.link.interface ${f.linkIf} carries this SSH session (${f.ssh.serverIp}:${f.ssh.serverPort} from ${f.ssh.clientIp}); attaching XDP there can cut the lab off the machine. Use a second NIC for the experiment link, or reach the ${f.role} through another interface (e.g. a management network or ProxyJump)`;
@@ -49,16 +53,21 @@ export function linkAddress(f: Pick<HostFacts, 'role' | 'interfaces' | 'linkIf'>
   if (configured) {
     if (v4.includes(configured)) return { address: configured };
     const elsewhere = f.interfaces.find((i: IfAddr) => i.addrs.some((a) => a.local === configured));
-    return { refusal: `${f.role}.link.address: ${configured} is not on ${f.linkIf}${elsewhere ? ` but on ${elsewhere.ifname}` : ''}; ${f.linkIf} has ${v4.join(', ') || 'no IPv4 address'}` };
+    return {
+      refusal: `${f.role}.link.address: ${configured} is not on ${f.linkIf}${elsewhere ? ` but on ${elsewhere.ifname}` : ''}; ${f.linkIf} has ${v4.join(', ') || 'no IPv4 address'}`,
+    };
   }
   if (v4[0]) return { address: v4[0] };
-  return { refusal: `${f.role}.link.interface ${f.linkIf} has no IPv4 address to discover; give it one (ip addr add 10.0.0.X/24 dev ${f.linkIf}) or set ${f.role}.link.address` };
+  return {
+    refusal: `${f.role}.link.interface ${f.linkIf} has no IPv4 address to discover; give it one (ip addr add 10.0.0.X/24 dev ${f.linkIf}) or set ${f.role}.link.address`,
+  };
 }
 
 /** The client must reach the server's link address through its own link NIC, else the experiments measure another network. */
 export function clientRouteRefusal(clientLinkIf: string, routeDev: string | undefined, serverIp: string): string | undefined {
   if (!routeDev) return `the client has no route to the server's link address ${serverIp}`;
-  if (routeDev !== clientLinkIf) return `the client reaches the server's link address ${serverIp} through ${routeDev}, not its link NIC ${clientLinkIf}: the experiments would not cross the link; put both link NICs in one subnet (or fix the client's routes)`;
+  if (routeDev !== clientLinkIf)
+    return `the client reaches the server's link address ${serverIp} through ${routeDev}, not its link NIC ${clientLinkIf}: the experiments would not cross the link; put both link NICs in one subnet (or fix the client's routes)`;
   return undefined;
 }
 
@@ -70,6 +79,9 @@ export function foreignXdpRefusal(f: Pick<HostFacts, 'linkIf' | 'linkXdp' | 'rol
 
 /** XDP, BPF maps and the servers' ports need root: directly, or through passwordless sudo. */
 export function rootRefusal(role: string, loginUid: number, sudo: boolean, sudoUid: number | undefined, sudoError?: string): string | undefined {
-  if (sudo) return sudoUid === 0 ? undefined : `${role}: sudo -n does not give root (${sudoError?.trim().split('\n').at(-1) ?? `uid ${sudoUid}`}); allow passwordless sudo for the login user, or log in as root and set sudo: false`;
+  if (sudo)
+    return sudoUid === 0
+      ? undefined
+      : `${role}: sudo -n does not give root (${sudoError?.trim().split('\n').at(-1) ?? `uid ${sudoUid}`}); allow passwordless sudo for the login user, or log in as root and set sudo: false`;
   return loginUid === 0 ? undefined : `${role}: the login user is uid ${loginUid}, not root; set ${role}.sudo: true (passwordless sudo) or log in as root`;
 }

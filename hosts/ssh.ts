@@ -80,7 +80,13 @@ export class OpenSshHost implements Host {
     return new OpenSshHost(this.target, false);
   }
   exec(argv: readonly string[], opts: HostExecOptions = {}): Promise<RunResult> {
-    return run(openSshArgv(this.target, withSudo(argv, this.sudo)), { timeoutMs: opts.timeoutMs ?? 10 * 60_000, onLine: opts.onLine, logPath: opts.logPath, allowFailure: opts.allowFailure, input: opts.input });
+    return run(openSshArgv(this.target, withSudo(argv, this.sudo)), {
+      timeoutMs: opts.timeoutMs ?? 10 * 60_000,
+      onLine: opts.onLine,
+      logPath: opts.logPath,
+      allowFailure: opts.allowFailure,
+      input: opts.input,
+    });
   }
   /** As the login user (scp cannot sudo): remote paths must be writable by them, e.g. under /tmp. */
   async copyIn(localPath: string, remotePath: string): Promise<void> {
@@ -92,6 +98,8 @@ export class OpenSshHost implements Host {
   /** Stop the shared connection, if any (idempotent). */
   async closeMaster(): Promise<void> {
     if (!this.target.controlPath) return;
-    await run(['ssh', ...openSshOptions(this.target), '-O', 'exit', '--', this.target.destination], { timeoutMs: 15_000, allowFailure: true }).catch(() => undefined);
+    await run(['ssh', ...openSshOptions(this.target), '-O', 'exit', '--', this.target.destination], { timeoutMs: 15_000, allowFailure: true }).catch(
+      () => undefined,
+    );
   }
 }

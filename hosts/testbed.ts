@@ -15,7 +15,10 @@ import { parseLinkXdp, clockOffset, type HostFacts } from './facts.js';
 export async function cellPids(host: HostPair['server'], role: Role): Promise<Record<string, number[]>> {
   // pgrep -x matches the kernel's 15-character comm: memtier_benchmark runs as memtier_benchma.
   const names = CELL_PROCESSES[role].map((n) => n.slice(0, 15));
-  const r = await host.exec(['sh', '-c', 'for n in "$@"; do printf "%s:" "$n"; pgrep -x "$n" | tr "\\n" " "; echo; done', 'pids', ...names], { allowFailure: true, timeoutMs: 30_000 });
+  const r = await host.exec(['sh', '-c', 'for n in "$@"; do printf "%s:" "$n"; pgrep -x "$n" | tr "\\n" " "; echo; done', 'pids', ...names], {
+    allowFailure: true,
+    timeoutMs: 30_000,
+  });
   const byComm = parsePgrep(r.stdout);
   return Object.fromEntries(CELL_PROCESSES[role].map((n) => [n, byComm[n.slice(0, 15)] ?? []]));
 }
@@ -51,7 +54,15 @@ function hostRecord(f: HostFacts, ip: string | undefined, sudo: boolean): Record
     cpus: f.cpus,
     memory_mb: f.memory.totalMb,
     la57: f.cpu.la57,
-    link: { interface: f.linkIf, address: ip, driver: f.nic.driver, driver_version: f.nic.version, firmware: f.nic.firmware, bus: f.nic.busInfo, mtu: f.interfaces.find((i) => i.ifname === f.linkIf)?.mtu },
+    link: {
+      interface: f.linkIf,
+      address: ip,
+      driver: f.nic.driver,
+      driver_version: f.nic.version,
+      firmware: f.nic.firmware,
+      bus: f.nic.busInfo,
+      mtu: f.interfaces.find((i) => i.ifname === f.linkIf)?.mtu,
+    },
     sudo,
   };
 }
@@ -79,7 +90,14 @@ export class SshTestbed implements Testbed {
     private readonly logDir: string,
   ) {
     const { server: s, client: c } = ins.facts as Record<Role, HostFacts>;
-    this.record = { testbed: 'hosts', file: cfg.file, server: hostRecord(s, link.serverIp, cfg.server.sudo), client: hostRecord(c, link.clientIp, cfg.client.sudo), link: link.describe, xdp_check: link.xdpCheck };
+    this.record = {
+      testbed: 'hosts',
+      file: cfg.file,
+      server: hostRecord(s, link.serverIp, cfg.server.sudo),
+      client: hostRecord(c, link.clientIp, cfg.client.sudo),
+      link: link.describe,
+      xdp_check: link.xdpCheck,
+    };
   }
 
   get server() {
@@ -109,10 +127,16 @@ export class SshTestbed implements Testbed {
       mkdirSync(o.logDir, { recursive: true });
       for (const role of ROLES) if (ins.raw[role]) writeFileSync(join(o.logDir, `${role}.facts.txt`), ins.raw[role]!);
       if (ins.refusals.length)
-        throw new LabError(`hosts testbed ${cfg.file} refused:\n${ins.refusals.map((r) => `  - ${r.why}`).join('\n')}`, ExitCode.usage, `kflex-lab hosts check --testbed ${cfg.file}`);
+        throw new LabError(
+          `hosts testbed ${cfg.file} refused:\n${ins.refusals.map((r) => `  - ${r.why}`).join('\n')}`,
+          ExitCode.usage,
+          `kflex-lab hosts check --testbed ${cfg.file}`,
+        );
       const s = ins.facts.server!;
       const c = ins.facts.client!;
-      step(`server ${s.hostname}: Linux ${s.kernel}, ${s.cpus} CPUs, ${s.linkIf} (${s.nic.driver ?? '?'}) ${ins.serverIp}; client ${c.hostname}: Linux ${c.kernel}, ${c.linkIf} (${c.nic.driver ?? '?'}) ${ins.clientIp}`);
+      step(
+        `server ${s.hostname}: Linux ${s.kernel}, ${s.cpus} CPUs, ${s.linkIf} (${s.nic.driver ?? '?'}) ${ins.serverIp}; client ${c.hostname}: Linux ${c.kernel}, ${c.linkIf} (${c.nic.driver ?? '?'}) ${ins.clientIp}`,
+      );
       let xdp: XdpCheckResult | undefined;
       let xdpWhy: string | undefined;
       try {
@@ -124,7 +148,12 @@ export class SshTestbed implements Testbed {
       }
       // A NIC without native XDP still runs every user-space cell: its XDP cells are skipped with the reason.
       if (xdpWhy) o.bus.emit({ type: 'warn', scope: 'xdp', message: `native XDP not verified on the server's ${s.linkIf}: ${xdpWhy}` });
-      else o.bus.emit({ type: 'step', scope: 'xdp', message: `native XDP on the server's ${s.linkIf} (${s.nic.driver}): mode ${xdp!.mode}, sent ${xdp!.sent}, counted ${xdp!.counted}; detached` });
+      else
+        o.bus.emit({
+          type: 'step',
+          scope: 'xdp',
+          message: `native XDP on the server's ${s.linkIf} (${s.nic.driver}): mode ${xdp!.mode}, sent ${xdp!.sent}, counted ${xdp!.counted}; detached`,
+        });
       const [cs, cc] = await Promise.all([clockOffset(pair.server.asLoginUser()), clockOffset(pair.client.asLoginUser())]);
       const before = { server: await cellPids(pair.server, 'server'), client: await cellPids(pair.client, 'client') };
       const nic = (f: HostFacts) => `${f.linkIf} (${f.nic.driver ?? 'unknown driver'}${f.nic.firmware ? `, fw ${f.nic.firmware}` : ''})`;
@@ -137,13 +166,30 @@ export class SshTestbed implements Testbed {
         describe: `hosts: server ${s.hostname} ${nic(s)} ${ins.serverIp} <-> client ${c.hostname} ${nic(c)} ${ins.clientIp}`,
       };
       const t = new SshTestbed(cfg, pair, ins, link, before, o.bus, o.logDir);
-      t.record.clock_offset_ms = { client_minus_server: Math.round((cc.offsetMs - cs.offsetMs) * 10) / 10, uncertainty: Math.round((cc.uncertaintyMs + cs.uncertaintyMs) * 10) / 10 };
+      t.record.clock_offset_ms = {
+        client_minus_server: Math.round((cc.offsetMs - cs.offsetMs) * 10) / 10,
+        uncertainty: Math.round((cc.uncertaintyMs + cs.uncertaintyMs) * 10) / 10,
+      };
       t.record.already_running = before;
-      const busy = ROLES.flatMap((r) => Object.entries(before[r]).filter(([, pids]) => pids.length).map(([n, pids]) => `${r}: ${n} (pid ${pids.join(', ')})`));
+      const busy = ROLES.flatMap((r) =>
+        Object.entries(before[r])
+          .filter(([, pids]) => pids.length)
+          .map(([n, pids]) => `${r}: ${n} (pid ${pids.join(', ')})`),
+      );
       // Not ours, so never stopped by the lab; but a server already on the service port makes its cells fail.
-      if (busy.length) o.bus.emit({ type: 'warn', scope: 'hosts', message: `already running before the run (left alone): ${busy.join('; ')}; a server on port ${SERVICE_PORT} will make the cells that start one fail` });
+      if (busy.length)
+        o.bus.emit({
+          type: 'warn',
+          scope: 'hosts',
+          message: `already running before the run (left alone): ${busy.join('; ')}; a server on port ${SERVICE_PORT} will make the cells that start one fail`,
+        });
       const skew = Math.abs(cc.offsetMs - cs.offsetMs);
-      if (skew > 100 + cc.uncertaintyMs + cs.uncertaintyMs) o.bus.emit({ type: 'warn', scope: 'hosts', message: `the hosts' clocks differ by ${skew.toFixed(0)} ms: their logs will not line up (run NTP on both)` });
+      if (skew > 100 + cc.uncertaintyMs + cs.uncertaintyMs)
+        o.bus.emit({
+          type: 'warn',
+          scope: 'hosts',
+          message: `the hosts' clocks differ by ${skew.toFixed(0)} ms: their logs will not line up (run NTP on both)`,
+        });
       return t;
     } catch (e) {
       await pair.close();
@@ -156,15 +202,23 @@ export class SshTestbed implements Testbed {
     if (Date.now() - this.lastHealth.at < 5000) return this.lastHealth.why;
     this.lastHealth.at = Date.now();
     for (const role of ROLES) {
-      const r = await this.pair.host(role).asLoginUser().exec(['true'], { allowFailure: true, timeoutMs: 20_000 }).catch((e: Error) => ({ code: 255, stderr: e.message }));
+      const r = await this.pair
+        .host(role)
+        .asLoginUser()
+        .exec(['true'], { allowFailure: true, timeoutMs: 20_000 })
+        .catch((e: Error) => ({ code: 255, stderr: e.message }));
       if (r.code === 0) {
         this.failures[role] = 0;
         continue;
       }
       this.failures[role] = (this.failures[role] ?? 0) + 1;
-      if (this.failures[role]! >= 2) return (this.lastHealth.why = `the ${role} (${this.cfg[role].destination}) does not answer SSH: ${r.stderr.trim().split('\n').at(-1) ?? `exit ${r.code}`}`);
+      if (this.failures[role]! >= 2) {
+        this.lastHealth.why = `the ${role} (${this.cfg[role].destination}) does not answer SSH: ${r.stderr.trim().split('\n').at(-1) ?? `exit ${r.code}`}`;
+        return this.lastHealth.why;
+      }
     }
-    return (this.lastHealth.why = undefined);
+    this.lastHealth.why = undefined;
+    return undefined;
   }
 
   /** Stop what the cells left running, detach XDP from the server's link NIC, and check that both held. */

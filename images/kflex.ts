@@ -17,14 +17,35 @@ export { KFLEX_GUEST_DIR } from '../core/guest.js';
  * What KFlex really needs to build (kflex-artifact-facts.md): the seed's apt list misses libabsl-dev,
  * libjemalloc-dev, libbpf-dev (bpf_helpers.h) and a libbenchmark-dev >= 1.8; clang must be >= 19.
  */
-export const KFLEX_BUILD_PACKAGES = ['build-essential', 'clang-19', 'cmake', 'ninja-build', 'pkg-config', 'libelf-dev', 'zlib1g-dev', 'libabsl-dev', 'libjemalloc-dev', 'libgtest-dev', 'libbenchmark-dev', 'libbpf-dev', 'bpftool', 'git', 'ca-certificates'];
+export const KFLEX_BUILD_PACKAGES = [
+  'build-essential',
+  'clang-19',
+  'cmake',
+  'ninja-build',
+  'pkg-config',
+  'libelf-dev',
+  'zlib1g-dev',
+  'libabsl-dev',
+  'libjemalloc-dev',
+  'libgtest-dev',
+  'libbenchmark-dev',
+  'libbpf-dev',
+  'bpftool',
+  'git',
+  'ca-certificates',
+];
 /** Shared libraries the binaries load in the guest (the -dev packages pull in the exact runtime versions). */
 export const KFLEX_RUNTIME_PACKAGES = ['libabsl-dev', 'libjemalloc-dev', 'libbenchmark-dev', 'libelf-dev', 'zlib1g-dev'];
 /** What the kflex stage runs on the host: everything else runs in its throwaway build root. */
 export const KFLEX_PROGRAMS: readonly HostNeed[] = [
   { name: 'mmdebstrap', package: 'mmdebstrap', why: "builds KFlex's user space in a throwaway root of the guest suite" },
-  { name: 'debian-archive-keyring', file: '/usr/share/keyrings/debian-archive-keyring.gpg', package: 'debian-archive-keyring', why: "mmdebstrap checks the guest suite's Release signature with it" },
-  { name: 'chroot', package: 'coreutils', why: 'the build root\'s hooks run build.sh inside it' },
+  {
+    name: 'debian-archive-keyring',
+    file: '/usr/share/keyrings/debian-archive-keyring.gpg',
+    package: 'debian-archive-keyring',
+    why: "mmdebstrap checks the guest suite's Release signature with it",
+  },
+  { name: 'chroot', package: 'coreutils', why: "the build root's hooks run build.sh inside it" },
 ];
 export const KFLEX_BINARIES = ['ffkx', 'ffkx-bench', 'ffkx-test'];
 
@@ -48,7 +69,9 @@ export function heapRewriteHooks(heaps: Record<HeapProgram, number>, dirInRoot: 
     if (to === from) continue;
     const file = `${dirInRoot}/${HEAP_FILES[prog]}`;
     hooks.push(`chroot "$1" sed -i -E 's/^ffkx_heap\\(${from}, 0\\) heap SEC/ffkx_heap(${to}, 0) heap SEC/' ${file}`);
-    hooks.push(`chroot "$1" sh -c 'test "$(grep -cE "^ffkx_heap\\(${to}, 0\\) heap SEC" ${file})" = 1 || { echo "heap rewrite of ${file} to ${to} GiB did not take" >&2; exit 1; }'`);
+    hooks.push(
+      `chroot "$1" sh -c 'test "$(grep -cE "^ffkx_heap\\(${to}, 0\\) heap SEC" ${file})" = 1 || { echo "heap rewrite of ${file} to ${to} GiB did not take" >&2; exit 1; }'`,
+    );
   }
   return hooks;
 }
@@ -69,14 +92,21 @@ export class KflexStage implements Stage {
   readonly description = 'KFlex user space (ffkx, ffkx-bench, BPF objects) built for the guest suite';
 
   async inputs(config: ResolvedConfig): Promise<unknown> {
-    return { source: await sourceIdentity(config.profile.sources.kflex!), heaps: config.profile.kflex.heap_gib, suite: config.profile.image.suite, packages: KFLEX_BUILD_PACKAGES, cmd: kflexBuildCommand('/build/KFlex') };
+    return {
+      source: await sourceIdentity(config.profile.sources.kflex!),
+      heaps: config.profile.kflex.heap_gib,
+      suite: config.profile.image.suite,
+      packages: KFLEX_BUILD_PACKAGES,
+      cmd: kflexBuildCommand('/build/KFlex'),
+    };
   }
 
   async build(ctx: StageContext): Promise<Record<string, unknown>> {
     requireNeeds('kflex', [...KFLEX_PROGRAMS, ...SOURCE_NEEDS[ctx.config.profile.sources.kflex!.kind]]);
     const src = await materialize(ctx.config.profile.sources.kflex!, { name: 'kflex', workDir: ctx.outDir, log: ctx.log, exec: ctx.exec, expect: 'build.sh' });
     for (const f of ['src/Main.cpp', 'bpf/Makefile', 'CMakeLists.txt'])
-      if (!existsSync(join(src.dir, f))) throw new LabError(`source kflex: ${src.origin} is not the KFlex tree (no ${f}); pass --source kflex=/path/to/KFlex`, ExitCode.usage);
+      if (!existsSync(join(src.dir, f)))
+        throw new LabError(`source kflex: ${src.origin} is not the KFlex tree (no ${f}); pass --source kflex=/path/to/KFlex`, ExitCode.usage);
     const out = join(ctx.outDir, 'kflex');
     const i = ctx.config.profile.image;
     const argv = mmdebstrapArgv({
@@ -103,9 +133,14 @@ export class KflexStage implements Stage {
     const files = await readdir(out);
     const missing = KFLEX_BINARIES.filter((b) => !files.includes(b));
     if (missing.length) throw new LabError(`KFlex build produced no ${missing.join(', ')}; see the log`, ExitCode.infra);
-    const heaps = Object.fromEntries((Object.keys(HEAP_FILES) as HeapProgram[]).map((p) => [p, { artifact_gib: ARTIFACT_HEAPS[p], built_gib: ctx.config.profile.kflex.heap_gib[p], file: HEAP_FILES[p] }]));
+    const heaps = Object.fromEntries(
+      (Object.keys(HEAP_FILES) as HeapProgram[]).map((p) => [
+        p,
+        { artifact_gib: ARTIFACT_HEAPS[p], built_gib: ctx.config.profile.kflex.heap_gib[p], file: HEAP_FILES[p] },
+      ]),
+    );
     const manifest = { source: { kind: src.kind, origin: src.origin, commit: src.commit }, suite: i.suite, heaps, files: files.sort() };
-    await writeFile(join(ctx.outDir, 'kflex.json'), JSON.stringify(manifest, null, 2) + '\n');
+    await writeFile(join(ctx.outDir, 'kflex.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     if (!src.readOnly) await run(['rm', '-rf', src.dir]);
     return manifest;
   }

@@ -20,7 +20,14 @@ export function mmdebstrapArgv(o: MmdebstrapOptions): string[] {
     // A mirror that does not answer fails after retries instead of hanging.
     '--aptopt=Acquire::http::Timeout "30"',
     '--aptopt=Acquire::Retries "3"',
-    ...(o.slim ? ['--dpkgopt=path-exclude=/usr/share/man/*', '--dpkgopt=path-exclude=/usr/share/locale/*', '--dpkgopt=path-exclude=/usr/share/doc/*', '--dpkgopt=path-include=/usr/share/doc/*/copyright'] : []),
+    ...(o.slim
+      ? [
+          '--dpkgopt=path-exclude=/usr/share/man/*',
+          '--dpkgopt=path-exclude=/usr/share/locale/*',
+          '--dpkgopt=path-exclude=/usr/share/doc/*',
+          '--dpkgopt=path-include=/usr/share/doc/*/copyright',
+        ]
+      : []),
     ...(o.customize ?? []).map((h) => `--customize-hook=${h}`),
     o.suite,
     o.target,
@@ -34,7 +41,8 @@ export function explainMmdebstrapFailure(log: string, suite: string): string | u
   if (pkgs.length) return `package(s) not in ${suite}: ${[...new Set(pkgs)].join(', ')}; fix image.packages in lab.yaml`;
   const noSuite = log.match(/(?:does not have a Release file|no Release file|404\s+Not Found \[IP[^\]]*\]).*$/m);
   if (noSuite || /Failed to fetch .*dists\/[a-z]+\/.*404/.test(log)) return `suite '${suite}' is not on the mirror; fix image.suite (e.g. trixie, bookworm)`;
-  if (/Could not resolve|Connection timed out|Temporary failure resolving|Unable to connect/.test(log)) return `the mirror does not answer; set image.mirror in lab.yaml or check the host's apt configuration`;
+  if (/Could not resolve|Connection timed out|Temporary failure resolving|Unable to connect/.test(log))
+    return `the mirror does not answer; set image.mirror in lab.yaml or check the host's apt configuration`;
   if (/No space left on device/.test(log)) return `no free disk; free space or set KFLEX_LAB_CACHE to a larger disk`;
   return undefined;
 }

@@ -17,9 +17,14 @@ import { requireNeeds, type HostNeed } from '../core/requirements.js';
 /** What the image stage runs on the host (customize.sh runs everything else inside the guest root). */
 export const IMAGE_PROGRAMS: readonly HostNeed[] = [
   { name: 'mmdebstrap', package: 'mmdebstrap', why: 'builds the Debian guest root filesystem' },
-  { name: 'debian-archive-keyring', file: '/usr/share/keyrings/debian-archive-keyring.gpg', package: 'debian-archive-keyring', why: "mmdebstrap checks the guest suite's Release signature with it" },
+  {
+    name: 'debian-archive-keyring',
+    file: '/usr/share/keyrings/debian-archive-keyring.gpg',
+    package: 'debian-archive-keyring',
+    why: "mmdebstrap checks the guest suite's Release signature with it",
+  },
   { name: 'mount', package: 'mount', why: 'mmdebstrap --mode=root mounts /proc, /sys and /dev in the guest root for its hooks' },
-  { name: 'chroot', package: 'coreutils', why: 'images/customize.sh enables and masks the guest\'s units from inside its root' },
+  { name: 'chroot', package: 'coreutils', why: "images/customize.sh enables and masks the guest's units from inside its root" },
   { name: 'dpkg-query', package: 'dpkg', why: "records the guest's exact package versions (image.json)" },
   { name: 'mkfs.ext4', package: 'e2fsprogs', why: 'turns the root directory into an ext4 disk (mkfs.ext4 -d, no loop mount)' },
   { name: 'qemu-img', package: 'qemu-utils', why: 'converts the disk to the qcow2 base' },
@@ -37,7 +42,12 @@ export function imageMirror(configured: string): string | undefined {
 
 /** Parse `dpkg-query -W -f '${Package}\t${Version}\n'`. */
 export function parsePackageVersions(out: string): Record<string, string> {
-  return Object.fromEntries(out.split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string]));
+  return Object.fromEntries(
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('\t') as [string, string]),
+  );
 }
 
 /**
@@ -66,8 +76,8 @@ export class ImageStage implements Stage {
       memtier: i.memtier ? config.profile.sources[i.memtier] : undefined,
       customize: await readFile(CUSTOMIZE_SCRIPT, 'utf8'),
       link: await readFile(LINK_SETUP_SCRIPT, 'utf8'),
-      identity: await readFile(keys.identity + '.pub', 'utf8'),
-      hostkey: await readFile(keys.hostKey + '.pub', 'utf8'),
+      identity: await readFile(`${keys.identity}.pub`, 'utf8'),
+      hostkey: await readFile(`${keys.hostKey}.pub`, 'utf8'),
     };
   }
 
@@ -90,9 +100,19 @@ export class ImageStage implements Stage {
     let memtier: Record<string, unknown> = { available: false, reason: 'image.memtier not set' };
     if (i.memtier) {
       try {
-        const src = await materialize(ctx.config.profile.sources[i.memtier]!, { name: i.memtier, workDir: join(ctx.outDir, 'memtier-work'), log: ctx.log, exec: ctx.exec, expect: 'memtier_benchmark.cpp', timeoutMs: 5 * 60_000 });
+        const src = await materialize(ctx.config.profile.sources[i.memtier]!, {
+          name: i.memtier,
+          workDir: join(ctx.outDir, 'memtier-work'),
+          log: ctx.log,
+          exec: ctx.exec,
+          expect: 'memtier_benchmark.cpp',
+          timeoutMs: 5 * 60_000,
+        });
         include.push(...MEMTIER_BUILD_PACKAGES);
-        hooks.push(`copy-in ${src.dir} /usr/local/src`, `chroot "$1" sh -c 'cd /usr/local/src/${src.dir.split('/').at(-1)} && autoreconf -ivf && ./configure && make -j"$(nproc)" && make install'`);
+        hooks.push(
+          `copy-in ${src.dir} /usr/local/src`,
+          `chroot "$1" sh -c 'cd /usr/local/src/${src.dir.split('/').at(-1)} && autoreconf -ivf && ./configure && make -j"$(nproc)" && make install'`,
+        );
         memtier = { available: true, origin: src.origin, commit: src.commit };
       } catch (e) {
         memtier = { available: false, reason: `source ${i.memtier} unreachable: ${(e as Error).message.split('\n')[0]}` };
@@ -106,13 +126,15 @@ export class ImageStage implements Stage {
       await run(argv, {
         ...ctx.exec,
         timeoutMs: 60 * 60_000,
-        env: { KFLEX_PUBKEY: keys.identity + '.pub', KFLEX_HOSTKEY: keys.hostKey, KFLEX_LINK_SETUP: LINK_SETUP_SCRIPT },
+        env: { KFLEX_PUBKEY: `${keys.identity}.pub`, KFLEX_HOSTKEY: keys.hostKey, KFLEX_LINK_SETUP: LINK_SETUP_SCRIPT },
       });
     } catch (e) {
       const why = explainMmdebstrapFailure(await readFile(ctx.logPath, 'utf8').catch(() => ''), i.suite);
       throw why ? new LabError(`mmdebstrap: ${why}\n${(e as Error).message}`, ExitCode.infra) : e;
     }
-    const versions = parsePackageVersions((await run(['dpkg-query', `--admindir=${join(rootfs, 'var/lib/dpkg')}`, '-W', '-f', '${Package}\t${Version}\n'])).stdout);
+    const versions = parsePackageVersions(
+      (await run(['dpkg-query', `--admindir=${join(rootfs, 'var/lib/dpkg')}`, '-W', '-f', '${Package}\t${Version}\n'])).stdout,
+    );
     const missing = include.filter((p) => !versions[p]);
     if (missing.length) throw new LabError(`image: requested packages not installed: ${missing.join(', ')}`, ExitCode.infra);
     const raw = join(ctx.outDir, 'disk.raw');
@@ -135,7 +157,7 @@ export class ImageStage implements Stage {
       image_bytes: size,
       image_sha256: await sha256File(base),
     };
-    await writeFile(join(ctx.outDir, 'image.json'), JSON.stringify(manifest, null, 2) + '\n');
+    await writeFile(join(ctx.outDir, 'image.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     ctx.log(`base.qcow2: ${(size / 2 ** 20).toFixed(0)} MiB, ${Object.keys(versions).length} packages`);
     return manifest;
   }

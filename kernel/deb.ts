@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { existsSync, realpathSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import type { Stage, StageContext, StageOutput } from '../core/stage.js';
 import type { ResolvedConfig } from '../core/config.js';
@@ -19,11 +19,24 @@ import { KERNEL_PROGRAMS, kernelMakeArgv, kernelOutputs } from './stage.js';
  * -d, as v6.9 does itself: these declarations are the check, not dpkg-checkbuilddeps).
  */
 export const KERNEL_DEB_PROGRAMS: readonly HostNeed[] = [
-  { name: 'dpkg-buildpackage', package: 'dpkg-dev', why: 'make bindeb-pkg drives the package build with it (dpkg-architecture, dpkg-gencontrol, dpkg-source, dpkg-genchanges come with it)' },
+  {
+    name: 'dpkg-buildpackage',
+    package: 'dpkg-dev',
+    why: 'make bindeb-pkg drives the package build with it (dpkg-architecture, dpkg-gencontrol, dpkg-source, dpkg-genchanges come with it)',
+  },
   { name: 'dpkg-deb', package: 'dpkg', why: 'writes each .deb (and the stage lists the linux-image package with it)' },
-  { name: 'dh_builddeb', package: 'debhelper', why: "kernels >= 6.4 (the paper's v6.9 fork; not the smoke profile's 6.1) list and assemble the packages with debhelper (dh_listpackages, dh_builddeb)" },
+  {
+    name: 'dh_builddeb',
+    package: 'debhelper',
+    why: "kernels >= 6.4 (the paper's v6.9 fork; not the smoke profile's 6.1) list and assemble the packages with debhelper (dh_listpackages, dh_builddeb)",
+  },
   // A PATH lookup would miss it for users whose PATH has no sbin; the stage adds /usr/sbin to make's PATH.
-  { name: 'depmod', file: '/usr/sbin/depmod', package: 'kmod', why: "make modules_install (CONFIG_MODULES) writes the image package's modules.dep with depmod" },
+  {
+    name: 'depmod',
+    file: '/usr/sbin/depmod',
+    package: 'kmod',
+    why: "make modules_install (CONFIG_MODULES) writes the image package's modules.dep with depmod",
+  },
 ];
 
 /** The packaging programs a kernel release calls: debhelper only from v6.4 on. */
@@ -98,7 +111,16 @@ export function isPackagingProduct(file: string): boolean {
  * end in `./boot/vmlinuz-<release>`, or `... -> target` for links).
  */
 export function missingImageFiles(listing: string, release: string): string[] {
-  const paths = new Set(listing.split('\n').map((l) => l.replace(/ -> .*$/, '').trim().split(/\s+/).at(-1) ?? ''));
+  const paths = new Set(
+    listing.split('\n').map(
+      (l) =>
+        l
+          .replace(/ -> .*$/, '')
+          .trim()
+          .split(/\s+/)
+          .at(-1) ?? '',
+    ),
+  );
   return [`./boot/vmlinuz-${release}`, `./boot/config-${release}`, `./boot/System.map-${release}`].filter((p) => !paths.has(p));
 }
 
@@ -155,7 +177,11 @@ export class KernelDebStage implements Stage {
     }
     const runOpts = { ...ctx.exec, timeoutMs: 4 * 3600_000 };
     const release = (await run(kernelMakeArgv(src, build, ['-s', 'kernelrelease']), runOpts)).stdout.trim();
-    if (release !== kernel.release) throw new LabError(`kernel-deb: the build tree ${build} makes release ${release}, the kernel stage built ${kernel.release}; rebuild the kernel: kflex-lab build kernel --force kernel`, ExitCode.infra);
+    if (release !== kernel.release)
+      throw new LabError(
+        `kernel-deb: the build tree ${build} makes release ${release}, the kernel stage built ${kernel.release}; rebuild the kernel: kflex-lab build kernel --force kernel`,
+        ExitCode.infra,
+      );
 
     // Products of an earlier run would be collected as this one's.
     for (const f of await readdir(work)) if (isPackagingProduct(f)) await rm(join(work, f), { force: true });
@@ -166,7 +192,11 @@ export class KernelDebStage implements Stage {
     await run(argv, { ...runOpts, env: packagingEnv(process.env, ccache ? work : undefined) });
 
     const afterSha = await sha256File(join(build, '.config'));
-    if (afterSha !== wantSha) throw new LabError(`kernel-deb: ${build}/.config changed during bindeb-pkg (sha256 ${afterSha.slice(0, 12)}, the kernel stage verified ${wantSha.slice(0, 12)}): the packages would not hold the verified configuration`, ExitCode.infra);
+    if (afterSha !== wantSha)
+      throw new LabError(
+        `kernel-deb: ${build}/.config changed during bindeb-pkg (sha256 ${afterSha.slice(0, 12)}, the kernel stage verified ${wantSha.slice(0, 12)}): the packages would not hold the verified configuration`,
+        ExitCode.infra,
+      );
 
     const packages: KernelDebPackage[] = [];
     const extras: string[] = [];
@@ -180,7 +210,11 @@ export class KernelDebStage implements Stage {
       packages.push({ ...d, role: debRole(d.package, release), sha256: await sha256File(join(ctx.outDir, f)), bytes: (await stat(join(ctx.outDir, f))).size });
     }
     const image = packages.find((p) => p.role === 'image');
-    if (!image) throw new LabError(`kernel-deb: bindeb-pkg made no linux-image-${release} package (made: ${packages.map((p) => p.file).join(', ') || 'none'}); log: ${ctx.logPath}`, ExitCode.infra);
+    if (!image)
+      throw new LabError(
+        `kernel-deb: bindeb-pkg made no linux-image-${release} package (made: ${packages.map((p) => p.file).join(', ') || 'none'}); log: ${ctx.logPath}`,
+        ExitCode.infra,
+      );
     const listing = (await run(['dpkg-deb', '-c', join(ctx.outDir, image.file)])).stdout;
     const missing = missingImageFiles(listing, release);
     if (missing.length) throw new LabError(`kernel-deb: ${image.file} lacks ${missing.join(', ')}: it would not boot`, ExitCode.infra);
@@ -233,6 +267,8 @@ export function installSteps(o: { release: string; packages: Array<{ role: DebRo
     `                 (its 'kflex kernel' line turns ok when BPF_MAP_TYPE_HEAP is in the running kernel's BTF)`,
     `Its configuration is the profile's (${o.config}): check that your host's disk and NIC drivers are in it`,
     `(e.g. --set kernel.extra.CONFIG_I40E=y for an X710), or set kernel.base to the host's /boot/config-$(uname -r).`,
-    ...(o.kflex ? [] : ['This profile builds no KFlex: its kernel is not a KFlex kernel. For the KFlex experiments: kflex-lab build kernel --deb --profile paper']),
+    ...(o.kflex
+      ? []
+      : ['This profile builds no KFlex: its kernel is not a KFlex kernel. For the KFlex experiments: kflex-lab build kernel --deb --profile paper']),
   ];
 }

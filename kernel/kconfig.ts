@@ -15,13 +15,13 @@ export function parseConfig(text: string): Map<string, ConfigValue> {
 }
 
 export function renderFragment(values: Record<string, string | number | boolean>): string {
-  return Object.entries(values)
+  return `${Object.entries(values)
     .map(([k, v]) => {
       const key = k.startsWith('CONFIG_') ? k : `CONFIG_${k}`;
       const val = v === true ? 'y' : v === false ? 'n' : String(v);
       return val === 'n' ? `# ${key} is not set` : `${key}=${val}`;
     })
-    .join('\n') + '\n';
+    .join('\n')}\n`;
 }
 
 export interface Mismatch {
@@ -65,6 +65,11 @@ export function kconfigEntry(kconfigText: string, symbol: string): { dependsOn: 
 
 export function formatMismatch(m: Mismatch, deps: string[] | undefined): string {
   const got = m.got === undefined ? 'absent' : m.got;
-  const why = deps === undefined ? 'no Kconfig defines this symbol in this tree (misspelt, or it does not exist in this kernel version)' : deps.length ? `depends on ${deps.join(' && ')}` : 'no direct dependency: look for a choice or a select that overrides it';
+  const why =
+    deps === undefined
+      ? 'no Kconfig defines this symbol in this tree (misspelt, or it does not exist in this kernel version)'
+      : deps.length
+        ? `depends on ${deps.join(' && ')}`
+        : 'no direct dependency: look for a choice or a select that overrides it';
   return `${m.option}=${m.wanted} (fragment ${m.fragment}) ended as ${got}: ${why}`;
 }

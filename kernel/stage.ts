@@ -30,9 +30,14 @@ export const KERNEL_PROGRAMS: readonly HostNeed[] = [
   { name: 'pahole', package: 'dwarves', why: 'CONFIG_DEBUG_INFO_BTF: encodes the BTF into vmlinux (>= 1.16)' },
   { name: 'libelf.h', file: '/usr/include/libelf.h', package: 'libelf-dev', why: 'objtool and resolve_btfids (CONFIG_OBJTOOL, DEBUG_INFO_BTF) link libelf' },
   { name: 'python3', package: 'python3', why: "scripts/bpf_doc.py writes libbpf's bpf_helper_defs.h for resolve_btfids (DEBUG_INFO_BTF)" },
-  { name: 'xz', package: 'xz-utils', why: "tinyconfig sets CONFIG_KERNEL_XZ: the bzImage payload is compressed with xz" },
-  { name: 'openssl/ssl.h', file: '/usr/include/openssl/ssl.h', package: 'libssl-dev', why: 'defconfig (paper) sets CONFIG_SYSTEM_TRUSTED_KEYRING: certs/extract-cert links libcrypto' },
-  { name: 'perl', package: 'perl', why: "defconfig (paper) sets CONFIG_OID_REGISTRY: lib/build_OID_registry is a perl script" },
+  { name: 'xz', package: 'xz-utils', why: 'tinyconfig sets CONFIG_KERNEL_XZ: the bzImage payload is compressed with xz' },
+  {
+    name: 'openssl/ssl.h',
+    file: '/usr/include/openssl/ssl.h',
+    package: 'libssl-dev',
+    why: 'defconfig (paper) sets CONFIG_SYSTEM_TRUSTED_KEYRING: certs/extract-cert links libcrypto',
+  },
+  { name: 'perl', package: 'perl', why: 'defconfig (paper) sets CONFIG_OID_REGISTRY: lib/build_OID_registry is a perl script' },
   { name: 'rsync', package: 'rsync', why: 'make headers_install copies the UAPI headers with rsync' },
   { name: 'ccache', package: 'ccache', why: 'rebuilds (--force, a fragment edit) are incremental', optional: 'without it every rebuild compiles from scratch' },
 ];
@@ -59,7 +64,13 @@ export class KernelStage implements Stage {
     const k = config.profile.kernel;
     const frags: Record<string, string> = {};
     for (const f of k.fragments) frags[f] = existsSync(fragmentPath(f)) ? await readFile(fragmentPath(f), 'utf8') : 'missing';
-    const base = ['tinyconfig', 'defconfig'].includes(k.base) ? k.base : existsSync(k.base) ? createHash('sha256').update(await readFile(k.base)).digest('hex') : 'missing';
+    const base = ['tinyconfig', 'defconfig'].includes(k.base)
+      ? k.base
+      : existsSync(k.base)
+        ? createHash('sha256')
+            .update(await readFile(k.base))
+            .digest('hex')
+        : 'missing';
     return {
       source: await sourceIdentity(config.profile.sources[k.source]!),
       base,
@@ -79,10 +90,18 @@ export class KernelStage implements Stage {
     await mkdir(work, { recursive: true });
     const started = Date.now();
     const srcInfo = await materialize(ctx.config.profile.sources[k.source]!, {
-      name: k.source, workDir: work, log: ctx.log, exec: ctx.exec, expect: 'Kbuild',
+      name: k.source,
+      workDir: work,
+      log: ctx.log,
+      exec: ctx.exec,
+      expect: 'Kbuild',
     });
     const src = srcInfo.dir;
-    if (existsSync(join(src, '.config'))) throw new LabError(`kernel source ${src} has a .config at its top: it is not clean, and out-of-tree builds (O=) refuse it; run 'make mrproper' there or point at a clean tree`, ExitCode.usage);
+    if (existsSync(join(src, '.config')))
+      throw new LabError(
+        `kernel source ${src} has a .config at its top: it is not clean, and out-of-tree builds (O=) refuse it; run 'make mrproper' there or point at a clean tree`,
+        ExitCode.usage,
+      );
     const build = join(work, 'build');
     await mkdir(build, { recursive: true });
     const runOpts = { ...ctx.exec, timeoutMs: 4 * 3600_000 };
@@ -96,10 +115,17 @@ export class KernelStage implements Stage {
     const jobs = cpus().length;
     await run(kernelMakeArgv(src, build, ['bzImage'], { jobs, ccache }), { ...runOpts, env });
     await run(kernelMakeArgv(src, build, ['headers_install', `INSTALL_HDR_PATH=${join(ctx.outDir, 'headers')}`]), runOpts);
-    for (const [from, to] of [['arch/x86/boot/bzImage', 'bzImage'], ['vmlinux', 'vmlinux'], ['.config', 'config'], ['System.map', 'System.map']] as const)
+    for (const [from, to] of [
+      ['arch/x86/boot/bzImage', 'bzImage'],
+      ['vmlinux', 'vmlinux'],
+      ['.config', 'config'],
+      ['System.map', 'System.map'],
+    ] as const)
       await copyFile(join(build, from), join(ctx.outDir, to));
     const release = (await run(kernelMakeArgv(src, build, ['-s', 'kernelrelease']))).stdout.trim();
-    const configSha = createHash('sha256').update(await readFile(join(build, '.config'))).digest('hex');
+    const configSha = createHash('sha256')
+      .update(await readFile(join(build, '.config')))
+      .digest('hex');
     const manifest = {
       release,
       source: { kind: srcInfo.kind, origin: srcInfo.origin, commit: srcInfo.commit, sha256: srcInfo.sha256, version: srcInfo.version },
@@ -114,7 +140,7 @@ export class KernelStage implements Stage {
       build_seconds: (Date.now() - started) / 1000,
       files: { bzImage: 'bzImage', vmlinux: 'vmlinux', config: 'config', system_map: 'System.map', headers: 'headers' },
     };
-    await writeFile(join(ctx.outDir, 'kernel.json'), JSON.stringify(manifest, null, 2) + '\n');
+    await writeFile(join(ctx.outDir, 'kernel.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     // The unpacked source of a package/tarball is large and reproducible: drop it, keep the build tree.
     if (!srcInfo.readOnly && srcInfo.kind !== 'git') await rm(join(work, 'apt-state'), { recursive: true, force: true });
     return manifest;
@@ -127,8 +153,13 @@ export class KernelStage implements Stage {
  * verified (merge_config.sh only warns; the lab fails and explains each dropped option by its Kconfig
  * `depends on`). Returns how many options were verified.
  */
-export async function configureKernel(src: string, build: string, k: ResolvedConfig['profile']['kernel'], runOpts: RunOptions): Promise<{ options: number; fragments: number }> {
-    if (k.base === 'tinyconfig' || k.base === 'defconfig') await run(kernelMakeArgv(src, build, [k.base]), runOpts);
+export async function configureKernel(
+  src: string,
+  build: string,
+  k: ResolvedConfig['profile']['kernel'],
+  runOpts: RunOptions,
+): Promise<{ options: number; fragments: number }> {
+  if (k.base === 'tinyconfig' || k.base === 'defconfig') await run(kernelMakeArgv(src, build, [k.base]), runOpts);
   else {
     if (!existsSync(k.base)) throw new LabError(`kernel.base: ${k.base}: no such file (use tinyconfig, defconfig or a path to a .config)`, ExitCode.usage);
     await copyFile(k.base, join(build, '.config'));
@@ -146,7 +177,10 @@ export async function configureKernel(src: string, build: string, k: ResolvedCon
   if (mismatches.length) {
     const lines: string[] = [];
     for (const m of mismatches) lines.push(formatMismatch(m, await kconfigDeps(src, m.option)));
-    throw new LabError(`kernel configuration: ${mismatches.length} option(s) did not stick after olddefconfig:\n${lines.map((l) => '  - ' + l).join('\n')}`, ExitCode.infra);
+    throw new LabError(
+      `kernel configuration: ${mismatches.length} option(s) did not stick after olddefconfig:\n${lines.map((l) => `  - ${l}`).join('\n')}`,
+      ExitCode.infra,
+    );
   }
   return { options: frags.reduce((n, f) => n + f.values.size, 0), fragments: frags.length };
 }
@@ -156,7 +190,12 @@ export async function configureKernel(src: string, build: string, k: ResolvedCon
  * configure + verify it, compiling nothing (`kflex-lab build kernel --configure-only`): a fragment that only
  * suits one kernel version is caught in a minute, not after an hour's build.
  */
-export async function configureOnly(config: ResolvedConfig, workDir: string, log: (line: string) => void, exec: { logPath: string; onLine: (line: string) => void }): Promise<{ source: string; release: string; options: number; fragments: number; config: string }> {
+export async function configureOnly(
+  config: ResolvedConfig,
+  workDir: string,
+  log: (line: string) => void,
+  exec: { logPath: string; onLine: (line: string) => void },
+): Promise<{ source: string; release: string; options: number; fragments: number; config: string }> {
   const k = config.profile.kernel;
   for (const f of k.fragments) if (!existsSync(fragmentPath(f))) throw new LabError(`kernel.fragments: ${f}: no file ${fragmentPath(f)}`, ExitCode.usage);
   const srcInfo = await materialize(config.profile.sources[k.source]!, { name: k.source, workDir, log, exec, expect: 'Kbuild' });
@@ -178,5 +217,12 @@ async function kconfigDeps(src: string, option: string): Promise<string[] | unde
 
 /** What the kernel stage produced. */
 export function kernelOutputs(o: StageOutput): { bzImage: string; vmlinux: string; config: string; systemMap: string; headers: string; release: string } {
-  return { bzImage: join(o.dir, 'bzImage'), vmlinux: join(o.dir, 'vmlinux'), config: join(o.dir, 'config'), systemMap: join(o.dir, 'System.map'), headers: join(o.dir, 'headers'), release: String(o.manifest.release) };
+  return {
+    bzImage: join(o.dir, 'bzImage'),
+    vmlinux: join(o.dir, 'vmlinux'),
+    config: join(o.dir, 'config'),
+    systemMap: join(o.dir, 'System.map'),
+    headers: join(o.dir, 'headers'),
+    release: String(o.manifest.release),
+  };
 }

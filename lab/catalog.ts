@@ -47,7 +47,10 @@ export async function parseCapture(kind: string, file: string): Promise<unknown>
 
 /** Write report.html/report.md for a run directory (default: the latest); returns the verdict table. */
 export async function reportRun(dir?: string): Promise<{ dir: string; table: string; html: string }> {
-  const [{ latestRun, resultsRoot }, { writeReport, readRunForReport, verdictTable }] = await Promise.all([import('../core/rundir.js'), import('../report/report.js')]);
+  const [{ latestRun, resultsRoot }, { writeReport, readRunForReport, verdictTable }] = await Promise.all([
+    import('../core/rundir.js'),
+    import('../report/report.js'),
+  ]);
   const runDir = dir ?? (await latestRun());
   if (!runDir) throw new LabError(`no run directory under ${resultsRoot()}`, ExitCode.usage);
   const inp = await readRunForReport(runDir);

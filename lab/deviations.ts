@@ -9,7 +9,7 @@ import { heapDeviations } from './sizing.js';
 export const ALWAYS: Deviation[] = [
   {
     topic: 'server/client pairing',
-    artifact: "README pairs ffkx --kmemcached with memcaslap and --kmemcache with memtier_benchmark",
+    artifact: 'README pairs ffkx --kmemcached with memcaslap and --kmemcache with memtier_benchmark',
     lab: 'memcaslap -U against --kmemcache (memcache over UDP in XDP); memtier_benchmark --protocol=redis against --kmemcached (RESP over TCP)',
     why: "the code (src/Main.cpp) parses memcache in --kmemcache and Redis RESP in --kmemcached: the README's pairing cannot measure anything",
     affects: 'memcache, redis-getset',
@@ -24,7 +24,7 @@ export const ALWAYS: Deviation[] = [
   {
     topic: 'XDP left attached',
     artifact: 'ffkx exits with its XDP program still attached to the NIC',
-    lab: "detaches XDP (ip link set dev IF xdp off) after every KFlex cell",
+    lab: 'detaches XDP (ip link set dev IF xdp off) after every KFlex cell',
     why: 'the next cell (a baseline on the same NIC) would otherwise be measured through the previous XDP program',
     affects: 'memcache, redis-getset, redis-zadd',
   },
@@ -55,11 +55,19 @@ function buildDeviations(config: ResolvedConfig): Deviation[] {
     topic: 'kernel',
     artifact: "KFlex-linux (v6.9 fork) configured from the host distribution's .config plus make olddefconfig",
     lab: `${isKflex ? 'KFlex-linux at the pinned commit' : src?.kind === 'debian-package' ? `Debian's ${src.package} (not a KFlex kernel)` : `${src?.kind ?? 'unknown'} source`}, configured from ${p.kernel.base} + fragments ${p.kernel.fragments.join(', ')}${Object.keys(p.kernel.extra).length ? ` + ${JSON.stringify(p.kernel.extra)}` : ''}, every option verified`,
-    why: isKflex ? 'a distribution config differs per evaluator; defconfig plus the lab fragments is reproducible and verified' : 'the smoke profile runs where the KFlex kernel cannot be built or booted: KFlex cells are skipped',
+    why: isKflex
+      ? 'a distribution config differs per evaluator; defconfig plus the lab fragments is reproducible and verified'
+      : 'the smoke profile runs where the KFlex kernel cannot be built or booted: KFlex cells are skipped',
     affects: isKflex ? 'all' : 'all KFlex cells (skipped)',
   });
   if (!p.image.kflex)
-    out.push({ topic: 'KFlex user space', artifact: 'ffkx, ffkx-bench built from the artifact', lab: 'not built into this profile\'s image', why: 'the profile has no KFlex kernel to run it on (image.kflex: false)', affects: 'all KFlex cells (skipped)' });
+    out.push({
+      topic: 'KFlex user space',
+      artifact: 'ffkx, ffkx-bench built from the artifact',
+      lab: "not built into this profile's image",
+      why: 'the profile has no KFlex kernel to run it on (image.kflex: false)',
+      affects: 'all KFlex cells (skipped)',
+    });
   return out;
 }
 
@@ -81,7 +89,13 @@ export function loadDeviations(cells: ExperimentCell[]): Deviation[] {
     const key = `${c.experiment.id}\u0000${paramsSlug(c.params)}\u0000${diffs.join()}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    out.push({ topic: 'client load', artifact: a.command, lab: diffs.join('; '), why: 'the profile scales the load (smoke, --quick or a --set override) to what the host can run', affects: `${c.experiment.id} ${paramsSlug(c.params)}` });
+    out.push({
+      topic: 'client load',
+      artifact: a.command,
+      lab: diffs.join('; '),
+      why: 'the profile scales the load (smoke, --quick or a --set override) to what the host can run',
+      affects: `${c.experiment.id} ${paramsSlug(c.params)}`,
+    });
   }
   return out;
 }
@@ -90,17 +104,37 @@ export function loadDeviations(cells: ExperimentCell[]): Deviation[] {
 export function runDeviations(config: ResolvedConfig, facts: { accel?: Accel; cells: ExperimentCell[]; records?: CellRecord[] }): Deviation[] {
   const out: Deviation[] = [];
   if (facts.accel === 'tcg')
-    out.push({ topic: 'accelerator', artifact: 'bare metal (two servers, 10G NIC)', lab: 'VMs under TCG (software emulation, no usable KVM)', why: 'this host has no usable KVM: every number is functional only, not performance-comparable with the paper', affects: 'all' });
+    out.push({
+      topic: 'accelerator',
+      artifact: 'bare metal (two servers, 10G NIC)',
+      lab: 'VMs under TCG (software emulation, no usable KVM)',
+      why: 'this host has no usable KVM: every number is functional only, not performance-comparable with the paper',
+      affects: 'all',
+    });
   else if (facts.accel === 'kvm')
-    out.push({ topic: 'testbed', artifact: 'bare metal (two servers, 10G NIC)', lab: 'two KVM VMs joined by a virtio-net link (native XDP verified)', why: 'the lab builds its own testbed; bare-metal numbers need the SSH testbed', affects: 'all' });
+    out.push({
+      topic: 'testbed',
+      artifact: 'bare metal (two servers, 10G NIC)',
+      lab: 'two KVM VMs joined by a virtio-net link (native XDP verified)',
+      why: 'the lab builds its own testbed; bare-metal numbers need the SSH testbed',
+      affects: 'all',
+    });
   out.push(...buildDeviations(config), ...heapDeviations(config.profile), ...ALWAYS, ...loadDeviations(facts.cells));
   // What a cell itself reported, e.g. a substituted client.
   const bySubst = new Map<string, string[]>();
   for (const r of facts.records ?? []) for (const d of r.deviations ?? []) bySubst.set(d, [...(bySubst.get(d) ?? []), `${r.experiment}/${r.variant}`]);
   for (const [d, cells] of bySubst) {
     const affects = [...new Set(cells)].join(', ');
-    if (d.startsWith('kflex-lab: kernel log')) out.push({ topic: 'kernel log', artifact: 'dmesg read after the run', lab: d.replace(/^kflex-lab: /, ''), why: 'the printk ring buffer is smaller than what the cell logged', affects });
-    else out.push({ topic: 'substitution', artifact: 'the client the artifact names', lab: d, why: 'the named client is not available in this image', affects });
+    if (d.startsWith('kflex-lab: kernel log'))
+      out.push({
+        topic: 'kernel log',
+        artifact: 'dmesg read after the run',
+        lab: d.replace(/^kflex-lab: /, ''),
+        why: 'the printk ring buffer is smaller than what the cell logged',
+        affects,
+      });
+    else
+      out.push({ topic: 'substitution', artifact: 'the client the artifact names', lab: d, why: 'the named client is not available in this image', affects });
   }
   return out;
 }

@@ -6,5 +6,10 @@ import { profileNeedGroups } from './requirements.js';
 /** The host checks for a profile: the programs its stages and testbed declare, and the link's tap verdict. */
 export async function doctor(config: ResolvedConfig, o: { kernel?: string } = {}): Promise<Check[]> {
   const tap = tapCapability();
-  return runDoctor(config.profile, { cacheDir: config.cacheRoot, needs: profileNeedGroups(config.profile), tap: { ok: tap.ok, why: tap.why, fix: tap.ok ? undefined : tap.fix }, kernel: o.kernel });
+  return runDoctor(config.profile, {
+    cacheDir: config.cacheRoot,
+    needs: profileNeedGroups(config.profile),
+    tap: { ok: tap.ok, why: tap.why, fix: tap.ok ? undefined : tap.fix },
+    kernel: o.kernel,
+  });
 }

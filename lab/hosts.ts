@@ -13,9 +13,17 @@ import { kflexOutputs } from '../images/kflex.js';
 /** The kflex stage's build, when this profile has one and it is in the cache (prepare never builds KFlex). */
 async function kflexSource(config: ResolvedConfig, bus: EventBus): Promise<KflexSource> {
   const suite = config.profile.image.suite;
-  if (!config.profile.image.kflex) return { suite, why: `profile ${config.profileName} builds no KFlex user space (image.kflex: false); with --profile paper, 'kflex-lab build kflex --profile paper' builds it for Debian ${suite}, then run prepare again` };
+  if (!config.profile.image.kflex)
+    return {
+      suite,
+      why: `profile ${config.profileName} builds no KFlex user space (image.kflex: false); with --profile paper, 'kflex-lab build kflex --profile paper' builds it for Debian ${suite}, then run prepare again`,
+    };
   const planned = await plan(stageRegistry(config), ['kflex'], config, config.cacheRoot);
-  if (!planned.find((p) => p.stage.id === 'kflex')?.cached) return { suite, why: `the kflex stage is not built yet: run 'kflex-lab build kflex --profile ${config.profileName}' first (it builds for Debian ${suite}), then prepare again` };
+  if (!planned.find((p) => p.stage.id === 'kflex')?.cached)
+    return {
+      suite,
+      why: `the kflex stage is not built yet: run 'kflex-lab build kflex --profile ${config.profileName}' first (it builds for Debian ${suite}), then prepare again`,
+    };
   const out = await buildTargets(config, ['kflex'], bus);
   return { suite, dir: kflexOutputs(out.kflex!).dir };
 }
@@ -27,7 +35,12 @@ export async function hostsCheck(config: ResolvedConfig, file: string, o: { even
   const detach = [attachView(bus), ...(o.eventsFile ? [recordEvents(bus, o.eventsFile)] : [])];
   try {
     const outputs = await buildTargets(config, ['llvm'], bus);
-    return await checkHosts(cfg, { probeObject: llvmOutputs(outputs.llvm!).probeObject, profile: config.profile, heaps: profileHeaps(config.profile, EXPERIMENTS), log: (m) => bus.emit({ type: 'step', scope: 'hosts', message: m }) });
+    return await checkHosts(cfg, {
+      probeObject: llvmOutputs(outputs.llvm!).probeObject,
+      profile: config.profile,
+      heaps: profileHeaps(config.profile, EXPERIMENTS),
+      log: (m) => bus.emit({ type: 'step', scope: 'hosts', message: m }),
+    });
   } finally {
     for (const d of detach) d();
   }
@@ -36,7 +49,11 @@ export async function hostsCheck(config: ResolvedConfig, file: string, o: { even
 /** What `hosts prepare` installed on each host, from its records. */
 export function hostsPrepared(config: ResolvedConfig, file: string) {
   const cfg = loadHostsConfig(file);
-  return (['server', 'client'] as const).map((role) => ({ role, path: recordPath(config.cacheRoot, hostName(cfg[role])), ...readRecord(config.cacheRoot, hostName(cfg[role]), cfg[role].destination) }));
+  return (['server', 'client'] as const).map((role) => ({
+    role,
+    path: recordPath(config.cacheRoot, hostName(cfg[role])),
+    ...readRecord(config.cacheRoot, hostName(cfg[role]), cfg[role].destination),
+  }));
 }
 
 /** Remove what `hosts prepare` installed. */

@@ -22,7 +22,10 @@ export interface StagePlan {
 }
 
 /** What `plan` shows: the stage graph with what is cached, estimates, and which cells a host of this shape would run. */
-export async function planRun(config: ResolvedConfig, o: { assumeHost?: string; kvm?: boolean } = {}): Promise<{ stages: StagePlan[]; totalMinutes: number; cpus: number; host: HostShape; server: { memoryMb: number; why: string }; cells: CellForecast[] }> {
+export async function planRun(
+  config: ResolvedConfig,
+  o: { assumeHost?: string; kvm?: boolean } = {},
+): Promise<{ stages: StagePlan[]; totalMinutes: number; cpus: number; host: HostShape; server: { memoryMb: number; why: string }; cells: CellForecast[] }> {
   const p = config.profile;
   const planned = await planStages(stageRegistry(config), TESTBED_TARGETS, config, config.cacheRoot);
   const scale = 2 / Math.max(2, cpus().length); // estimates are for a 2-core host

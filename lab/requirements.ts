@@ -17,12 +17,18 @@ export function profileNeedGroups(profile: Profile): NeedGroup[] {
   const sourceNeeds = (name: string | undefined) => SOURCE_NEEDS[kindOf(name) ?? 'path'];
   const t = profile.toolchain;
   const groups: NeedGroup[] = [
-    { stage: 'llvm', needs: [...LLVM_PROGRAMS, ...toolchainNeeds(t), ...(t.policy === 'source' ? [...LLVM_SOURCE_BUILD_PROGRAMS, ...sourceNeeds(t.source)] : [])] },
+    {
+      stage: 'llvm',
+      needs: [...LLVM_PROGRAMS, ...toolchainNeeds(t), ...(t.policy === 'source' ? [...LLVM_SOURCE_BUILD_PROGRAMS, ...sourceNeeds(t.source)] : [])],
+    },
     { stage: 'kernel', needs: [...KERNEL_PROGRAMS, ...sourceNeeds(profile.kernel.source)] },
   ];
   if (profile.image.kflex) groups.push({ stage: 'kflex', needs: [...KFLEX_PROGRAMS, ...sourceNeeds('kflex')] });
   // memtier is built only when its source is reachable; the image stage records it missing otherwise.
-  const memtier = sourceNeeds(profile.image.memtier).map((n) => ({ ...n, optional: 'memtier_benchmark is left out of the guest; redis-getset records redis-benchmark instead' }));
+  const memtier = sourceNeeds(profile.image.memtier).map((n) => ({
+    ...n,
+    optional: 'memtier_benchmark is left out of the guest; redis-getset records redis-benchmark instead',
+  }));
   groups.push({ stage: 'image', needs: [...IMAGE_PROGRAMS, ...memtier] }, { stage: 'testbed', needs: TESTBED_NEEDS });
   return groups;
 }
@@ -33,9 +39,14 @@ export function profileNeedGroups(profile: Profile): NeedGroup[] {
  */
 export function allNeedGroups(configFile = DEFAULT_CONFIG): NeedGroup[] {
   const groups: NeedGroup[] = [];
-  for (const { name } of listProfiles(configFile)) groups.push(...(profileNeedGroups(loadConfig({ file: configFile, profile: name, env: {} }).profile)));
+  for (const { name } of listProfiles(configFile)) groups.push(...profileNeedGroups(loadConfig({ file: configFile, profile: name, env: {} }).profile));
   // kernel-deb is built only on demand (build kernel --deb): installed, never asked for by the doctor.
-  groups.push({ stage: 'llvm', needs: LLVM_SOURCE_BUILD_PROGRAMS }, { stage: 'kernel-deb', needs: KERNEL_DEB_PROGRAMS }, ...Object.values(SOURCE_NEEDS).map((needs) => ({ stage: 'sources', needs })), { stage: 'tests', needs: TEST_NEEDS });
+  groups.push(
+    { stage: 'llvm', needs: LLVM_SOURCE_BUILD_PROGRAMS },
+    { stage: 'kernel-deb', needs: KERNEL_DEB_PROGRAMS },
+    ...Object.values(SOURCE_NEEDS).map((needs) => ({ stage: 'sources', needs })),
+    { stage: 'tests', needs: TEST_NEEDS },
+  );
   return groups;
 }
 

@@ -61,7 +61,13 @@ export interface RunRequest {
 }
 
 export function runRequest(config: ResolvedConfig, opts: ReproduceOptions): RunRequest {
-  return { profile: config.profileName, quick: !!opts.quick, only: [...(opts.only ?? [])].sort(), overrides: Object.values(config.overrides).sort(), testbed: opts.testbedFile };
+  return {
+    profile: config.profileName,
+    quick: !!opts.quick,
+    only: [...(opts.only ?? [])].sort(),
+    overrides: Object.values(config.overrides).sort(),
+    testbed: opts.testbedFile,
+  };
 }
 
 /** The command that finishes a run: the same profile, selection and overrides, with --resume. */
@@ -79,7 +85,8 @@ export function resumeMismatch(recorded: RunRequest, now: RunRequest): string | 
   if (recorded.profile !== now.profile) diff.push(`profile ${recorded.profile} (now ${now.profile})`);
   if (recorded.quick !== now.quick) diff.push(recorded.quick ? '--quick (now without)' : 'no --quick (now with it)');
   if (recorded.only.join() !== now.only.join()) diff.push(`--only ${recorded.only.join(' ') || '(all)'} (now ${now.only.join(' ') || 'all'})`);
-  if (recorded.overrides.join('\n') !== now.overrides.join('\n')) diff.push(`overrides ${recorded.overrides.join('; ') || '(none)'} (now ${now.overrides.join('; ') || 'none'})`);
+  if (recorded.overrides.join('\n') !== now.overrides.join('\n'))
+    diff.push(`overrides ${recorded.overrides.join('; ') || '(none)'} (now ${now.overrides.join('; ') || 'none'})`);
   return diff.length ? diff.join(', ') : undefined;
 }
 
@@ -122,7 +129,8 @@ export class LabRun {
     let runDir: string;
     let manifest: Manifest;
     if (opts.resume) {
-      if (!existsSync(join(opts.resume, 'manifest.json'))) throw new LabError(`--resume ${opts.resume}: not a run directory (no manifest.json)`, ExitCode.usage);
+      if (!existsSync(join(opts.resume, 'manifest.json')))
+        throw new LabError(`--resume ${opts.resume}: not a run directory (no manifest.json)`, ExitCode.usage);
       runDir = opts.resume;
       manifest = await readManifest(runDir);
     } else {
@@ -151,7 +159,15 @@ export class LabRun {
 
   async bringUp(provider: TestbedProvider, outputs: Record<string, StageOutput>, accel: Accel, config = this.config): Promise<Testbed> {
     const t0 = Date.now();
-    this.testbed = await provider.up({ config, artifacts: testbedArtifacts(outputs), accel, dir: runVmDir(this.config, this.runDir), owner: 'run', bus: this.bus, testbedFile: this.testbedFile });
+    this.testbed = await provider.up({
+      config,
+      artifacts: testbedArtifacts(outputs),
+      accel,
+      dir: runVmDir(this.config, this.runDir),
+      owner: 'run',
+      bus: this.bus,
+      testbedFile: this.testbedFile,
+    });
     const t = this.testbed;
     this.manifest.host.accel = t.accel === 'native' ? 'unknown' : t.accel;
     this.manifest.testbed = t.facts;
@@ -190,14 +206,31 @@ export class LabRun {
     if (opts.report !== false) {
       // Loaded here: the report renders charts with Vega, which nothing before the report needs.
       const { writeReport } = await import('../report/report.js');
-      verdicts = (await writeReport({ runDir: this.runDir, manifest: this.manifest, rows, records }, Object.fromEntries(EXPERIMENTS.map((e) => [e.id, e.headline])))).verdicts;
+      verdicts = (
+        await writeReport({ runDir: this.runDir, manifest: this.manifest, rows, records }, Object.fromEntries(EXPERIMENTS.map((e) => [e.id, e.headline])))
+      ).verdicts;
       report = join(this.runDir, 'report.html');
     }
     if (opts.bundle !== false) bundle = await writeBundle(this.runDir);
     const exitCode = counts.failed || extra.lost ? ExitCode.checkFailed : ExitCode.ok;
     const seconds = (Date.now() - this.started) / 1000;
-    this.bus.emit({ type: 'run-done', runDir: this.runDir, counts, exitCode, seconds, report, bundle, nothingToRun: extra.nothingToRun, verdicts: verdicts?.map((v) => ({ claim: v.claim.id, verdict: v.verdict, reason: v.reason })) });
-    const req = (this.manifest.request as RunRequest | undefined) ?? { profile: this.manifest.profile, quick: !!opts.quick, only: opts.only ?? [], overrides: [] };
+    this.bus.emit({
+      type: 'run-done',
+      runDir: this.runDir,
+      counts,
+      exitCode,
+      seconds,
+      report,
+      bundle,
+      nothingToRun: extra.nothingToRun,
+      verdicts: verdicts?.map((v) => ({ claim: v.claim.id, verdict: v.verdict, reason: v.reason })),
+    });
+    const req = (this.manifest.request as RunRequest | undefined) ?? {
+      profile: this.manifest.profile,
+      quick: !!opts.quick,
+      only: opts.only ?? [],
+      overrides: [],
+    };
     return { runDir: this.runDir, records, counts, verdicts, report, bundle, exitCode, seconds, resumeCommand: resumeCommand(req, this.runDir), ...extra };
   }
 
@@ -226,7 +259,8 @@ async function pendingCells(cells: ExperimentCell[], runDir: string, resume: boo
  */
 export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions): Promise<ReproduceResult> {
   const cells = planCells(config.profile, opts);
-  if (!cells.length) throw new LabError(`no experiment selected (--only ${opts.only?.join(' ')}); known: ${EXPERIMENTS.map((e) => e.id).join(', ')}`, ExitCode.usage);
+  if (!cells.length)
+    throw new LabError(`no experiment selected (--only ${opts.only?.join(' ')}); known: ${EXPERIMENTS.map((e) => e.id).join(', ')}`, ExitCode.usage);
   const provider = TESTBEDS[opts.testbed ?? 'vm'];
   if (!provider) throw new LabError(`unknown testbed '${opts.testbed}'; known: ${Object.keys(TESTBEDS).join(', ')}`, ExitCode.usage);
   const request = runRequest(config, opts);
@@ -257,7 +291,12 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
     }
     const checks = await doctor(config);
     const hard = checks.filter((c) => c.level === 'fail' && (!provider.doctor || provider.doctor.includes(c.name)));
-    if (hard.length) throw new LabError(`doctor: ${hard.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, ExitCode.infra, 'kflex-lab doctor (prints the fix for each, and one apt-get line)');
+    if (hard.length)
+      throw new LabError(
+        `doctor: ${hard.map((c) => `${c.name}: ${c.detail}`).join('; ')}`,
+        ExitCode.infra,
+        'kflex-lab doctor (prints the fix for each, and one apt-get line)',
+      );
     // The manifest exists from the start, so even a run interrupted while building can be resumed.
     await run.checkpoint();
     run.say(`profile ${config.profileName} -> ${run.runDir}`);
@@ -284,17 +323,45 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
       experiments: [...new Set(pending.map((c) => c.experiment.id))],
       quick: !!opts.quick,
       resume: !!opts.resume,
-      estimate: { stagesMin: (p.estimates.minutes.kernel ?? 0) + (p.estimates.minutes.image ?? 0), experimentsMin: estimateExperimentMinutes(config, pending, accel.accel), diskGb: p.estimates.disk_gb, cpus: cpus().length },
+      estimate: {
+        stagesMin: (p.estimates.minutes.kernel ?? 0) + (p.estimates.minutes.image ?? 0),
+        experimentsMin: estimateExperimentMinutes(config, pending, accel.accel),
+        diskGb: p.estimates.disk_gb,
+        cpus: cpus().length,
+      },
     });
     let records: CellRecord[];
     let lost: string | undefined;
     try {
       const t = await run.bringUp(provider, outputs, accel.accel, sized);
-      const caps = await probeCapabilities(t.server, t.client, { nativeXdp: t.link.nativeXdp, serverMemoryMb: t.serverMemoryMb, serverCpus: t.serverCpus, accel: t.accel, linkIf: t.link.serverIf });
+      const caps = await probeCapabilities(t.server, t.client, {
+        nativeXdp: t.link.nativeXdp,
+        serverMemoryMb: t.serverMemoryMb,
+        serverCpus: t.serverCpus,
+        accel: t.accel,
+        linkIf: t.link.serverIf,
+      });
       run.manifest.capabilities = caps;
       await run.checkpoint();
-      run.bus.emit({ type: 'capabilities', kernelRelease: caps.kernelRelease, kflexKernel: caps.kflexKernel, ffkx: caps.ffkx, memtier: caps.memtier, la57: caps.la57 });
-      ({ records, lost } = await runCells(cells, { runDir: run.runDir, server: t.server, client: t.client, serverIp: t.link.serverIp, linkIf: t.link.serverIf, caps, bus: run.bus, resume: !!opts.resume, health: () => t.health() }));
+      run.bus.emit({
+        type: 'capabilities',
+        kernelRelease: caps.kernelRelease,
+        kflexKernel: caps.kflexKernel,
+        ffkx: caps.ffkx,
+        memtier: caps.memtier,
+        la57: caps.la57,
+      });
+      ({ records, lost } = await runCells(cells, {
+        runDir: run.runDir,
+        server: t.server,
+        client: t.client,
+        serverIp: t.link.serverIp,
+        linkIf: t.link.serverIf,
+        caps,
+        bus: run.bus,
+        resume: !!opts.resume,
+        health: () => t.health(),
+      }));
     } finally {
       await run.tearDown(outputs);
     }

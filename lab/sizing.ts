@@ -20,7 +20,10 @@ export interface HostShape {
 /** Parse `ram=256G,cpus=64,la57,kvm` (flags present = true; `nola57`/`nokvm` = false). */
 export function parseAssumeHost(spec: string, base: HostShape): HostShape {
   const h: HostShape = { ...base, source: 'assumed' };
-  for (const part of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [k, v] = part.split('=') as [string, string | undefined];
     if (k === 'ram') {
       const m = v?.match(/^(\d+(?:\.\d+)?)\s*([GMT])i?B?$/i);
@@ -90,7 +93,11 @@ export interface CellForecast {
  * Which cells would run on a host of this shape, judged by the same rules the run applies after its probe
  * (a KFlex kernel and ffkx are assumed present when the profile builds them).
  */
-export function forecast(config: ResolvedConfig, cells: ExperimentCell[], host: HostShape): { server: { memoryMb: number; why: string }; rows: CellForecast[] } {
+export function forecast(
+  config: ResolvedConfig,
+  cells: ExperimentCell[],
+  host: HostShape,
+): { server: { memoryMb: number; why: string }; rows: CellForecast[] } {
   const p = config.profile;
   const server = sizeServer(p, host, cells);
   const kflex = p.image.kflex && p.sources[p.kernel.source]?.kind !== 'debian-package';
@@ -118,7 +125,17 @@ export function forecast(config: ResolvedConfig, cells: ExperimentCell[], host: 
     seen.add(key);
     const why = unmetRequirement(c.variant, caps, c.heapGiB);
     const artifactHeap = c.variant.heap ? ARTIFACT_HEAPS[c.variant.heap] : c.variant.heapGiB;
-    rows.push({ experiment: c.experiment.id, variant: c.variant.id, heapGiB: c.heapGiB, scaled: !!c.heapGiB && !!artifactHeap && c.heapGiB < artifactHeap, serverMemoryMb: server.memoryMb, la57: caps.la57, kvm: host.kvm, verdict: why ? 'skip' : 'run', reason: why });
+    rows.push({
+      experiment: c.experiment.id,
+      variant: c.variant.id,
+      heapGiB: c.heapGiB,
+      scaled: !!c.heapGiB && !!artifactHeap && c.heapGiB < artifactHeap,
+      serverMemoryMb: server.memoryMb,
+      la57: caps.la57,
+      kvm: host.kvm,
+      verdict: why ? 'skip' : 'run',
+      reason: why,
+    });
   }
   return { server, rows };
 }
@@ -129,7 +146,13 @@ export function heapDeviations(profile: Profile): Deviation[] {
   for (const [prog, gib] of Object.entries(profile.kflex.heap_gib) as Array<[keyof typeof ARTIFACT_HEAPS, number]>) {
     const a = ARTIFACT_HEAPS[prog];
     if (gib !== a)
-      out.push({ topic: 'scaled heap', artifact: `ffkx_heap(${a}): a ${a} GiB heap for ${prog}`, lab: `ffkx_heap(${gib}) rewritten into the ${prog} program at build time (${gib} GiB)`, why: `the host cannot hold a ${a} GiB heap in the server VM; kflex.heap_gib.${prog} scales it`, affects: prog === 'bench' ? 'datastructures, guards' : { kmemcache: 'memcache', kmemcached: 'redis-getset', kredis: 'redis-zadd' }[prog] });
+      out.push({
+        topic: 'scaled heap',
+        artifact: `ffkx_heap(${a}): a ${a} GiB heap for ${prog}`,
+        lab: `ffkx_heap(${gib}) rewritten into the ${prog} program at build time (${gib} GiB)`,
+        why: `the host cannot hold a ${a} GiB heap in the server VM; kflex.heap_gib.${prog} scales it`,
+        affects: prog === 'bench' ? 'datastructures, guards' : { kmemcache: 'memcache', kmemcached: 'redis-getset', kredis: 'redis-zadd' }[prog],
+      });
   }
   return out;
 }

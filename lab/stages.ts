@@ -15,7 +15,13 @@ import { KernelDebStage } from '../kernel/deb.js';
  */
 export function stageRegistry(config: ResolvedConfig, o: { onDemand?: boolean } = {}): Map<string, Stage> {
   const withKflex = config.profile.image.kflex;
-  const stages: Stage[] = [new LlvmStage(), new KernelStage(), ...(withKflex ? [new KflexStage()] : []), new ImageStage(withKflex), ...(o.onDemand ? [new KernelDebStage()] : [])];
+  const stages: Stage[] = [
+    new LlvmStage(),
+    new KernelStage(),
+    ...(withKflex ? [new KflexStage()] : []),
+    new ImageStage(withKflex),
+    ...(o.onDemand ? [new KernelDebStage()] : []),
+  ];
   return new Map(stages.map((s) => [s.id, s]));
 }
 

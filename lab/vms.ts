@@ -51,11 +51,20 @@ export async function up(config: ResolvedConfig, o: { vm?: string; eventsFile?: 
     const accel = await provider.accel(config, artifacts);
     bus.emit({ type: 'accel', ...accel });
     const sizing = sizeServer(config.profile, thisHost(accel.accel === 'kvm'), planCells(config.profile));
-    if (config.profile.vms.server.memory_mb === 'auto') bus.emit({ type: 'step', scope: 'vms', message: `server VM: ${(sizing.memoryMb / 1024).toFixed(1)} GiB (${sizing.why})` });
+    if (config.profile.vms.server.memory_mb === 'auto')
+      bus.emit({ type: 'step', scope: 'vms', message: `server VM: ${(sizing.memoryMb / 1024).toFixed(1)} GiB (${sizing.why})` });
     const t = (await provider.up({ config: sizedConfig(config, sizing.memoryMb), artifacts, accel: accel.accel, dir, owner: 'up', bus })) as VmTestbed;
     bus.emit({ type: 'testbed-up', kind: t.kind, accel: t.accel, link: t.link.describe, nativeXdp: t.link.nativeXdp, seconds: (Date.now() - t0) / 1000 });
     const x = t.xdp!;
-    return { dir, accel: t.accel, link: t.link.describe, xdp: { mode: x.mode, sent: x.sent, counted: x.counted }, server: { linkIp: t.link.serverIp }, client: { linkIp: t.link.clientIp }, sshConfig: join(dir, 'ssh_config') };
+    return {
+      dir,
+      accel: t.accel,
+      link: t.link.describe,
+      xdp: { mode: x.mode, sent: x.sent, counted: x.counted },
+      server: { linkIp: t.link.serverIp },
+      client: { linkIp: t.link.clientIp },
+      sshConfig: join(dir, 'ssh_config'),
+    };
   } finally {
     stop();
     for (const d of detach) d();
@@ -63,7 +72,10 @@ export async function up(config: ResolvedConfig, o: { vm?: string; eventsFile?: 
 }
 
 /** Stop a VM set; returns false when there was none. Stale sets elsewhere are cleaned on the way. */
-export async function down(config: ResolvedConfig, o: { vm?: string; log?: (m: string) => void }): Promise<{ dir: string; stopped: boolean; staleCleaned: string[] }> {
+export async function down(
+  config: ResolvedConfig,
+  o: { vm?: string; log?: (m: string) => void },
+): Promise<{ dir: string; stopped: boolean; staleCleaned: string[] }> {
   const dir = vmDir(config, o.vm);
   const staleCleaned = await cleanStaleVms(config.cacheRoot);
   if (!readState(dir)) return { dir, stopped: false, staleCleaned };
@@ -74,7 +86,15 @@ export async function down(config: ResolvedConfig, o: { vm?: string; log?: (m: s
 export interface VmStatus {
   dir: string;
   staleCleaned: string[];
-  state?: { phase: string; stale: boolean; owner: string; accel: string; link: string; resources: string[]; vms: Array<{ role: string; pid?: number; sshPort: number; serial: string }> };
+  state?: {
+    phase: string;
+    stale: boolean;
+    owner: string;
+    accel: string;
+    link: string;
+    resources: string[];
+    vms: Array<{ role: string; pid?: number; sshPort: number; serial: string }>;
+  };
 }
 
 export async function status(config: ResolvedConfig, o: { vm?: string }): Promise<VmStatus> {

@@ -14,7 +14,12 @@ import { SOURCE_NEEDS, requireNeeds, type HostNeed } from '../core/requirements.
 
 /** What the llvm stage runs besides the clang itself (the doctor's clang check covers any clang >= the minimum). */
 export const LLVM_PROGRAMS: readonly HostNeed[] = [
-  { name: 'asm/types.h', file: '/usr/include/x86_64-linux-gnu/asm/types.h', package: 'linux-libc-dev', why: "the XDP probe includes <linux/bpf.h>, whose asm/ headers live in the multiarch include dir" },
+  {
+    name: 'asm/types.h',
+    file: '/usr/include/x86_64-linux-gnu/asm/types.h',
+    package: 'linux-libc-dev',
+    why: 'the XDP probe includes <linux/bpf.h>, whose asm/ headers live in the multiarch include dir',
+  },
   { name: 'apt-get', package: 'apt', why: 'toolchain.policy auto/package installs toolchain.package when no clang >= the minimum is on PATH' },
 ];
 /** What an LLVM source build (toolchain.policy: source) runs. */
@@ -42,14 +47,22 @@ export interface LlvmSourceBuildOptions {
 export function llvmCmakeArgv(o: LlvmSourceBuildOptions): string[] {
   const linkJobs = Math.max(1, Math.min(cpus().length, Math.floor(o.freeRamGb / 6)));
   return [
-    'cmake', '-S', join(o.srcDir, 'llvm'), '-B', o.buildDir, '-G', 'Ninja',
+    'cmake',
+    '-S',
+    join(o.srcDir, 'llvm'),
+    '-B',
+    o.buildDir,
+    '-G',
+    'Ninja',
     '-DLLVM_TARGETS_TO_BUILD=BPF;X86',
     '-DLLVM_ENABLE_PROJECTS=clang',
     '-DCMAKE_BUILD_TYPE=Release',
     '-DLLVM_BUILD_RUNTIME=OFF',
     `-DCMAKE_INSTALL_PREFIX=${o.installDir}`,
     `-DLLVM_PARALLEL_LINK_JOBS=${linkJobs}`,
-    '-DLLVM_INCLUDE_TESTS=OFF', '-DLLVM_INCLUDE_EXAMPLES=OFF', '-DLLVM_INCLUDE_BENCHMARKS=OFF',
+    '-DLLVM_INCLUDE_TESTS=OFF',
+    '-DLLVM_INCLUDE_EXAMPLES=OFF',
+    '-DLLVM_INCLUDE_BENCHMARKS=OFF',
     ...(o.lld ? ['-DLLVM_USE_LINKER=lld'] : []),
     ...(o.ccache ? ['-DLLVM_CCACHE_BUILD=ON'] : []),
   ];
@@ -60,7 +73,11 @@ export async function resolveToolchain(p: Profile['toolchain']): Promise<{ how: 
   const sys = p.policy === 'source' ? undefined : await findClang(p.min_version, p.path);
   const good = sys && sys.version >= p.min_version && sys.bpf ? sys : undefined;
   if (p.policy === 'system') {
-    if (!good) throw new LabError(`toolchain.policy is system but ${sys ? `${sys.path} is clang ${sys.version}${sys.bpf ? '' : ' without the BPF target'}` : `no clang >= ${p.min_version} is on PATH`}; install ${p.package ?? 'clang-' + p.min_version} or set toolchain.policy: auto`, ExitCode.infra);
+    if (!good)
+      throw new LabError(
+        `toolchain.policy is system but ${sys ? `${sys.path} is clang ${sys.version}${sys.bpf ? '' : ' without the BPF target'}` : `no clang >= ${p.min_version} is on PATH`}; install ${p.package ?? `clang-${p.min_version}`} or set toolchain.policy: auto`,
+        ExitCode.infra,
+      );
     return { how: 'system', clang: good };
   }
   if (good && p.policy === 'auto') return { how: 'system', clang: good };
@@ -92,18 +109,30 @@ export class LlvmStage implements Stage {
   async build(ctx: StageContext): Promise<Record<string, unknown>> {
     const t = ctx.config.profile.toolchain;
     const r = await resolveToolchain(t);
-    requireNeeds('llvm', r.how === 'source' ? [...LLVM_PROGRAMS, ...LLVM_SOURCE_BUILD_PROGRAMS, ...SOURCE_NEEDS[ctx.config.profile.sources[t.source]!.kind]] : LLVM_PROGRAMS);
+    requireNeeds(
+      'llvm',
+      r.how === 'source' ? [...LLVM_PROGRAMS, ...LLVM_SOURCE_BUILD_PROGRAMS, ...SOURCE_NEEDS[ctx.config.profile.sources[t.source]!.kind]] : LLVM_PROGRAMS,
+    );
     let clang: ClangFound | undefined = r.clang;
     const runOpts = { ...ctx.exec };
     if (r.how === 'package') {
-      if (process.getuid?.() !== 0) throw new LabError(`installing ${t.package} needs root; run: sudo apt-get install -y ${t.package} ${t.package!.replace('clang', 'llvm')}`, ExitCode.infra);
+      if (process.getuid?.() !== 0)
+        throw new LabError(
+          `installing ${t.package} needs root; run: sudo apt-get install -y ${t.package} ${t.package!.replace('clang', 'llvm')}`,
+          ExitCode.infra,
+        );
       ctx.log(`installing ${t.package} with apt-get (toolchain.policy ${t.policy})`);
-      await run(['apt-get', 'install', '-y', '--no-install-recommends', t.package!, t.package!.replace('clang', 'llvm')], { ...runOpts, env: { DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 30 * 60_000 });
+      await run(['apt-get', 'install', '-y', '--no-install-recommends', t.package!, t.package!.replace('clang', 'llvm')], {
+        ...runOpts,
+        env: { DEBIAN_FRONTEND: 'noninteractive' },
+        timeoutMs: 30 * 60_000,
+      });
       clang = await findClang(t.min_version);
     } else if (r.how === 'source') {
       clang = await buildFromSource(ctx);
     }
-    if (!clang || clang.version < t.min_version || !clang.bpf) throw new LabError(`no usable clang >= ${t.min_version} with the BPF target after ${r.how}`, ExitCode.infra);
+    if (!clang || clang.version < t.min_version || !clang.bpf)
+      throw new LabError(`no usable clang >= ${t.min_version} with the BPF target after ${r.how}`, ExitCode.infra);
     const obj = join(ctx.outDir, 'xdp_probe.bpf.o');
     await run(bpfCompileArgv(clang.path, XDP_PROBE_SRC, obj), runOpts);
     ctx.log(`compiled ${XDP_PROBE_SRC} with ${clang.path} ${clang.version}`);
@@ -115,7 +144,13 @@ async function buildFromSource(ctx: StageContext): Promise<ClangFound> {
   const t = ctx.config.profile.toolchain;
   const work = join(ctx.cacheRoot, 'llvm-work');
   await mkdir(work, { recursive: true });
-  const src = await materialize(ctx.config.profile.sources[t.source]!, { name: t.source, workDir: work, log: ctx.log, exec: ctx.exec, expect: 'llvm/CMakeLists.txt' });
+  const src = await materialize(ctx.config.profile.sources[t.source]!, {
+    name: t.source,
+    workDir: work,
+    log: ctx.log,
+    exec: ctx.exec,
+    expect: 'llvm/CMakeLists.txt',
+  });
   const installDir = join(ctx.outDir, 'install');
   const argv = llvmCmakeArgv({
     srcDir: src.dir,

@@ -21,7 +21,12 @@ export interface Chart {
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 const FONT = { font: 'system-ui, sans-serif', labelFontSize: 11, titleFontSize: 12 };
-const CONFIG = { axis: { ...FONT, labelLimit: 0 }, legend: { ...FONT, labelLimit: 0, orient: 'top' }, title: { fontSize: 14, subtitleFontSize: 11, anchor: 'start' }, view: { stroke: '#ddd' } };
+const CONFIG = {
+  axis: { ...FONT, labelLimit: 0 },
+  legend: { ...FONT, labelLimit: 0, orient: 'top' },
+  title: { fontSize: 14, subtitleFontSize: 11, anchor: 'start' },
+  view: { stroke: '#ddd' },
+};
 
 async function render(spec: Record<string, unknown>): Promise<string> {
   const compiled = vl.compile({ $schema: SCHEMA, config: CONFIG, ...spec } as unknown as vl.TopLevelSpec).spec;
@@ -62,7 +67,8 @@ export async function variantChart(experiment: string, metric: string, records: 
       const mine = records.filter((r) => r.variant === v && paramsSlug(r.params) === paramsSlug(p));
       const xs = dots.filter((d) => d.variant === v && d.point === label(p)).map((d) => d.value);
       if (xs.length) bars.push({ point: label(p), variant: v, median: median(xs), n: xs.length });
-      else if (mine.length) notRun.push({ point: label(p), variant: v, text: `${v}: ${[...new Set(mine.map((r) => (r.status === 'ok' ? `no ${metric}` : r.status)))].join('/')}` });
+      else if (mine.length)
+        notRun.push({ point: label(p), variant: v, text: `${v}: ${[...new Set(mine.map((r) => (r.status === 'ok' ? `no ${metric}` : r.status)))].join('/')}` });
     }
   const x = { field: 'point', type: 'nominal', title: null, sort: points.map(label), axis: { labelExpr: LABEL_LINES, labelAngle: 0, labelPadding: 6 } };
   // Every layer's offset scale names every variant: a variant that did not run keeps its place beside the others.
@@ -75,9 +81,39 @@ export async function variantChart(experiment: string, metric: string, records: 
     height: 240,
     title: { text: experiment, subtitle: [HOW, ...(shared ? [`all points: ${shared}`] : [])] },
     layer: [
-      { name: 'bars', data: { values: bars }, mark: { type: 'bar', opacity: 0.55 }, encoding: { x, xOffset, color, y: { field: 'median', stack: null, ...y } } },
-      { name: 'dots', data: { values: dots }, mark: { type: 'point', filled: true, size: 45, opacity: 1, stroke: '#222', strokeWidth: 0.6 }, encoding: { x, xOffset: { field: 'slot', type: 'nominal', scale: { domain: slots, padding: 0.5 } }, color, y: { field: 'value', ...y }, tooltip: [{ field: 'variant' }, { field: 'rep' }, { field: 'value' }] } },
-      ...(notRun.length ? [{ name: 'notrun', data: { values: notRun }, mark: { type: 'text', angle: 270, align: 'left', baseline: 'middle', dx: 4, fontSize: 11, fill: '#666' }, encoding: { x, xOffset: { field: 'variant', type: 'nominal', scale: { domain: variants, padding: 0.5 } }, y: { datum: 0, type: 'quantitative' }, text: { field: 'text' } } }] : []),
+      {
+        name: 'bars',
+        data: { values: bars },
+        mark: { type: 'bar', opacity: 0.55 },
+        encoding: { x, xOffset, color, y: { field: 'median', stack: null, ...y } },
+      },
+      {
+        name: 'dots',
+        data: { values: dots },
+        mark: { type: 'point', filled: true, size: 45, opacity: 1, stroke: '#222', strokeWidth: 0.6 },
+        encoding: {
+          x,
+          xOffset: { field: 'slot', type: 'nominal', scale: { domain: slots, padding: 0.5 } },
+          color,
+          y: { field: 'value', ...y },
+          tooltip: [{ field: 'variant' }, { field: 'rep' }, { field: 'value' }],
+        },
+      },
+      ...(notRun.length
+        ? [
+            {
+              name: 'notrun',
+              data: { values: notRun },
+              mark: { type: 'text', angle: 270, align: 'left', baseline: 'middle', dx: 4, fontSize: 11, fill: '#666' },
+              encoding: {
+                x,
+                xOffset: { field: 'variant', type: 'nominal', scale: { domain: variants, padding: 0.5 } },
+                y: { datum: 0, type: 'quantitative' },
+                text: { field: 'text' },
+              },
+            },
+          ]
+        : []),
     ],
     resolve: { scale: { xOffset: 'independent' } },
   });
@@ -124,8 +160,18 @@ export async function pairedChart(experiment: string, claim: Claim, records: Cel
     height: benches.length * (impls.length * 12 + 8),
     title: { text: experiment, subtitle: [HOW, `${num}* beside its ${den}* twin (paired by name)`] },
     layer: [
-      { name: 'bars', data: { values: bars }, mark: { type: 'bar', opacity: 0.55 }, encoding: { y, yOffset, color, x: { field: 'median', stack: null, ...x } } },
-      { name: 'dots', data: { values: pts }, mark: { type: 'point', filled: true, size: 30, opacity: 1, stroke: '#222', strokeWidth: 0.5 }, encoding: { y, yOffset, color, x: { field: 'value', ...x } } },
+      {
+        name: 'bars',
+        data: { values: bars },
+        mark: { type: 'bar', opacity: 0.55 },
+        encoding: { y, yOffset, color, x: { field: 'median', stack: null, ...x } },
+      },
+      {
+        name: 'dots',
+        data: { values: pts },
+        mark: { type: 'point', filled: true, size: 30, opacity: 1, stroke: '#222', strokeWidth: 0.5 },
+        encoding: { y, yOffset, color, x: { field: 'value', ...x } },
+      },
     ],
   });
   return { experiment, svg, dots: pts.length };
@@ -147,8 +193,18 @@ export async function guardChart(experiment: string, claim: Claim, records: Cell
     height: 220,
     title: { text: experiment, subtitle: HOW },
     layer: [
-      { name: 'bars', data: { values: bars }, mark: { type: 'bar', opacity: 0.55 }, encoding: { x, color: { field: 'what', type: 'nominal', legend: null }, y: { field: 'median', stack: null, ...y } } },
-      { name: 'dots', data: { values: dots }, mark: { type: 'point', filled: true, size: 45, opacity: 1, stroke: '#222', strokeWidth: 0.6 }, encoding: { x, y: { field: 'value', ...y } } },
+      {
+        name: 'bars',
+        data: { values: bars },
+        mark: { type: 'bar', opacity: 0.55 },
+        encoding: { x, color: { field: 'what', type: 'nominal', legend: null }, y: { field: 'median', stack: null, ...y } },
+      },
+      {
+        name: 'dots',
+        data: { values: dots },
+        mark: { type: 'point', filled: true, size: 45, opacity: 1, stroke: '#222', strokeWidth: 0.6 },
+        encoding: { x, y: { field: 'value', ...y } },
+      },
     ],
   });
   return { experiment, svg, dots: dots.length };
@@ -161,7 +217,15 @@ export async function experimentChart(experiment: string, headline: string, clai
   return variantChart(experiment, headline || claim?.metric || '', records);
 }
 
-export const TIMELINE_STATUS: Record<string, string> = { built: '#4c78a8', cached: '#c7c7c7', failed: '#e45756', up: '#b279a2', ok: '#54a24b', skipped: '#bab0ac', kept: '#9ecae9' };
+export const TIMELINE_STATUS: Record<string, string> = {
+  built: '#4c78a8',
+  cached: '#c7c7c7',
+  failed: '#e45756',
+  up: '#b279a2',
+  ok: '#54a24b',
+  skipped: '#bab0ac',
+  kept: '#9ecae9',
+};
 
 /** Where the time went: one bar per stage, testbed boot and cell, on one time axis. */
 export async function timelineChart(items: TimelineItem[], origin: string | undefined): Promise<Chart> {
@@ -181,7 +245,12 @@ export async function timelineChart(items: TimelineItem[], origin: string | unde
     color: { field: 'status', type: 'nominal', title: 'status', scale: { domain: statuses, range: statuses.map((s) => TIMELINE_STATUS[s]) } },
     description: { field: 'label' },
   };
-  const layer = (kind: TimelineItem['kind']) => ({ name: `timeline_${kind}`, transform: [{ filter: `datum.kind === '${kind}'` }], mark: { type: 'bar', stroke: '#fff', strokeWidth: 0.5 }, encoding: enc });
+  const layer = (kind: TimelineItem['kind']) => ({
+    name: `timeline_${kind}`,
+    transform: [{ filter: `datum.kind === '${kind}'` }],
+    mark: { type: 'bar', stroke: '#fff', strokeWidth: 0.5 },
+    encoding: enc,
+  });
   const svg = await render({
     width: 760,
     height: lanes.length * 22,

@@ -77,9 +77,16 @@ export function pairBenchmarks(values: Map<string, number>, numPrefix: string, d
     const den = values.get(peer);
     if (den === undefined || !(den > 0) || !(num > 0)) continue;
     used.add(name).add(peer);
-    pairs.push({ benchmark: [...parts.slice(0, at), rest, ...parts.slice(at + 1)].join('/'), numerator: name, denominator: peer, numerator_median: num, denominator_median: den, ratio: num / den });
+    pairs.push({
+      benchmark: [...parts.slice(0, at), rest, ...parts.slice(at + 1)].join('/'),
+      numerator: name,
+      denominator: peer,
+      numerator_median: num,
+      denominator_median: den,
+      ratio: num / den,
+    });
   }
-  const unpaired = [...values.keys()].filter((k) => !used.has(k) && (k.split('/').some((p) => p.startsWith(numPrefix) || p.startsWith(denPrefix))));
+  const unpaired = [...values.keys()].filter((k) => !used.has(k) && k.split('/').some((p) => p.startsWith(numPrefix) || p.startsWith(denPrefix)));
   return { pairs, unpaired };
 }
 
@@ -97,11 +104,20 @@ export function judgeClaims(claims: Claim[], rows: SummaryRow[]): ClaimVerdict[]
     const side = (variant: string, metric = claim.metric, params?: string) => {
       const r = mine.find((x) => x.variant === variant && x.metric === metric && (params === undefined || x.params === params));
       const any = mine.find((x) => x.variant === variant && (params === undefined || x.params === params));
-      return { variant, median: r?.median, min: r?.min, max: r?.max, cv: r?.cv, n: r?.n_ok ?? 0, reason: r ? undefined : any?.reason ?? (any ? `no ${metric} measured` : 'not in this run') };
+      return {
+        variant,
+        median: r?.median,
+        min: r?.min,
+        max: r?.max,
+        cv: r?.cv,
+        n: r?.n_ok ?? 0,
+        reason: r ? undefined : (any?.reason ?? (any ? `no ${metric} measured` : 'not in this run')),
+      };
     };
     const c = claim.comparison;
     if (c.kind === 'ratio') {
-      const judge = (ratio: number) => (claim.paper_value === null ? satisfies(ratio, c.expect) : Math.abs(ratio - claim.paper_value) <= claim.tolerance * claim.paper_value);
+      const judge = (ratio: number) =>
+        claim.paper_value === null ? satisfies(ratio, c.expect) : Math.abs(ratio - claim.paper_value) <= claim.tolerance * claim.paper_value;
       // Every parameter point is judged (the paper profile's memcache has two): the claim holds only where it holds at each.
       const params = [...new Set(mine.filter((x) => x.variant === c.numerator || x.variant === c.denominator).map((x) => x.params))];
       if (params.length > 1) {
@@ -133,10 +149,19 @@ export function judgeClaims(claims: Claim[], rows: SummaryRow[]): ClaimVerdict[]
     }
     if (c.kind === 'family-ratio') {
       const suffix = `.${claim.metric}`;
-      const values = new Map(mine.filter((r) => r.metric.endsWith(suffix) && r.median !== undefined).map((r) => [r.metric.slice(0, -suffix.length), r.median!] as const));
+      const values = new Map(
+        mine.filter((r) => r.metric.endsWith(suffix) && r.median !== undefined).map((r) => [r.metric.slice(0, -suffix.length), r.median!] as const),
+      );
       const { pairs, unpaired } = pairBenchmarks(values, c.numerator, c.denominator);
       const sides = [{ variant: 'kflex', n: mine[0]?.n_ok ?? 0, reason: mine[0]?.reason ?? (mine.length ? undefined : 'not in this run') }];
-      if (!pairs.length) return { claim, verdict: 'not run', reason: sides[0]!.reason ?? `no ${c.numerator}/${c.denominator} pair with both sides measured (${values.size} benchmarks)`, sides, pairs };
+      if (!pairs.length)
+        return {
+          claim,
+          verdict: 'not run',
+          reason: sides[0]!.reason ?? `no ${c.numerator}/${c.denominator} pair with both sides measured (${values.size} benchmarks)`,
+          sides,
+          pairs,
+        };
       const geo = Math.exp(pairs.reduce((a, p) => a + Math.log(p.ratio), 0) / pairs.length);
       const reason = `geometric mean of ${pairs.length} ${c.numerator}/${c.denominator} ${claim.metric} ratios (${pairs.map((p) => `${p.benchmark} ${p.ratio.toFixed(2)}`).join(', ')})${unpaired.length ? `; not paired: ${unpaired.join(', ')}` : ''}`;
       return { claim, verdict: satisfies(geo, c.expect) ? 'reproduced' : 'deviates', measured: geo, reason, sides, pairs };
@@ -147,9 +172,18 @@ export function judgeClaims(claims: Claim[], rows: SummaryRow[]): ClaimVerdict[]
     const blocks = side('kflex', 'blocks').median;
     const agreeing = side('kflex', 'blocks_agreeing').median;
     const of = blocks === undefined ? '' : `${agreeing ?? 0} of ${blocks} skeleton loads`;
-    if (exact.median === 1) return { claim, verdict: 'reproduced', measured: elided.median, reason: `${of ? `${of} match` : 'the log matches'} the seed's table exactly`, sides: [elided] };
+    if (exact.median === 1)
+      return {
+        claim,
+        verdict: 'reproduced',
+        measured: elided.median,
+        reason: `${of ? `${of} match` : 'the log matches'} the seed's table exactly`,
+        sides: [elided],
+      };
     // Rows named by the guards experiment: `differs.<label> (<program>)` = blocks in which that row differs.
-    const differs = mine.filter((r) => r.metric.startsWith('differs.') && (r.median ?? 0) > 0).map((r) => `${r.metric.slice('differs.'.length)} in ${r.median} block${r.median === 1 ? '' : 's'}`);
+    const differs = mine
+      .filter((r) => r.metric.startsWith('differs.') && (r.median ?? 0) > 0)
+      .map((r) => `${r.metric.slice('differs.'.length)} in ${r.median} block${r.median === 1 ? '' : 's'}`);
     const what = differs.length ? differs.join('; ') : 'no bench_ffkx_* program in the log';
     return { claim, verdict: 'deviates', measured: elided.median, reason: `${of ? `${of} match the seed's table; ` : ''}differs: ${what}`, sides: [elided] };
   });

@@ -51,7 +51,9 @@ export function renderMarkdown(r: ReportModel): string {
     '',
     '| claim | paper value | KFlex | baseline | ratio (spread) |',
     '|---|---|---|---|---|',
-    ...r.claims.map((c) => `| ${c.verdict.claim.id} | ${c.verdict.claim.paper_value ?? 'not recorded'} | ${cell(c.kflex)} | ${cell(c.baseline)} | ${cell(c.ratio)} |`),
+    ...r.claims.map(
+      (c) => `| ${c.verdict.claim.id} | ${c.verdict.claim.paper_value ?? 'not recorded'} | ${cell(c.kflex)} | ${cell(c.baseline)} | ${cell(c.ratio)} |`,
+    ),
     '',
     `## Charts (in report.html)`,
     '',

@@ -81,7 +81,9 @@ function stageManifests(m: Manifest): StageManifests {
 export function pinning(src: Source): { pinned: boolean; how: string } {
   switch (src.kind) {
     case 'git':
-      return src.commit ? { pinned: true, how: `git commit ${short(src.commit)}` } : { pinned: false, how: `git ref ${src.ref} (a tag or branch, not a commit: it can move)` };
+      return src.commit
+        ? { pinned: true, how: `git commit ${short(src.commit)}` }
+        : { pinned: false, how: `git ref ${src.ref} (a tag or branch, not a commit: it can move)` };
     case 'tarball':
       return { pinned: true, how: `tarball sha256 ${short(src.sha256)}` };
     case 'debian-package':
@@ -143,7 +145,11 @@ function available(m: Manifest): BadgeEvidence {
         : { ok: true, text: `the lab itself: commit ${short(commit)}` },
   );
   const image = stageManifests(m).image;
-  if (image?.image_sha256) items.push({ ok: null, text: `guest image sha256 ${short(String(image.image_sha256), 16)} (mmdebstrap, suite ${image.suite}; package versions in manifest.json)` });
+  if (image?.image_sha256)
+    items.push({
+      ok: null,
+      text: `guest image sha256 ${short(String(image.image_sha256), 16)} (mmdebstrap, suite ${image.suite}; package versions in manifest.json)`,
+    });
   return { badge: 'Available', asks: 'every source pinned by a commit or a digest, and fetched', items, tally: tally(items) };
 }
 
@@ -182,9 +188,23 @@ function functional(m: Manifest, records: CellRecord[], events: TimedEvent[] | u
   if (!x) items.push({ ok: false, text: 'native XDP: not checked (no xdp_check in manifest.json)' });
   else {
     const ok = x.mode === 'driver' && typeof x.sent === 'number' && x.sent > 0 && x.counted === x.sent;
-    items.push({ ok, text: `native XDP: ${x.mode} mode, ${x.counted ?? '?'} of ${x.sent ?? '?'} datagrams counted by the probe${x.warnings?.length ? ` (${x.warnings.join('; ')})` : ''}` });
+    items.push({
+      ok,
+      text: `native XDP: ${x.mode} mode, ${x.counted ?? '?'} of ${x.sent ?? '?'} datagrams counted by the probe${x.warnings?.length ? ` (${x.warnings.join('; ')})` : ''}`,
+    });
   }
-  const caps = m.capabilities as { kernelRelease?: string; kflexKernel?: boolean; kflexKernelWhy?: string; ffkx?: boolean; ffkxWhy?: string; la57?: boolean; memtier?: boolean; serverMemoryMb?: number } | undefined;
+  const caps = m.capabilities as
+    | {
+        kernelRelease?: string;
+        kflexKernel?: boolean;
+        kflexKernelWhy?: string;
+        ffkx?: boolean;
+        ffkxWhy?: string;
+        la57?: boolean;
+        memtier?: boolean;
+        serverMemoryMb?: number;
+      }
+    | undefined;
   if (caps)
     items.push({
       ok: null,
@@ -200,10 +220,20 @@ function functional(m: Manifest, records: CellRecord[], events: TimedEvent[] | u
     });
   // One line per distinct reason, naming the cells it kept from running: the same probe result skips many.
   const cellsOf = (rs: CellRecord[]) => [...new Set(rs.map((r) => `${r.experiment}/${r.variant}`))].join(', ');
-  for (const [why, rs] of groupBy(records.filter((r) => r.status === 'skipped' && r.reason), (r) => r.reason!.split('\n')[0]!)) items.push({ ok: true, text: `skipped (${cellsOf(rs)}): ${why}` });
-  for (const [why, rs] of groupBy(failed, (r) => (r.reason ?? 'no reason recorded').split('\n')[0]!)) items.push({ ok: false, text: `failed (${rs.map((r) => `${r.experiment}/${r.variant} rep ${r.rep}`).join(', ')}): ${why}` });
+  for (const [why, rs] of groupBy(
+    records.filter((r) => r.status === 'skipped' && r.reason),
+    (r) => r.reason!.split('\n')[0]!,
+  ))
+    items.push({ ok: true, text: `skipped (${cellsOf(rs)}): ${why}` });
+  for (const [why, rs] of groupBy(failed, (r) => (r.reason ?? 'no reason recorded').split('\n')[0]!))
+    items.push({ ok: false, text: `failed (${rs.map((r) => `${r.experiment}/${r.variant} rep ${r.rep}`).join(', ')}): ${why}` });
   if (!records.length) items.push({ ok: false, text: 'experiments: no cell recorded (cells.json is empty)' });
-  return { badge: 'Functional', asks: 'every stage built, both VMs up, native XDP verified, every experiment ran or was skipped for a stated reason', items, tally: tally(items) };
+  return {
+    badge: 'Functional',
+    asks: 'every stage built, both VMs up, native XDP verified, every experiment ran or was skipped for a stated reason',
+    items,
+    tally: tally(items),
+  };
 }
 
 function reproduced(m: Manifest, verdicts: ClaimVerdict[]): BadgeEvidence {
@@ -225,7 +255,11 @@ function reproduced(m: Manifest, verdicts: ClaimVerdict[]): BadgeEvidence {
     // Name the side that did not run the same way for every kind of claim, so equal reasons group.
     return missing.length === 1 && !r.startsWith(`${missing[0]!.variant}: `) ? `${missing[0]!.variant}: ${r}` : r;
   };
-  for (const [reason, vs] of groupBy(verdicts.filter((x) => x.verdict === 'not run'), why)) items.push({ ok: false, text: `not run (${vs.map((v) => v.claim.id).join(', ')}): ${reason}` });
+  for (const [reason, vs] of groupBy(
+    verdicts.filter((x) => x.verdict === 'not run'),
+    why,
+  ))
+    items.push({ ok: false, text: `not run (${vs.map((v) => v.claim.id).join(', ')}): ${reason}` });
   const n = verdicts.filter((v) => v.verdict === 'reproduced').length;
   return { badge: 'Reproduced', asks: "the paper's claims hold on this run's measurements", items, tally: `${n} of ${verdicts.length} claims reproduced` };
 }
@@ -300,13 +334,20 @@ export function claimRows(verdicts: ClaimVerdict[], rows: SummaryRow[], records:
       kflex = sideText(v.sides[0]);
       baseline = sideText(v.sides[1]);
     } else if (c.kind === 'family-ratio') {
-      const n = (p: string) => rows.filter((r) => r.experiment === exp && r.metric.endsWith(`.${v.claim.metric}`) && r.metric.split('/').some((s) => s.startsWith(p)) && r.median !== undefined).length;
+      const n = (p: string) =>
+        rows.filter(
+          (r) => r.experiment === exp && r.metric.endsWith(`.${v.claim.metric}`) && r.metric.split('/').some((s) => s.startsWith(p)) && r.median !== undefined,
+        ).length;
       kflex = n(c.numerator) ? `${c.numerator}*: ${n(c.numerator)} benchmarks measured` : `${c.numerator}*: not run`;
       baseline = n(c.denominator) ? `${c.denominator}*: ${n(c.denominator)} benchmarks measured` : `${c.denominator}*: not run`;
     } else {
       const get = (metric: string) => rows.find((r) => r.experiment === exp && r.metric === metric)?.median;
-      kflex = get('measured_elided') !== undefined ? `measured: ${fmt(get('measured_elided'))} of ${fmt(get('measured_total'))} guards elided` : 'measured: not run';
-      baseline = v.claim.paper_value !== null ? `seed table: ${v.claim.paper_value}${get('expected_total') !== undefined ? ` of ${fmt(get('expected_total'))}` : ''} elided` : 'seed table';
+      kflex =
+        get('measured_elided') !== undefined ? `measured: ${fmt(get('measured_elided'))} of ${fmt(get('measured_total'))} guards elided` : 'measured: not run';
+      baseline =
+        v.claim.paper_value !== null
+          ? `seed table: ${v.claim.paper_value}${get('expected_total') !== undefined ? ` of ${fmt(get('expected_total'))}` : ''} elided`
+          : 'seed table';
     }
     return {
       verdict: v,
@@ -314,7 +355,11 @@ export function claimRows(verdicts: ClaimVerdict[], rows: SummaryRow[], records:
       baseline,
       ratio: ratioText(v, pointLabel),
       chart: exp,
-      cells: mine.map((r) => ({ href: cellHref(r), label: `${r.variant}${many ? ` ${points.label(r.params).replace(/\n/g, ',')}` : ''} rep ${r.rep}`, status: r.status })),
+      cells: mine.map((r) => ({
+        href: cellHref(r),
+        label: `${r.variant}${many ? ` ${points.label(r.params).replace(/\n/g, ',')}` : ''} rep ${r.rep}`,
+        status: r.status,
+      })),
       scaledHeap: heaps.filter((d) => affectsExperiment(d, exp)),
     };
   });
@@ -327,12 +372,24 @@ export function deviationRows(m: Manifest, records: CellRecord[]): Deviation[] {
   const out = structuredDeviations(m);
   // Runs written before deviations were recorded say only TCG in the host facts.
   if (!out.length && acceleratorFacts(m).accel === 'tcg')
-    out.push({ topic: 'accelerator', artifact: 'bare metal', lab: 'VMs under TCG (no KVM)', why: 'every number is functional only, not performance-comparable with the paper', affects: 'all' });
+    out.push({
+      topic: 'accelerator',
+      artifact: 'bare metal',
+      lab: 'VMs under TCG (no KVM)',
+      why: 'every number is functional only, not performance-comparable with the paper',
+      affects: 'all',
+    });
   const skipped = new Map<string, string>();
   for (const r of records.filter((x) => x.status === 'skipped')) skipped.set(`${r.experiment}/${r.variant}`, r.reason ?? 'no reason recorded');
   for (const [k, why] of skipped) out.push({ topic: 'skipped', artifact: `runs ${k}`, lab: 'skipped', why, affects: k.split('/')[0]! });
   for (const r of records.filter((x) => x.status === 'failed'))
-    out.push({ topic: 'failed', artifact: `runs ${r.experiment}/${r.variant} rep ${r.rep}`, lab: 'failed', why: (r.reason ?? 'no reason recorded').split('\n')[0]!, affects: r.experiment });
+    out.push({
+      topic: 'failed',
+      artifact: `runs ${r.experiment}/${r.variant} rep ${r.rep}`,
+      lab: 'failed',
+      why: (r.reason ?? 'no reason recorded').split('\n')[0]!,
+      affects: r.experiment,
+    });
   return out;
 }
 
@@ -354,21 +411,56 @@ export function timeline(m: Manifest, records: CellRecord[], events?: TimedEvent
       const end = ms(e.t);
       const seconds = e.type === 'stage-cached' ? 0 : (e as { seconds: number }).seconds;
       const status = e.type === 'stage-done' ? 'built' : e.type === 'stage-cached' ? 'cached' : 'failed';
-      abs.push({ kind: 'stage', lane: `stage ${stage}`, label: `${stage}: ${status}${seconds ? ` in ${fmt(seconds)} s` : ''}`, status, at: end - seconds * 1000, seconds });
+      abs.push({
+        kind: 'stage',
+        lane: `stage ${stage}`,
+        label: `${stage}: ${status}${seconds ? ` in ${fmt(seconds)} s` : ''}`,
+        status,
+        at: end - seconds * 1000,
+        seconds,
+      });
     }
     for (const e of events)
-      if (e.type === 'testbed-up') abs.push({ kind: 'testbed', lane: `${e.kind === 'vm' ? 'VMs' : 'hosts'} up`, label: `${e.kind} testbed up (${e.accel}, ${e.link}) in ${fmt(e.seconds)} s`, status: 'up', at: ms(e.t) - e.seconds * 1000, seconds: e.seconds });
+      if (e.type === 'testbed-up')
+        abs.push({
+          kind: 'testbed',
+          lane: `${e.kind === 'vm' ? 'VMs' : 'hosts'} up`,
+          label: `${e.kind} testbed up (${e.accel}, ${e.link}) in ${fmt(e.seconds)} s`,
+          status: 'up',
+          at: ms(e.t) - e.seconds * 1000,
+          seconds: e.seconds,
+        });
   } else {
-    note = 'this run has no events.jsonl: stage times come from their manifests (a stage built before the run shows as cached at its start) and the testbed boot is not shown';
+    note =
+      'this run has no events.jsonl: stage times come from their manifests (a stage built before the run shows as cached at its start) and the testbed boot is not shown';
     const created = ms(m.created);
     for (const [stage, s] of Object.entries(m.stages ?? {})) {
       const built = ms(s.manifest?.built_at as string | undefined);
       const seconds = Number(s.manifest?.build_seconds ?? 0);
       const before = !Number.isFinite(built) || built - seconds * 1000 < created;
-      abs.push(before ? { kind: 'stage', lane: `stage ${stage}`, label: `${stage}: cached (built ${s.manifest?.built_at ?? 'earlier'})`, status: 'cached', at: created, seconds: 0 } : { kind: 'stage', lane: `stage ${stage}`, label: `${stage}: built in ${fmt(seconds)} s`, status: 'built', at: built - seconds * 1000, seconds });
+      abs.push(
+        before
+          ? {
+              kind: 'stage',
+              lane: `stage ${stage}`,
+              label: `${stage}: cached (built ${s.manifest?.built_at ?? 'earlier'})`,
+              status: 'cached',
+              at: created,
+              seconds: 0,
+            }
+          : { kind: 'stage', lane: `stage ${stage}`, label: `${stage}: built in ${fmt(seconds)} s`, status: 'built', at: built - seconds * 1000, seconds },
+      );
     }
   }
-  for (const r of records) abs.push({ kind: 'cell', lane: `${r.experiment} ${r.variant}`, label: `${r.experiment} ${r.variant} ${paramsSlug(r.params)} rep ${r.rep}: ${r.status} (${fmt(r.seconds)} s)`, status: r.status, at: ms(r.started), seconds: r.seconds });
+  for (const r of records)
+    abs.push({
+      kind: 'cell',
+      lane: `${r.experiment} ${r.variant}`,
+      label: `${r.experiment} ${r.variant} ${paramsSlug(r.params)} rep ${r.rep}: ${r.status} (${fmt(r.seconds)} s)`,
+      status: r.status,
+      at: ms(r.started),
+      seconds: r.seconds,
+    });
   const valid = abs.filter((a) => Number.isFinite(a.at));
   const t0 = Math.min(...valid.map((a) => a.at), ms(m.created));
   const items = valid.map(({ at, ...rest }) => ({ ...rest, start: (at - t0) / 1000 }));
@@ -385,10 +477,12 @@ export function pointLabels(points: Params[]): { label: (p: Params) => string; s
   const keys = [...new Set(points.flatMap((p) => Object.keys(p)))];
   const varying = keys.filter((k) => new Set(points.map((p) => String(p[k]))).size > 1);
   const shown = varying.length ? varying : keys;
-  const shared = keys.filter((k) => !varying.includes(k) && varying.length).map((k) => `${k}=${points[0]?.[k]}`).join(', ');
+  const shared = keys
+    .filter((k) => !varying.includes(k) && varying.length)
+    .map((k) => `${k}=${points[0]?.[k]}`)
+    .join(', ');
   return { label: (p) => shown.map((k) => `${k}=${p[k] ?? '–'}`).join('\n') || 'default', shared };
 }
-
 
 export function verdictText(v: ClaimVerdict): string {
   return v.reason && v.verdict !== 'reproduced' ? `${v.verdict} (${v.reason})` : v.verdict;

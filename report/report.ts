@@ -63,12 +63,24 @@ function provenance(runDir: string, m: Manifest, events: TimedEvent[] | undefine
   const cfg = (m.config ?? {}) as { sources?: Record<string, Record<string, string>> };
   const out: Array<[string, string]> = [
     ['run', `${basename(runDir)} (created ${m.created})`],
-    ['profile', `${m.profile}${Object.keys(m.overrides ?? {}).length ? ` (overrides: ${Object.entries(m.overrides).map(([k, v]) => `${k} <- ${v}`).join('; ')})` : ''}; config ${m.config_file}`],
+    [
+      'profile',
+      `${m.profile}${
+        Object.keys(m.overrides ?? {}).length
+          ? ` (overrides: ${Object.entries(m.overrides)
+              .map(([k, v]) => `${k} <- ${v}`)
+              .join('; ')})`
+          : ''
+      }; config ${m.config_file}`,
+    ],
     ['lab commit', String(host.lab_commit ?? 'unknown')],
     ['host', `${host.cpu_model}, ${host.cores} CPUs, ${host.ram_gb} GiB, Linux ${host.kernel}, Node ${host.node ?? '?'}`],
     ['accelerator', String(host.accel)],
     ['QEMU', String(host.qemu ?? 'unknown')],
-    ['testbed', m.testbed ? JSON.stringify(Object.fromEntries(Object.entries(m.testbed as Record<string, unknown>).filter(([k]) => k !== 'xdp_check'))) : 'never came up'],
+    [
+      'testbed',
+      m.testbed ? JSON.stringify(Object.fromEntries(Object.entries(m.testbed as Record<string, unknown>).filter(([k]) => k !== 'xdp_check'))) : 'never came up',
+    ],
     ['link', String(m.link ?? 'unknown')],
     ['native XDP check', m.xdp_check ? JSON.stringify(m.xdp_check) : 'not run'],
     ['server memory', m.server_memory ? JSON.stringify(m.server_memory) : 'not recorded'],
@@ -89,7 +101,12 @@ function provenance(runDir: string, m: Manifest, events: TimedEvent[] | undefine
               : JSON.stringify(Object.fromEntries(Object.entries(sm).filter(([k]) => k !== 'packages')));
     out.push([`stage ${id}`, `fingerprint ${s.fingerprint}; built ${sm.built_at ?? '?'} in ${fmt(Number(sm.build_seconds))} s; ${what}`]);
   }
-  out.push(['sources', Object.entries(cfg.sources ?? {}).map(([k, s]) => `${k}: ${s.kind} ${s.url ?? s.package ?? s.path ?? ''} ${s.commit ?? s.ref ?? s.sha256 ?? ''}`.trim()).join('; ')]);
+  out.push([
+    'sources',
+    Object.entries(cfg.sources ?? {})
+      .map(([k, s]) => `${k}: ${s.kind} ${s.url ?? s.package ?? s.path ?? ''} ${s.commit ?? s.ref ?? s.sha256 ?? ''}`.trim())
+      .join('; '),
+  ]);
   out.push(['events', events ? `${events.length} in events.jsonl` : 'no events.jsonl (the run predates it)']);
   return out;
 }

@@ -58,7 +58,12 @@ export function planCluster(p: PlanInputs): ClusterPlan {
   const accel: Accel = p.vms.accel === 'auto' ? (p.host.kvm?.ok ? 'kvm' : 'tcg') : p.vms.accel;
   const choice = chooseLink(p.vms.link.backend, p.host.links);
   // The tag only has to be unique among live lab processes, and short for interface names.
-  const link = planLink(choice, { tag: String(p.labPid % 100000), cpus: Math.max(p.vms.server.cpus, p.vms.client.cpus), mtu: p.vms.link.mtu, port: p.ports.link });
+  const link = planLink(choice, {
+    tag: String(p.labPid % 100000),
+    cpus: Math.max(p.vms.server.cpus, p.vms.client.cpus),
+    mtu: p.vms.link.mtu,
+    port: p.ports.link,
+  });
   const spec = (role: VmRole): VmSpec => ({
     role,
     cpus: p.vms[role].cpus,
@@ -78,7 +83,15 @@ export function planCluster(p: PlanInputs): ClusterPlan {
   });
   const specs = { server: spec('server'), client: spec('client') };
   const vm = (s: VmSpec) => ({ pidfile: s.pidfile, qmp: s.qmpSocket, serial: s.serialLog, sshPort: s.sshPort, disk: s.disk });
-  const state: ClusterState = { owner: p.owner, labPid: p.labPid, phase: 'booting', created: p.created, accel, link, vms: { server: vm(specs.server), client: vm(specs.client) } };
+  const state: ClusterState = {
+    owner: p.owner,
+    labPid: p.labPid,
+    phase: 'booting',
+    created: p.created,
+    accel,
+    link,
+    vms: { server: vm(specs.server), client: vm(specs.client) },
+  };
   return {
     state,
     specs,
@@ -112,7 +125,17 @@ export class Cluster {
     const mk = (role: VmRole) =>
       new GuestVm(
         role,
-        new SshHost({ name: role, host: '127.0.0.1', port: s.vms[role].sshPort, user: 'root', identity: keys.identity, knownHosts: keys.knownHosts, hostKeyAlias: keys.hostAlias, wrapper, controlPath: sshControlPath(dir, role) }),
+        new SshHost({
+          name: role,
+          host: '127.0.0.1',
+          port: s.vms[role].sshPort,
+          user: 'root',
+          identity: keys.identity,
+          knownHosts: keys.knownHosts,
+          hostKeyAlias: keys.hostAlias,
+          wrapper,
+          controlPath: sshControlPath(dir, role),
+        }),
         s.vms[role].serial,
         LINK_ADDRS[role].split('/')[0]!,
       );
@@ -124,7 +147,8 @@ export class Cluster {
     const s = readState(dir);
     if (!s) throw new LabError(`no VMs in ${dir}`, ExitCode.usage, 'kflex-lab up');
     const dead = (Object.keys(s.vms) as VmRole[]).filter((r) => !qemuPid(s.vms[r].pidfile));
-    if (dead.length) throw new LabError(`VM(s) ${dead.join(', ')} in ${dir} are not running (state ${s.phase})`, ExitCode.infra, 'kflex-lab down, then kflex-lab up');
+    if (dead.length)
+      throw new LabError(`VM(s) ${dead.join(', ')} in ${dir} are not running (state ${s.phase})`, ExitCode.infra, 'kflex-lab down, then kflex-lab up');
     const keys = await labKeys(cacheRoot);
     const h = Cluster.hostsFor(dir, s, keys);
     return new Cluster(dir, s, h.server, h.client);
@@ -138,13 +162,26 @@ export class Cluster {
     const prev = readState(dir);
     if (prev) {
       if (!isStale(prev) && (prev.owner === 'up' || pidAlive(prev.labPid)))
-        throw new LabError(`VMs are already up in ${dir} (owner ${prev.owner}, pid ${prev.labPid})`, ExitCode.usage, 'kflex-lab down (or use another set: --vm NAME)');
+        throw new LabError(
+          `VMs are already up in ${dir} (owner ${prev.owner}, pid ${prev.labPid})`,
+          ExitCode.usage,
+          'kflex-lab down (or use another set: --vm NAME)',
+        );
       bus.emit({ type: 'step', scope: 'vms', message: `cleaning a stale VM run in ${dir}` });
       await teardownDir(dir);
     }
     const host: ClusterHostFacts = { kvm: profile.vms.accel === 'auto' ? await kvmProbe(inp.cacheRoot, inp.kernel) : undefined, links: linkAvailability() };
     const [server, client, link] = (await freePorts(3)) as [number, number, number];
-    const plan = planCluster({ kernel: inp.kernel, dir, vms: profile.vms, owner: inp.owner, labPid: process.pid, created: new Date().toISOString(), host, ports: { server, client, link } });
+    const plan = planCluster({
+      kernel: inp.kernel,
+      dir,
+      vms: profile.vms,
+      owner: inp.owner,
+      labPid: process.pid,
+      created: new Date().toISOString(),
+      host,
+      ports: { server, client, link },
+    });
     return Cluster.start(inp, plan);
   }
 
@@ -174,8 +211,13 @@ export class Cluster {
       for (const spec of [specs.server, specs.client]) await startQemu(spec, link.hostWrapper(state.link));
       step(`booting server (ssh 127.0.0.1:${state.vms.server.sshPort}) and client (ssh 127.0.0.1:${state.vms.client.sshPort})`);
       const timeoutMs = inp.profile.vms.boot_timeout_s * 1000;
-      const secs = await Promise.all([waitForSsh(cluster.server, state.vms.server.pidfile, timeoutMs), waitForSsh(cluster.client, state.vms.client.pidfile, timeoutMs)]);
-      step(`ssh answers: server ${secs[0]!.toFixed(1)} s, client ${secs[1]!.toFixed(1)} s after start (both booted in parallel, ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+      const secs = await Promise.all([
+        waitForSsh(cluster.server, state.vms.server.pidfile, timeoutMs),
+        waitForSsh(cluster.client, state.vms.client.pidfile, timeoutMs),
+      ]);
+      step(
+        `ssh answers: server ${secs[0]!.toFixed(1)} s, client ${secs[1]!.toFixed(1)} s after start (both booted in parallel, ${((Date.now() - started) / 1000).toFixed(1)} s)`,
+      );
       state.phase = 'ready';
       await writeState(dir, state);
       await writeFile(join(dir, 'ssh_config'), sshConfigText(state, keys, dir), { mode: 0o600 });
@@ -208,13 +250,17 @@ async function startQemu(spec: VmSpec, wrapper: string[]): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const code = await Promise.race([exited, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 60_000)))]);
   clearTimeout(timer);
-  if (code !== 0) throw new LabError(`qemu for ${spec.role} ${code === 'timeout' ? 'did not daemonize within 60 s' : `exited ${code}`}: ${stderr.join('').trim()}`, ExitCode.infra);
+  if (code !== 0)
+    throw new LabError(
+      `qemu for ${spec.role} ${code === 'timeout' ? 'did not daemonize within 60 s' : `exited ${code}`}: ${stderr.join('').trim()}`,
+      ExitCode.infra,
+    );
 }
 
 /** Poll SSH until it answers; fail early when QEMU dies, and with the serial log's tail on timeout. */
 async function waitForSsh(vm: GuestVm, pidfile: string, timeoutMs: number): Promise<number> {
   const started = Date.now();
-  const tail = async () => `last serial lines:\n${(await readSerialTail(vm.serialLog, 50)).map((l) => '  | ' + l).join('\n')}\n  serial log: ${vm.serialLog}`;
+  const tail = async () => `last serial lines:\n${(await readSerialTail(vm.serialLog, 50)).map((l) => `  | ${l}`).join('\n')}\n  serial log: ${vm.serialLog}`;
   // A connection the guest's ssh.socket has accepted waits for sshd to start (seconds under TCG): give it
   // that time instead of dropping it after 5 s and starting over with a new key exchange.
   const t = vm.host.target;
@@ -230,7 +276,11 @@ async function waitForSsh(vm: GuestVm, pidfile: string, timeoutMs: number): Prom
     return (Date.now() - started) / 1000;
   } catch (e) {
     if (e instanceof RetryAborted) throw new LabError(`${vm.role} VM exited during boot; ${await tail()}`, ExitCode.infra);
-    if (e instanceof RetryTimeout) throw new LabError(`${vm.role} VM did not answer SSH within ${timeoutMs / 1000} s (vms.boot_timeout_s)${e.lastWhy ? `; ssh said: ${e.lastWhy}` : ''}; ${await tail()}`, ExitCode.infra);
+    if (e instanceof RetryTimeout)
+      throw new LabError(
+        `${vm.role} VM did not answer SSH within ${timeoutMs / 1000} s (vms.boot_timeout_s)${e.lastWhy ? `; ssh said: ${e.lastWhy}` : ''}; ${await tail()}`,
+        ExitCode.infra,
+      );
     throw e;
   }
 }
@@ -257,5 +307,5 @@ export function sshConfigText(s: ClusterState, keys: LabKeys, dir?: string): str
       ...(control ? ['  ControlMaster auto', `  ControlPath ${control}`, `  ControlPersist ${CONTROL_PERSIST_S}`] : []),
     ].join('\n');
   });
-  return blocks.join('\n\n') + '\n';
+  return `${blocks.join('\n\n')}\n`;
 }

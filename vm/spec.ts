@@ -33,12 +33,20 @@ export const MACS: Record<VmRole, { mgmt: string; link: string }> = {
 /** Kernel command line: root on the virtio disk, serial console, classic NIC names (eth0 mgmt, eth1 link). */
 export function kernelCmdline(spec: VmSpec): string {
   return [
-    'root=/dev/vda', 'rw', 'rootfstype=ext4', 'console=ttyS0', 'net.ifnames=0', 'biosdevname=0',
+    'root=/dev/vda',
+    'rw',
+    'rootfstype=ext4',
+    'console=ttyS0',
+    'net.ifnames=0',
+    'biosdevname=0',
     // kernel DHCP on the management NIC only (QEMU's user-mode network answers at once)
     'ip=:::::eth0:dhcp',
     // lab units read these; systemd names the VM
-    `systemd.hostname=${spec.role}`, `kflex.addr=${spec.linkAddr}`, `kflex.mtu=${spec.mtu}`,
-    'systemd.show_status=1', 'panic=-1',
+    `systemd.hostname=${spec.role}`,
+    `kflex.addr=${spec.linkAddr}`,
+    `kflex.mtu=${spec.mtu}`,
+    'systemd.show_status=1',
+    'panic=-1',
   ].join(' ');
 }
 
@@ -66,19 +74,29 @@ export function qemuConfig(spec: VmSpec): QemuConfig {
     daemonize: true,
     net: [{ type: 'none' }],
     extraArgs: [
-      '-name', `kflex-${spec.role}`,
-      '-display', 'none',
+      '-name',
+      `kflex-${spec.role}`,
+      '-display',
+      'none',
       '-nodefaults',
       '-no-user-config',
-      '-serial', `file:${spec.serialLog}`,
-      '-kernel', spec.kernel,
-      '-append', kernelCmdline(spec),
-      '-drive', `file=${spec.disk},format=qcow2,if=none,id=root,cache=unsafe`,
-      '-device', 'virtio-blk-pci,drive=root,addr=0x3',
-      '-netdev', `user,id=mgmt,hostfwd=tcp:127.0.0.1:${spec.sshPort}-:22`,
-      '-device', `virtio-net-pci,netdev=mgmt,mac=${spec.mgmtMac},addr=0x4`,
+      '-serial',
+      `file:${spec.serialLog}`,
+      '-kernel',
+      spec.kernel,
+      '-append',
+      kernelCmdline(spec),
+      '-drive',
+      `file=${spec.disk},format=qcow2,if=none,id=root,cache=unsafe`,
+      '-device',
+      'virtio-blk-pci,drive=root,addr=0x3',
+      '-netdev',
+      `user,id=mgmt,hostfwd=tcp:127.0.0.1:${spec.sshPort}-:22`,
+      '-device',
+      `virtio-net-pci,netdev=mgmt,mac=${spec.mgmtMac},addr=0x4`,
       ...linkDeviceArgs(spec),
-      '-device', 'virtio-rng-pci,addr=0x6',
+      '-device',
+      'virtio-rng-pci,addr=0x6',
     ],
   };
 }

@@ -25,7 +25,7 @@ export interface ClusterState {
 export const STATE_FILE = 'state.json';
 
 export async function writeState(dir: string, s: ClusterState): Promise<void> {
-  await writeFile(join(dir, STATE_FILE), JSON.stringify(s, null, 2) + '\n', { mode: 0o600 });
+  await writeFile(join(dir, STATE_FILE), `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
 }
 
 export function readState(dir: string): ClusterState | undefined {
@@ -58,12 +58,16 @@ export async function freePort(): Promise<number> {
 /** n distinct free ports: every listener stays open until all are chosen, so the kernel cannot hand one out twice. */
 export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {
-      const srv = createServer();
-      srv.unref();
-      srv.on('error', reject);
-      srv.listen(0, '127.0.0.1', () => resolve(srv));
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const srv = createServer();
+          srv.unref();
+          srv.on('error', reject);
+          srv.listen(0, '127.0.0.1', () => resolve(srv));
+        }),
+    ),
   );
   const ports = servers.map((srv) => {
     const addr = srv.address();
@@ -84,14 +88,24 @@ export async function stopQemu(pidfile: string, qmpSocket: string, log: (m: stri
   if (existsSync(qmpSocket)) {
     const qmp = new QMPClient({ socketPath: qmpSocket });
     try {
-      await Promise.race([(async () => { await qmp.connect(); await qmp.execute('quit').catch(() => undefined); })(), unrefSleep(5000)]);
+      await Promise.race([
+        (async () => {
+          await qmp.connect();
+          await qmp.execute('quit').catch(() => undefined);
+        })(),
+        unrefSleep(5000),
+      ]);
     } catch {
       /* fall through to signals */
     } finally {
       await qmp.close().catch(() => undefined);
     }
   }
-  for (const [signal, waitMs] of [[null, 5000], ['SIGTERM', 5000], ['SIGKILL', 5000]] as const) {
+  for (const [signal, waitMs] of [
+    [null, 5000],
+    ['SIGTERM', 5000],
+    ['SIGKILL', 5000],
+  ] as const) {
     if (signal) {
       log(`QEMU ${pid} still running: ${signal}`);
       try {
@@ -122,8 +136,12 @@ export async function closeSshMasters(dir: string): Promise<void> {
       await new Promise<void>((resolve) => {
         const p = spawn('ssh', ['-F', '/dev/null', '-o', `ControlPath=${path}`, '-O', 'exit', 'kflex-lab-vm'], { stdio: 'ignore' });
         const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
-        p.on('close', () => (clearTimeout(timer), resolve()));
-        p.on('error', () => (clearTimeout(timer), resolve()));
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        p.on('close', done);
+        p.on('error', done);
       });
     }),
   );

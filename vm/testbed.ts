@@ -69,12 +69,24 @@ export class VmTestbed implements Testbed {
   /** Boot both VMs, start the reaper for run-owned sets, and prove native XDP on the server's link NIC. */
   static async up(inp: VmTestbedInputs): Promise<VmTestbed> {
     const { bus } = inp;
-    for (const d of await cleanStaleVms(inp.cacheRoot)) bus.emit({ type: 'step', scope: 'vms', message: `cleaned a stale VM set (its lab process is gone): ${d}` });
+    for (const d of await cleanStaleVms(inp.cacheRoot))
+      bus.emit({ type: 'step', scope: 'vms', message: `cleaned a stale VM set (its lab process is gone): ${d}` });
     // The reaper is started before the first QEMU: a lab killed with SIGKILL during the boot leaves nothing either.
     if (inp.owner === 'run') startReaper(process.pid, inp.dir);
-    const cluster = await Cluster.up({ kernel: inp.kernel, baseImage: inp.baseImage, profile: inp.profile, cacheRoot: inp.cacheRoot, dir: inp.dir, owner: inp.owner, bus });
+    const cluster = await Cluster.up({
+      kernel: inp.kernel,
+      baseImage: inp.baseImage,
+      profile: inp.profile,
+      cacheRoot: inp.cacheRoot,
+      dir: inp.dir,
+      owner: inp.owner,
+      bus,
+    });
     try {
-      const xdp = await checkNativeXdp({ server: cluster.server.host, client: cluster.client.host, serverIf: LINK_IF, serverIp: cluster.server.linkIp }, inp.probeObject);
+      const xdp = await checkNativeXdp(
+        { server: cluster.server.host, client: cluster.client.host, serverIf: LINK_IF, serverIp: cluster.server.linkIp },
+        inp.probeObject,
+      );
       bus.emit({ type: 'step', scope: 'xdp', message: describeXdp(xdp) });
       for (const w of xdp.warnings) bus.emit({ type: 'warn', scope: 'xdp', message: w });
       const refused = xdpAccepted(xdp);
@@ -102,7 +114,7 @@ export class VmTestbed implements Testbed {
       if (qemuPid(pidfile)) continue;
       // A daemonized QEMU is not our child: its exit status cannot be read, only that it is gone.
       const tail = (await readSerialTail(vm.serialLog, 15)).filter((l) => l.trim());
-      return `the ${vm.role} VM's QEMU is gone (pid file ${pidfile}; killed or crashed, exit status not observable for a daemonized QEMU); last serial lines:\n${tail.map((l) => '  | ' + l).join('\n')}`;
+      return `the ${vm.role} VM's QEMU is gone (pid file ${pidfile}; killed or crashed, exit status not observable for a daemonized QEMU); last serial lines:\n${tail.map((l) => `  | ${l}`).join('\n')}`;
     }
     return undefined;
   }

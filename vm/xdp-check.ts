@@ -36,7 +36,8 @@ export function parseXdpMode(json: string, ifname: string): string | undefined {
 
 /** Why the kernel refused native XDP, and what in the lab's settings fixes it. */
 export function explainXdpRefusal(text: string): string {
-  if (/GRO_HW\/CSUM|guest offloads|LRO/i.test(text)) return 'the host implements guest offloads on the link NIC: the lab sets guest_csum/guest_tso4/guest_tso6/guest_ecn/guest_ufo=off on the device (vm/spec.ts linkDeviceArgs); a custom QEMU device line must do the same';
+  if (/GRO_HW\/CSUM|guest offloads|LRO/i.test(text))
+    return 'the host implements guest offloads on the link NIC: the lab sets guest_csum/guest_tso4/guest_tso6/guest_ecn/guest_ufo=off on the device (vm/spec.ts linkDeviceArgs); a custom QEMU device line must do the same';
   if (/MTU too large/i.test(text)) return 'the link MTU is too large for XDP on virtio-net (no multi-buffer): set vms.link.mtu to 1500 or less';
   if (/Too few free TX rings|queue/i.test(text)) return 'not enough TX queues for XDP_TX: give the link 2 x vCPU queues (tap backend with multiqueue)';
   if (/Operation not supported|not supported/i.test(text)) return 'the NIC driver has no native XDP: the link NIC must be virtio-net-pci';
@@ -78,7 +79,8 @@ echo @@mode; bpftool net show dev "$ifname" -j
 echo @@dmesg; dmesg | grep -i xdp_tx | tail -n 5`;
 
 /** Client side, one round trip (bash, for /dev/udp): ARP first, so no datagram waits on neighbour resolution, then $2 datagrams to $1:$3. */
-export const XDP_SEND_SCRIPT = 'ping -c 1 -W 5 "$1" > /dev/null || { echo "ping $1 failed" >&2; exit 1; }; for i in $(seq 1 "$2"); do printf x > "/dev/udp/$1/$3"; done';
+export const XDP_SEND_SCRIPT =
+  'ping -c 1 -W 5 "$1" > /dev/null || { echo "ping $1 failed" >&2; exit 1; }; for i in $(seq 1 "$2"); do printf x > "/dev/udp/$1/$3"; done';
 
 /** Server side, one round trip: let the last datagrams land, dump the counters, detach. $1 NIC, $2 program pin, $3 maps pin. */
 export const XDP_COLLECT_SCRIPT = `sleep 0.5
@@ -95,7 +97,7 @@ export function parseSections(out: string): Record<string, string> {
     if (m) {
       name = m[1]!;
       sections[name] = '';
-    } else sections[name] = (sections[name] ?? '') + line + '\n';
+    } else sections[name] = `${(sections[name] ?? '') + line}\n`;
   }
   return sections;
 }
@@ -110,21 +112,39 @@ export async function checkNativeXdp(link: XdpLink, probeObject: string, opts: {
   const port = opts.port ?? 7777;
   const { server: s, client, serverIf: ifname } = link;
   const object = (await readFile(probeObject)).toString('base64');
-  const attach = await s.exec(['sh', '-c', XDP_ATTACH_SCRIPT, 'attach', ifname, '/tmp/xdp_probe.bpf.o', PROBE_PIN, PROBE_MAPS], { input: object, timeoutMs: 120_000 });
+  const attach = await s.exec(['sh', '-c', XDP_ATTACH_SCRIPT, 'attach', ifname, '/tmp/xdp_probe.bpf.o', PROBE_PIN, PROBE_MAPS], {
+    input: object,
+    timeoutMs: 120_000,
+  });
   const out = parseSections(attach.stdout);
   const warnings: string[] = [];
   let detached = false;
   try {
     if ('copy-failed' in out) throw new LabError(`could not write the XDP probe to the server's /tmp: ${out['copy-failed']!.trim()}`, ExitCode.infra);
-    if ('load-failed' in out) throw new LabError(`bpftool prog load of the XDP probe failed on the server:\n${out['load-failed']!.trim().split('\n').map((l) => '  | ' + l).join('\n')}`, ExitCode.infra);
+    if ('load-failed' in out)
+      throw new LabError(
+        `bpftool prog load of the XDP probe failed on the server:\n${out['load-failed']!.trim()
+          .split('\n')
+          .map((l) => `  | ${l}`)
+          .join('\n')}`,
+        ExitCode.infra,
+      );
     if ('refused' in out) {
       const said = out.refused!.trim();
-      throw new LabError(`native (driver-mode) XDP refused on the server's ${ifname}: ${explainXdpRefusal(said + '\n' + (out.dmesg ?? ''))}\n  ip said: ${said}`, ExitCode.infra);
+      throw new LabError(
+        `native (driver-mode) XDP refused on the server's ${ifname}: ${explainXdpRefusal(`${said}\n${out.dmesg ?? ''}`)}\n  ip said: ${said}`,
+        ExitCode.infra,
+      );
     }
-    if (!('mode' in out)) throw new LabError(`the XDP attach script on the server printed no result (exit ${attach.code}): ${(attach.stdout + attach.stderr).trim().slice(-300)}`, ExitCode.infra);
+    if (!('mode' in out))
+      throw new LabError(
+        `the XDP attach script on the server printed no result (exit ${attach.code}): ${(attach.stdout + attach.stderr).trim().slice(-300)}`,
+        ExitCode.infra,
+      );
     const mode = parseXdpMode(out.mode!, ifname);
     if (mode !== 'driver') throw new LabError(`XDP on ${ifname} is in ${mode ?? 'no'} mode, not driver mode`, ExitCode.infra);
-    if (/XDP_TX.*lock|locked XDP_TX|XDP_TX and XDP_REDIRECT will operate in a slower locked/i.test(out.dmesg ?? '')) warnings.push('fewer than 2 x vCPU queues: XDP_TX runs in the slower locked mode');
+    if (/XDP_TX.*lock|locked XDP_TX|XDP_TX and XDP_REDIRECT will operate in a slower locked/i.test(out.dmesg ?? ''))
+      warnings.push('fewer than 2 x vCPU queues: XDP_TX runs in the slower locked mode');
     await client.exec(['bash', '-c', XDP_SEND_SCRIPT, 'send', link.serverIp, String(packets), String(port)], { timeoutMs: 150_000 });
     const dump = await s.exec(['sh', '-c', XDP_COLLECT_SCRIPT, 'collect', ifname, PROBE_PIN, PROBE_MAPS], { timeoutMs: 60_000 });
     detached = true;
@@ -137,5 +157,8 @@ export async function checkNativeXdp(link: XdpLink, probeObject: string, opts: {
 }
 
 export async function detachProbe(server: Host, ifname: string): Promise<void> {
-  await server.exec(['sh', '-c', 'ip link set dev "$1" xdp off; rm -rf "$2" "$3"', 'detach', ifname, PROBE_PIN, PROBE_MAPS], { allowFailure: true, timeoutMs: 30_000 });
+  await server.exec(['sh', '-c', 'ip link set dev "$1" xdp off; rm -rf "$2" "$3"', 'detach', ifname, PROBE_PIN, PROBE_MAPS], {
+    allowFailure: true,
+    timeoutMs: 30_000,
+  });
 }

@@ -65,7 +65,9 @@ function alternate<T>(n: number, a: () => T, b: () => T): { a: T[]; b: T[] } {
   return out;
 }
 
-console.log(`host: ${readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? '?'}, ${readdirSync('/sys/devices/system/cpu').filter((d) => /^cpu\d+$/.test(d)).length} CPUs, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; medians of alternated runs`);
+console.log(
+  `host: ${readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? '?'}, ${readdirSync('/sys/devices/system/cpu').filter((d) => /^cpu\d+$/.test(d)).length} CPUs, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; medians of alternated runs`,
+);
 
 if (want('cli') || want('build-noop')) {
   const stale = staleness(ROOT);
@@ -83,7 +85,7 @@ if (want('cli') || want('build-noop')) {
     staleness(ROOT);
     return Number(process.hrtime.bigint() - t) / 1e6;
   });
-  line('  for reference: the launcher\'s freshness check', `median ${median(checks).toFixed(2)} ms`);
+  line("  for reference: the launcher's freshness check", `median ${median(checks).toFixed(2)} ms`);
 }
 
 if (want('kernel-noop')) {
@@ -113,7 +115,23 @@ async function bareBootToSsh(n: number): Promise<number[]> {
       const disk = join(dir, 'd.qcow2');
       timed(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', join(k[1]!, 'base.qcow2'), disk]);
       const port = await freePort();
-      const argv = qemuArgv({ role, cpus: 1, memoryMb: 1024, accel: 'tcg', kernel: join(k[0]!, 'bzImage'), disk, sshPort: port, mgmtMac: MACS[role].mgmt, linkMac: MACS[role].link, linkAddr: LINK_ADDRS[role], mtu: 1500, link: { backend: 'socket', port: linkPort }, serialLog: join(dir, 's.log'), qmpSocket: join(dir, 'q'), pidfile: join(dir, 'pid') });
+      const argv = qemuArgv({
+        role,
+        cpus: 1,
+        memoryMb: 1024,
+        accel: 'tcg',
+        kernel: join(k[0]!, 'bzImage'),
+        disk,
+        sshPort: port,
+        mgmtMac: MACS[role].mgmt,
+        linkMac: MACS[role].link,
+        linkAddr: LINK_ADDRS[role],
+        mtu: 1500,
+        link: { backend: 'socket', port: linkPort },
+        serialLog: join(dir, 's.log'),
+        qmpSocket: join(dir, 'q'),
+        pidfile: join(dir, 'pid'),
+      });
       return { dir, argv, port };
     }),
   );
@@ -122,7 +140,19 @@ async function bareBootToSsh(n: number): Promise<number[]> {
   const secs = await Promise.all(
     vms.map(async (v) => {
       while (Date.now() - t < 300_000) {
-        const a = sshArgv({ name: 'bare', host: '127.0.0.1', port: v.port, user: 'root', identity: keys.identity, knownHosts: keys.knownHosts, hostKeyAlias: keys.hostAlias, options: { ConnectTimeout: '20', ControlPath: 'none' } }, ['true']);
+        const a = sshArgv(
+          {
+            name: 'bare',
+            host: '127.0.0.1',
+            port: v.port,
+            user: 'root',
+            identity: keys.identity,
+            knownHosts: keys.knownHosts,
+            hostKeyAlias: keys.hostAlias,
+            options: { ConnectTimeout: '20', ControlPath: 'none' },
+          },
+          ['true'],
+        );
         // Asynchronous: both VMs are polled at once, as the lab polls them.
         const r = await new Promise<number>((res) => spawn(a[0]!, a.slice(1), { stdio: 'ignore' }).on('exit', (code) => res(code ?? 1)));
         if (r === 0) return (Date.now() - t) / 1000;
@@ -175,7 +205,10 @@ if (want('boot')) {
   if (labSlow.length) {
     line('boot to SSH, both VMs at once (kflex-lab up)', `${range(labSlow, s1)} for the slower VM  (target <= 10 s)`);
     line('boot to SSH, two bare qemu -kernel at once', range(barePair, s1));
-    line('  ratio up / bare, pair by pair', `median ${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})  (target <= 1.2)`);
+    line(
+      '  ratio up / bare, pair by pair',
+      `median ${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})  (target <= 1.2)`,
+    );
     line('  for reference: one bare qemu alone', s1(alone[0]!));
     line('  for reference: whole `up` (+ stages cached, XDP check)', range(whole, s1));
   }
@@ -213,16 +246,47 @@ if (want('probe')) {
 if (want('harness')) {
   const t = await benchTestbed();
   if (t) {
-    const caps = await probeCapabilities(t.server, t.client, { nativeXdp: true, serverMemoryMb: t.serverMemoryMb, serverCpus: t.serverCpus, accel: t.accel, linkIf: t.link.serverIf });
+    const caps = await probeCapabilities(t.server, t.client, {
+      nativeXdp: true,
+      serverMemoryMb: t.serverMemoryMb,
+      serverCpus: t.serverCpus,
+      accel: t.accel,
+      linkIf: t.link.serverIf,
+    });
     const cell = planCells(config.profile, { only: ['memcache'], quick: true }).find((c) => c.variant.id === 'userspace')!;
     const p = cell.params;
     const load = { threads: Number(p.threads ?? 1), concurrency: Number(p.concurrency ?? 8), udp: true, seconds: cell.settings.duration_s };
     const client = memcaslapArgv(t.link.serverIp, load);
-    const server = ['memcached', '-u', 'root', '-l', '0.0.0.0', '-p', String(SERVICE_PORT), '-U', String(SERVICE_PORT), '-t', String(Math.max(1, caps.serverCpus)), '-m', '256'];
+    const server = [
+      'memcached',
+      '-u',
+      'root',
+      '-l',
+      '0.0.0.0',
+      '-p',
+      String(SERVICE_PORT),
+      '-U',
+      String(SERVICE_PORT),
+      '-t',
+      String(Math.max(1, caps.serverCpus)),
+      '-m',
+      '256',
+    ];
     // The options before '--': everything after it is the remote command.
     const ex = (vm: string, ...cmd: string[]) => timed([process.execPath, LAB, 'exec', vm, '--profile', 'smoke', '--vm', BENCH_VM, '--', ...cmd]);
     const runDir = mkdtempSync(join(tmpdir(), 'kflex-bench-harness-'));
-    const byLab = async (): Promise<CellRecord> => (await runCells([{ ...cell, path: `runs/${Date.now()}` }], { runDir, server: t.server, client: t.client, serverIp: t.link.serverIp, linkIf: t.link.serverIf, caps, bus: new EventBus() })).records[0]!;
+    const byLab = async (): Promise<CellRecord> =>
+      (
+        await runCells([{ ...cell, path: `runs/${Date.now()}` }], {
+          runDir,
+          server: t.server,
+          client: t.client,
+          serverIp: t.link.serverIp,
+          linkIf: t.link.serverIf,
+          caps,
+          bus: new EventBus(),
+        })
+      ).records[0]!;
     const byHand = (): number => {
       ex('server', ...server, '-d');
       ex('server', 'sh', '-c', `for i in $(seq 1 300); do ss -Hltn "sport = :${SERVICE_PORT}" | grep -q . && exit 0; sleep 0.1; done; exit 1`);
@@ -241,10 +305,16 @@ if (want('harness')) {
       handTps.push(byHand());
     }
     const ratios = labTps.map((x, i) => x / handTps[i]!);
-    line(`memcaslap ${cell.settings.duration_s} s by the lab's cell runner`, `median ${median(labTps).toFixed(0)} tps (${labTps.map((x) => x.toFixed(0)).join(' ')})`);
+    line(
+      `memcaslap ${cell.settings.duration_s} s by the lab's cell runner`,
+      `median ${median(labTps).toFixed(0)} tps (${labTps.map((x) => x.toFixed(0)).join(' ')})`,
+    );
     line('the same command by hand (kflex-lab exec client)', `median ${median(handTps).toFixed(0)} tps (${handTps.map((x) => x.toFixed(0)).join(' ')})`);
-    line('  ratio lab / by hand, pair by pair', `median ${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)}, n=${ratios.length})  (target 0.98-1.02)`);
-    if (fixed.length) line('  those cells\' fixed cost (status.json)', `${range(fixed)}  (target <= 3 s)`);
+    line(
+      '  ratio lab / by hand, pair by pair',
+      `median ${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)}, n=${ratios.length})  (target 0.98-1.02)`,
+    );
+    if (fixed.length) line("  those cells' fixed cost (status.json)", `${range(fixed)}  (target <= 3 s)`);
     rmSync(runDir, { recursive: true, force: true });
   }
 }
@@ -261,7 +331,10 @@ function cellCosts(runDir: string): { fixed: number[]; phases: Record<string, nu
         const r = JSON.parse(readFileSync(join(d, e.name), 'utf8')) as CellRecord;
         if (r.status !== 'ok' || r.fixed_seconds === undefined) continue;
         fixed.push(r.fixed_seconds);
-        for (const [k, v] of Object.entries(r.phases ?? {})) (phases[k] ??= []).push(v);
+        for (const [k, v] of Object.entries(r.phases ?? {})) {
+          phases[k] ??= [];
+          phases[k].push(v);
+        }
       }
     }
   };
@@ -272,15 +345,26 @@ function cellCosts(runDir: string): { fixed: number[]; phases: Record<string, nu
 if (want('reproduce')) {
   if (args.includes('--cold')) rmSync(config.cacheRoot, { recursive: true, force: true });
   const how = args.includes('--cold') ? 'cold' : 'warm';
-  for (const [label, extra, target] of [['--quick', ['--quick'], 'target <= 90 s'], ['full', [], 'target <= 3 min']] as const) {
+  for (const [label, extra, target] of [
+    ['--quick', ['--quick'], 'target <= 90 s'],
+    ['full', [], 'target <= 3 min'],
+  ] as const) {
     const results = mkdtempSync(join(tmpdir(), 'kflex-bench-results-'));
     const r = timed([process.execPath, LAB, 'reproduce', '--profile', 'smoke', ...extra], { KFLEX_LAB_RESULTS: results });
-    line(`reproduce --profile smoke ${label} (${how})`, `${Math.floor(r.seconds / 60)}m${String(Math.round(r.seconds % 60)).padStart(2, '0')}s, exit ${r.code}  (${target})`);
+    line(
+      `reproduce --profile smoke ${label} (${how})`,
+      `${Math.floor(r.seconds / 60)}m${String(Math.round(r.seconds % 60)).padStart(2, '0')}s, exit ${r.code}  (${target})`,
+    );
     const run = readdirSync(results).find((d) => /^\d{8}T/.test(d) && !d.endsWith('.tar.gz'));
     const c = run ? cellCosts(join(results, run)) : { fixed: [], phases: {} };
     if (c.fixed.length) {
       line(`  fixed cost per cell (${label}, status.json)`, `${range(c.fixed)}  (target <= 3 s)`);
-      line('  phases, median s', Object.entries(c.phases).map(([k, v]) => `${k} ${median(v).toFixed(2)}`).join(', '));
+      line(
+        '  phases, median s',
+        Object.entries(c.phases)
+          .map(([k, v]) => `${k} ${median(v).toFixed(2)}`)
+          .join(', '),
+      );
     }
     rmSync(results, { recursive: true, force: true });
     if (args.includes('--cold')) break; // one cold run is enough
@@ -304,7 +388,10 @@ if (want('link')) {
     } catch {
       /* reported below */
     }
-    line(`iperf3 TCP over the ${backend} link (TCG)`, Number.isFinite(mbit) ? `${mbit.toFixed(0)} Mbit/s` : `failed: ${r.stdout.slice(-200)}${r.stderr.slice(-200)}`);
+    line(
+      `iperf3 TCP over the ${backend} link (TCG)`,
+      Number.isFinite(mbit) ? `${mbit.toFixed(0)} Mbit/s` : `failed: ${r.stdout.slice(-200)}${r.stderr.slice(-200)}`,
+    );
     timed([process.execPath, LAB, 'down', '--profile', 'smoke', '--vm', `bench-${backend}`]);
   }
 }

@@ -25,7 +25,12 @@ import { ROOT, tempDir, requireOrSkip } from '../helpers.js';
 function hostSuite(): string | undefined {
   const osRelease = existsSync('/etc/os-release') ? readFileSync('/etc/os-release', 'utf8') : '';
   const codename = osRelease.match(/^VERSION_CODENAME=("?)([a-z]+)\1$/m)?.[2];
-  return codename ?? hostAptSources().find((s) => !/security/.test(s.uri))?.suites.find((x) => !/-/.test(x));
+  return (
+    codename ??
+    hostAptSources()
+      .find((s) => !/security/.test(s.uri))
+      ?.suites.find((x) => !/-/.test(x))
+  );
 }
 
 /** A shell script listing every declared need that is absent in the root it runs in. */
@@ -38,7 +43,7 @@ function checkScript(needs: HostNeed[]): string {
     seen.add(key);
     lines.push(n.file ? `test -e '${n.file}' || echo '${n.file} (${n.package})'` : `command -v '${n.name}' >/dev/null || echo '${n.name} (${n.package})'`);
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** The steps inside the root. Each records "name exit seconds"; the script itself always exits 0 so the test reads why. */
@@ -65,71 +70,98 @@ exit 0
 `;
 
 describe('a fresh Debian host', () => {
-  it('after .ci/install-deps in a minimal root, every declared program is there and make headers_install runs', async (ctx) => {
-    const suite = hostSuite();
-    const mirror = hostDebianMirror();
-    const kernelSrc = loadConfig({ profile: 'smoke', env: {} }).profile.sources.kernel;
-    const ok =
-      requireOrSkip(process.getuid?.() === 0, 'root, for mmdebstrap --mode=root and chroot') &&
-      requireOrSkip(!!findOnPath('mmdebstrap'), 'mmdebstrap (bash .ci/install-deps)') &&
-      requireOrSkip(!!suite && !!mirror, "a Debian host: its suite (/etc/os-release) and its mirror (apt sources)") &&
-      requireOrSkip(kernelSrc?.kind === 'debian-package', "the smoke profile's kernel source is a Debian package");
-    if (!ok || kernelSrc?.kind !== 'debian-package') return ctx.skip();
+  it(
+    'after .ci/install-deps in a minimal root, every declared program is there and make headers_install runs',
+    async (ctx) => {
+      const suite = hostSuite();
+      const mirror = hostDebianMirror();
+      const kernelSrc = loadConfig({ profile: 'smoke', env: {} }).profile.sources.kernel;
+      const ok =
+        requireOrSkip(process.getuid?.() === 0, 'root, for mmdebstrap --mode=root and chroot') &&
+        requireOrSkip(!!findOnPath('mmdebstrap'), 'mmdebstrap (bash .ci/install-deps)') &&
+        requireOrSkip(!!suite && !!mirror, 'a Debian host: its suite (/etc/os-release) and its mirror (apt sources)') &&
+        requireOrSkip(kernelSrc?.kind === 'debian-package', "the smoke profile's kernel source is a Debian package");
+      if (!ok || kernelSrc?.kind !== 'debian-package') return ctx.skip();
 
-    const work = tempDir('kflex-fresh-');
-    const root = join(work, 'root');
-    const without = (process.env.KFLEX_FRESH_HOST_WITHOUT ?? '').split(',').filter(Boolean);
-    const list = readFileSync(HOST_PACKAGES_FILE, 'utf8')
-      .split('\n')
-      .filter((l) => !without.includes(l.replace(/#.*/, '').trim()))
-      .join('\n');
-    writeFileSync(join(work, 'host-packages'), list);
-    copyFileSync(join(ROOT, '.ci', 'install-deps'), join(work, 'install-deps'));
-    writeFileSync(join(work, 'check-programs.sh'), checkScript((await allNeedGroups()).flatMap((g) => g.needs)));
-    writeFileSync(join(work, 'steps.sh'), STEPS);
-    const inputs = ['install-deps', 'host-packages', 'check-programs.sh', 'steps.sh'].map((f) => join(work, f));
-    const fragments = ['vm-guest.config', 'bpf-xdp.config'].map((f) => join(FRAGMENT_DIR, f));
-    const log = join(work, 'mmdebstrap.log');
-    const started = Date.now();
-    try {
-      await run(
-        [
-          'mmdebstrap', '--variant=minbase', '--mode=root',
-          '--aptopt=Acquire::http::Timeout "30"', '--aptopt=Acquire::Retries "3"',
-          '--customize-hook=mkdir -p "$1/root/lab-ci"',
-          `--customize-hook=copy-in ${[...inputs, ...fragments].join(' ')} /root/lab-ci`,
-          `--customize-hook=chroot "$1" env KERNEL_PACKAGE=${kernelSrc.package} FULL_KERNEL=${process.env.KFLEX_FRESH_HOST_KERNEL === 'full' ? 1 : 0} bash /root/lab-ci/steps.sh`,
-          suite!, root, mirror!,
-        ],
-        { logPath: log, timeoutMs: 60 * 60_000, onLine: process.env.KFLEX_TEST_VERBOSE ? (l) => process.stderr.write(`  | ${l}\n`) : undefined },
-      );
-      const ci = join(root, 'root', 'lab-ci');
-      const tail = (name: string) => (existsSync(join(ci, `${name}.log`)) ? readFileSync(join(ci, `${name}.log`), 'utf8').split('\n').slice(-25).join('\n') : '(no log)');
-      const steps = Object.fromEntries(
-        readFileSync(join(ci, 'steps.txt'), 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([name, rc, s]) => [name!, { rc: Number(rc), seconds: Number(s) }]),
-      );
-      console.log(`fresh ${suite} root: ${Object.entries(steps).map(([n, s]) => `${n} ${s.seconds}s (exit ${s.rc})`).join(', ')}; ${Math.round((Date.now() - started) / 1000)}s in all${without.length ? `; without ${without.join(',')}` : ''}`);
+      const work = tempDir('kflex-fresh-');
+      const root = join(work, 'root');
+      const without = (process.env.KFLEX_FRESH_HOST_WITHOUT ?? '').split(',').filter(Boolean);
+      const list = readFileSync(HOST_PACKAGES_FILE, 'utf8')
+        .split('\n')
+        .filter((l) => !without.includes(l.replace(/#.*/, '').trim()))
+        .join('\n');
+      writeFileSync(join(work, 'host-packages'), list);
+      copyFileSync(join(ROOT, '.ci', 'install-deps'), join(work, 'install-deps'));
+      writeFileSync(join(work, 'check-programs.sh'), checkScript((await allNeedGroups()).flatMap((g) => g.needs)));
+      writeFileSync(join(work, 'steps.sh'), STEPS);
+      const inputs = ['install-deps', 'host-packages', 'check-programs.sh', 'steps.sh'].map((f) => join(work, f));
+      const fragments = ['vm-guest.config', 'bpf-xdp.config'].map((f) => join(FRAGMENT_DIR, f));
+      const log = join(work, 'mmdebstrap.log');
+      const started = Date.now();
+      try {
+        await run(
+          [
+            'mmdebstrap',
+            '--variant=minbase',
+            '--mode=root',
+            '--aptopt=Acquire::http::Timeout "30"',
+            '--aptopt=Acquire::Retries "3"',
+            '--customize-hook=mkdir -p "$1/root/lab-ci"',
+            `--customize-hook=copy-in ${[...inputs, ...fragments].join(' ')} /root/lab-ci`,
+            `--customize-hook=chroot "$1" env KERNEL_PACKAGE=${kernelSrc.package} FULL_KERNEL=${process.env.KFLEX_FRESH_HOST_KERNEL === 'full' ? 1 : 0} bash /root/lab-ci/steps.sh`,
+            suite!,
+            root,
+            mirror!,
+          ],
+          { logPath: log, timeoutMs: 60 * 60_000, onLine: process.env.KFLEX_TEST_VERBOSE ? (l) => process.stderr.write(`  | ${l}\n`) : undefined },
+        );
+        const ci = join(root, 'root', 'lab-ci');
+        const tail = (name: string) =>
+          existsSync(join(ci, `${name}.log`))
+            ? readFileSync(join(ci, `${name}.log`), 'utf8')
+                .split('\n')
+                .slice(-25)
+                .join('\n')
+            : '(no log)';
+        const steps = Object.fromEntries(
+          readFileSync(join(ci, 'steps.txt'), 'utf8')
+            .trim()
+            .split('\n')
+            .map((l) => l.split(' '))
+            .map(([name, rc, s]) => [name!, { rc: Number(rc), seconds: Number(s) }]),
+        );
+        console.log(
+          `fresh ${suite} root: ${Object.entries(steps)
+            .map(([n, s]) => `${n} ${s.seconds}s (exit ${s.rc})`)
+            .join(', ')}; ${Math.round((Date.now() - started) / 1000)}s in all${without.length ? `; without ${without.join(',')}` : ''}`,
+        );
 
-      expect(steps['install-deps']?.rc, tail('install-deps')).toBe(0);
-      // Soft: a missing program and the build step it breaks are reported together.
-      expect.soft(readFileSync(join(ci, 'missing.txt'), 'utf8').trim().split('\n').filter(Boolean), 'declared but not installed by .ci/install-deps').toEqual([]);
-      expect(steps['kernel-source']?.rc, tail('kernel-source')).toBe(0);
-      expect(steps.tinyconfig?.rc, tail('tinyconfig')).toBe(0);
-      expect.soft(steps.headers_install?.rc, tail('headers_install')).toBe(0);
-      expect(existsSync(join(root, 'root/k/headers/include/linux/bpf.h'))).toBe(true);
-      // The negative control: without rsync the same step fails, as it did in the wild.
-      expect(steps['without-rsync']?.rc).not.toBe(0);
-      expect(tail('without-rsync')).toMatch(/rsync: not found/);
-      if (process.env.KFLEX_FRESH_HOST_KERNEL === 'full') {
-        expect(steps.bzImage?.rc, tail('bzImage') + tail('olddefconfig') + tail('fragments')).toBe(0);
-        expect(existsSync(join(root, 'root/k/build/arch/x86/boot/bzImage'))).toBe(true);
+        expect(steps['install-deps']?.rc, tail('install-deps')).toBe(0);
+        // Soft: a missing program and the build step it breaks are reported together.
+        expect
+          .soft(readFileSync(join(ci, 'missing.txt'), 'utf8').trim().split('\n').filter(Boolean), 'declared but not installed by .ci/install-deps')
+          .toEqual([]);
+        expect(steps['kernel-source']?.rc, tail('kernel-source')).toBe(0);
+        expect(steps.tinyconfig?.rc, tail('tinyconfig')).toBe(0);
+        expect.soft(steps.headers_install?.rc, tail('headers_install')).toBe(0);
+        expect(existsSync(join(root, 'root/k/headers/include/linux/bpf.h'))).toBe(true);
+        // The negative control: without rsync the same step fails, as it did in the wild.
+        expect(steps['without-rsync']?.rc).not.toBe(0);
+        expect(tail('without-rsync')).toMatch(/rsync: not found/);
+        if (process.env.KFLEX_FRESH_HOST_KERNEL === 'full') {
+          expect(steps.bzImage?.rc, tail('bzImage') + tail('olddefconfig') + tail('fragments')).toBe(0);
+          expect(existsSync(join(root, 'root/k/build/arch/x86/boot/bzImage'))).toBe(true);
+        }
+      } finally {
+        // Never delete through a mount mmdebstrap failed to undo (a bound /dev would go with it).
+        const mounted = readFileSync('/proc/self/mounts', 'utf8')
+          .split('\n')
+          .some((l) => l.split(' ')[1]?.startsWith(`${root}/`));
+        if (mounted) console.warn(`left ${root} in place: something is still mounted under it`);
+        else if (!process.env.KFLEX_FRESH_HOST_KEEP) rmSync(work, { recursive: true, force: true });
+        else console.log(`kept ${work}`);
       }
-    } finally {
-      // Never delete through a mount mmdebstrap failed to undo (a bound /dev would go with it).
-      const mounted = readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1]?.startsWith(root + '/'));
-      if (mounted) console.warn(`left ${root} in place: something is still mounted under it`);
-      else if (!process.env.KFLEX_FRESH_HOST_KEEP) rmSync(work, { recursive: true, force: true });
-      else console.log(`kept ${work}`);
-    }
-  }, 70 * 60_000);
+    },
+    70 * 60_000,
+  );
 });

@@ -10,7 +10,12 @@ describe('smoke stages (real builds)', () => {
   it('build all --profile smoke: verified kernel, XDP probe compiled by clang >= 19, bootable image with exact package versions', async () => {
     const r = await lab(['build', 'all', '--profile', 'smoke']);
     expect(r.code, explain(r)).toBe(0);
-    outputs = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(/\s+/) as [string, string]));
+    outputs = Object.fromEntries(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/\s+/) as [string, string]),
+    );
     expect(Object.keys(outputs).sort()).toEqual(['image', 'kernel', 'llvm']);
     const k = JSON.parse(readFileSync(join(outputs.kernel!, 'kernel.json'), 'utf8'));
     expect(k.release).toMatch(/^6\.1\./);
@@ -23,7 +28,8 @@ describe('smoke stages (real builds)', () => {
     expect(existsSync(join(outputs.llvm!, 'xdp_probe.bpf.o'))).toBe(true);
     const img = JSON.parse(readFileSync(join(outputs.image!, 'image.json'), 'utf8'));
     expect(img.suite).toBe('trixie');
-    for (const p of ['openssh-server', 'memcached', 'libmemcached-tools', 'redis-server', 'redis-tools', 'bpftool', 'iproute2']) expect(img.packages[p], p).toMatch(/\d/);
+    for (const p of ['openssh-server', 'memcached', 'libmemcached-tools', 'redis-server', 'redis-tools', 'bpftool', 'iproute2'])
+      expect(img.packages[p], p).toMatch(/\d/);
     expect(img.image_sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(img.memtier.available).toBe(false);
     expect(img.memtier.reason).toMatch(/unreachable/);
@@ -39,7 +45,18 @@ describe('smoke stages (real builds)', () => {
     const src = join(outputs.kernel!, '..', '..', 'kernel-work', outputs.kernel!.split('/').at(-1)!, 'kernel-src');
     expect(existsSync(join(src, 'Kbuild')), src).toBe(true);
     // On 6.1 BPF_JIT depends on MODULES: turning MODULES off must make the bpf-xdp fragment's BPF_JIT fail.
-    const r = await lab(['build', 'kernel', '--profile', 'smoke', '--source', `kernel=${src}`, '--set', 'kernel.extra.MODULES=false', '--set', 'kernel.extra.KFLEX_LAB_NO_SUCH_OPTION=y']);
+    const r = await lab([
+      'build',
+      'kernel',
+      '--profile',
+      'smoke',
+      '--source',
+      `kernel=${src}`,
+      '--set',
+      'kernel.extra.MODULES=false',
+      '--set',
+      'kernel.extra.KFLEX_LAB_NO_SUCH_OPTION=y',
+    ]);
     expect(r.code, explain(r)).toBe(3);
     expect(r.stderr).toMatch(/option\(s\) did not stick after olddefconfig/);
     expect(r.stderr).toMatch(/CONFIG_BPF_JIT=y \(fragment bpf-xdp\.config\) ended as (n|absent): depends on .*MODULES/);

@@ -19,14 +19,24 @@ describe('the paper profile configures on a newer kernel (linux-source-6.12 from
 `,
   );
 
-  it("defconfig + vm-guest + bpf-xdp: every option sticks after olddefconfig", async () => {
+  it('defconfig + vm-guest + bpf-xdp: every option sticks after olddefconfig', async () => {
     const r = await lab(['build', 'kernel', '--configure-only', '--config', file, '--profile', 'paper-on-6-12']);
     expect(r.code, explain(r)).toBe(0);
     expect(r.stdout).toMatch(/^kernel 6\.12\.\d+ from linux-source-6\.12 \S+ \(trixie\): configuration verified, \d+ options from 3 fragments$/m);
   });
 
   it("the smoke profile's tinyconfig-only fragment is refused there, named (BASE_FULL is gone after v6.9)", async () => {
-    const r = await lab(['build', 'kernel', '--configure-only', '--config', file, '--profile', 'paper-on-6-12', '--set', 'kernel.fragments=[tiny,vm-guest,bpf-xdp]']);
+    const r = await lab([
+      'build',
+      'kernel',
+      '--configure-only',
+      '--config',
+      file,
+      '--profile',
+      'paper-on-6-12',
+      '--set',
+      'kernel.fragments=[tiny,vm-guest,bpf-xdp]',
+    ]);
     expect(r.code, explain(r)).toBe(3);
     expect(r.stderr).toMatch(/CONFIG_BASE_FULL=y \(fragment tiny\.config\) ended as absent/);
   });

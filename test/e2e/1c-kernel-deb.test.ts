@@ -49,7 +49,8 @@ describe('build kernel --deb --profile smoke', () => {
     expect(info).toMatch(new RegExp(`^ Package: linux-image-${kernel.release.replace(/\./g, '\\.')}$`, 'm'));
     expect(info).toMatch(/^ Architecture: amd64$/m);
     const listing = dpkgDeb('-c', image);
-    for (const f of [`./boot/vmlinuz-${kernel.release}`, `./boot/config-${kernel.release}`, `./boot/System.map-${kernel.release}`]) expect(listing, f).toMatch(new RegExp(` ${f.replace(/\./g, '\\.')}$`, 'm'));
+    for (const f of [`./boot/vmlinuz-${kernel.release}`, `./boot/config-${kernel.release}`, `./boot/System.map-${kernel.release}`])
+      expect(listing, f).toMatch(new RegExp(` ${f.replace(/\./g, '\\.')}$`, 'm'));
     // The packaged configuration is the kernel stage's, byte for byte.
     const x = tempDir('kflex-deb-');
     dpkgDeb('-x', image, x);

@@ -13,7 +13,11 @@ const cache = loadConfig({ profile: 'smoke' }).cacheRoot;
 const vmsOf = (name: string) => join(cache, 'vms', name);
 const qemuPids = (name: string): number[] => {
   try {
-    return execFileSync('pgrep', ['-f', `^qemu-system-x86_64 .*${vmsOf(name)}/`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-f', `^qemu-system-x86_64 .*${vmsOf(name)}/`], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -40,7 +44,10 @@ describe('server and client VMs', () => {
     expect(up.code, explain(up)).toBe(0);
     const ev = readEvents(events);
     // The testbed comes up only when the probe counted exactly what the client sent, in driver mode.
-    expect(ev.find((e) => e.type === 'testbed-up'), explain(up)).toMatchObject({ kind: 'vm', nativeXdp: true });
+    expect(
+      ev.find((e) => e.type === 'testbed-up'),
+      explain(up),
+    ).toMatchObject({ kind: 'vm', nativeXdp: true });
     const accel = ev.find((e) => e.type === 'accel');
     expect(accel?.accel).toMatch(/^(kvm|tcg)$/);
     const state0 = JSON.parse(readFileSync(join(vmsOf('e2e'), 'state.json'), 'utf8'));
@@ -52,7 +59,10 @@ describe('server and client VMs', () => {
     const link = await lab(['exec', 'server', '--profile', 'smoke', '--vm', 'e2e', '--', 'ip', '-d', 'link', 'show', 'eth1']);
     expect(link.stdout).toMatch(/eth1: .*UP/);
     expect(link.stdout).toMatch(/parentbus virtio/);
-    for (const [from, to] of [['client', '10.77.0.1'], ['server', '10.77.0.2']]) {
+    for (const [from, to] of [
+      ['client', '10.77.0.1'],
+      ['server', '10.77.0.2'],
+    ]) {
       const ping = await lab(['exec', from!, '--profile', 'smoke', '--vm', 'e2e', '--', 'ping', '-c', '3', '-W', '5', to!]);
       expect(ping.code, explain(ping)).toBe(0);
       expect(ping.stdout).toMatch(/3 packets transmitted, 3 received/);

@@ -14,8 +14,25 @@ describe('reproduce --profile smoke --quick', () => {
     const r = await lab(['reproduce', '--profile', 'smoke', '--quick', '--events', events], { KFLEX_LAB_RESULTS: results });
     expect(r.code, explain(r)).toBe(0);
     runDir = join(results, readdirSync(results).find((d) => /^\d{8}T\d{6}Z-smoke$/.test(d))!);
-    for (const f of ['manifest.json', 'summary.json', 'summary.csv', 'cells.json', 'report.html', 'report.md', 'SHA256SUMS', 'logs/server.serial.log', 'logs/kernel.build.log']) expect(existsSync(join(runDir, f)), f).toBe(true);
-    const cells = JSON.parse(readFileSync(join(runDir, 'cells.json'), 'utf8')) as Array<{ experiment: string; variant: string; status: string; reason?: string; metrics?: Record<string, number> }>;
+    for (const f of [
+      'manifest.json',
+      'summary.json',
+      'summary.csv',
+      'cells.json',
+      'report.html',
+      'report.md',
+      'SHA256SUMS',
+      'logs/server.serial.log',
+      'logs/kernel.build.log',
+    ])
+      expect(existsSync(join(runDir, f)), f).toBe(true);
+    const cells = JSON.parse(readFileSync(join(runDir, 'cells.json'), 'utf8')) as Array<{
+      experiment: string;
+      variant: string;
+      status: string;
+      reason?: string;
+      metrics?: Record<string, number>;
+    }>;
     expect(new Set(cells.map((c) => c.experiment))).toEqual(new Set(['memcache', 'redis-getset', 'redis-zadd', 'datastructures', 'guards']));
     for (const c of cells.filter((x) => x.variant === 'userspace')) {
       expect(c.status, JSON.stringify(c)).toBe('ok');
@@ -28,7 +45,8 @@ describe('reproduce --profile smoke --quick', () => {
     }
     const cell = join(runDir, 'runs/memcache/userspace');
     const rep = join(cell, readdirSync(cell)[0]!, 'rep-1');
-    for (const f of ['client.cmd', 'client.stdout', 'client.stderr', 'kernel.log', 'metrics.json', 'status.json', 'server.log']) expect(existsSync(join(rep, f)), f).toBe(true);
+    for (const f of ['client.cmd', 'client.stdout', 'client.stderr', 'kernel.log', 'metrics.json', 'status.json', 'server.log'])
+      expect(existsSync(join(rep, f)), f).toBe(true);
     expect(readFileSync(join(rep, 'client.cmd'), 'utf8')).toMatch(/^client\$ memcaslap -s 10\.77\.0\.1:6969 -F \/tmp\/memcaslap\.cfg .* -U /);
     const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8'));
     expect(manifest.host.accel).toMatch(/^(kvm|tcg)$/);
@@ -42,7 +60,7 @@ describe('reproduce --profile smoke --quick', () => {
     expect(ev.indexOf(accel)).toBeLessThan(ev.indexOf(started));
     expect(ev.find((e) => e.type === 'testbed-up')).toMatchObject({ kind: 'vm', accel: accel.accel, nativeXdp: true });
     expect(manifest.host.accel).toBe(accel.accel);
-    const verdicts = (ev.find((e) => e.type === 'run-done')!.verdicts as Array<{ claim: string; verdict: string }>);
+    const verdicts = ev.find((e) => e.type === 'run-done')!.verdicts as Array<{ claim: string; verdict: string }>;
     expect(verdicts.find((v) => v.claim === 'guard-elision')?.verdict).toBe('not run');
   });
 
@@ -64,7 +82,18 @@ describe('reproduce --profile smoke --quick', () => {
   it('report.html opens in a real browser: summary and badge evidence first, one dot per repetition, a timeline mark per stage and cell, no console errors, no network', async () => {
     if (!requireOrSkip(existsSync('/usr/bin/chromium'), '/usr/bin/chromium (apt-get install chromium) for the browser test')) return;
     const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const errors: string[] = [];
@@ -74,7 +103,11 @@ describe('reproduce --profile smoke --quick', () => {
       page.on('request', (req) => !req.url().startsWith('file:') && requests.push(req.url()));
       await page.goto(`file://${join(runDir, 'report.html')}`);
       const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8'));
-      const cells = JSON.parse(readFileSync(join(runDir, 'cells.json'), 'utf8')) as Array<{ experiment: string; status: string; metrics?: Record<string, number> }>;
+      const cells = JSON.parse(readFileSync(join(runDir, 'cells.json'), 'utf8')) as Array<{
+        experiment: string;
+        status: string;
+        metrics?: Record<string, number>;
+      }>;
 
       // The evaluator's first screen: verdict counts and badge evidence, before the claims table.
       // A locator's matches come in document order.
@@ -83,7 +116,11 @@ describe('reproduce --profile smoke --quick', () => {
       expect((await page.locator('#badges').boundingBox())!.y).toBeLessThan(900);
       expect(await page.locator('#verdict-counts').innerText()).toMatch(/0\s*reproduced\s*0\s*deviate\s*5\s*not run/);
       if (manifest.host.accel === 'tcg') expect(await page.locator('#accel-banner').innerText()).toMatch(/functional only: not performance-comparable/);
-      expect(await page.locator('#badges article').evaluateAll((as) => as.map((a) => a.getAttribute('data-badge')))).toEqual(['Available', 'Functional', 'Reproduced']);
+      expect(await page.locator('#badges article').evaluateAll((as) => as.map((a) => a.getAttribute('data-badge')))).toEqual([
+        'Available',
+        'Functional',
+        'Reproduced',
+      ]);
       expect(await page.locator('[data-badge="Functional"]').innerText()).toMatch(/native XDP: driver mode, (\d+) of \1 datagrams counted/);
       expect(await page.locator('[data-badge="Available"]').innerText()).toMatch(/kernel: not pinned: Debian package linux-source-6\.1/);
 
@@ -97,7 +134,10 @@ describe('reproduce --profile smoke --quick', () => {
       let dots = 0;
       for (const exp of new Set(cells.map((c) => c.experiment))) {
         const ok = cells.filter((c) => c.experiment === exp && c.status === 'ok');
-        const want = exp === 'datastructures' ? ok.reduce((a, c) => a + Object.keys(c.metrics ?? {}).filter((k) => k.endsWith('.ns_per_op')).length, 0) : ok.filter((c) => typeof c.metrics?.[headline[exp]!] === 'number').length;
+        const want =
+          exp === 'datastructures'
+            ? ok.reduce((a, c) => a + Object.keys(c.metrics ?? {}).filter((k) => k.endsWith('.ns_per_op')).length, 0)
+            : ok.filter((c) => typeof c.metrics?.[headline[exp]!] === 'number').length;
         expect(await page.locator(`#chart-${exp} g.dots_marks > path`).count(), exp).toBe(want);
         dots += want;
       }

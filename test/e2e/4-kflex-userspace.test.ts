@@ -12,7 +12,11 @@ describe.skipIf(!src)('KFlex user space from a local checkout (opt-in)', () => {
   it('build kflex --profile paper --source kflex=PATH compiles ffkx, ffkx-bench and ffkx-test for the guest suite', async () => {
     const r = await lab(['build', 'kflex', '--profile', 'paper', '--source', `kflex=${src}`]);
     expect(r.code, explain(r)).toBe(0);
-    const dir = r.stdout.trim().split('\n').find((l) => l.startsWith('kflex'))!.split(/\s+/)[1]!;
+    const dir = r.stdout
+      .trim()
+      .split('\n')
+      .find((l) => l.startsWith('kflex'))!
+      .split(/\s+/)[1]!;
     for (const b of ['ffkx', 'ffkx-bench', 'ffkx-test']) expect(existsSync(join(dir, 'kflex', b)), b).toBe(true);
     const m = JSON.parse(readFileSync(join(dir, 'kflex.json'), 'utf8'));
     expect(m.suite).toBe('trixie');

@@ -12,7 +12,9 @@ const cache = loadConfig({ profile: 'smoke' }).cacheRoot;
 const netnsList = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
 const qemusUnder = (dir: string): string[] => {
   try {
-    return execFileSync('pgrep', ['-af', '^qemu-system-x86_64 '], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`${dir}/`));
+    return execFileSync('pgrep', ['-af', '^qemu-system-x86_64 '], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(`${dir}/`));
   } catch {
     return [];
   }
@@ -27,7 +29,9 @@ describe('fault drills', () => {
   it("the server's QEMU killed during a cell: that cell fails with the reason, the rest are not run, summary, report and bundle are still written, exit 1", async () => {
     const results = tempDir('kflex-results-');
     const events = join(tempDir(), 'events.jsonl');
-    const bg = backgroundLab(['reproduce', '--profile', 'smoke', '--quick', '--only', 'memcache', 'redis-zadd', '--events', events], { KFLEX_LAB_RESULTS: results });
+    const bg = backgroundLab(['reproduce', '--profile', 'smoke', '--quick', '--only', 'memcache', 'redis-zadd', '--events', events], {
+      KFLEX_LAB_RESULTS: results,
+    });
     const start = await bg.waitFor(events, (e) => e.type === 'cell-start' && e.variant === 'userspace', 15 * 60_000);
     expect(start, bg.output().slice(-3000)).toBeDefined();
     const runDir = runDirOf(results);
@@ -62,7 +66,9 @@ describe('fault drills', () => {
 
     // --resume runs only what the lost testbed could not: the failed cell and the ones after it.
     const resumed = join(tempDir(), 'resume.jsonl');
-    const r = await lab(['reproduce', '--profile', 'smoke', '--quick', '--only', 'memcache', 'redis-zadd', '--resume', runDir, '--events', resumed], { KFLEX_LAB_RESULTS: results });
+    const r = await lab(['reproduce', '--profile', 'smoke', '--quick', '--only', 'memcache', 'redis-zadd', '--resume', runDir, '--events', resumed], {
+      KFLEX_LAB_RESULTS: results,
+    });
     expect(r.code, explain(r)).toBe(0);
     const cells = readEvents(resumed).filter((e) => e.type === 'cell');
     expect(cells.filter((e) => e.status === 'kept').length).toBe(ev.filter((e) => e.type === 'cell' && (e.index as number) < (failed!.index as number)).length);
@@ -82,7 +88,8 @@ describe('fault drills', () => {
     bg.child.kill('SIGKILL');
     await bg.exited;
     const t0 = Date.now();
-    while (Date.now() - t0 < 30_000 && (qemusUnder(vms).length || (state.link.netns && netnsList().includes(state.link.netns)))) await new Promise((r) => setTimeout(r, 250));
+    while (Date.now() - t0 < 30_000 && (qemusUnder(vms).length || (state.link.netns && netnsList().includes(state.link.netns))))
+      await new Promise((r) => setTimeout(r, 250));
     expect(qemusUnder(vms)).toEqual([]);
     if (state.link.netns) expect(netnsList()).not.toContain(state.link.netns);
     expect(existsSync(join(vms, 'state.json'))).toBe(false);

@@ -17,7 +17,15 @@ const hostsYaml = join(work, 'hosts.yaml');
 const onVm = (role: 'server' | 'client', argv: string[]) => lab(['exec', role, '--profile', 'smoke', '--vm', VM, '--', ...argv]);
 
 type Check = { host: string; name: string; level: string; detail: string };
-type CheckJson = { ok: boolean; checks: Check[]; install: Record<string, string>; facts: Record<string, { kernel: string; nic: { driver?: string }; linkIf: string }>; link: { serverIp: string; clientIp: string }; xdp?: { mode: string; sent: number; counted: number }; xdpRefused?: string };
+type CheckJson = {
+  ok: boolean;
+  checks: Check[];
+  install: Record<string, string>;
+  facts: Record<string, { kernel: string; nic: { driver?: string }; linkIf: string }>;
+  link: { serverIp: string; clientIp: string };
+  xdp?: { mode: string; sent: number; counted: number };
+  xdpRefused?: string;
+};
 
 /**
  * A local package archive on the client, as air-gapped testbeds have (the VMs have no route to Debian's
@@ -45,7 +53,10 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
     const up = await lab(['up', '--profile', 'smoke', '--vm', VM]);
     expect(up.code, explain(up)).toBe(0);
     expect(existsSync(join(vmDir, 'ssh_config'))).toBe(true);
-    writeFileSync(hostsYaml, `ssh_config: ${join(vmDir, 'ssh_config')}\nserver:\n  destination: server\n  name: ${VM}-server\n  link: { interface: eth1 }\nclient:\n  destination: client\n  name: ${VM}-client\n  link: { interface: eth1, address: 10.77.0.2 }\n`);
+    writeFileSync(
+      hostsYaml,
+      `ssh_config: ${join(vmDir, 'ssh_config')}\nserver:\n  destination: server\n  name: ${VM}-server\n  link: { interface: eth1 }\nclient:\n  destination: client\n  name: ${VM}-client\n  link: { interface: eth1, address: 10.77.0.2 }\n`,
+    );
     // What prepare records lives in the cache: start from no record.
     for (const r of ['server', 'client']) rmSync(join(cache, 'hosts', `${VM}-${r}`), { recursive: true, force: true });
     const r = await onVm('client', ['sh', '-c', LOCAL_ARCHIVE]);
@@ -54,13 +65,18 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
 
   it('check refuses one machine given twice and XDP on the SSH interface, and attaches nothing', async () => {
     const bad = join(work, 'bad.yaml');
-    writeFileSync(bad, `ssh_config: ${join(vmDir, 'ssh_config')}\nserver:\n  destination: server\n  link: { interface: eth0 }\nclient:\n  destination: root@server\n  name: again\n  link: { interface: eth1 }\n`);
+    writeFileSync(
+      bad,
+      `ssh_config: ${join(vmDir, 'ssh_config')}\nserver:\n  destination: server\n  link: { interface: eth0 }\nclient:\n  destination: root@server\n  name: again\n  link: { interface: eth1 }\n`,
+    );
     const r = await lab(['hosts', 'check', '--profile', 'smoke', '--testbed', bad, '--json']);
     expect(r.code, explain(r)).toBe(1);
     const j = JSON.parse(r.stdout) as CheckJson;
     const fails = j.checks.filter((c) => c.level === 'fail').map((c) => c.name);
     expect(fails).toEqual(expect.arrayContaining(['same machine', 'ssh interface']));
-    expect(j.checks.find((c) => c.name === 'ssh interface')!.detail).toMatch(/server\.link\.interface eth0 carries this SSH session \(10\.0\.2\.15:22 from 10\.0\.2\.2\)/);
+    expect(j.checks.find((c) => c.name === 'ssh interface')!.detail).toMatch(
+      /server\.link\.interface eth0 carries this SSH session \(10\.0\.2\.15:22 from 10\.0\.2\.2\)/,
+    );
     expect(j.xdp).toBeUndefined();
     expect(j.xdpRefused).toMatch(/^not tried: /);
   });
@@ -75,7 +91,10 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
     expect(j.facts.server!.kernel).toMatch(/^6\.1\./);
     expect(j.xdp, explain(r)).toMatchObject({ mode: 'driver', sent: 100, counted: 100 });
     expect(j.checks.find((c) => c.host === 'server' && c.name === 'kflex kernel')).toMatchObject({ level: 'warn' });
-    expect(j.checks.find((c) => c.host === 'client' && c.name === 'binaries')).toMatchObject({ level: 'fail', detail: expect.stringMatching(/^missing: redis-benchmark/) });
+    expect(j.checks.find((c) => c.host === 'client' && c.name === 'binaries')).toMatchObject({
+      level: 'fail',
+      detail: expect.stringMatching(/^missing: redis-benchmark/),
+    });
     expect(j.install.client).toBe('apt-get install -y redis-tools');
     expect(j.install.server).toBeUndefined();
     expect(j.checks.filter((c) => c.level === 'fail').map((c) => `${c.host} ${c.name}`)).toEqual(['client binaries']);
@@ -90,7 +109,10 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
     expect(plan.outcomes).toEqual([]);
     expect(plan.steps.filter((s) => s.kind === 'apt')).toEqual([expect.objectContaining({ host: 'client', packages: ['redis-tools'] })]);
     // The smoke profile builds no KFlex user space: prepare says so instead of copying anything.
-    expect(plan.steps.find((s) => s.host === 'server' && /ffkx/.test(s.detail))).toMatchObject({ kind: 'note', detail: expect.stringMatching(/builds no KFlex user space \(image\.kflex: false\)/) });
+    expect(plan.steps.find((s) => s.host === 'server' && /ffkx/.test(s.detail))).toMatchObject({
+      kind: 'note',
+      detail: expect.stringMatching(/builds no KFlex user space \(image\.kflex: false\)/),
+    });
 
     const r = await lab(['hosts', 'prepare', '--profile', 'smoke', '--testbed', hostsYaml, '--json']);
     expect(r.code, explain(r)).toBe(0);
@@ -117,13 +139,20 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
     const cells = ev.filter((e) => e.type === 'cell');
     expect(cells.find((c) => c.variant === 'userspace')).toMatchObject({ status: 'ok', headline: { metric: 'tps' } });
     expect((cells.find((c) => c.variant === 'userspace')!.headline as { value: number }).value).toBeGreaterThan(0);
-    expect(cells.find((c) => c.variant === 'kflex')).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/not a KFlex kernel: BPF_MAP_TYPE_HEAP is not in its BTF/) });
+    expect(cells.find((c) => c.variant === 'kflex')).toMatchObject({
+      status: 'skipped',
+      reason: expect.stringMatching(/not a KFlex kernel: BPF_MAP_TYPE_HEAP is not in its BTF/),
+    });
     expect(ev.find((e) => e.type === 'testbed-down')).toMatchObject({ kind: 'hosts' });
     expect(ev.find((e) => e.type === 'run-done')).toMatchObject({ counts: { ok: 1, failed: 0, skipped: 1 }, exitCode: 0 });
 
     const runDir = join(results, readdirSync(results).find((d) => /^\d{8}T\d{6}Z-smoke$/.test(d))!);
     const m = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8'));
-    expect(m.testbed).toMatchObject({ testbed: 'hosts', server: { hostname: 'server', kernel: expect.stringMatching(/^6\.1\./), link: { interface: 'eth1', address: '10.77.0.1', driver: 'virtio_net' } }, client: { hostname: 'client', link: { address: '10.77.0.2' } } });
+    expect(m.testbed).toMatchObject({
+      testbed: 'hosts',
+      server: { hostname: 'server', kernel: expect.stringMatching(/^6\.1\./), link: { interface: 'eth1', address: '10.77.0.1', driver: 'virtio_net' } },
+      client: { hostname: 'client', link: { address: '10.77.0.2' } },
+    });
     expect(m.testbed.down).toMatchObject({ xdp_detached: true, left_running: [] });
     expect(m.xdp_check).toMatchObject({ mode: 'driver', sent: 100, counted: 100 });
     const cmd = readFileSync(join(runDir, 'runs/memcache/userspace', readdirSync(join(runDir, 'runs/memcache/userspace'))[0]!, 'rep-1', 'client.cmd'), 'utf8');
@@ -140,10 +169,16 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
   it('prepare --undo removes what prepare installed, and only that', async () => {
     const list = await lab(['hosts', 'prepare', '--profile', 'smoke', '--testbed', hostsYaml, '--list', '--json']);
     expect(list.code, explain(list)).toBe(0);
-    expect((JSON.parse(list.stdout) as Array<{ role: string; entries: unknown[] }>).map((r) => [r.role, r.entries.length])).toEqual([['server', 0], ['client', 1]]);
+    expect((JSON.parse(list.stdout) as Array<{ role: string; entries: unknown[] }>).map((r) => [r.role, r.entries.length])).toEqual([
+      ['server', 0],
+      ['client', 1],
+    ]);
     const r = await lab(['hosts', 'prepare', '--profile', 'smoke', '--testbed', hostsYaml, '--undo', '--json']);
     expect(r.code, explain(r)).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual([{ host: 'server', removed: [], failed: [] }, { host: 'client', removed: ['redis-tools'], failed: [] }]);
+    expect(JSON.parse(r.stdout)).toEqual([
+      { host: 'server', removed: [], failed: [] },
+      { host: 'client', removed: ['redis-tools'], failed: [] },
+    ]);
     expect((await onVm('client', ['sh', '-c', 'command -v redis-benchmark'])).code).not.toBe(0);
     expect((await onVm('server', ['sh', '-c', 'command -v memcached'])).code).toBe(0);
     expect(JSON.parse(readFileSync(join(cache, 'hosts', `${VM}-client`, 'installed.json'), 'utf8')).entries).toEqual([]);

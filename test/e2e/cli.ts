@@ -66,7 +66,12 @@ export function backgroundLab(args: string[], env: Record<string, string> = {}) 
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   let code: number | null | undefined;
-  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r((code = c))));
+  const exited = new Promise<number | null>((r) =>
+    child.on('exit', (c) => {
+      code = c;
+      r(c);
+    }),
+  );
   return {
     child,
     exited,

@@ -39,7 +39,7 @@ describe('bundles', () => {
     await writeBundle(dir);
     writeFileSync(join(dir, 'summary.json'), 'changed\n');
     writeFileSync(join(dir, 'extra.txt'), 'x\n');
-    writeFileSync(join(dir, 'SHA256SUMS'), readFileSync(join(dir, 'SHA256SUMS'), 'utf8') + `${sha('gone')}  gone.txt\n`);
+    writeFileSync(join(dir, 'SHA256SUMS'), `${readFileSync(join(dir, 'SHA256SUMS'), 'utf8')}${sha('gone')}  gone.txt\n`);
     const r = await verifyBundle(await tarball(join(dir, '..'), ['run-1']));
     expect(r.bad.sort()).toEqual(['extra.txt (not in SHA256SUMS)', 'summary.json']);
     expect(r.missing).toEqual(['gone.txt']);
@@ -59,7 +59,7 @@ describe('bundles', () => {
       `${sha('secret\n')}  runs/../../x`,
       `${sha('secret\n')}  runs/memcache/../../../x`,
     ];
-    writeFileSync(join(dir, 'SHA256SUMS'), lines.join('\n') + '\n');
+    writeFileSync(join(dir, 'SHA256SUMS'), `${lines.join('\n')}\n`);
     const r = await verifyBundle(await tarball(parent, ['run-1']));
     expect(r.outside).toEqual(['../x', '/etc/passwd', 'runs/../../x', 'runs/memcache/../../../x']);
     expect(r.bad).toEqual([]);

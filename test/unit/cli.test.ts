@@ -17,7 +17,24 @@ describe('kflex-lab CLI', () => {
   it('--help describes every verb and the exit codes', () => {
     const h = cli('--help');
     expect(h.code).toBe(0);
-    for (const verb of ['reproduce', 'doctor', 'plan', 'build', 'up', 'down', 'status', 'ssh', 'exec', 'run', 'list', 'report', 'bundle', 'verify', 'parse', 'clean'])
+    for (const verb of [
+      'reproduce',
+      'doctor',
+      'plan',
+      'build',
+      'up',
+      'down',
+      'status',
+      'ssh',
+      'exec',
+      'run',
+      'list',
+      'report',
+      'bundle',
+      'verify',
+      'parse',
+      'clean',
+    ])
       expect(h.out).toMatch(new RegExp(`^  ${verb} `, 'm'));
     expect(h.out).toMatch(/0 ok, 1 an experiment or check failed, 2 usage or configuration error/);
   });
@@ -31,10 +48,19 @@ describe('kflex-lab CLI', () => {
 
   it('plan refuses an unknown variant, kernel fragment, missing --source path and negative grid value with exit 2', () => {
     const cases: Array<[string[], RegExp]> = [
-      [['--set', 'experiments.memcache.variants=[kflex,nosuch]'], /^(kflex-lab: )?--set experiments\.memcache\.variants=\[kflex,nosuch\]: experiments\.memcache\.variants: 'nosuch' is not a variant of memcache; allowed: kflex, userspace, bmc$/m],
-      [['--set', 'kernel.fragments=[vm-guest,nosuch]'], /^(kflex-lab: )?--set kernel\.fragments=\[vm-guest,nosuch\]: kernel\.fragments: 'nosuch' is not a fragment in \S+kernel\/configs; allowed: bpf-xdp, tiny, vm-guest/m],
+      [
+        ['--set', 'experiments.memcache.variants=[kflex,nosuch]'],
+        /^(kflex-lab: )?--set experiments\.memcache\.variants=\[kflex,nosuch\]: experiments\.memcache\.variants: 'nosuch' is not a variant of memcache; allowed: kflex, userspace, bmc$/m,
+      ],
+      [
+        ['--set', 'kernel.fragments=[vm-guest,nosuch]'],
+        /^(kflex-lab: )?--set kernel\.fragments=\[vm-guest,nosuch\]: kernel\.fragments: 'nosuch' is not a fragment in \S+kernel\/configs; allowed: bpf-xdp, tiny, vm-guest/m,
+      ],
       [['--source', 'kflex=/nonexistent'], /^(kflex-lab: )?--source kflex=\/nonexistent: sources\.kflex: path \/nonexistent does not exist/m],
-      [['--set', 'experiments.memcache.grid.threads=[-1]'], /^(kflex-lab: )?--set experiments\.memcache\.grid\.threads=\[-1\]: experiments\.memcache\.grid\.threads: -1 is out of range; allowed: a whole number >= 1/m],
+      [
+        ['--set', 'experiments.memcache.grid.threads=[-1]'],
+        /^(kflex-lab: )?--set experiments\.memcache\.grid\.threads=\[-1\]: experiments\.memcache\.grid\.threads: -1 is out of range; allowed: a whole number >= 1/m,
+      ],
     ];
     // One process for all four: every problem is reported at once, one a line (the first after 'kflex-lab: ').
     const r = cli('plan', ...cases.flatMap(([args]) => args));
@@ -53,13 +79,13 @@ describe('kflex-lab CLI', () => {
     const sum = createHash('sha256').update(readFileSync(file)).digest('hex');
     expect(ok.out.trim().split('\n').at(-1)).toBe(`sha256 ${sum}  run-cli.tar.gz`);
     // A tampered bundle: tarred by hand, since writeBundle would rewrite SHA256SUMS.
-    writeFileSync(join(dir, 'SHA256SUMS'), readFileSync(join(dir, 'SHA256SUMS'), 'utf8') + `${sum}  ../../etc/passwd\n`);
+    writeFileSync(join(dir, 'SHA256SUMS'), `${readFileSync(join(dir, 'SHA256SUMS'), 'utf8')}${sum}  ../../etc/passwd\n`);
     await tar.c({ gzip: true, file, cwd: join(dir, '..'), portable: true }, ['run-cli']);
     const bad = cli('verify', file);
     expect(bad.code).toBe(1);
-    expect(bad.out).toMatch(/^OUTSIDE  \.\.\/\.\.\/etc\/passwd \(points outside the bundle; refused, not read\)$/m);
+    expect(bad.out).toMatch(/^OUTSIDE {2}\.\.\/\.\.\/etc\/passwd \(points outside the bundle; refused, not read\)$/m);
     expect(bad.out).toMatch(/1 outside the bundle/);
-    expect(bad.out).toMatch(/^sha256 [0-9a-f]{64}  run-cli\.tar\.gz$/m);
+    expect(bad.out).toMatch(/^sha256 [0-9a-f]{64} {2}run-cli\.tar\.gz$/m);
   });
 
   it('plan --profile paper shows both pinned sources; smoke shows the Debian kernel package', () => {
@@ -67,10 +93,10 @@ describe('kflex-lab CLI', () => {
     expect(paper.code).toBe(0);
     expect(paper.out).toMatch(/kflex\s+git https:\/\/github\.com\/rs3lab\/KFlex @ 567387bc78715fed2f7f8fe314710c817335295e/);
     expect(paper.out).toMatch(/kernel\s+git https:\/\/github\.com\/rs3lab\/KFlex-linux @ a6d01774811c6a8ce2f31abd7e06e4a9066ef37b/);
-    expect(paper.out).toMatch(/^  kflex\s+[0-9a-f]{16}/m);
+    expect(paper.out).toMatch(/^ {2}kflex\s+[0-9a-f]{16}/m);
     const smoke = cli('plan', '--profile', 'smoke');
     expect(smoke.out).toMatch(/kernel\s+Debian package linux-source-6\.1/);
-    expect(smoke.out).toMatch(/^  kernel\s+[0-9a-f]{16}\s+~\s*\d+ min build/m);
+    expect(smoke.out).toMatch(/^ {2}kernel\s+[0-9a-f]{16}\s+~\s*\d+ min build/m);
     expect(smoke.out).toMatch(/estimate on this host \(\d+ CPUs\): ~\d+ min end to end/);
   });
 

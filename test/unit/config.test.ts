@@ -25,7 +25,11 @@ describe('lab.yaml', () => {
     const paper = loadConfig({ env: {} });
     expect(paper.profileName).toBe('paper');
     expect(paper.profile.sources.kflex).toEqual({ kind: 'git', url: 'https://github.com/rs3lab/KFlex', commit: '567387bc78715fed2f7f8fe314710c817335295e' });
-    expect(paper.profile.sources.kernel).toEqual({ kind: 'git', url: 'https://github.com/rs3lab/KFlex-linux', commit: 'a6d01774811c6a8ce2f31abd7e06e4a9066ef37b' });
+    expect(paper.profile.sources.kernel).toEqual({
+      kind: 'git',
+      url: 'https://github.com/rs3lab/KFlex-linux',
+      commit: 'a6d01774811c6a8ce2f31abd7e06e4a9066ef37b',
+    });
     const smoke = loadConfig({ profile: 'smoke', env: {} });
     expect(smoke.profile.sources.kernel).toEqual({ kind: 'debian-package', package: 'linux-source-6.1' });
     expect(smoke.profile.kernel.base).toBe('tinyconfig');
@@ -47,7 +51,7 @@ describe('lab.yaml', () => {
     expect(p).toHaveLength(1);
     expect(p[0]).toMatch(/lab\.yaml:\d+:\d+: image: unknown field\(s\) sise_mb; check the spelling/);
     const line = Number(p[0]!.split(':')[1]);
-    expect(base.replace('      size_mb: 2048\n', '      size_mb: 2048\n      sise_mb: 3\n').split('\n')[line - 1]).toMatch(/^      size_mb: 2048$/);
+    expect(base.replace('      size_mb: 2048\n', '      size_mb: 2048\n      sise_mb: 3\n').split('\n')[line - 1]).toMatch(/^ {6}size_mb: 2048$/);
   });
 
   it('reports a YAML syntax error with its position', () => {
@@ -60,7 +64,9 @@ describe('lab.yaml', () => {
     const cyc = writeConfig(base.replace('  paper:\n', '  paper:\n    extends: smoke\n'));
     expect(problems(() => loadConfig({ file: cyc, profile: 'smoke', env: {} }))[0]).toMatch(/extends: cycle smoke -> paper -> smoke/);
     const noSrc = writeConfig(base.replace('      source: kernel\n', '      source: kernal\n'));
-    expect(problems(() => loadConfig({ file: noSrc, env: {} }))[0]).toMatch(/kernel\.source: names source 'kernal', which profiles\.paper\.sources does not define; known: kflex, kernel, llvm, memtier/);
+    expect(problems(() => loadConfig({ file: noSrc, env: {} }))[0]).toMatch(
+      /kernel\.source: names source 'kernal', which profiles\.paper\.sources does not define; known: kflex, kernel, llvm, memtier/,
+    );
   });
 
   it('checks git sources are pinned', () => {
@@ -73,15 +79,28 @@ describe('lab.yaml', () => {
 
   it('applies --set, KFLEX_LAB__ environment and --source overrides, and names them in errors', () => {
     const kflex = tempDir();
-    const c = loadConfig({ profile: 'smoke', set: ['vms.server.memory_mb=4096', 'vms.link.backend=socket'], sources: [`kflex=${kflex}`], env: { KFLEX_LAB__VMS__CLIENT__CPUS: '2' } });
+    const c = loadConfig({
+      profile: 'smoke',
+      set: ['vms.server.memory_mb=4096', 'vms.link.backend=socket'],
+      sources: [`kflex=${kflex}`],
+      env: { KFLEX_LAB__VMS__CLIENT__CPUS: '2' },
+    });
     expect(c.profile.vms.server.memory_mb).toBe(4096);
     expect(c.profile.vms.client.cpus).toBe(2);
     expect(c.profile.vms.link.backend).toBe('socket');
     expect(c.profile.sources.kflex).toEqual({ kind: 'path', path: kflex });
-    expect(c.overrides).toMatchObject({ 'vms.server.memory_mb': '--set vms.server.memory_mb=4096', 'vms.client.cpus': 'environment KFLEX_LAB__VMS__CLIENT__CPUS', 'sources.kflex': `--source kflex=${kflex}` });
-    expect(problems(() => loadConfig({ set: ['vms.server.cpus=0'], env: {} }))).toEqual(['--set vms.server.cpus=0: vms.server.cpus: must be greater than or equal to 1']);
+    expect(c.overrides).toMatchObject({
+      'vms.server.memory_mb': '--set vms.server.memory_mb=4096',
+      'vms.client.cpus': 'environment KFLEX_LAB__VMS__CLIENT__CPUS',
+      'sources.kflex': `--source kflex=${kflex}`,
+    });
+    expect(problems(() => loadConfig({ set: ['vms.server.cpus=0'], env: {} }))).toEqual([
+      '--set vms.server.cpus=0: vms.server.cpus: must be greater than or equal to 1',
+    ]);
     expect(problems(() => loadConfig({ set: ['novalue'], env: {} }))[0]).toMatch(/--set novalue: expected key\.path=value/);
-    expect(problems(() => loadConfig({ sources: ['linux=/x'], env: {} }))[0]).toMatch(/--source linux=\/x: profile paper has no source named linux; known: kflex, kernel, llvm, memtier/);
+    expect(problems(() => loadConfig({ sources: ['linux=/x'], env: {} }))[0]).toMatch(
+      /--source linux=\/x: profile paper has no source named linux; known: kflex, kernel, llvm, memtier/,
+    );
   });
 
   it('takes the cache root from KFLEX_LAB_CACHE', () => {
@@ -110,7 +129,11 @@ describe('lab.yaml: values checked against the experiments, kernel/configs and t
     expect(text).not.toBe(base);
     const file = writeConfig(text);
     expect(problems(() => strict({ file }))).toEqual([
-      expect.stringMatching(new RegExp(`^${file}:${lineOf(text, 'variants: [kflex, bmc]')}:\\d+: experiments\\.redis-getset\\.variants: 'bmc' is not a variant of redis-getset; allowed: kflex, userspace$`)),
+      expect.stringMatching(
+        new RegExp(
+          `^${file}:${lineOf(text, 'variants: [kflex, bmc]')}:\\d+: experiments\\.redis-getset\\.variants: 'bmc' is not a variant of redis-getset; allowed: kflex, userspace$`,
+        ),
+      ),
     ]);
     expect(problems(() => strict({ set: ['experiments.guards.variants=[kflex,kflex]'] }))[0]).toMatch(/experiments\.guards\.variants: 'kflex' is listed twice/);
   });
@@ -122,7 +145,9 @@ describe('lab.yaml: values checked against the experiments, kernel/configs and t
     const text = base.replace('      guards:\n', '      gaurds:\n');
     const file = writeConfig(text);
     // A block mapping's position is its first field's line (where its value node starts), as for unknown fields.
-    expect(problems(() => strict({ file }))).toEqual([expect.stringMatching(new RegExp(`^${file}:${lineOf(text, 'gaurds:') + 1}:\\d+: experiments\\.gaurds: no such experiment; allowed: memcache, `))]);
+    expect(problems(() => strict({ file }))).toEqual([
+      expect.stringMatching(new RegExp(`^${file}:${lineOf(text, 'gaurds:') + 1}:\\d+: experiments\\.gaurds: no such experiment; allowed: memcache, `)),
+    ]);
   });
 
   it('refuses a kernel fragment that is not in kernel/configs, or a fragment or base file that does not exist', () => {
@@ -131,13 +156,22 @@ describe('lab.yaml: values checked against the experiments, kernel/configs and t
     ]);
     const text = base.replace('fragments: [vm-guest, bpf-xdp]', 'fragments: [vm-guest, bpf_xdp]');
     const file = writeConfig(text);
-    expect(problems(() => strict({ file }))).toEqual([expect.stringMatching(new RegExp(`^${file}:${lineOf(text, 'bpf_xdp')}:\\d+: kernel\\.fragments: 'bpf_xdp' is not a fragment in `))]);
-    expect(problems(() => strict({ set: ['kernel.fragments=[/nonexistent/x.config]'] }))[0]).toMatch(/kernel\.fragments: no file \/nonexistent\/x\.config; give an existing \.config fragment/);
-    expect(problems(() => strict({ set: ['kernel.base=/nonexistent/.config'] }))[0]).toMatch(/kernel\.base: no file \/nonexistent\/\.config; allowed: tinyconfig, defconfig, or a path to a full \.config/);
+    expect(problems(() => strict({ file }))).toEqual([
+      expect.stringMatching(new RegExp(`^${file}:${lineOf(text, 'bpf_xdp')}:\\d+: kernel\\.fragments: 'bpf_xdp' is not a fragment in `)),
+    ]);
+    expect(problems(() => strict({ set: ['kernel.fragments=[/nonexistent/x.config]'] }))[0]).toMatch(
+      /kernel\.fragments: no file \/nonexistent\/x\.config; give an existing \.config fragment/,
+    );
+    expect(problems(() => strict({ set: ['kernel.base=/nonexistent/.config'] }))[0]).toMatch(
+      /kernel\.base: no file \/nonexistent\/\.config; allowed: tinyconfig, defconfig, or a path to a full \.config/,
+    );
     // A fragment given by path, a distribution .config as base, and another fragments directory are fine.
     const dir = tempDir();
     writeFileSync(join(dir, 'mine.config'), 'CONFIG_X=y\n');
-    expect(strict({ set: [`kernel.fragments=[vm-guest,${dir}/mine.config]`, `kernel.base=${dir}/mine.config`] }).profile.kernel.fragments).toEqual(['vm-guest', `${dir}/mine.config`]);
+    expect(strict({ set: [`kernel.fragments=[vm-guest,${dir}/mine.config]`, `kernel.base=${dir}/mine.config`] }).profile.kernel.fragments).toEqual([
+      'vm-guest',
+      `${dir}/mine.config`,
+    ]);
     expect(problems(() => strict({ fragmentsDir: dir }))[0]).toMatch(/'vm-guest' is not a fragment in .*; allowed: mine/);
   });
 
@@ -145,9 +179,14 @@ describe('lab.yaml: values checked against the experiments, kernel/configs and t
     expect(problems(() => strict({ sources: ['kflex=/nonexistent'] }))).toEqual([
       '--source kflex=/nonexistent: sources.kflex: path /nonexistent does not exist; give an existing directory or file (--source kflex=PATH)',
     ]);
-    const text = base.replace('      memtier: { kind: git, url: https://github.com/RedisLabs/memtier_benchmark, ref: 2.1.1 }', '      memtier: { kind: path, path: /nonexistent/memtier }');
+    const text = base.replace(
+      '      memtier: { kind: git, url: https://github.com/RedisLabs/memtier_benchmark, ref: 2.1.1 }',
+      '      memtier: { kind: path, path: /nonexistent/memtier }',
+    );
     const file = writeConfig(text);
-    expect(problems(() => strict({ file }))).toEqual([expect.stringMatching(new RegExp(`^${file}:${lineOf(text, '/nonexistent/memtier')}:\\d+: sources\\.memtier: path /nonexistent/memtier does not exist`))]);
+    expect(problems(() => strict({ file }))).toEqual([
+      expect.stringMatching(new RegExp(`^${file}:${lineOf(text, '/nonexistent/memtier')}:\\d+: sources\\.memtier: path /nonexistent/memtier does not exist`)),
+    ]);
     // checked without the caller's lists too: it needs nothing from outside core/
     expect(problems(() => loadConfig({ sources: ['kflex=/nonexistent'], env: {} }))).toHaveLength(1);
     const dir = join(tempDir(), 'KFlex');
@@ -167,20 +206,34 @@ describe('lab.yaml: values checked against the experiments, kernel/configs and t
       ['experiments.redis-getset.grid.ratio=["1/9"]', /grid\.ratio: "1\/9" is out of range/],
       ['experiments.redis-zadd.quick.grid.requests=[-5]', /experiments\.redis-zadd\.quick\.grid\.requests: -5 is out of range/],
       ['experiments.datastructures.grid.filter=[""]', /grid\.filter: "" is out of range; allowed: a non-empty ffkx-bench --benchmark_filter regex/],
-      ['experiments.memcache.grid.thread=[1]', /experiments\.memcache\.grid\.thread: no experiment reads grid key 'thread'; allowed: set_get, ratio, threads, /],
+      [
+        'experiments.memcache.grid.thread=[1]',
+        /experiments\.memcache\.grid\.thread: no experiment reads grid key 'thread'; allowed: set_get, ratio, threads, /,
+      ],
     ];
-    for (const [set, re] of cases) expect(problems(() => strict({ set: [set] })), set).toEqual([expect.stringMatching(re)]);
+    for (const [set, re] of cases)
+      expect(
+        problems(() => strict({ set: [set] })),
+        set,
+      ).toEqual([expect.stringMatching(re)]);
     // In the file: the position is the bad value's line.
     const text = base.replace('grid: { requests: [20000], threads: [1], clients: [8] }', 'grid: { requests: [20000], threads: [1], clients: [-8] }');
     const file = writeConfig(text);
     expect(problems(() => strict({ file, profile: 'smoke' }))).toEqual([
       expect.stringMatching(new RegExp(`^${file}:${lineOf(text, 'clients: [-8]')}:\\d+: experiments\\.redis-zadd\\.grid\\.clients: -8 is out of range`)),
     ]);
-    expect(strict({ set: ['experiments.memcache.grid.threads=[1,2]', 'experiments.memcache.grid.set_get=["0:1"]'] }).profile.experiments.memcache!.grid.threads).toEqual([1, 2]);
+    expect(
+      strict({ set: ['experiments.memcache.grid.threads=[1,2]', 'experiments.memcache.grid.set_get=["0:1"]'] }).profile.experiments.memcache!.grid.threads,
+    ).toEqual([1, 2]);
   });
 
   it('reports every problem at once', () => {
-    const p = problems(() => strict({ set: ['experiments.memcache.variants=[nosuch]', 'experiments.memcache.grid.threads=[-1]', 'kernel.fragments=[nosuch]'], sources: ['kflex=/nonexistent'] }));
+    const p = problems(() =>
+      strict({
+        set: ['experiments.memcache.variants=[nosuch]', 'experiments.memcache.grid.threads=[-1]', 'kernel.fragments=[nosuch]'],
+        sources: ['kflex=/nonexistent'],
+      }),
+    );
     expect(p).toHaveLength(4);
   });
 });

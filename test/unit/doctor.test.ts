@@ -2,7 +2,17 @@ import { describe, it, expect } from 'vitest';
 import { chmodSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { parseQemuVersion, parseClangVersion, llcHasBpf, parsePaholeVersion, parseMmdebstrapVersion, cgroupV2FromMounts, aptLine, programChecks, runDoctor } from '../../core/doctor.js';
+import {
+  parseQemuVersion,
+  parseClangVersion,
+  llcHasBpf,
+  parsePaholeVersion,
+  parseMmdebstrapVersion,
+  cgroupV2FromMounts,
+  aptLine,
+  programChecks,
+  runDoctor,
+} from '../../core/doctor.js';
 import { parseAptSources, hostDebianMirror } from '../../core/apt.js';
 import { findOnPath, HOST_PACKAGES_FILE, packageTable, renderHostPackages, requireNeeds, type NeedGroup } from '../../core/requirements.js';
 import { allNeedGroups, profileNeedGroups } from '../../lab/requirements.js';
@@ -30,23 +40,34 @@ describe('doctor parsers on real tool output', () => {
     expect(cgroupV2FromMounts('proc /proc proc rw 0 0\n')).toBe('none');
     // The tap verdict is the link backend's (vm/link/tap.ts), the one the link chooser uses too.
     expect(tapCapabilityFrom({ status: fx('proc-status-root.txt'), tun: true, vhostNet: false, ipTool: true }).ok).toBe(true);
-    expect(tapCapabilityFrom({ status: 'CapEff:\t0000000000000000\n', tun: true, vhostNet: false, ipTool: true })).toMatchObject({ ok: false, why: 'lacks CAP_NET_ADMIN and CAP_SYS_ADMIN' });
+    expect(tapCapabilityFrom({ status: 'CapEff:\t0000000000000000\n', tun: true, vhostNet: false, ipTool: true })).toMatchObject({
+      ok: false,
+      why: 'lacks CAP_NET_ADMIN and CAP_SYS_ADMIN',
+    });
   });
 
   it('prints one apt-get line for everything missing, without duplicates', () => {
-    expect(aptLine([
-      { name: 'qemu', level: 'fail', detail: '', packages: ['qemu-system-x86', 'qemu-utils'] },
-      { name: 'qemu-img', level: 'fail', detail: '', packages: ['qemu-utils'] },
-      { name: 'ok', level: 'ok', detail: '', packages: ['never'] },
-    ])).toBe('apt-get install -y qemu-system-x86 qemu-utils');
+    expect(
+      aptLine([
+        { name: 'qemu', level: 'fail', detail: '', packages: ['qemu-system-x86', 'qemu-utils'] },
+        { name: 'qemu-img', level: 'fail', detail: '', packages: ['qemu-utils'] },
+        { name: 'ok', level: 'ok', detail: '', packages: ['never'] },
+      ]),
+    ).toBe('apt-get install -y qemu-system-x86 qemu-utils');
     expect(aptLine([{ name: 'x', level: 'ok', detail: '' }])).toBeUndefined();
   });
 
   it('finds the Debian mirror in one-line and deb822 apt sources, never the security archive', () => {
-    const deb822 = parseAptSources('Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n', true);
+    const deb822 = parseAptSources(
+      'Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n',
+      true,
+    );
     expect(deb822).toHaveLength(2);
     expect(hostDebianMirror(deb822)).toBe('http://mirror.example/debian');
-    const classic = parseAptSources('# comment\ndeb [arch=amd64] http://m.example/debian/ trixie main contrib\ndeb http://m.example/debian-security trixie-security main\n', false);
+    const classic = parseAptSources(
+      '# comment\ndeb [arch=amd64] http://m.example/debian/ trixie main contrib\ndeb http://m.example/debian-security trixie-security main\n',
+      false,
+    );
     expect(classic[0]).toEqual({ uri: 'http://m.example/debian/', suites: ['trixie'], components: ['main', 'contrib'] });
     expect(hostDebianMirror(classic)).toBe('http://m.example/debian');
     expect(hostDebianMirror([])).toBeUndefined();
@@ -100,10 +121,22 @@ describe('declared host programs: the doctor checks them, install-deps installs 
   it('a stage refuses to start without its programs (for `build`, which runs no doctor)', async () => {
     const groups = await profileNeedGroups(smoke);
     const kernel = groups.find((g) => g.stage === 'kernel')!;
-    expect(() => requireNeeds('kernel', kernel.needs.filter((n) => !n.file), stubPath(groups, ['rsync', 'bc']))).toThrow(
+    expect(() =>
+      requireNeeds(
+        'kernel',
+        kernel.needs.filter((n) => !n.file),
+        stubPath(groups, ['rsync', 'bc']),
+      ),
+    ).toThrow(
       /rsync not found; the kernel stage needs it: make headers_install[^\n]*\n.*bc not found[^\n]*\ninstall: apt-get install -y bc rsync|rsync not found[\s\S]*install: apt-get install -y (rsync bc|bc rsync)/,
     );
-    expect(() => requireNeeds('kernel', kernel.needs.filter((n) => !n.file), stubPath(groups, []))).not.toThrow();
+    expect(() =>
+      requireNeeds(
+        'kernel',
+        kernel.needs.filter((n) => !n.file),
+        stubPath(groups, []),
+      ),
+    ).not.toThrow();
   });
 
   it('the profiles check what their stages run: smoke fetches a Debian package, paper git sources and builds KFlex', async () => {
@@ -142,7 +175,9 @@ describe('declared host programs: the doctor checks them, install-deps installs 
         const text = readFileSync(join(ROOT, dir, f), 'utf8');
         // Host commands: run/probe/spawn with a literal argv[0], and the argv builders' first word. `.exec([...])` runs in a guest.
         const direct = [...text.matchAll(/\b(?:run|probe|spawnSync|spawn|execFileSync)\(\s*\[?\s*'([^'\s]+)'/g)].map((m) => m[1]!);
-        const builders = [...text.matchAll(/function \w+Argv\([^)]*\)[^{]*\{([\s\S]*?)\n\}/g)].flatMap((m) => [...m[1]!.matchAll(/return \[\s*\[?\s*(?:\.\.\.\([^)]*\),\s*)?'([^'\s]+)'/g)].map((x) => x[1]!));
+        const builders = [...text.matchAll(/function \w+Argv\([^)]*\)[^{]*\{([\s\S]*?)\n\}/g)].flatMap((m) =>
+          [...m[1]!.matchAll(/return \[\s*\[?\s*(?:\.\.\.\([^)]*\),\s*)?'([^'\s]+)'/g)].map((x) => x[1]!),
+        );
         for (const p of [...direct, ...builders]) if (!found.has(p)) found.set(p, `${dir}/${f}`);
       }
     expect(found.size).toBeGreaterThan(10);

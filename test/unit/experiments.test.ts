@@ -1,6 +1,17 @@
 import { describe, it, expect } from 'vitest';
 import { loadConfig } from '../../core/config.js';
-import { planCells, gridPoints, paramsSlug, unmetRequirement, summarize, summaryCsv, median, coefficientOfVariation, effectiveSettings, type CellRecord } from '../../experiments/runner.js';
+import {
+  planCells,
+  gridPoints,
+  paramsSlug,
+  unmetRequirement,
+  summarize,
+  summaryCsv,
+  median,
+  coefficientOfVariation,
+  effectiveSettings,
+  type CellRecord,
+} from '../../experiments/runner.js';
 import { EXPERIMENTS } from '../../experiments/index.js';
 import { memcaslapConfig, memcaslapArgv } from '../../experiments/memcache.js';
 import { redisBenchmarkZaddArgv, memtierArgv } from '../../experiments/redis.js';
@@ -8,8 +19,21 @@ import { judgeClaims, loadClaims } from '../../report/claims.js';
 import type { Capabilities } from '../../experiments/types.js';
 
 const caps = (over: Partial<Capabilities> = {}): Capabilities => ({
-  kernelRelease: '6.1.192', kflexKernel: false, kflexKernelWhy: 'not a KFlex kernel', ffkx: false, ffkxWhy: 'no ffkx', nativeXdp: true,
-  serverMemoryMb: 1024, serverCpus: 1, memtier: false, la57: true, accel: 'tcg', linkIfindex: 3, bmc: false, bmcWhy: 'no bmc', ...over,
+  kernelRelease: '6.1.192',
+  kflexKernel: false,
+  kflexKernelWhy: 'not a KFlex kernel',
+  ffkx: false,
+  ffkxWhy: 'no ffkx',
+  nativeXdp: true,
+  serverMemoryMb: 1024,
+  serverCpus: 1,
+  memtier: false,
+  la57: true,
+  accel: 'tcg',
+  linkIfindex: 3,
+  bmc: false,
+  bmcWhy: 'no bmc',
+  ...over,
 });
 
 describe('experiment grid', () => {
@@ -19,14 +43,20 @@ describe('experiment grid', () => {
     expect(new Set(all.map((c) => c.experiment.id))).toEqual(new Set(['memcache', 'redis-getset', 'redis-zadd', 'datastructures', 'guards']));
     expect(all.filter((c) => c.experiment.id === 'memcache')).toHaveLength(4); // 2 variants x 1 point x 2 reps
     const quick = planCells(smoke, { quick: true, only: ['redis-zadd'] });
-    expect(quick.map((c) => [c.variant.id, c.params.requests, c.rep])).toEqual([['kflex', 5000, 1], ['userspace', 5000, 1]]);
+    expect(quick.map((c) => [c.variant.id, c.params.requests, c.rep])).toEqual([
+      ['kflex', 5000, 1],
+      ['userspace', 5000, 1],
+    ]);
     expect(quick[1]!.path).toBe('runs/redis-zadd/userspace/requests=5000,threads=1,clients=8/rep-1');
     const paper = loadConfig({ env: {} }).profile;
     expect(planCells(paper, { only: ['memcache'] })).toHaveLength(3 * 2 * 3);
   });
 
   it('grid points and slugs', () => {
-    expect(gridPoints({ a: [1, 2], b: ['x'] })).toEqual([{ a: 1, b: 'x' }, { a: 2, b: 'x' }]);
+    expect(gridPoints({ a: [1, 2], b: ['x'] })).toEqual([
+      { a: 1, b: 'x' },
+      { a: 2, b: 'x' },
+    ]);
     expect(gridPoints({})).toEqual([{}]);
     expect(paramsSlug({ set_get: '10:90', n: 8 })).toBe('set_get=10-90,n=8');
     expect(paramsSlug({})).toBe('default');
@@ -50,7 +80,9 @@ describe('requirements', () => {
   });
   it('refuses a heap that does not fit, with the numbers', () => {
     const why = unmetRequirement(byId('redis-zadd', 'kflex'), caps({ kflexKernel: true, ffkx: true, memtier: true, serverMemoryMb: 32768 }));
-    expect(why).toMatch(/needs a 256 GiB KFlex heap \(allocated whole at map creation\) \+ the guest, its struct pages and page tables \(~263 GiB\); the server has 32\.0 GiB: raise vms\.server\.memory_mb/);
+    expect(why).toMatch(
+      /needs a 256 GiB KFlex heap \(allocated whole at map creation\) \+ the guest, its struct pages and page tables \(~263 GiB\); the server has 32\.0 GiB: raise vms\.server\.memory_mb/,
+    );
     expect(unmetRequirement(byId('memcache', 'kflex'), caps({ kflexKernel: true, ffkx: true, serverMemoryMb: 140 * 1024 }))).toBeUndefined();
   });
   it('without LA57 a 128 GiB heap cannot be placed, a 256 GiB one can', () => {
@@ -63,10 +95,30 @@ describe('requirements', () => {
 describe('client command lines', () => {
   it('memcaslap -F config and UDP flags', () => {
     expect(memcaslapConfig('10:90', 32)).toBe('key\n32 32 1\nvalue\n32 32 1\ncmd\n0 0.1000\n1 0.9000\n');
-    expect(memcaslapArgv('10.77.0.1', { threads: 2, concurrency: 8, seconds: 5, udp: true })).toEqual(['memcaslap', '-s', '10.77.0.1:6969', '-F', '/tmp/memcaslap.cfg', '-T', '2', '-c', '8', '-U', '-S', '1s', '-t', '5s']);
+    expect(memcaslapArgv('10.77.0.1', { threads: 2, concurrency: 8, seconds: 5, udp: true })).toEqual([
+      'memcaslap',
+      '-s',
+      '10.77.0.1:6969',
+      '-F',
+      '/tmp/memcaslap.cfg',
+      '-T',
+      '2',
+      '-c',
+      '8',
+      '-U',
+      '-S',
+      '1s',
+      '-t',
+      '5s',
+    ]);
   });
   it("the seed's ZADD line and memtier's redis protocol", () => {
-    expect(redisBenchmarkZaddArgv('s', { threads: 64, clients: 64, requests: 2000000 }).slice(-4)).toEqual(['zadd', 'f__rand_int__f', '__rand_int__', 'ele:rand__rand_int__:__rand_int__']);
+    expect(redisBenchmarkZaddArgv('s', { threads: 64, clients: 64, requests: 2000000 }).slice(-4)).toEqual([
+      'zadd',
+      'f__rand_int__f',
+      '__rand_int__',
+      'ele:rand__rand_int__:__rand_int__',
+    ]);
     expect(memtierArgv('s', { ratio: '10:90', dataSize: 64, clients: 8, threads: 1, seconds: 5 })).toContain('--protocol=redis');
     expect(memtierArgv('s', { ratio: '10:90', dataSize: 64, clients: 8, threads: 1, seconds: 5 })).toContain('--test-time=5');
     // The artifact's line: a request count per client, 64 threads, memtier's default clients.
@@ -76,7 +128,17 @@ describe('client command lines', () => {
   });
 });
 
-const rec = (experiment: string, variant: string, status: CellRecord['status'], metrics?: Record<string, number>, reason?: string): CellRecord => ({ experiment, variant, params: { n: 1 }, rep: 1, status, metrics, reason, started: '', seconds: 1 });
+const rec = (experiment: string, variant: string, status: CellRecord['status'], metrics?: Record<string, number>, reason?: string): CellRecord => ({
+  experiment,
+  variant,
+  params: { n: 1 },
+  rep: 1,
+  status,
+  metrics,
+  reason,
+  started: '',
+  seconds: 1,
+});
 
 describe('summary', () => {
   it('median, min, max, CV over good repetitions; counts of each status', () => {
@@ -84,7 +146,12 @@ describe('summary', () => {
     expect(median([4, 1, 2, 3])).toBe(2.5);
     expect(coefficientOfVariation([10])).toBe(0);
     expect(coefficientOfVariation([9, 11])).toBeCloseTo(Math.SQRT2 / 10, 6);
-    const rows = summarize([rec('memcache', 'userspace', 'ok', { tps: 100 }), rec('memcache', 'userspace', 'ok', { tps: 300 }), rec('memcache', 'userspace', 'failed', undefined, 'boom'), rec('memcache', 'kflex', 'skipped', undefined, 'not KFlex')]);
+    const rows = summarize([
+      rec('memcache', 'userspace', 'ok', { tps: 100 }),
+      rec('memcache', 'userspace', 'ok', { tps: 300 }),
+      rec('memcache', 'userspace', 'failed', undefined, 'boom'),
+      rec('memcache', 'kflex', 'skipped', undefined, 'not KFlex'),
+    ]);
     expect(rows.find((r) => r.variant === 'userspace')).toMatchObject({ metric: 'tps', median: 200, min: 100, max: 300, n_ok: 2, n_failed: 1, n_skipped: 0 });
     expect(rows.find((r) => r.variant === 'kflex')).toMatchObject({ metric: '-', n_skipped: 1, reason: 'not KFlex' });
     expect(summaryCsv(rows).split('\n')[0]).toBe('experiment,variant,params,metric,n_ok,n_failed,n_skipped,median,min,max,cv,reason');
@@ -133,7 +200,11 @@ describe('deviations from the artifact', () => {
     expect(loads[0]!.lab).toMatch(/threads 1 \(artifact 128\)/);
     const all = runDeviations(smoke, { accel: 'tcg', cells: smokeCells, records: [] });
     expect(all[0]!.topic).toBe('accelerator');
-    for (const t of ['toolchain', 'kernel', 'server/client pairing', 'host tuning', 'client load']) expect(all.map((d) => d.topic), t).toContain(t);
+    for (const t of ['toolchain', 'kernel', 'server/client pairing', 'host tuning', 'client load'])
+      expect(
+        all.map((d) => d.topic),
+        t,
+      ).toContain(t);
     for (const d of all) for (const f of ['artifact', 'lab', 'why', 'affects'] as const) expect(d[f].length, `${d.topic}.${f}`).toBeGreaterThan(2);
   });
 });

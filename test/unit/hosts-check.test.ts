@@ -17,7 +17,14 @@ const client = () => parseGather(fx('gather-client.txt'), { role: 'client', dest
 describe("parsing what the hosts' commands print (captured on the lab's VMs)", () => {
   it('reads the server: kernel, distribution, ids, RAM, CPU and la57, the SSH session and its route', () => {
     const s = server();
-    expect(s).toMatchObject({ hostname: 'server', kernel: '6.1.192', uid: 0, cpus: 1, machineId: '5af27471bc5d41a38e50d4d4a98a6541', bootId: 'e2787c02-7826-4a75-a4f1-eda119d9bf65' });
+    expect(s).toMatchObject({
+      hostname: 'server',
+      kernel: '6.1.192',
+      uid: 0,
+      cpus: 1,
+      machineId: '5af27471bc5d41a38e50d4d4a98a6541',
+      bootId: 'e2787c02-7826-4a75-a4f1-eda119d9bf65',
+    });
     expect(s.os).toMatchObject({ id: 'debian', codename: 'trixie', versionId: '13', pretty: 'Debian GNU/Linux 13 (trixie)' });
     expect(s.memory).toEqual({ totalMb: 993, availableMb: 949 });
     expect(s.cpu).toEqual({ model: 'QEMU TCG CPU version 2.5+', la57: true });
@@ -44,7 +51,15 @@ describe("parsing what the hosts' commands print (captured on the lab's VMs)", (
     expect(s.binaries).toMatchObject({ memcached: '/usr/bin/memcached', bpftool: '/usr/sbin/bpftool', ethtool: '/usr/sbin/ethtool' });
     expect(s.kflexFiles).toEqual({ ffkx: undefined, 'ffkx-bench': undefined });
     expect(s.btf).toEqual({ kind: 'not-kflex' });
-    expect(client().binaries).toEqual({ memcaslap: '/usr/bin/memcaslap', 'redis-benchmark': '/usr/bin/redis-benchmark', memtier_benchmark: undefined, ip: '/usr/sbin/ip', ping: '/usr/bin/ping', bash: '/usr/bin/bash', pkill: '/usr/bin/pkill' });
+    expect(client().binaries).toEqual({
+      memcaslap: '/usr/bin/memcaslap',
+      'redis-benchmark': '/usr/bin/redis-benchmark',
+      memtier_benchmark: undefined,
+      ip: '/usr/sbin/ip',
+      ping: '/usr/bin/ping',
+      bash: '/usr/bin/bash',
+      pkill: '/usr/bin/pkill',
+    });
   });
 
   it("reads ip's XDP object (the lab's probe attached in driver mode) and its absence", () => {
@@ -56,17 +71,30 @@ describe("parsing what the hosts' commands print (captured on the lab's VMs)", (
     const text = fx('gather-server.txt').replace(/(@@kflex-lab:link\n)[^\n]*\n/, `$1${fx('ip-link-missing.txt')}`);
     const f = parseGather(text, { role: 'server', destination: 'server', linkIf: 'eth9' });
     expect(f.linkError).toBe('Device "eth9" does not exist.');
-    expect(linkInterfaceRefusal(f)).toBe('server.link.interface: eth9 does not exist on server (ip: Device "eth9" does not exist.); its interfaces: eth0, eth1, sit0');
+    expect(linkInterfaceRefusal(f)).toBe(
+      'server.link.interface: eth9 does not exist on server (ip: Device "eth9" does not exist.); its interfaces: eth0, eth1, sit0',
+    );
   });
 
   it("reads ethtool -i of a bare-metal NIC (assembled: an X710 port's fields) and ip route get", () => {
-    expect(parseEthtoolInfo(fx('ethtool-i40e.txt'))).toEqual({ driver: 'i40e', version: '6.1.0-27-amd64', firmware: '9.20 0x8000d8c5 1.3146.0', busInfo: '0000:3b:00.0' });
+    expect(parseEthtoolInfo(fx('ethtool-i40e.txt'))).toEqual({
+      driver: 'i40e',
+      version: '6.1.0-27-amd64',
+      firmware: '9.20 0x8000d8c5 1.3146.0',
+      busInfo: '0000:3b:00.0',
+    });
     expect(parseRouteGet(fx('ip-route-get.json'))).toEqual({ dev: 'eth1', src: '10.77.0.2', gateway: undefined });
     expect(parseRouteGet('RTNETLINK answers: Network is unreachable')).toBeUndefined();
   });
 
   it('reads Ubuntu os-release (ID_LIKE) and sections with nothing after them', () => {
-    expect(parseOsRelease('NAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\nID_LIKE=debian\nPRETTY_NAME="Ubuntu 24.04.1 LTS"\nVERSION_CODENAME=noble\n')).toEqual({ id: 'ubuntu', idLike: ['debian'], versionId: '24.04', codename: 'noble', pretty: 'Ubuntu 24.04.1 LTS' });
+    expect(parseOsRelease('NAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\nID_LIKE=debian\nPRETTY_NAME="Ubuntu 24.04.1 LTS"\nVERSION_CODENAME=noble\n')).toEqual({
+      id: 'ubuntu',
+      idLike: ['debian'],
+      versionId: '24.04',
+      codename: 'noble',
+      pretty: 'Ubuntu 24.04.1 LTS',
+    });
     expect(splitSections('junk\n@@kflex-lab:a\n1\n@@kflex-lab:b\n')).toEqual({ a: '1', b: '' });
   });
 
@@ -91,7 +119,15 @@ describe('what hosts check says from those facts', () => {
     const s = server();
     const c = client();
     mut(s, c);
-    return { facts: { server: s, client: c }, raw: {}, unreachable: {}, uid: { server: 0, client: 0 }, serverIp: '10.77.0.1', clientIp: '10.77.0.2', refusals: [] };
+    return {
+      facts: { server: s, client: c },
+      raw: {},
+      unreachable: {},
+      uid: { server: 0, client: 0 },
+      serverIp: '10.77.0.1',
+      clientIp: '10.77.0.2',
+      refusals: [],
+    };
   };
 
   it('one install line per host for what is missing; memtier is named, not invented as a package', () => {
@@ -102,7 +138,10 @@ describe('what hosts check says from those facts', () => {
       { heaps: [], profileCpus: { server: 1, client: 1 } },
     );
     expect(a.install).toEqual({ client: 'apt-get install -y redis-tools' });
-    expect(a.checks.find((c) => c.host === 'client' && c.name === 'binaries')).toMatchObject({ level: 'fail', detail: expect.stringMatching(/^missing: redis-benchmark, memtier_benchmark; memtier_benchmark: not packaged by Debian or Ubuntu/) });
+    expect(a.checks.find((c) => c.host === 'client' && c.name === 'binaries')).toMatchObject({
+      level: 'fail',
+      detail: expect.stringMatching(/^missing: redis-benchmark, memtier_benchmark; memtier_benchmark: not packaged by Debian or Ubuntu/),
+    });
   });
 
   it('a non-root login gets sudo in its line; Ubuntu gets bpftool from linux-tools of its kernel', () => {
@@ -110,7 +149,9 @@ describe('what hosts check says from those facts', () => {
     const plan = installPlan(['bpftool', 'memcached', 'ss', 'ip'], ubuntu, '6.8.0-45-generic');
     expect(installLine(plan, false, ubuntu)).toBe('sudo apt-get install -y linux-tools-common linux-tools-6.8.0-45-generic memcached iproute2');
     const fedora = parseOsRelease('ID=fedora\nPRETTY_NAME="Fedora Linux 40"\n');
-    expect(installLine(installPlan(['memcached'], fedora, '6.9'), true, fedora)).toBe('(no package mapping for Fedora Linux 40: install memcached with its package manager)');
+    expect(installLine(installPlan(['memcached'], fedora, '6.9'), true, fedora)).toBe(
+      '(no package mapping for Fedora Linux 40: install memcached with its package manager)',
+    );
   });
 
   it("the profile's heaps against the server's RAM, and the KFlex kernel with how to get one", () => {
@@ -118,8 +159,14 @@ describe('what hosts check says from those facts', () => {
     const heaps = profileHeaps(paper, EXPERIMENTS);
     expect(heaps[0]).toBeGreaterThanOrEqual(64);
     const a = assess(ins(), { heaps, profileCpus: { server: 8, client: 8 } });
-    expect(a.checks.find((c) => c.name === 'heap ram')).toMatchObject({ level: 'warn', detail: expect.stringMatching(/^1\.0 GiB of RAM: the KFlex heaps \d+ GiB \(needs ~\d+ GiB of RAM\)/) });
-    expect(a.checks.find((c) => c.name === 'kflex kernel')).toMatchObject({ level: 'warn', fix: expect.stringMatching(/kflex-lab build kernel --deb --profile paper.*never reboots/) });
+    expect(a.checks.find((c) => c.name === 'heap ram')).toMatchObject({
+      level: 'warn',
+      detail: expect.stringMatching(/^1\.0 GiB of RAM: the KFlex heaps \d+ GiB \(needs ~\d+ GiB of RAM\)/),
+    });
+    expect(a.checks.find((c) => c.name === 'kflex kernel')).toMatchObject({
+      level: 'warn',
+      fix: expect.stringMatching(/kflex-lab build kernel --deb --profile paper.*never reboots/),
+    });
     expect(a.checks.find((c) => c.host === 'server' && c.name === 'cpus')).toMatchObject({ level: 'warn' });
     expect(profileHeaps(smoke, EXPERIMENTS)).toEqual(heaps.filter((h) => profileHeaps(smoke, EXPERIMENTS).includes(h)));
   });
@@ -133,8 +180,12 @@ describe('what hosts check says from those facts', () => {
   });
 
   it("keeps ip's words when a driver refuses XDP, not the VM advice", () => {
-    const e = new Error("native (driver-mode) XDP refused on the server's eno1: the NIC driver has no native XDP: the link NIC must be virtio-net-pci\n  ip said: Error: Underlying driver does not support XDP in native mode.");
-    expect(xdpRefusalOf(e, 'e1000e', 'eno1')).toBe('driver e1000e refused driver-mode XDP on eno1: Error: Underlying driver does not support XDP in native mode.');
+    const e = new Error(
+      "native (driver-mode) XDP refused on the server's eno1: the NIC driver has no native XDP: the link NIC must be virtio-net-pci\n  ip said: Error: Underlying driver does not support XDP in native mode.",
+    );
+    expect(xdpRefusalOf(e, 'e1000e', 'eno1')).toBe(
+      'driver e1000e refused driver-mode XDP on eno1: Error: Underlying driver does not support XDP in native mode.',
+    );
   });
 });
 
@@ -146,7 +197,9 @@ describe('what hosts prepare would do', () => {
       { host: 'client', kind: 'apt', packages: ['redis-tools'], detail: 'apt-get install -y --no-install-recommends redis-tools' },
       { host: 'client', kind: 'note', detail: expect.stringMatching(/^memtier_benchmark: not packaged/) },
     ]);
-    expect(planPrepare('server', server(), { suite: 'trixie', why: 'profile smoke builds no KFlex user space' })).toEqual([{ host: 'server', kind: 'note', detail: 'ffkx, ffkx-bench: profile smoke builds no KFlex user space' }]);
+    expect(planPrepare('server', server(), { suite: 'trixie', why: 'profile smoke builds no KFlex user space' })).toEqual([
+      { host: 'server', kind: 'note', detail: 'ffkx, ffkx-bench: profile smoke builds no KFlex user space' },
+    ]);
   });
 
   it("copies the kflex build (with its runtime libraries) only to a host that runs the build's suite", () => {
@@ -157,6 +210,12 @@ describe('what hosts prepare would do', () => {
     expect(steps[0]!.packages).toContain('libabsl-dev');
     expect(steps[1]!.files).toEqual(['ffkx', 'ffkx-bench', 'ffkx-test', 'kmemcache.bpf.o']);
     const other = planPrepare('server', server(), { suite: 'forky', dir });
-    expect(other).toEqual([{ host: 'server', kind: 'note', detail: expect.stringMatching(/build is for Debian forky, and this host runs Debian GNU\/Linux 13 \(trixie\): its libraries .* would not match/) }]);
+    expect(other).toEqual([
+      {
+        host: 'server',
+        kind: 'note',
+        detail: expect.stringMatching(/build is for Debian forky, and this host runs Debian GNU\/Linux 13 \(trixie\): its libraries .* would not match/),
+      },
+    ]);
   });
 });

@@ -66,22 +66,36 @@ client:
 
   it('a missing section or field says so at the nearest enclosing line', () => {
     expect(problems('server:\n  destination: a\n  link: { interface: eth1 }\n')).toEqual(['/x/hosts.yaml:1:1: client: missing; expected object']);
-    expect(problems('server:\n  destination: a\nclient:\n  destination: b\n  link: { interface: eth1 }\n')).toEqual(['/x/hosts.yaml:2:3: server.link: missing; expected object']);
+    expect(problems('server:\n  destination: a\nclient:\n  destination: b\n  link: { interface: eth1 }\n')).toEqual([
+      '/x/hosts.yaml:2:3: server.link: missing; expected object',
+    ]);
   });
 
   it('unknown top-level fields, ssh:// URIs and YAML syntax errors are refused with positions', () => {
-    expect(problems(`${GOOD.replace('ssh_config: ./ssh_config\n', '')}sever: {}\n`)).toEqual([expect.stringMatching(/^\/x\/hosts\.yaml:1:1: \(file\): unknown field\(s\) sever; allowed: ssh_config, server, client$/)]);
-    expect(problems(GOOD.replace('ssh_config: ./ssh_config\n', '').replace('destination: server', 'destination: ssh://root@h:2222'))[0]).toMatch(/:2:16: server\.destination: .*write destination: host with user: and port:/);
+    expect(problems(`${GOOD.replace('ssh_config: ./ssh_config\n', '')}sever: {}\n`)).toEqual([
+      expect.stringMatching(/^\/x\/hosts\.yaml:1:1: \(file\): unknown field\(s\) sever; allowed: ssh_config, server, client$/),
+    ]);
+    expect(problems(GOOD.replace('ssh_config: ./ssh_config\n', '').replace('destination: server', 'destination: ssh://root@h:2222'))[0]).toMatch(
+      /:2:16: server\.destination: .*write destination: host with user: and port:/,
+    );
     expect(problems('server: [\n')[0]).toMatch(/^\/x\/hosts\.yaml:\d+:\d+: YAML syntax: /);
   });
 
   it('refuses one destination for both roles and one address on both sides', () => {
-    const p = problems(GOOD.replace('ssh_config: ./ssh_config\n', '').replace('kflex@client.example', 'server').replace('address: 10.77.0.2', 'address: 10.77.0.2').replace('link: { interface: eth1 }', 'link: { interface: eth1, address: 10.77.0.2 }'));
-    expect(p).toEqual([expect.stringMatching(/:5:16: client\.destination: 'server' is the server's destination too/), expect.stringMatching(/:9:14: client\.link\.address: 10\.77\.0\.2 is the server's link address too/)]);
+    const p = problems(
+      GOOD.replace('ssh_config: ./ssh_config\n', '')
+        .replace('kflex@client.example', 'server')
+        .replace('address: 10.77.0.2', 'address: 10.77.0.2')
+        .replace('link: { interface: eth1 }', 'link: { interface: eth1, address: 10.77.0.2 }'),
+    );
+    expect(p).toEqual([
+      expect.stringMatching(/:5:16: client\.destination: 'server' is the server's destination too/),
+      expect.stringMatching(/:9:14: client\.link\.address: 10\.77\.0\.2 is the server's link address too/),
+    ]);
   });
 });
 
-describe('OpenSSH argv for the user\'s machines', () => {
+describe("OpenSSH argv for the user's machines", () => {
   const t = { role: 'server', destination: 'lab-server', sshConfig: '/home/u/.ssh/kflex_config', controlPath: '/tmp/kflex-ssh-x/%C' };
 
   it("uses the user's ssh config and batch mode, never the lab's key or a known_hosts of its own", () => {

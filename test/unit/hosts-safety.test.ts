@@ -1,5 +1,14 @@
 import { describe, it, expect } from 'vitest';
-import { sameMachineRefusal, sshInterfaceRefusal, sshInterfaces, linkInterfaceRefusal, linkAddress, clientRouteRefusal, foreignXdpRefusal, rootRefusal } from '../../hosts/safety.js';
+import {
+  sameMachineRefusal,
+  sshInterfaceRefusal,
+  sshInterfaces,
+  linkInterfaceRefusal,
+  linkAddress,
+  clientRouteRefusal,
+  foreignXdpRefusal,
+  rootRefusal,
+} from '../../hosts/safety.js';
 import type { IfAddr } from '../../hosts/facts.js';
 import { leftovers, parsePgrep } from '../../hosts/testbed.js';
 
@@ -7,7 +16,16 @@ import { leftovers, parsePgrep } from '../../hosts/testbed.js';
 const ifs: IfAddr[] = [
   { ifname: 'lo', ifindex: 1, operstate: 'UNKNOWN', mtu: 65536, addrs: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
   { ifname: 'eno1', ifindex: 2, operstate: 'UP', mtu: 1500, addrs: [{ family: 'inet', local: '192.168.1.20', prefixlen: 24 }] },
-  { ifname: 'enp1s0f0', ifindex: 3, operstate: 'UP', mtu: 1500, addrs: [{ family: 'inet', local: '10.0.0.1', prefixlen: 24 }, { family: 'inet6', local: 'fe80::1', prefixlen: 64 }] },
+  {
+    ifname: 'enp1s0f0',
+    ifindex: 3,
+    operstate: 'UP',
+    mtu: 1500,
+    addrs: [
+      { family: 'inet', local: '10.0.0.1', prefixlen: 24 },
+      { family: 'inet6', local: 'fe80::1', prefixlen: 64 },
+    ],
+  },
 ];
 const server = (linkIf: string, sshServerIp = '192.168.1.20', sshRouteDev = 'eno1') => ({
   role: 'server' as const,
@@ -26,7 +44,9 @@ describe('refusals on the hosts testbed', () => {
   });
 
   it('refuses two containers of one kernel (same boot_id, different machine-ids)', () => {
-    expect(sameMachineRefusal({ machineId: 'a', bootId: 'same', hostname: 'x' }, { machineId: 'b', bootId: 'same', hostname: 'y' })).toMatch(/same kernel \(both report boot_id same\)/);
+    expect(sameMachineRefusal({ machineId: 'a', bootId: 'same', hostname: 'x' }, { machineId: 'b', bootId: 'same', hostname: 'y' })).toMatch(
+      /same kernel \(both report boot_id same\)/,
+    );
   });
 
   it('refuses XDP on the interface that carries the SSH session, by its address or by the route back', () => {
@@ -44,15 +64,21 @@ describe('refusals on the hosts testbed', () => {
   });
 
   it('refuses a link NIC that does not exist, naming the ones that do', () => {
-    expect(linkInterfaceRefusal({ role: 'client', destination: 'lab2', interfaces: ifs, linkIf: 'eth1', linkError: 'Device "eth1" does not exist.' })).toBe('client.link.interface: eth1 does not exist on lab2 (ip: Device "eth1" does not exist.); its interfaces: eno1, enp1s0f0');
+    expect(linkInterfaceRefusal({ role: 'client', destination: 'lab2', interfaces: ifs, linkIf: 'eth1', linkError: 'Device "eth1" does not exist.' })).toBe(
+      'client.link.interface: eth1 does not exist on lab2 (ip: Device "eth1" does not exist.); its interfaces: eno1, enp1s0f0',
+    );
     expect(linkInterfaceRefusal({ role: 'client', destination: 'lab2', interfaces: ifs, linkIf: 'enp1s0f0' })).toBeUndefined();
   });
 
   it('discovers the link address, or refuses a configured one that is elsewhere', () => {
     expect(linkAddress({ role: 'server', interfaces: ifs, linkIf: 'enp1s0f0' }, undefined)).toEqual({ address: '10.0.0.1' });
     expect(linkAddress({ role: 'server', interfaces: ifs, linkIf: 'enp1s0f0' }, '10.0.0.1')).toEqual({ address: '10.0.0.1' });
-    expect(linkAddress({ role: 'server', interfaces: ifs, linkIf: 'enp1s0f0' }, '192.168.1.20').refusal).toBe('server.link.address: 192.168.1.20 is not on enp1s0f0 but on eno1; enp1s0f0 has 10.0.0.1');
-    expect(linkAddress({ role: 'server', interfaces: [{ ...ifs[2]!, addrs: [] }], linkIf: 'enp1s0f0' }, undefined).refusal).toMatch(/has no IPv4 address to discover/);
+    expect(linkAddress({ role: 'server', interfaces: ifs, linkIf: 'enp1s0f0' }, '192.168.1.20').refusal).toBe(
+      'server.link.address: 192.168.1.20 is not on enp1s0f0 but on eno1; enp1s0f0 has 10.0.0.1',
+    );
+    expect(linkAddress({ role: 'server', interfaces: [{ ...ifs[2]!, addrs: [] }], linkIf: 'enp1s0f0' }, undefined).refusal).toMatch(
+      /has no IPv4 address to discover/,
+    );
   });
 
   it('refuses a client that reaches the server around the link', () => {
@@ -62,7 +88,9 @@ describe('refusals on the hosts testbed', () => {
   });
 
   it("refuses to replace someone else's XDP program on the link NIC", () => {
-    expect(foreignXdpRefusal({ role: 'server', linkIf: 'enp1s0f0', linkXdp: { attached: true, mode: 1, progId: 42 } })).toMatch(/XDP program \(id 42\) is already attached to the server's enp1s0f0/);
+    expect(foreignXdpRefusal({ role: 'server', linkIf: 'enp1s0f0', linkXdp: { attached: true, mode: 1, progId: 42 } })).toMatch(
+      /XDP program \(id 42\) is already attached to the server's enp1s0f0/,
+    );
     expect(foreignXdpRefusal({ role: 'server', linkIf: 'enp1s0f0', linkXdp: { attached: false } })).toBeUndefined();
   });
 
@@ -70,7 +98,9 @@ describe('refusals on the hosts testbed', () => {
     expect(rootRefusal('server', 0, false, undefined)).toBeUndefined();
     expect(rootRefusal('server', 1000, false, undefined)).toMatch(/uid 1000, not root; set server\.sudo: true/);
     expect(rootRefusal('client', 1000, true, 0)).toBeUndefined();
-    expect(rootRefusal('client', 1000, true, undefined, 'sudo: a password is required\n')).toMatch(/sudo -n does not give root \(sudo: a password is required\)/);
+    expect(rootRefusal('client', 1000, true, undefined, 'sudo: a password is required\n')).toMatch(
+      /sudo -n does not give root \(sudo: a password is required\)/,
+    );
   });
 });
 

@@ -1,5 +1,15 @@
 import { describe, it, expect } from 'vitest';
-import { bindebArgv, debNeedsFor, debRole, installSteps, isPackagingProduct, kernelWorkDir, missingImageFiles, packagingEnv, parseDebName } from '../../kernel/deb.js';
+import {
+  bindebArgv,
+  debNeedsFor,
+  debRole,
+  installSteps,
+  isPackagingProduct,
+  kernelWorkDir,
+  missingImageFiles,
+  packagingEnv,
+  parseDebName,
+} from '../../kernel/deb.js';
 
 // The file names and listing lines below were captured from `make bindeb-pkg` of the smoke profile's
 // kernel (Debian's linux-source-6.1, 6.1.192); the listings are cut to the lines that matter.
@@ -21,8 +31,17 @@ drwxr-xr-x root/root         0 2026-11-27 16:50 ./lib/modules/6.1.192/
 
 describe('kernel-deb: naming and parsing', () => {
   it('parses the package file names bindeb-pkg writes, and nothing else', () => {
-    expect(parseDebName('linux-image-6.1.192_6.1.192-2_amd64.deb')).toEqual({ file: 'linux-image-6.1.192_6.1.192-2_amd64.deb', package: 'linux-image-6.1.192', version: '6.1.192-2', arch: 'amd64' });
-    expect(parseDebName('linux-image-6.9.0-rc1+_6.9.0~rc1-3_arm64.deb')).toMatchObject({ package: 'linux-image-6.9.0-rc1+', version: '6.9.0~rc1-3', arch: 'arm64' });
+    expect(parseDebName('linux-image-6.1.192_6.1.192-2_amd64.deb')).toEqual({
+      file: 'linux-image-6.1.192_6.1.192-2_amd64.deb',
+      package: 'linux-image-6.1.192',
+      version: '6.1.192-2',
+      arch: 'amd64',
+    });
+    expect(parseDebName('linux-image-6.9.0-rc1+_6.9.0~rc1-3_arm64.deb')).toMatchObject({
+      package: 'linux-image-6.9.0-rc1+',
+      version: '6.9.0~rc1-3',
+      arch: 'arm64',
+    });
     expect(parseDebName('linux-upstream_6.1.192-2_amd64.changes')).toBeUndefined();
     expect(parseDebName('linux-image-6.1.192.deb')).toBeUndefined();
     expect(parseDebName('Linux_1_amd64.deb')).toBeUndefined();
@@ -42,7 +61,8 @@ describe('kernel-deb: naming and parsing', () => {
 
   it('collects only what bindeb-pkg leaves beside the build tree', () => {
     expect(SMOKE_FILES.filter(isPackagingProduct)).toEqual(SMOKE_FILES);
-    for (const f of ['build', 'kernel-src', 'apt-state', 'linux-source-6.1_6.1.192-2_all.tar.xz', 'memtier_2.1_amd64.deb', 'linux-upstream_6.1.192-2.dsc']) expect(isPackagingProduct(f), f).toBe(false);
+    for (const f of ['build', 'kernel-src', 'apt-state', 'linux-source-6.1_6.1.192-2_all.tar.xz', 'memtier_2.1_amd64.deb', 'linux-upstream_6.1.192-2.dsc'])
+      expect(isPackagingProduct(f), f).toBe(false);
   });
 
   it('finds the files a bootable image package must hold in a dpkg-deb -c listing', () => {
@@ -50,7 +70,8 @@ describe('kernel-deb: naming and parsing', () => {
     expect(missingImageFiles(IMAGE_LISTING.replace(/.*vmlinuz.*\n/, ''), '6.1.192')).toEqual(['./boot/vmlinuz-6.1.192']);
     // The release must match: 6.1.19 is a prefix of 6.1.192, not the same kernel.
     expect(missingImageFiles(IMAGE_LISTING, '6.1.19')).toEqual(['./boot/vmlinuz-6.1.19', './boot/config-6.1.19', './boot/System.map-6.1.19']);
-    const link = 'lrwxrwxrwx root/root 0 2026-11-27 16:50 ./boot/vmlinuz-6.1.192 -> vmlinuz-6.1.192-real\n-rw-r--r-- root/root 1 2026-11-27 16:50 ./boot/config-6.1.192\n-rw-r--r-- root/root 1 2026-11-27 16:50 ./boot/System.map-6.1.192\n';
+    const link =
+      'lrwxrwxrwx root/root 0 2026-11-27 16:50 ./boot/vmlinuz-6.1.192 -> vmlinuz-6.1.192-real\n-rw-r--r-- root/root 1 2026-11-27 16:50 ./boot/config-6.1.192\n-rw-r--r-- root/root 1 2026-11-27 16:50 ./boot/System.map-6.1.192\n';
     expect(missingImageFiles(link, '6.1.192')).toEqual([]);
   });
 });
@@ -58,7 +79,15 @@ describe('kernel-deb: naming and parsing', () => {
 describe('kernel-deb: the packaging command', () => {
   it('is the kernel stage make argv (same O=, same CC) with bindeb-pkg and no build-dependency check', () => {
     expect(bindebArgv('/c/kernel-work/f/kernel-src', '/c/kernel-work/f/build', { jobs: 4, ccache: true })).toEqual([
-      'make', '-C', '/c/kernel-work/f/kernel-src', 'O=/c/kernel-work/f/build', '-j4', 'CC=ccache gcc', 'HOSTCC=ccache gcc', 'DPKG_FLAGS=-d', 'bindeb-pkg',
+      'make',
+      '-C',
+      '/c/kernel-work/f/kernel-src',
+      'O=/c/kernel-work/f/build',
+      '-j4',
+      'CC=ccache gcc',
+      'HOSTCC=ccache gcc',
+      'DPKG_FLAGS=-d',
+      'bindeb-pkg',
     ]);
     expect(bindebArgv('/s', '/b')).toEqual(['make', '-C', '/s', 'O=/b', 'DPKG_FLAGS=-d', 'bindeb-pkg']);
   });
@@ -76,9 +105,15 @@ describe('kernel-deb: the packaging command', () => {
 
   it("keeps the user's maintainer and distribution, else sets them so hostname and lsb_release are never asked", () => {
     expect(packagingEnv({ PATH: '/usr/local/bin:/usr/bin:/bin' })).toEqual({
-      DEBFULLNAME: 'kflex-lab', DEBEMAIL: 'kflex-lab@localhost', KDEB_CHANGELOG_DIST: 'unstable', PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
+      DEBFULLNAME: 'kflex-lab',
+      DEBEMAIL: 'kflex-lab@localhost',
+      KDEB_CHANGELOG_DIST: 'unstable',
+      PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
     });
-    const mine = packagingEnv({ PATH: '/usr/sbin:/usr/bin', DEBEMAIL: 'me@example.org', DEBFULLNAME: 'Me', KDEB_CHANGELOG_DIST: 'bookworm' }, '/c/kernel-work/f');
+    const mine = packagingEnv(
+      { PATH: '/usr/sbin:/usr/bin', DEBEMAIL: 'me@example.org', DEBFULLNAME: 'Me', KDEB_CHANGELOG_DIST: 'bookworm' },
+      '/c/kernel-work/f',
+    );
     expect(mine).toEqual({ PATH: '/usr/sbin:/usr/bin:/sbin', CCACHE_BASEDIR: '/c/kernel-work/f', CCACHE_NOHASHDIR: 'true' });
   });
 });
@@ -101,7 +136,11 @@ describe('kernel-deb: the install and boot steps', () => {
   });
 
   it("says when the profile's kernel is not KFlex's, and fails plainly without an image", () => {
-    expect(installSteps({ release: '6.1.192', packages: packages.map((p) => ({ ...p })), kflex: false, config: 'tinyconfig' }).at(-1)).toMatch(/not a KFlex kernel.*build kernel --deb --profile paper/);
-    expect(installSteps({ release: '6.9.0', packages: packages.slice(1), kflex: true, config: 'defconfig' })).toEqual(['no linux-image-6.9.0 package was built']);
+    expect(installSteps({ release: '6.1.192', packages: packages.map((p) => ({ ...p })), kflex: false, config: 'tinyconfig' }).at(-1)).toMatch(
+      /not a KFlex kernel.*build kernel --deb --profile paper/,
+    );
+    expect(installSteps({ release: '6.9.0', packages: packages.slice(1), kflex: true, config: 'defconfig' })).toEqual([
+      'no linux-image-6.9.0 package was built',
+    ]);
   });
 });

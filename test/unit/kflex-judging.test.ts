@@ -10,7 +10,16 @@ import type { Metrics } from '../../experiments/parsers.js';
 import { FIXTURES, tempDir } from '../helpers.js';
 
 const fx = (f: string) => readFileSync(join(FIXTURES, f), 'utf8');
-const rec = (experiment: string, metrics: Metrics): CellRecord => ({ experiment, variant: 'kflex', params: {}, rep: 1, status: 'ok', metrics, started: '', seconds: 1 });
+const rec = (experiment: string, metrics: Metrics): CellRecord => ({
+  experiment,
+  variant: 'kflex',
+  params: {},
+  rep: 1,
+  status: 'ok',
+  metrics,
+  started: '',
+  seconds: 1,
+});
 const verdictOf = (id: string, records: CellRecord[]) => judgeClaims(loadClaims(), summarize(records)).find((v) => v.claim.id === id)!;
 
 /** A cell context that answers ffkx-bench's two commands from a fixture, and records what it logs. */
@@ -30,27 +39,50 @@ function benchCtx(json: string, runDir = tempDir()): CellContext & { logged: str
 describe('data structures: ffkx_X_op against bpf_X_op', () => {
   // The synthetic ns/op of ffkx-bench/zipfian.json (see ffkx-bench/standin.cpp): ffkx / bpf for each pair.
   const RATIOS: Record<string, number> = {
-    'Zipfian/rbtree_update': 320 / 400, 'Zipfian/rbtree_lookup': 180 / 200, 'Zipfian/rbtree_delete': 330 / 300,
-    'Zipfian/hashmap_update': 90 / 100, 'Zipfian/hashmap_lookup': 55 / 50, 'Zipfian/hashmap_delete': 60 / 80,
-    'Zipfian/linked_list_update': 110 / 120, 'Zipfian/linked_list_lookup': 99000 / 90000, 'Zipfian/linked_list_delete': 64000 / 80000,
-    'Zipfian/skiplist_update': 400 / 500, 'Zipfian/skiplist_lookup': 275 / 250, 'Zipfian/skiplist_delete': 360 / 450,
-    'Zipfian/countsketch': 48 / 60, 'Zipfian/countminsketch': 50 / 50,
+    'Zipfian/rbtree_update': 320 / 400,
+    'Zipfian/rbtree_lookup': 180 / 200,
+    'Zipfian/rbtree_delete': 330 / 300,
+    'Zipfian/hashmap_update': 90 / 100,
+    'Zipfian/hashmap_lookup': 55 / 50,
+    'Zipfian/hashmap_delete': 60 / 80,
+    'Zipfian/linked_list_update': 110 / 120,
+    'Zipfian/linked_list_lookup': 99000 / 90000,
+    'Zipfian/linked_list_delete': 64000 / 80000,
+    'Zipfian/skiplist_update': 400 / 500,
+    'Zipfian/skiplist_lookup': 275 / 250,
+    'Zipfian/skiplist_delete': 360 / 450,
+    'Zipfian/countsketch': 48 / 60,
+    'Zipfian/countminsketch': 50 / 50,
   };
   const geo = (xs: number[]) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
 
   it('pairs the 14 ffkx_/bpf_ benchmarks of a Zipfian run by name and judges their geometric mean', async () => {
     const out = await datastructures.runCell(benchCtx(fx('ffkx-bench/zipfian.json')), datastructures.variants[0]!);
     const v = verdictOf('datastructures-ops', [rec('datastructures', out.metrics)]);
-    expect(Object.fromEntries(v.pairs!.map((p) => [p.benchmark, p.ratio]))).toEqual(Object.fromEntries(Object.entries(RATIOS).map(([k, r]) => [k, expect.closeTo(r, 9)])));
-    expect(v.pairs!.find((p) => p.benchmark === 'Zipfian/rbtree_update')).toMatchObject({ numerator: 'Zipfian/ffkx_rbtree_update', denominator: 'Zipfian/bpf_rbtree_update' });
+    expect(Object.fromEntries(v.pairs!.map((p) => [p.benchmark, p.ratio]))).toEqual(
+      Object.fromEntries(Object.entries(RATIOS).map(([k, r]) => [k, expect.closeTo(r, 9)])),
+    );
+    expect(v.pairs!.find((p) => p.benchmark === 'Zipfian/rbtree_update')).toMatchObject({
+      numerator: 'Zipfian/ffkx_rbtree_update',
+      denominator: 'Zipfian/bpf_rbtree_update',
+    });
     expect(v.measured).toBeCloseTo(geo(Object.values(RATIOS)), 9);
     expect(v.verdict).toBe(geo(Object.values(RATIOS)) <= 1 ? 'reproduced' : 'deviates');
     // The eBPF-only graph list has no ffkx_ twin: shown, never paired with ffkx_linked_list.
-    expect(v.reason).toMatch(/not paired: Zipfian\/bpf_graph_linked_list_update, Zipfian\/bpf_graph_linked_list_lookup, Zipfian\/bpf_graph_linked_list_delete$/);
+    expect(v.reason).toMatch(
+      /not paired: Zipfian\/bpf_graph_linked_list_update, Zipfian\/bpf_graph_linked_list_lookup, Zipfian\/bpf_graph_linked_list_delete$/,
+    );
   });
 
   it('the direction decides: ffkx_ slower than bpf_ on every pair deviates', () => {
-    const v = verdictOf('datastructures-ops', [rec('datastructures', { 'Zipfian/ffkx_a_update.ns_per_op': 300, 'Zipfian/bpf_a_update.ns_per_op': 100, 'Uniform/ffkx_a_update.ns_per_op': 200, 'Uniform/bpf_a_update.ns_per_op': 100 })]);
+    const v = verdictOf('datastructures-ops', [
+      rec('datastructures', {
+        'Zipfian/ffkx_a_update.ns_per_op': 300,
+        'Zipfian/bpf_a_update.ns_per_op': 100,
+        'Uniform/ffkx_a_update.ns_per_op': 200,
+        'Uniform/bpf_a_update.ns_per_op': 100,
+      }),
+    ]);
     expect([v.verdict, v.measured]).toEqual(['deviates', expect.closeTo(Math.sqrt(6), 9)]);
   });
 
@@ -65,12 +97,27 @@ describe('data structures: ffkx_X_op against bpf_X_op', () => {
   });
 
   it('a run in which every benchmark failed is a failed cell, with the first errors', async () => {
-    const allBad = JSON.stringify({ benchmarks: parseGbenchJson(fx('ffkx-bench/zipfian-skiplist-error.json')).slice(3, 4).map((r) => ({ name: r.name, run_type: 'iteration', error_occurred: true, error_message: r.error, iterations: 0, real_time: 0, time_unit: 'ns' })) });
-    await expect(datastructures.runCell(benchCtx(allBad), datastructures.variants[0]!)).rejects.toThrow(/measured nothing for --benchmark_filter=Zipfian: every benchmark failed, e\.g\. Zipfian\/ffkx_skiplist_update: Failed to load skeleton/);
+    const allBad = JSON.stringify({
+      benchmarks: parseGbenchJson(fx('ffkx-bench/zipfian-skiplist-error.json'))
+        .slice(3, 4)
+        .map((r) => ({ name: r.name, run_type: 'iteration', error_occurred: true, error_message: r.error, iterations: 0, real_time: 0, time_unit: 'ns' })),
+    });
+    await expect(datastructures.runCell(benchCtx(allBad), datastructures.variants[0]!)).rejects.toThrow(
+      /measured nothing for --benchmark_filter=Zipfian: every benchmark failed, e\.g\. Zipfian\/ffkx_skiplist_update: Failed to load skeleton/,
+    );
   });
 
   it('pairing replaces the prefix only in the segment that carries it', () => {
-    const { pairs, unpaired } = pairBenchmarks(new Map([['Zipfian/ffkx_hashmap_update', 2], ['Zipfian/bpf_hashmap_update', 4], ['Zipfian/ffkx_x_bpf_update', 1], ['Uniform/bpf_hashmap_update', 4]]), 'ffkx_', 'bpf_');
+    const { pairs, unpaired } = pairBenchmarks(
+      new Map([
+        ['Zipfian/ffkx_hashmap_update', 2],
+        ['Zipfian/bpf_hashmap_update', 4],
+        ['Zipfian/ffkx_x_bpf_update', 1],
+        ['Uniform/bpf_hashmap_update', 4],
+      ]),
+      'ffkx_',
+      'bpf_',
+    );
     expect(pairs.map((p) => [p.benchmark, p.ratio])).toEqual([['Zipfian/hashmap_update', 0.5]]);
     expect(unpaired).toEqual(['Zipfian/ffkx_x_bpf_update', 'Uniform/bpf_hashmap_update']);
     expect(gbenchMetrics([]).metrics).toEqual({});
@@ -85,11 +132,19 @@ describe('guard elision: judged per skeleton load', () => {
       writeFileSync(join(d, 'kernel.log'), log);
     });
 
-  it("31 agreeing loads reproduce the claim, reading 78 (one load), not 31 x 78", async () => {
+  it('31 agreeing loads reproduce the claim, reading 78 (one load), not 31 x 78', async () => {
     const runDir = tempDir();
     writeLogs(runDir, [fx('guards/zipfian-31-blocks-dmesg.txt')]);
     const out = await guards.runCell(benchCtx('', runDir), guards.variants[0]!);
-    expect(out.metrics).toEqual({ exact: 1, blocks: 31, blocks_agreeing: 31, measured_total: 99, measured_elided: 78, expected_total: 99, expected_elided: 78 });
+    expect(out.metrics).toEqual({
+      exact: 1,
+      blocks: 31,
+      blocks_agreeing: 31,
+      measured_total: 99,
+      measured_elided: 78,
+      expected_total: 99,
+      expected_elided: 78,
+    });
     const v = verdictOf('guard-elision', [rec('guards', out.metrics)]);
     expect([v.verdict, v.measured, v.reason]).toEqual(['reproduced', 78, "31 of 31 skeleton loads match the seed's table exactly"]);
   });
@@ -121,8 +176,21 @@ describe('guard elision: judged per skeleton load', () => {
 
 describe('guards is skipped whenever the datastructures run that writes its log is', () => {
   const caps = (over: Partial<Capabilities>): Capabilities => ({
-    kernelRelease: '6.9.0-kflex', kflexKernel: true, kflexKernelWhy: 'not a KFlex kernel', ffkx: true, ffkxWhy: 'no ffkx', nativeXdp: true,
-    serverMemoryMb: 128 * 1024, serverCpus: 8, memtier: true, accel: 'kvm', linkIfindex: 3, bmc: false, bmcWhy: 'no bmc', la57: true, ...over,
+    kernelRelease: '6.9.0-kflex',
+    kflexKernel: true,
+    kflexKernelWhy: 'not a KFlex kernel',
+    ffkx: true,
+    ffkxWhy: 'no ffkx',
+    nativeXdp: true,
+    serverMemoryMb: 128 * 1024,
+    serverCpus: 8,
+    memtier: true,
+    accel: 'kvm',
+    linkIfindex: 3,
+    bmc: false,
+    bmcWhy: 'no bmc',
+    la57: true,
+    ...over,
   });
   it.each([
     ['the paper VM (32 GiB) cannot hold the 64 GiB heap', { serverMemoryMb: 32 * 1024 }],

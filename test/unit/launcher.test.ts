@@ -54,7 +54,9 @@ describe('bin/kflex-lab.mjs: the compiled CLI while it is current, the sources o
     writeFileSync(join(root, 'lab.ts'), "console.log('ran the edited sources');\n");
     const stale = run();
     expect(stale.stdout).toBe('ran the edited sources\n');
-    expect(stale.stderr).toBe('kflex-lab: lab.ts changed after the last build: running the TypeScript sources through tsx (npm run build for the fast start)\n');
+    expect(stale.stderr).toBe(
+      'kflex-lab: lab.ts changed after the last build: running the TypeScript sources through tsx (npm run build for the fast start)\n',
+    );
   });
 
   it('finds the package root from the sources and from dist/ alike', () => {

@@ -1,7 +1,19 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseMemcaslap, parseRedisBenchmarkCsv, parseRedisBenchmark, parseGbenchJson, gbenchFamily, gbenchMetrics, parseGuardLines, compareGuards, splitGuardBlocks, SEED_GUARDS, parseMemtier } from '../../experiments/parsers.js';
+import {
+  parseMemcaslap,
+  parseRedisBenchmarkCsv,
+  parseRedisBenchmark,
+  parseGbenchJson,
+  gbenchFamily,
+  gbenchMetrics,
+  parseGuardLines,
+  compareGuards,
+  splitGuardBlocks,
+  SEED_GUARDS,
+  parseMemtier,
+} from '../../experiments/parsers.js';
 import { LabError } from '../../core/errors.js';
 import { FIXTURES } from '../helpers.js';
 
@@ -12,8 +24,19 @@ const fx = (f: string) => readFileSync(join(FIXTURES, f), 'utf8');
 describe('client parsers', () => {
   it('memcaslap over UDP', () => {
     expect(parseMemcaslap(fx('clients/memcaslap-udp.txt'))).toEqual({
-      run_time_s: 3, ops: 106301, tps: 35425, net_rate_mb_s: 4.5, cmd_get: 95666, cmd_set: 10635, get_misses: 0,
-      packet_disorder: 0, packet_drop: 0, udp_timeout: 0, lat_min_us: 61, lat_max_us: 6725, lat_avg_us: 225,
+      run_time_s: 3,
+      ops: 106301,
+      tps: 35425,
+      net_rate_mb_s: 4.5,
+      cmd_get: 95666,
+      cmd_set: 10635,
+      get_misses: 0,
+      packet_disorder: 0,
+      packet_drop: 0,
+      udp_timeout: 0,
+      lat_min_us: 61,
+      lat_max_us: 6725,
+      lat_avg_us: 225,
     });
   });
 
@@ -42,15 +65,33 @@ describe('client parsers', () => {
     // Captured: redis-benchmark 7.0.15 -n 2000 -t get,set against redis-server on loopback (clients/README).
     const report = parseRedisBenchmark(fx('clients/redis-benchmark-n2000-getset.txt'));
     expect(report).toEqual({
-      set_rps: 28169.01, set_avg_latency_ms: 1.503, set_min_latency_ms: 0.144, set_p50_latency_ms: 0.463, set_p95_latency_ms: 0.743, set_p99_latency_ms: 41.887, set_max_latency_ms: 42.271,
-      get_rps: expect.any(Number), get_avg_latency_ms: expect.any(Number), get_min_latency_ms: expect.any(Number), get_p50_latency_ms: expect.any(Number), get_p95_latency_ms: expect.any(Number), get_p99_latency_ms: expect.any(Number), get_max_latency_ms: expect.any(Number),
+      set_rps: 28169.01,
+      set_avg_latency_ms: 1.503,
+      set_min_latency_ms: 0.144,
+      set_p50_latency_ms: 0.463,
+      set_p95_latency_ms: 0.743,
+      set_p99_latency_ms: 41.887,
+      set_max_latency_ms: 42.271,
+      get_rps: expect.any(Number),
+      get_avg_latency_ms: expect.any(Number),
+      get_min_latency_ms: expect.any(Number),
+      get_p50_latency_ms: expect.any(Number),
+      get_p95_latency_ms: expect.any(Number),
+      get_p99_latency_ms: expect.any(Number),
+      get_max_latency_ms: expect.any(Number),
       rps: expect.any(Number),
     });
     expect(report.rps).toBeCloseTo((report.set_rps! + report.get_rps!) / 2, 6);
     const csv = parseRedisBenchmark(fx('clients/redis-benchmark-n2000-getset.csv'));
     expect(csv).toEqual(parseRedisBenchmarkCsv(fx('clients/redis-benchmark-n2000-getset.csv')));
     expect(Object.keys(report).sort()).toEqual(Object.keys(csv).sort());
-    expect(parseRedisBenchmark(fx('clients/redis-benchmark-n2000-getset-q.txt'))).toEqual({ set_rps: 60606.06, set_p50_latency_ms: 0.487, get_rps: 62500, get_p50_latency_ms: 0.471, rps: (60606.06 + 62500) / 2 });
+    expect(parseRedisBenchmark(fx('clients/redis-benchmark-n2000-getset-q.txt'))).toEqual({
+      set_rps: 60606.06,
+      set_p50_latency_ms: 0.487,
+      get_rps: 62500,
+      get_p50_latency_ms: 0.471,
+      rps: (60606.06 + 62500) / 2,
+    });
   });
 
   it("redis-benchmark default report of the seed's ZADD line, and of the earlier captures", () => {
@@ -92,7 +133,17 @@ describe('client parsers', () => {
 describe('ffkx-bench names and JSON', () => {
   const SUFFIX = 'key:32/val:64/items:100000/trans:0/iterations:100000/manual_time/threads:1';
   // BenchDataStructures.cpp: FFKX_BENCHMARK_DS for 9 data structures (3 ops), FFKX_BENCHMARK for 4 sketches.
-  const ds = ['bpf_rbtree', 'ffkx_rbtree', 'bpf_hashmap', 'ffkx_hashmap', 'bpf_linked_list', 'bpf_graph_linked_list', 'ffkx_linked_list', 'bpf_skiplist', 'ffkx_skiplist'];
+  const ds = [
+    'bpf_rbtree',
+    'ffkx_rbtree',
+    'bpf_hashmap',
+    'ffkx_hashmap',
+    'bpf_linked_list',
+    'bpf_graph_linked_list',
+    'ffkx_linked_list',
+    'bpf_skiplist',
+    'ffkx_skiplist',
+  ];
   const sketches = ['bpf_countsketch', 'bpf_countminsketch', 'ffkx_countsketch', 'ffkx_countminsketch'];
   const expected = [
     ...ds.flatMap((d) => ['Uniform', 'Zipfian'].flatMap((dist) => ['update', 'lookup', 'delete'].map((op) => `${dist}/${d}_${op}`))),
@@ -120,7 +171,7 @@ describe('ffkx-bench names and JSON', () => {
     expect(metrics['Zipfian/ffkx_countminsketch.items_per_second']).toBeCloseTo(1e9 / 50, -2);
   });
 
-  it("an errored benchmark (its skeleton did not load) gives no number, not real_time 0", () => {
+  it('an errored benchmark (its skeleton did not load) gives no number, not real_time 0', () => {
     const results = parseGbenchJson(fx('ffkx-bench/zipfian-skiplist-error.json'));
     const bad = results.find((r) => r.family === 'Zipfian/ffkx_skiplist_update')!;
     expect(bad).toMatchObject({ error: 'Failed to load skeleton: INTERNAL: bpf_object__load failed: -12' });
@@ -134,18 +185,33 @@ describe('ffkx-bench names and JSON', () => {
 
   it('a name registered with two argument sets keeps them apart; repetitions give their median', () => {
     const run = (name: string, t: number) => ({ name, run_type: 'iteration', iterations: 1, real_time: t, time_unit: 'us' });
-    const doc = JSON.stringify({ benchmarks: [run('Z/ffkx_a/key:8/iterations:1', 1), run('Z/ffkx_a/key:16/iterations:1', 2), run('Z/bpf_a/key:8/iterations:1', 3), run('Z/bpf_a/key:8/iterations:1', 5), run('Z/bpf_a/key:8/iterations:1', 4)] });
+    const doc = JSON.stringify({
+      benchmarks: [
+        run('Z/ffkx_a/key:8/iterations:1', 1),
+        run('Z/ffkx_a/key:16/iterations:1', 2),
+        run('Z/bpf_a/key:8/iterations:1', 3),
+        run('Z/bpf_a/key:8/iterations:1', 5),
+        run('Z/bpf_a/key:8/iterations:1', 4),
+      ],
+    });
     const { metrics } = gbenchMetrics(parseGbenchJson(doc));
     expect(metrics).toEqual({ 'Z/ffkx_a/key:8/iterations:1.ns_per_op': 1000, 'Z/ffkx_a/key:16/iterations:1.ns_per_op': 2000, 'Z/bpf_a.ns_per_op': 4000 });
   });
-
 });
 
 describe('memtier_benchmark', () => {
   it('memtier_benchmark --protocol=redis (ALL STATS table; --- cells skipped)', () => {
     // Captured from memtier_benchmark built from its upstream source, against redis-server on loopback.
     const m = parseMemtier(fx('clients/memtier-redis.txt'));
-    expect(m).toMatchObject({ ops_sec: 91417.06, totals_ops_sec: 91417.06, sets_ops_sec: 9142.51, gets_ops_sec: 82274.55, gets_misses_sec: 82253.22, totals_avg_latency: 0.08774, totals_p99_latency: 0.199 });
+    expect(m).toMatchObject({
+      ops_sec: 91417.06,
+      totals_ops_sec: 91417.06,
+      sets_ops_sec: 9142.51,
+      gets_ops_sec: 82274.55,
+      gets_misses_sec: 82253.22,
+      totals_avg_latency: 0.08774,
+      totals_p99_latency: 0.199,
+    });
     expect(m.sets_hits_sec).toBeUndefined();
   });
 
@@ -166,7 +232,10 @@ describe('guard elision', () => {
 
   it('reads messages printed without a newline, run together on one line', () => {
     // The verifier prints no newline: the same messages can arrive glued together (derived from the seed's lines).
-    const glued = fx('guards/seed-dmesg.txt').split('\n').map((l) => l.replace(/^\[[^\]]+\] /, '')).join('');
+    const glued = fx('guards/seed-dmesg.txt')
+      .split('\n')
+      .map((l) => l.replace(/^\[[^\]]+\] /, ''))
+      .join('');
     const c = compareGuards(parseGuardLines(`[709104.842956] ${glued}\n`));
     expect(c.exact).toBe(true);
   });
@@ -205,11 +274,16 @@ describe('guard elision', () => {
     const text = fx('guards/zipfian-31-blocks-dmesg.txt');
     // Drop the last 4 bench_ffkx_* programs of the last load: the verifier stopped after Skiplist Update.
     const all = text.trimEnd().split('\n');
-    const ffkxIdx = all.map((l, i) => (l.includes('prog=bench_ffkx_') ? i : -1)).filter((i) => i >= 0).slice(-4);
+    const ffkxIdx = all
+      .map((l, i) => (l.includes('prog=bench_ffkx_') ? i : -1))
+      .filter((i) => i >= 0)
+      .slice(-4);
     const cut = all.filter((_, i) => !ffkxIdx.includes(i)).join('\n');
     const c = compareGuards(parseGuardLines(cut));
     expect(c).toMatchObject({ exact: false, blocks: 31, blocks_agreeing: 30 });
-    expect(c.deviations[0]).toMatch(/^block 31 of 31: Skiplist Lookup \(bench_ffkx_skip\) missing, seed 3\/2; Skiplist Delete .* missing.*Countsketch \(bench_ffkx_coun\) missing, seed 0\/0$/);
+    expect(c.deviations[0]).toMatch(
+      /^block 31 of 31: Skiplist Lookup \(bench_ffkx_skip\) missing, seed 3\/2; Skiplist Delete .* missing.*Countsketch \(bench_ffkx_coun\) missing, seed 0\/0$/,
+    );
   });
 
   it('input without a single guard message is refused with the reason (empty, binary, another log)', () => {

@@ -32,10 +32,28 @@ function records(): CellRecord[] {
     for (const variant of ['kflex', 'userspace'])
       for (const rep of [1, 2, 3]) {
         const params = { set_get: '10:90', threads: 1, concurrency, value_size: 32 };
-        if (variant === 'userspace' && concurrency === 64 && rep === 3) push({ experiment: 'memcache', variant, params, rep, status: 'failed', reason: 'memcaslap: connect: Connection refused\nstack', seconds: 3 });
-        else push({ experiment: 'memcache', variant, params, rep, status: 'ok', metrics: { tps: (variant === 'kflex' ? 5000 : 4000) + concurrency * 10 + rep * 7, lat_avg_us: 900 }, seconds: 20 });
+        if (variant === 'userspace' && concurrency === 64 && rep === 3)
+          push({ experiment: 'memcache', variant, params, rep, status: 'failed', reason: 'memcaslap: connect: Connection refused\nstack', seconds: 3 });
+        else
+          push({
+            experiment: 'memcache',
+            variant,
+            params,
+            rep,
+            status: 'ok',
+            metrics: { tps: (variant === 'kflex' ? 5000 : 4000) + concurrency * 10 + rep * 7, lat_avg_us: 900 },
+            seconds: 20,
+          });
       }
-  push({ experiment: 'redis-zadd', variant: 'kflex', params: { requests: 5000 }, rep: 1, status: 'skipped', reason: 'kflex.heap_gib.kredis 256 GiB needs a 262 GiB server VM; it has 16 GiB', seconds: 0 });
+  push({
+    experiment: 'redis-zadd',
+    variant: 'kflex',
+    params: { requests: 5000 },
+    rep: 1,
+    status: 'skipped',
+    reason: 'kflex.heap_gib.kredis 256 GiB needs a 262 GiB server VM; it has 16 GiB',
+    seconds: 0,
+  });
   push({ experiment: 'redis-zadd', variant: 'userspace', params: { requests: 5000 }, rep: 1, status: 'ok', metrics: { rps: 1256 }, seconds: 25 });
   for (const rep of [1, 2])
     push({
@@ -61,18 +79,63 @@ function records(): CellRecord[] {
     rep: 1,
     status: 'ok',
     seconds: 1,
-    metrics: { exact: 0, blocks: 2, blocks_agreeing: 1, measured_total: 99, measured_elided: 75, expected_total: 99, expected_elided: 78, 'differs.skiplist_lookup (bench_ffkx_skiplist_lookup)': 1 },
+    metrics: {
+      exact: 0,
+      blocks: 2,
+      blocks_agreeing: 1,
+      measured_total: 99,
+      measured_elided: 75,
+      expected_total: 99,
+      expected_elided: 78,
+      'differs.skiplist_lookup (bench_ffkx_skiplist_lookup)': 1,
+    },
   });
   return out;
 }
 
 const DEVIATIONS: Deviation[] = [
-  { topic: 'accelerator', artifact: 'bare metal (two servers, 10G NIC)', lab: 'VMs under TCG (software emulation, no usable KVM)', why: 'this host has no usable KVM: every number is functional only, not performance-comparable with the paper', affects: 'all' },
-  { topic: 'toolchain', artifact: 'its own LLVM', lab: 'clang >= 19 (policy auto, package clang-19)', why: 'a packaged clang-19 takes a minute', affects: 'all KFlex cells' },
-  { topic: 'scaled heap', artifact: 'ffkx_heap(64): a 64 GiB heap for bench', lab: 'ffkx_heap(8) rewritten into the bench program at build time (8 GiB)', why: 'the host cannot hold 64 GiB', affects: 'datastructures, guards' },
-  { topic: 'scaled heap', artifact: 'ffkx_heap(128): a 128 GiB heap for kmemcache', lab: 'ffkx_heap(16) rewritten into the kmemcache program at build time (16 GiB)', why: 'the host cannot hold 128 GiB', affects: 'memcache' },
-  { topic: 'client load', artifact: 'memcaslap -s SERVER:6969 -t 30s -T 128 -c 128', lab: 'threads 1 (artifact 128); measurement 5 s (artifact 30 s)', why: 'the profile scales the load', affects: 'memcache set_get=10-90,threads=1,concurrency=8,value_size=32' },
-  { topic: 'substitution', artifact: 'the client the artifact names', lab: 'memtier_benchmark is not in the image: substituted redis-benchmark', why: 'the named client is not available in this image', affects: 'redis-zadd/userspace' },
+  {
+    topic: 'accelerator',
+    artifact: 'bare metal (two servers, 10G NIC)',
+    lab: 'VMs under TCG (software emulation, no usable KVM)',
+    why: 'this host has no usable KVM: every number is functional only, not performance-comparable with the paper',
+    affects: 'all',
+  },
+  {
+    topic: 'toolchain',
+    artifact: 'its own LLVM',
+    lab: 'clang >= 19 (policy auto, package clang-19)',
+    why: 'a packaged clang-19 takes a minute',
+    affects: 'all KFlex cells',
+  },
+  {
+    topic: 'scaled heap',
+    artifact: 'ffkx_heap(64): a 64 GiB heap for bench',
+    lab: 'ffkx_heap(8) rewritten into the bench program at build time (8 GiB)',
+    why: 'the host cannot hold 64 GiB',
+    affects: 'datastructures, guards',
+  },
+  {
+    topic: 'scaled heap',
+    artifact: 'ffkx_heap(128): a 128 GiB heap for kmemcache',
+    lab: 'ffkx_heap(16) rewritten into the kmemcache program at build time (16 GiB)',
+    why: 'the host cannot hold 128 GiB',
+    affects: 'memcache',
+  },
+  {
+    topic: 'client load',
+    artifact: 'memcaslap -s SERVER:6969 -t 30s -T 128 -c 128',
+    lab: 'threads 1 (artifact 128); measurement 5 s (artifact 30 s)',
+    why: 'the profile scales the load',
+    affects: 'memcache set_get=10-90,threads=1,concurrency=8,value_size=32',
+  },
+  {
+    topic: 'substitution',
+    artifact: 'the client the artifact names',
+    lab: 'memtier_benchmark is not in the image: substituted redis-benchmark',
+    why: 'the named client is not available in this image',
+    affects: 'redis-zadd/userspace',
+  },
 ];
 
 function manifest(): Manifest {
@@ -82,7 +145,16 @@ function manifest(): Manifest {
     profile: 'paper',
     config_file: '/lab/lab.yaml',
     overrides: { 'kflex.heap_gib.bench': '--set kflex.heap_gib.bench=8' },
-    host: { cpu_model: 'Test CPU', cores: 2, ram_gb: 24, kernel: '6.1.0', accel: 'tcg', qemu: '7.2.22', node: 'v20.0.0', lab_commit: 'a'.repeat(40) + '+dirty' },
+    host: {
+      cpu_model: 'Test CPU',
+      cores: 2,
+      ram_gb: 24,
+      kernel: '6.1.0',
+      accel: 'tcg',
+      qemu: '7.2.22',
+      node: 'v20.0.0',
+      lab_commit: `${'a'.repeat(40)}+dirty`,
+    },
     config: {
       sources: {
         kflex: { kind: 'git', url: 'https://github.com/rs3lab/KFlex', commit: COMMIT },
@@ -95,15 +167,60 @@ function manifest(): Manifest {
       toolchain: { source: 'llvm' },
     },
     stages: {
-      llvm: { fingerprint: '1111111111111111', dir: '/c/llvm', manifest: { built_at: at(-3600), build_seconds: 0.2, how: 'system', clang: '/usr/bin/clang-19', clang_version: 19 } },
-      kernel: { fingerprint: '2222222222222222', dir: '/c/kernel', manifest: { built_at: at(305), build_seconds: 300, release: '6.1.192', source: { kind: 'debian-package', origin: 'linux-source-6.1 6.1.192-2 (host suites)', sha256: 'ae'.repeat(32), version: '6.1.192-2' }, base: 'tinyconfig', fragments: ['vm-guest'], config_sha256: 'f0'.repeat(32) } },
-      image: { fingerprint: '3333333333333333', dir: '/c/image', manifest: { built_at: at(40), build_seconds: 30, suite: 'trixie', mirror: 'http://mirror.invalid/debian', image_sha256: '59'.repeat(32), memtier: { available: false, reason: 'source memtier unreachable: git failed (exit 128)' } } },
-      kflex: { fingerprint: '4444444444444444', dir: '/c/kflex', manifest: { built_at: at(340), build_seconds: 290, source: { kind: 'git', origin: 'https://github.com/rs3lab/KFlex', commit: COMMIT }, heaps: { bench: 8 } } },
+      llvm: {
+        fingerprint: '1111111111111111',
+        dir: '/c/llvm',
+        manifest: { built_at: at(-3600), build_seconds: 0.2, how: 'system', clang: '/usr/bin/clang-19', clang_version: 19 },
+      },
+      kernel: {
+        fingerprint: '2222222222222222',
+        dir: '/c/kernel',
+        manifest: {
+          built_at: at(305),
+          build_seconds: 300,
+          release: '6.1.192',
+          source: { kind: 'debian-package', origin: 'linux-source-6.1 6.1.192-2 (host suites)', sha256: 'ae'.repeat(32), version: '6.1.192-2' },
+          base: 'tinyconfig',
+          fragments: ['vm-guest'],
+          config_sha256: 'f0'.repeat(32),
+        },
+      },
+      image: {
+        fingerprint: '3333333333333333',
+        dir: '/c/image',
+        manifest: {
+          built_at: at(40),
+          build_seconds: 30,
+          suite: 'trixie',
+          mirror: 'http://mirror.invalid/debian',
+          image_sha256: '59'.repeat(32),
+          memtier: { available: false, reason: 'source memtier unreachable: git failed (exit 128)' },
+        },
+      },
+      kflex: {
+        fingerprint: '4444444444444444',
+        dir: '/c/kflex',
+        manifest: {
+          built_at: at(340),
+          build_seconds: 290,
+          source: { kind: 'git', origin: 'https://github.com/rs3lab/KFlex', commit: COMMIT },
+          heaps: { bench: 8 },
+        },
+      },
     },
     testbed: { testbed: 'vm', accel: 'tcg', link: 'tap (1 queue)' },
     link: 'tap (1 queue)',
     xdp_check: { mode: 'driver', port: 7777, sent: 100, counted: 100, warnings: [] },
-    capabilities: { kernelRelease: '6.9.0-kflex', kflexKernel: true, kflexKernelWhy: '', ffkx: true, ffkxWhy: '', la57: true, memtier: false, serverMemoryMb: 16384 },
+    capabilities: {
+      kernelRelease: '6.9.0-kflex',
+      kflexKernel: true,
+      kflexKernelWhy: '',
+      ffkx: true,
+      ffkxWhy: '',
+      la57: true,
+      memtier: false,
+      serverMemoryMb: 16384,
+    },
     server_memory: { memoryMb: 16384, why: 'auto' },
     deviations: DEVIATIONS,
   };
@@ -119,7 +236,19 @@ function events(recs: CellRecord[]): TimedEvent[] {
     e(340, { type: 'stage-done', stage: 'kflex', seconds: 290, dir: '/c/kflex' }),
     e(341, { type: 'accel', accel: 'tcg', why: 'no /dev/kvm' }),
     e(399, { type: 'testbed-up', kind: 'vm', accel: 'tcg', link: 'tap (1 queue)', nativeXdp: true, seconds: 58 }),
-    ...recs.map((r, i) => e((Date.parse(r.started) - T0) / 1000 + r.seconds, { type: 'cell', index: i + 1, total: recs.length, experiment: r.experiment, variant: r.variant, params: paramsSlug(r.params), rep: r.rep, status: r.status, seconds: r.seconds })),
+    ...recs.map((r, i) =>
+      e((Date.parse(r.started) - T0) / 1000 + r.seconds, {
+        type: 'cell',
+        index: i + 1,
+        total: recs.length,
+        experiment: r.experiment,
+        variant: r.variant,
+        params: paramsSlug(r.params),
+        rep: r.rep,
+        status: r.status,
+        seconds: r.seconds,
+      }),
+    ),
     e(9000, { type: 'testbed-down', kind: 'vm' }),
   ];
 }
@@ -133,7 +262,13 @@ interface Node {
   text?: string;
 }
 const VOID = new Set(['meta', 'br', 'link', 'img', 'input', 'hr']);
-const decode = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#xA;/g, '\n').replace(/&amp;/g, '&');
+const decode = (s: string) =>
+  s
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#xA;/g, '\n')
+    .replace(/&amp;/g, '&');
 
 function parse(html: string): Node {
   const root: Node = { tag: '#root', attrs: {}, children: [] };
@@ -154,7 +289,10 @@ function parse(html: string): Node {
       if (!m[4] && !VOID.has(el.tag)) stack.push(el);
     }
   }
-  expect(stack.map((n) => n.tag), 'every element closed').toEqual(['#root']);
+  expect(
+    stack.map((n) => n.tag),
+    'every element closed',
+  ).toEqual(['#root']);
   return root;
 }
 const all = (n: Node, pred: (x: Node) => boolean = () => true): Node[] => [...(pred(n) ? [n] : []), ...n.children.flatMap((c) => all(c, pred))];
@@ -179,7 +317,13 @@ async function assemble(opts: { withEvents: boolean }): Promise<{ dir: string; r
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest(), null, 2));
   writeFileSync(join(dir, 'cells.json'), JSON.stringify(recs, null, 2));
   writeFileSync(join(dir, 'summary.json'), JSON.stringify({ cells: recs.length, rows }, null, 2));
-  if (opts.withEvents) writeFileSync(join(dir, 'events.jsonl'), events(recs).map((e) => JSON.stringify(e)).join('\n') + '\n');
+  if (opts.withEvents)
+    writeFileSync(
+      join(dir, 'events.jsonl'),
+      `${events(recs)
+        .map((e) => JSON.stringify(e))
+        .join('\n')}\n`,
+    );
   for (const r of recs) {
     const cell = join(dir, 'runs', r.experiment, r.variant, paramsSlug(r.params), `rep-${r.rep}`);
     mkdirSync(cell, { recursive: true });
@@ -219,24 +363,56 @@ describe('report: one screen an evaluator can act on', () => {
       return all(card, (n) => n.tag === 'li').map((li) => ({ cls: li.attrs.class, text: text(li) }));
     };
     const avail = badge('Available');
-    expect(avail.find((i) => i.text.startsWith('kflex:'))).toMatchObject({ cls: 'met', text: expect.stringMatching(/pinned by git commit 567387bc7871; fetched: .*commit 567387bc7871/) });
-    expect(avail.find((i) => i.text.startsWith('kernel:'))).toMatchObject({ cls: 'unmet', text: expect.stringMatching(/not pinned: Debian package linux-source-6.1 .*fetched: linux-source-6.1 6.1.192-2 \(host suites\) 6.1.192-2, sha256 aeaeaeaeaeae/) });
-    expect(avail.find((i) => i.text.startsWith('memtier:'))).toMatchObject({ cls: 'unmet', text: expect.stringMatching(/git ref 2.1.1 .*not fetched: source memtier unreachable/) });
-    expect(avail.find((i) => i.text.startsWith('llvm:'))).toMatchObject({ cls: 'unmet', text: expect.stringMatching(/local path \/src\/llvm-project .*not used: clang from the system/) });
+    expect(avail.find((i) => i.text.startsWith('kflex:'))).toMatchObject({
+      cls: 'met',
+      text: expect.stringMatching(/pinned by git commit 567387bc7871; fetched: .*commit 567387bc7871/),
+    });
+    expect(avail.find((i) => i.text.startsWith('kernel:'))).toMatchObject({
+      cls: 'unmet',
+      text: expect.stringMatching(
+        /not pinned: Debian package linux-source-6.1 .*fetched: linux-source-6.1 6.1.192-2 \(host suites\) 6.1.192-2, sha256 aeaeaeaeaeae/,
+      ),
+    });
+    expect(avail.find((i) => i.text.startsWith('memtier:'))).toMatchObject({
+      cls: 'unmet',
+      text: expect.stringMatching(/git ref 2.1.1 .*not fetched: source memtier unreachable/),
+    });
+    expect(avail.find((i) => i.text.startsWith('llvm:'))).toMatchObject({
+      cls: 'unmet',
+      text: expect.stringMatching(/local path \/src\/llvm-project .*not used: clang from the system/),
+    });
     expect(avail.find((i) => i.text.startsWith('the lab itself'))).toMatchObject({ cls: 'unmet', text: expect.stringMatching(/\+dirty/) });
 
     const func = badge('Functional');
-    expect(func.find((i) => i.text.startsWith('stages built'))).toMatchObject({ cls: 'met', text: expect.stringMatching(/llvm 1111111111111111.*kernel 2222222222222222 \(300 s\).*image.*kflex/) });
+    expect(func.find((i) => i.text.startsWith('stages built'))).toMatchObject({
+      cls: 'met',
+      text: expect.stringMatching(/llvm 1111111111111111.*kernel 2222222222222222 \(300 s\).*image.*kflex/),
+    });
     expect(func.find((i) => i.text.startsWith('server and client VMs up'))).toMatchObject({ cls: 'met', text: expect.stringMatching(/tcg.*in 58 s/) });
-    expect(func.find((i) => i.text.startsWith('native XDP'))).toMatchObject({ cls: 'met', text: expect.stringMatching(/driver mode, 100 of 100 datagrams counted/) });
+    expect(func.find((i) => i.text.startsWith('native XDP'))).toMatchObject({
+      cls: 'met',
+      text: expect.stringMatching(/driver mode, 100 of 100 datagrams counted/),
+    });
     expect(func.find((i) => i.text.startsWith('cells:'))).toMatchObject({ cls: 'unmet', text: expect.stringMatching(/15 ok, 1 failed, 1 skipped/) });
-    expect(func.find((i) => i.text.startsWith('skipped'))).toMatchObject({ cls: 'met', text: 'skipped (redis-zadd/kflex): kflex.heap_gib.kredis 256 GiB needs a 262 GiB server VM; it has 16 GiB' });
-    expect(func.find((i) => i.text.startsWith('failed'))).toMatchObject({ cls: 'unmet', text: 'failed (memcache/userspace rep 3): memcaslap: connect: Connection refused' });
+    expect(func.find((i) => i.text.startsWith('skipped'))).toMatchObject({
+      cls: 'met',
+      text: 'skipped (redis-zadd/kflex): kflex.heap_gib.kredis 256 GiB needs a 262 GiB server VM; it has 16 GiB',
+    });
+    expect(func.find((i) => i.text.startsWith('failed'))).toMatchObject({
+      cls: 'unmet',
+      text: 'failed (memcache/userspace rep 3): memcaslap: connect: Connection refused',
+    });
 
     const repro = badge('Reproduced');
     expect(repro[0]).toMatchObject({ cls: 'unmet', text: expect.stringMatching(/TCG/) });
-    expect(repro.find((i) => i.text.startsWith('memcache-throughput'))).toMatchObject({ cls: 'met', text: expect.stringMatching(/reproduced .*on a scaled heap \(ffkx_heap\(16\)/) });
-    expect(repro.find((i) => i.text.startsWith('guard-elision'))).toMatchObject({ cls: 'unmet', text: expect.stringMatching(/deviates .*1 of 2 skeleton loads/) });
+    expect(repro.find((i) => i.text.startsWith('memcache-throughput'))).toMatchObject({
+      cls: 'met',
+      text: expect.stringMatching(/reproduced .*on a scaled heap \(ffkx_heap\(16\)/),
+    });
+    expect(repro.find((i) => i.text.startsWith('guard-elision'))).toMatchObject({
+      cls: 'unmet',
+      text: expect.stringMatching(/deviates .*1 of 2 skeleton loads/),
+    });
     expect(repro.filter((i) => i.text.startsWith('not run')).map((i) => i.text)).toEqual([
       'not run (redis-getset-throughput): kflex: not in this run; userspace: not in this run',
       'not run (redis-zadd-throughput): kflex: kflex.heap_gib.kredis 256 GiB needs a 262 GiB server VM; it has 16 GiB',
@@ -246,19 +422,35 @@ describe('report: one screen an evaluator can act on', () => {
 
   it('a claims row: values, ratio with its spread, verdict; links to its chart and its raw cell logs; scaled heaps marked', () => {
     const rows = all(byId(r.doc, 'claims'), (n) => n.tag === 'tr' && !!n.attrs['data-claim']);
-    expect(rows.map((n) => n.attrs['data-claim'])).toEqual(['memcache-throughput', 'redis-getset-throughput', 'redis-zadd-throughput', 'datastructures-ops', 'guard-elision']);
+    expect(rows.map((n) => n.attrs['data-claim'])).toEqual([
+      'memcache-throughput',
+      'redis-getset-throughput',
+      'redis-zadd-throughput',
+      'datastructures-ops',
+      'guard-elision',
+    ]);
     const mem = rows[0]!;
     const cells = mem.children.filter((c) => c.tag === 'td').map(text);
     expect(cells[1]).toBe('not recorded');
     // Two parameter points: each point's sides and ratio (min/max spread) on a line of its own, judged at each.
     const lines = (td: Node) => td.children.filter((c) => c.tag === '#text').map((c) => c.text);
     const tds = mem.children.filter((c) => c.tag === 'td');
-    expect(lines(tds[2]!)).toEqual(['concurrency=8: kflex: 5,094 (min 5,087, max 5,101, CV 0.1%, n=3)', 'concurrency=64: kflex: 5,654 (min 5,647, max 5,661, CV 0.1%, n=3)']);
-    expect(lines(tds[3]!)).toEqual(['concurrency=8: userspace: 4,094 (min 4,087, max 4,101, CV 0.2%, n=3)', 'concurrency=64: userspace: 4,651 (min 4,647, max 4,654, CV 0.1%, n=2)']);
+    expect(lines(tds[2]!)).toEqual([
+      'concurrency=8: kflex: 5,094 (min 5,087, max 5,101, CV 0.1%, n=3)',
+      'concurrency=64: kflex: 5,654 (min 5,647, max 5,661, CV 0.1%, n=3)',
+    ]);
+    expect(lines(tds[3]!)).toEqual([
+      'concurrency=8: userspace: 4,094 (min 4,087, max 4,101, CV 0.2%, n=3)',
+      'concurrency=64: userspace: 4,651 (min 4,647, max 4,654, CV 0.1%, n=2)',
+    ]);
     expect(lines(tds[4]!)).toEqual(['concurrency=8: 1.24 (1.24–1.25)', 'concurrency=64: 1.22 (1.21–1.22)', 'geo. mean 1.23']);
     expect(cells[5]).toBe('reproduced');
     expect(mem.attrs['data-scaled-heap']).toBe('true');
-    expect(rows.filter((n) => n.attrs['data-scaled-heap']).map((n) => n.attrs['data-claim'])).toEqual(['memcache-throughput', 'datastructures-ops', 'guard-elision']);
+    expect(rows.filter((n) => n.attrs['data-scaled-heap']).map((n) => n.attrs['data-claim'])).toEqual([
+      'memcache-throughput',
+      'datastructures-ops',
+      'guard-elision',
+    ]);
     const links = all(mem, (n) => n.tag === 'a').map((a) => a.attrs.href!);
     expect(links[0]).toBe('#chart-memcache');
     expect(links.slice(1)).toHaveLength(12);
@@ -275,7 +467,9 @@ describe('report: one screen an evaluator can act on', () => {
     const expected: Record<string, number> = {
       memcache: recs.filter((x) => x.experiment === 'memcache' && typeof x.metrics?.tps === 'number').length,
       'redis-zadd': recs.filter((x) => x.experiment === 'redis-zadd').length,
-      datastructures: recs.filter((x) => x.experiment === 'datastructures').reduce((a, x) => a + Object.keys(x.metrics!).filter((k) => k.endsWith('.ns_per_op')).length, 0),
+      datastructures: recs
+        .filter((x) => x.experiment === 'datastructures')
+        .reduce((a, x) => a + Object.keys(x.metrics!).filter((k) => k.endsWith('.ns_per_op')).length, 0),
       guards: recs.filter((x) => x.experiment === 'guards').length,
     };
     expect(expected).toEqual({ memcache: 11, 'redis-zadd': 1, datastructures: 10, guards: 1 });
@@ -305,13 +499,21 @@ describe('report: one screen an evaluator can act on', () => {
     expect(marks(t, 'timeline_stage')).toHaveLength(Object.keys(manifest().stages).length);
     expect(marks(t, 'timeline_testbed')).toHaveLength(1);
     expect(marks(t, 'timeline_cell')).toHaveLength(r.recs.length);
-    expect(marks(t, 'timeline_stage').map((p) => p.attrs['aria-label'])).toEqual(expect.arrayContaining([expect.stringMatching(/llvm: cached/), expect.stringMatching(/kernel: built in 300 s/)]));
+    expect(marks(t, 'timeline_stage').map((p) => p.attrs['aria-label'])).toEqual(
+      expect.arrayContaining([expect.stringMatching(/llvm: cached/), expect.stringMatching(/kernel: built in 300 s/)]),
+    );
   });
 
   it('deviations as a table (artifact / lab / why / affects), then the cells that did not run', () => {
     const rows = all(byId(r.doc, 'deviations'), (n) => n.tag === 'tr' && !!n.attrs['data-topic']);
     expect(rows.map((n) => n.attrs['data-topic'])).toEqual([...DEVIATIONS.map((d) => d.topic), 'skipped', 'failed']);
-    expect(rows[2]!.children.filter((c) => c.tag === 'td').map(text)).toEqual(['scaled heap', DEVIATIONS[2]!.artifact, DEVIATIONS[2]!.lab, DEVIATIONS[2]!.why, 'datastructures, guards']);
+    expect(rows[2]!.children.filter((c) => c.tag === 'td').map(text)).toEqual([
+      'scaled heap',
+      DEVIATIONS[2]!.artifact,
+      DEVIATIONS[2]!.lab,
+      DEVIATIONS[2]!.why,
+      'datastructures, guards',
+    ]);
   });
 
   it('is self-contained: no script, no external reference', () => {
@@ -368,7 +570,10 @@ describe('report model pieces', () => {
   });
 
   it('point labels name what varies, one key per line; the rest is shared', () => {
-    const { label, shared } = pointLabels([{ a: 1, b: 'x' }, { a: 2, b: 'x' }]);
+    const { label, shared } = pointLabels([
+      { a: 1, b: 'x' },
+      { a: 2, b: 'x' },
+    ]);
     expect([label({ a: 2, b: 'x' }), shared]).toEqual(['a=2', 'b=x']);
     expect(pointLabels([{ a: 1, b: 'x' }]).label({ a: 1, b: 'x' })).toBe('a=1\nb=x');
   });
@@ -381,7 +586,14 @@ describe('report model pieces', () => {
 
   it('a stage that failed and was then built (a resume) counts once, as built', () => {
     const e = (s: number, ev: LabEvent) => ({ t: at(s), ...ev }) as TimedEvent;
-    const t = timeline(manifest(), [], [e(10, { type: 'stage-failed', stage: 'kernel', seconds: 9, error: 'x', logPath: '', tail: [] }), e(100, { type: 'stage-done', stage: 'kernel', seconds: 50, dir: '' })]);
+    const t = timeline(
+      manifest(),
+      [],
+      [
+        e(10, { type: 'stage-failed', stage: 'kernel', seconds: 9, error: 'x', logPath: '', tail: [] }),
+        e(100, { type: 'stage-done', stage: 'kernel', seconds: 50, dir: '' }),
+      ],
+    );
     expect(t.items).toEqual([{ kind: 'stage', lane: 'stage kernel', label: 'kernel: built in 50 s', status: 'built', start: 50, seconds: 50 }]);
   });
 });

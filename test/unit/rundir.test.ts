@@ -26,11 +26,19 @@ describe('run directories', () => {
     expect(host.cores).toBeGreaterThan(0);
     expect(host.node).toBe(process.version);
     expect(host.lab_commit).toMatch(/^[0-9a-f]{40}(\+dirty)?$/);
-    const m = buildManifest(config, host, { kernel: { stage: 'kernel', fingerprint: 'abc', dir: '/c/kernel/abc', manifest: { config_sha256: 'f00' } } }, [heap]);
+    const m = buildManifest(config, host, { kernel: { stage: 'kernel', fingerprint: 'abc', dir: '/c/kernel/abc', manifest: { config_sha256: 'f00' } } }, [
+      heap,
+    ]);
     const dir = tempDir();
     await writeManifest(dir, m);
     const back = await readManifest(dir);
-    expect(back).toMatchObject({ profile: 'smoke', overrides: { 'vms.server.memory_mb': '--set vms.server.memory_mb=2048' }, host: { accel: 'tcg' }, stages: { kernel: { fingerprint: 'abc' } }, deviations: [heap] });
+    expect(back).toMatchObject({
+      profile: 'smoke',
+      overrides: { 'vms.server.memory_mb': '--set vms.server.memory_mb=2048' },
+      host: { accel: 'tcg' },
+      stages: { kernel: { fingerprint: 'abc' } },
+      deviations: [heap],
+    });
     expect((back.config as { sources: Record<string, unknown> }).sources.kernel).toEqual({ kind: 'debian-package', package: 'linux-source-6.1' });
   });
 });
@@ -44,7 +52,7 @@ describe('bundles', () => {
     writeFileSync(join(run, 'runs', 'x', 'metrics.json'), '{"tps":1}');
     const bundle = await writeBundle(run);
     expect(bundle).toBe(`${run}.tar.gz`);
-    expect(readFileSync(join(run, 'SHA256SUMS'), 'utf8')).toMatch(/^[0-9a-f]{64}  manifest\.json\n[0-9a-f]{64}  runs\/x\/metrics\.json\n$/);
+    expect(readFileSync(join(run, 'SHA256SUMS'), 'utf8')).toMatch(/^[0-9a-f]{64} {2}manifest\.json\n[0-9a-f]{64} {2}runs\/x\/metrics\.json\n$/);
     expect(await verifyBundle(bundle)).toMatchObject({ files: 2, bad: [], missing: [], outside: [] });
     // tamper: change one file after the sums were written, and add one
     writeFileSync(join(run, 'runs', 'x', 'metrics.json'), '{"tps":2}');

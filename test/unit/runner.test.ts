@@ -15,15 +15,37 @@ const stubHost = (name: string): Host => ({
   copyIn: async () => {},
   copyOut: async () => {},
 });
-const caps: Capabilities = { kernelRelease: '6.1', kflexKernel: false, kflexKernelWhy: 'not KFlex', ffkx: false, ffkxWhy: 'no ffkx', nativeXdp: true, serverMemoryMb: 1024, serverCpus: 1, memtier: false, la57: false, accel: 'tcg', linkIfindex: 3, bmc: false, bmcWhy: 'no' };
+const caps: Capabilities = {
+  kernelRelease: '6.1',
+  kflexKernel: false,
+  kflexKernelWhy: 'not KFlex',
+  ffkx: false,
+  ffkxWhy: 'no ffkx',
+  nativeXdp: true,
+  serverMemoryMb: 1024,
+  serverCpus: 1,
+  memtier: false,
+  la57: false,
+  accel: 'tcg',
+  linkIfindex: 3,
+  bmc: false,
+  bmcWhy: 'no',
+};
 
 describe('cell runner', () => {
   it('keeps going after a failed cell, records everything, and --resume reruns only failed and missing cells', async () => {
     let calls = 0;
     let failNext = true;
     const exp: Experiment = {
-      id: 'memcache', title: 't', claims: [], headline: 'tps', parsers: {},
-      variants: [{ id: 'kflex', description: '', requires: ['kflex-kernel'] }, { id: 'userspace', description: '', requires: [] }],
+      id: 'memcache',
+      title: 't',
+      claims: [],
+      headline: 'tps',
+      parsers: {},
+      variants: [
+        { id: 'kflex', description: '', requires: ['kflex-kernel'] },
+        { id: 'userspace', description: '', requires: [] },
+      ],
       estimateCellSeconds: () => 1,
       async runCell(ctx) {
         calls++;
@@ -60,8 +82,15 @@ describe('cell runner', () => {
     let alive = true;
     let calls = 0;
     const exp: Experiment = {
-      id: 'memcache', title: 't', claims: [], headline: 'tps', parsers: {},
-      variants: [{ id: 'kflex', description: '', requires: ['kflex-kernel'] }, { id: 'userspace', description: '', requires: [] }],
+      id: 'memcache',
+      title: 't',
+      claims: [],
+      headline: 'tps',
+      parsers: {},
+      variants: [
+        { id: 'kflex', description: '', requires: ['kflex-kernel'] },
+        { id: 'userspace', description: '', requires: [] },
+      ],
       estimateCellSeconds: () => 1,
       async runCell() {
         calls++;
@@ -81,7 +110,17 @@ describe('cell runner', () => {
     const bus = new EventBus();
     const events: LabEvent[] = [];
     bus.on((e) => events.push(e));
-    const env = { runDir, server: stubHost('server'), client: stubHost('client'), serverIp: '10.77.0.1', linkIf: 'eth1', caps, bus, health: async () => (alive ? undefined : "the server VM's QEMU is gone"), healthIntervalMs: 20 };
+    const env = {
+      runDir,
+      server: stubHost('server'),
+      client: stubHost('client'),
+      serverIp: '10.77.0.1',
+      linkIf: 'eth1',
+      caps,
+      bus,
+      health: async () => (alive ? undefined : "the server VM's QEMU is gone"),
+      healthIntervalMs: 20,
+    };
     const { records, lost } = await runCells(cells, env);
     expect(lost).toBe("the server VM's QEMU is gone");
     expect(records.map((r) => r.status)).toEqual(['ok', 'failed', 'skipped']);
@@ -101,9 +140,13 @@ describe('resume asks what the run asked', () => {
     const { runRequest, resumeMismatch, resumeCommand } = await import('../../lab/run.js');
     const smoke = loadConfig({ profile: 'smoke', env: {}, set: ['vms.client.memory_mb=2048'] });
     const recorded = runRequest(smoke, { quick: true, only: ['redis-zadd', 'memcache'] });
-    expect(resumeCommand(recorded, '/r/20261127T000000Z-smoke')).toBe("kflex-lab reproduce --profile smoke --quick --only memcache redis-zadd --set vms.client.memory_mb=2048 --resume /r/20261127T000000Z-smoke");
+    expect(resumeCommand(recorded, '/r/20261127T000000Z-smoke')).toBe(
+      'kflex-lab reproduce --profile smoke --quick --only memcache redis-zadd --set vms.client.memory_mb=2048 --resume /r/20261127T000000Z-smoke',
+    );
     const paper = loadConfig({ profile: 'paper', env: {} });
-    expect(resumeMismatch(recorded, runRequest(paper, {}))).toBe('profile smoke (now paper), --quick (now without), --only memcache redis-zadd (now all), overrides --set vms.client.memory_mb=2048 (now none)');
+    expect(resumeMismatch(recorded, runRequest(paper, {}))).toBe(
+      'profile smoke (now paper), --quick (now without), --only memcache redis-zadd (now all), overrides --set vms.client.memory_mb=2048 (now none)',
+    );
     expect(resumeMismatch(recorded, runRequest(smoke, { quick: true, only: ['memcache', 'redis-zadd'] }))).toBeUndefined();
   });
 });

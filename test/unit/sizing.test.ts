@@ -71,8 +71,31 @@ describe('scaled heaps in the cells', () => {
     const c = loadConfig({ profile: 'paper-scaled', env: {} });
     const cells = planCells(c.profile, { only: ['memcache'], quick: true }).filter((x) => x.variant.id === 'kflex');
     const host = { name: 'h', exec: async () => ({ code: 0, stdout: '', stderr: '' }), copyIn: async () => {}, copyOut: async () => {} };
-    const caps = { kernelRelease: 'x', kflexKernel: false, kflexKernelWhy: 'not KFlex', ffkx: false, ffkxWhy: '', nativeXdp: true, serverMemoryMb: 1, serverCpus: 1, memtier: false, la57: true, accel: 'kvm' as const, linkIfindex: 2, bmc: false, bmcWhy: '' };
-    const { records } = await runCells(cells, { runDir: tempDir(), server: host, client: host, serverIp: '10.0.0.1', linkIf: 'eth1', caps, bus: new EventBus() });
+    const caps = {
+      kernelRelease: 'x',
+      kflexKernel: false,
+      kflexKernelWhy: 'not KFlex',
+      ffkx: false,
+      ffkxWhy: '',
+      nativeXdp: true,
+      serverMemoryMb: 1,
+      serverCpus: 1,
+      memtier: false,
+      la57: true,
+      accel: 'kvm' as const,
+      linkIfindex: 2,
+      bmc: false,
+      bmcWhy: '',
+    };
+    const { records } = await runCells(cells, {
+      runDir: tempDir(),
+      server: host,
+      client: host,
+      serverIp: '10.0.0.1',
+      linkIf: 'eth1',
+      caps,
+      bus: new EventBus(),
+    });
     expect(records[0]).toMatchObject({ status: 'skipped', heap: { gib: 32, artifact_gib: 128, scaled: true } });
   });
 });

@@ -46,12 +46,16 @@ describe('sources', () => {
 
   it('git: an unknown commit is a clear error naming the source and the override', async () => {
     const repo = localRepo({ Kbuild: '' });
-    await expect(materialize({ kind: 'git', url: `file://${repo.dir}`, commit: 'f'.repeat(40) }, { name: 'kernel', workDir: tempDir(), ...quiet })).rejects.toThrow(/source kernel: cannot fetch f{40} from file:\/\/.*\n  fix: .*--source kernel=\/path\/to\/checkout/);
+    await expect(
+      materialize({ kind: 'git', url: `file://${repo.dir}`, commit: 'f'.repeat(40) }, { name: 'kernel', workDir: tempDir(), ...quiet }),
+    ).rejects.toThrow(/source kernel: cannot fetch f{40} from file:\/\/.*\n {2}fix: .*--source kernel=\/path\/to\/checkout/);
   });
 
   it('git: a tag, and a tree that is not the expected one', async () => {
     const repo = localRepo({ 'README.md': 'not a kernel' }, 'v1');
-    await expect(materialize({ kind: 'git', url: `file://${repo.dir}`, ref: 'v1' }, { name: 'kernel', workDir: tempDir(), expect: 'Kbuild', ...quiet })).rejects.toThrow(/is not the expected tree \(no Kbuild at its top\)/);
+    await expect(
+      materialize({ kind: 'git', url: `file://${repo.dir}`, ref: 'v1' }, { name: 'kernel', workDir: tempDir(), expect: 'Kbuild', ...quiet }),
+    ).rejects.toThrow(/is not the expected tree \(no Kbuild at its top\)/);
   });
 
   it('tarball: sha256 checked; a wrong one names both sums', async () => {
@@ -64,7 +68,9 @@ describe('sources', () => {
     const m = await materialize({ kind: 'tarball', url: file, sha256: sum }, { name: 'kernel', workDir: tempDir(), expect: 'Kbuild', ...quiet });
     expect(readFileSync(join(m.dir, 'Kbuild'), 'utf8')).toBe('x');
     expect(m.sha256).toBe(sum);
-    await expect(materialize({ kind: 'tarball', url: file, sha256: '0'.repeat(64) }, { name: 'kernel', workDir: tempDir(), ...quiet })).rejects.toThrow(new RegExp(`has sha256 ${sum}, lab.yaml pins 0{64}`));
+    await expect(materialize({ kind: 'tarball', url: file, sha256: '0'.repeat(64) }, { name: 'kernel', workDir: tempDir(), ...quiet })).rejects.toThrow(
+      new RegExp(`has sha256 ${sum}, lab.yaml pins 0{64}`),
+    );
   });
 
   it('path: used read-only; a missing path names the override', async () => {
@@ -74,7 +80,9 @@ describe('sources', () => {
     const id1 = await sourceIdentity({ kind: 'path', path: repo.dir });
     writeFileSync(join(repo.dir, 'Kbuild'), 'changed');
     expect(await sourceIdentity({ kind: 'path', path: repo.dir })).not.toEqual(id1);
-    await expect(materialize({ kind: 'path', path: '/nonexistent/k' }, { name: 'kernel', workDir: tempDir(), ...quiet })).rejects.toThrow(/path \/nonexistent\/k does not exist; fix --source kernel=PATH/);
+    await expect(materialize({ kind: 'path', path: '/nonexistent/k' }, { name: 'kernel', workDir: tempDir(), ...quiet })).rejects.toThrow(
+      /path \/nonexistent\/k does not exist; fix --source kernel=PATH/,
+    );
   });
 });
 
@@ -82,7 +90,15 @@ describe('LLVM from source', () => {
   it('cmake argv: the seed options, BPF;X86 only, link jobs from RAM, lld and ccache when present', () => {
     const a = llvmCmakeArgv({ srcDir: '/s', buildDir: '/b', installDir: '/i', freeRamGb: 13, lld: true, ccache: false });
     expect(a.slice(0, 7)).toEqual(['cmake', '-S', '/s/llvm', '-B', '/b', '-G', 'Ninja']);
-    for (const o of ['-DLLVM_TARGETS_TO_BUILD=BPF;X86', '-DLLVM_ENABLE_PROJECTS=clang', '-DCMAKE_BUILD_TYPE=Release', '-DLLVM_BUILD_RUNTIME=OFF', '-DCMAKE_INSTALL_PREFIX=/i', '-DLLVM_USE_LINKER=lld']) expect(a).toContain(o);
+    for (const o of [
+      '-DLLVM_TARGETS_TO_BUILD=BPF;X86',
+      '-DLLVM_ENABLE_PROJECTS=clang',
+      '-DCMAKE_BUILD_TYPE=Release',
+      '-DLLVM_BUILD_RUNTIME=OFF',
+      '-DCMAKE_INSTALL_PREFIX=/i',
+      '-DLLVM_USE_LINKER=lld',
+    ])
+      expect(a).toContain(o);
     expect(a.find((x) => x.startsWith('-DLLVM_PARALLEL_LINK_JOBS='))).toMatch(/=(1|2)$/);
     expect(a).not.toContain('-DLLVM_CCACHE_BUILD=ON');
   });
@@ -100,7 +116,9 @@ describe('LLVM from source', () => {
     const oldPath = process.env.PATH;
     process.env.PATH = `${bin}:${oldPath}`;
     try {
-      await expect(buildEntry(new LlvmStage(), 'fp', { config, deps: {}, cacheRoot: cache, bus: new EventBus() })).rejects.toThrow(/stage llvm failed: cmake failed/);
+      await expect(buildEntry(new LlvmStage(), 'fp', { config, deps: {}, cacheRoot: cache, bus: new EventBus() })).rejects.toThrow(
+        /stage llvm failed: cmake failed/,
+      );
     } finally {
       process.env.PATH = oldPath;
     }

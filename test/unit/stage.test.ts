@@ -55,7 +55,10 @@ describe('cache entries', () => {
 
   it('a build killed mid-write is never reused, and its temporary is swept', async () => {
     const root = tempDir();
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/unit/support/slow-stage.ts'), root, 'fpk'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/unit/support/slow-stage.ts'), root, 'fpk'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve, reject) => {
       child.stdout.on('data', (d: Buffer) => d.toString().includes('READY') && resolve());
       child.on('exit', (c) => reject(new Error(`child exited ${c} before writing`)));
@@ -116,7 +119,12 @@ describe('runner', () => {
     expect(Object.keys(out).sort()).toEqual(['image', 'kernel', 'vms']);
     expect(Math.abs(started.kernel! - started.image!)).toBeLessThan(300);
     expect(started.vms! - Math.max(started.kernel!, started.image!)).toBeGreaterThanOrEqual(350);
-    expect(events.filter((e) => e.type === 'stage-done').map((e) => (e as { stage: string }).stage).sort()).toEqual(['image', 'kernel', 'vms']);
+    expect(
+      events
+        .filter((e) => e.type === 'stage-done')
+        .map((e) => (e as { stage: string }).stage)
+        .sort(),
+    ).toEqual(['image', 'kernel', 'vms']);
     const again = await plan(stages, ['vms'], config, root);
     expect(again.every((p) => p.cached)).toBe(true);
     expect(closure.bind(null, stages, ['nope'])).toThrow(/unknown stage 'nope'/);

@@ -21,13 +21,17 @@ import {
 
 // The capability lines of /proc/self/status captured from a root shell on the lab's build host; the
 // other CapEff values below are assembled from it by clearing bits 12 (CAP_NET_ADMIN) and 21 (CAP_SYS_ADMIN).
-const ROOT_STATUS = 'Name:\tcat\nCapInh:\t0000000000000000\nCapPrm:\t000001fffeffffff\nCapEff:\t000001fffeffffff\nCapBnd:\t000001fffeffffff\nCapAmb:\t0000000000000000\n';
+const ROOT_STATUS =
+  'Name:\tcat\nCapInh:\t0000000000000000\nCapPrm:\t000001fffeffffff\nCapEff:\t000001fffeffffff\nCapBnd:\t000001fffeffffff\nCapAmb:\t0000000000000000\n';
 const withCapEff = (hex: string) => ROOT_STATUS.replace(/^CapEff:.*$/m, `CapEff:\t${hex}`);
 const NO_NET_ADMIN = (0x1fffeffffffn & ~(1n << 12n)).toString(16).padStart(16, '0');
 const NO_SYS_ADMIN = (0x1fffeffffffn & ~(1n << 21n)).toString(16).padStart(16, '0');
 const host = { status: ROOT_STATUS, tun: true, vhostNet: true, ipTool: true };
 
-const avail = (over: Partial<typeof host> = {}): LinkAvailability => ({ tap: tapCapabilityFrom({ ...host, ...over }), socket: { ok: true, why: 'socket over loopback', options: {} } });
+const avail = (over: Partial<typeof host> = {}): LinkAvailability => ({
+  tap: tapCapabilityFrom({ ...host, ...over }),
+  socket: { ok: true, why: 'socket over loopback', options: {} },
+});
 
 describe('tap capability (decided once, for the link chooser and the doctor)', () => {
   it('root with /dev/net/tun and ip(8): tap, vhost only when /dev/vhost-net exists', () => {
@@ -41,7 +45,11 @@ describe('tap capability (decided once, for the link chooser and the doctor)', (
     expect(tapCapabilityFrom({ ...host, status: withCapEff(NO_SYS_ADMIN) })).toMatchObject({ ok: false, why: 'lacks CAP_SYS_ADMIN' });
     // an unprivileged user: CapEff is 0
     const user = tapCapabilityFrom({ status: withCapEff('0000000000000000'), tun: false, vhostNet: false, ipTool: false });
-    expect(user).toEqual({ ok: false, why: 'lacks CAP_NET_ADMIN and CAP_SYS_ADMIN, no /dev/net/tun, no ip(8) on PATH', fix: expect.stringMatching(/^run as root .*; modprobe tun; apt-get install iproute2$/) });
+    expect(user).toEqual({
+      ok: false,
+      why: 'lacks CAP_NET_ADMIN and CAP_SYS_ADMIN, no /dev/net/tun, no ip(8) on PATH',
+      fix: expect.stringMatching(/^run as root .*; modprobe tun; apt-get install iproute2$/),
+    });
     expect(tapCapabilityFrom({ ...host, status: 'Name:\tx\n' })).toMatchObject({ ok: false, why: expect.stringMatching(/no CapEff in \/proc\/self\/status/) });
   });
 });
@@ -101,7 +109,13 @@ describe('state.json link: a union tagged by backend', () => {
 });
 
 describe('cluster plan (pure)', () => {
-  const vms: Profile['vms'] = { accel: 'auto', boot_timeout_s: 240, server: { cpus: 2, memory_mb: 2048 }, client: { cpus: 1, memory_mb: 1024 }, link: { backend: 'auto', mtu: 1500 } } as Profile['vms'];
+  const vms: Profile['vms'] = {
+    accel: 'auto',
+    boot_timeout_s: 240,
+    server: { cpus: 2, memory_mb: 2048 },
+    client: { cpus: 1, memory_mb: 1024 },
+    link: { backend: 'auto', mtu: 1500 },
+  } as Profile['vms'];
   const inputs = (over: Partial<PlanInputs> = {}): PlanInputs => ({
     kernel: '/k/bzImage',
     dir: '/v/x',
@@ -145,7 +159,13 @@ describe('cluster plan (pure)', () => {
   it('state.json records every VM path and port before anything starts, and survives a JSON round trip', () => {
     const p = planCluster(inputs());
     expect(p.state).toMatchObject({ owner: 'up', labPid: 4242, phase: 'booting', accel: 'tcg', created: '2025-01-01T00:00:00.000Z' });
-    expect(p.state.vms.server).toEqual({ pidfile: '/v/x/server.pid', qmp: '/v/x/server.qmp', serial: '/v/x/server.serial.log', sshPort: 2201, disk: '/v/x/server.qcow2' });
+    expect(p.state.vms.server).toEqual({
+      pidfile: '/v/x/server.pid',
+      qmp: '/v/x/server.qmp',
+      serial: '/v/x/server.serial.log',
+      sshPort: 2201,
+      disk: '/v/x/server.qcow2',
+    });
     expect(p.state.vms.client.sshPort).toBe(2202);
     expect(p.specs.server).toMatchObject({ cpus: 2, memoryMb: 2048, linkAddr: '10.77.0.1/24', sshPort: 2201 });
     expect(p.specs.client).toMatchObject({ cpus: 1, memoryMb: 1024, linkAddr: '10.77.0.2/24', sshPort: 2202 });
@@ -156,6 +176,8 @@ describe('cluster plan (pure)', () => {
   it('a forced accelerator ignores the KVM probe; a forced tap on a host without it fails before anything starts', () => {
     expect(planCluster(inputs({ vms: { ...vms, accel: 'kvm' }, host: { links: avail() } })).state.accel).toBe('kvm');
     expect(planCluster(inputs({ vms: { ...vms, accel: 'tcg' }, host: { kvm: { ok: true, why: '' }, links: avail() } })).state.accel).toBe('tcg');
-    expect(() => planCluster(inputs({ vms: { ...vms, link: { backend: 'tap', mtu: 1500 } }, host: { links: avail({ ipTool: false }) } }))).toThrow(/no ip\(8\) on PATH; apt-get install iproute2/);
+    expect(() => planCluster(inputs({ vms: { ...vms, link: { backend: 'tap', mtu: 1500 } }, host: { links: avail({ ipTool: false }) } }))).toThrow(
+      /no ip\(8\) on PATH; apt-get install iproute2/,
+    );
   });
 });

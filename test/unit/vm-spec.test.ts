@@ -7,31 +7,44 @@ import { sshArgv, scpArgv } from '../../core/ssh.js';
 import { FIXTURES } from '../helpers.js';
 
 const spec = (over: Partial<VmSpec> = {}): VmSpec => ({
-  role: 'server', cpus: 2, memoryMb: 1024, accel: 'tcg', kernel: '/k/bzImage', disk: '/v/server.qcow2', sshPort: 2222,
-  mgmtMac: '52:54:00:77:00:01', linkMac: '52:54:00:77:01:01', linkAddr: '10.77.0.1/24', mtu: 1500,
-  link: { backend: 'socket', port: 40000 }, serialLog: '/v/server.serial.log', qmpSocket: '/v/server.qmp', pidfile: '/v/server.pid', ...over,
+  role: 'server',
+  cpus: 2,
+  memoryMb: 1024,
+  accel: 'tcg',
+  kernel: '/k/bzImage',
+  disk: '/v/server.qcow2',
+  sshPort: 2222,
+  mgmtMac: '52:54:00:77:00:01',
+  linkMac: '52:54:00:77:01:01',
+  linkAddr: '10.77.0.1/24',
+  mtu: 1500,
+  link: { backend: 'socket', port: 40000 },
+  serialLog: '/v/server.serial.log',
+  qmpSocket: '/v/server.qmp',
+  pidfile: '/v/server.pid',
+  ...over,
 });
 
-const after = (argv: string[], flag: string) => argv.filter((_, i) => argv[i - 1] === flag);
+const valuesAfter = (argv: string[], flag: string) => argv.filter((_, i) => argv[i - 1] === flag);
 
 describe('QEMU argv', () => {
   it('TCG: -accel tcg -cpu max, the kernel booted directly on the overlay, management forward on loopback only', () => {
     const a = qemuArgv(spec());
     expect(a[0]).toBe('qemu-system-x86_64');
-    expect(after(a, '-accel')).toEqual(['tcg,thread=multi']);
-    expect(after(a, '-cpu')).toEqual(['max']);
-    expect(after(a, '-kernel')).toEqual(['/k/bzImage']);
-    expect(after(a, '-drive')[0]).toBe('file=/v/server.qcow2,format=qcow2,if=none,id=root,cache=unsafe');
-    expect(after(a, '-netdev')).toEqual(['user,id=mgmt,hostfwd=tcp:127.0.0.1:2222-:22', 'socket,id=link,listen=127.0.0.1:40000']);
+    expect(valuesAfter(a, '-accel')).toEqual(['tcg,thread=multi']);
+    expect(valuesAfter(a, '-cpu')).toEqual(['max']);
+    expect(valuesAfter(a, '-kernel')).toEqual(['/k/bzImage']);
+    expect(valuesAfter(a, '-drive')[0]).toBe('file=/v/server.qcow2,format=qcow2,if=none,id=root,cache=unsafe');
+    expect(valuesAfter(a, '-netdev')).toEqual(['user,id=mgmt,hostfwd=tcp:127.0.0.1:2222-:22', 'socket,id=link,listen=127.0.0.1:40000']);
     expect(a).toContain('-daemonize');
-    expect(after(a, '-qmp')).toEqual(['unix:/v/server.qmp,server=on,wait=off']);
-    expect(after(a, '-serial')).toEqual(['file:/v/server.serial.log']);
+    expect(valuesAfter(a, '-qmp')).toEqual(['unix:/v/server.qmp,server=on,wait=off']);
+    expect(valuesAfter(a, '-serial')).toEqual(['file:/v/server.serial.log']);
   });
 
   it('KVM: -accel kvm -cpu host', () => {
     const a = qemuArgv(spec({ accel: 'kvm' }));
-    expect(after(a, '-accel')).toEqual(['kvm']);
-    expect(after(a, '-cpu')).toEqual(['host']);
+    expect(valuesAfter(a, '-accel')).toEqual(['kvm']);
+    expect(valuesAfter(a, '-cpu')).toEqual(['host']);
   });
 
   it('link NIC: guest offloads off for XDP; tap multiqueue with 2*q+2 vectors; vhost only when asked', () => {
@@ -49,7 +62,16 @@ describe('QEMU argv', () => {
 
   it('kernel command line: root, console, classic NIC names, kernel DHCP on eth0, link address', () => {
     const c = kernelCmdline(spec());
-    for (const w of ['root=/dev/vda', 'console=ttyS0', 'net.ifnames=0', 'ip=:::::eth0:dhcp', 'kflex.addr=10.77.0.1/24', 'kflex.mtu=1500', 'systemd.hostname=server']) expect(c.split(' ')).toContain(w);
+    for (const w of [
+      'root=/dev/vda',
+      'console=ttyS0',
+      'net.ifnames=0',
+      'ip=:::::eth0:dhcp',
+      'kflex.addr=10.77.0.1/24',
+      'kflex.mtu=1500',
+      'systemd.hostname=server',
+    ])
+      expect(c.split(' ')).toContain(w);
   });
 });
 
@@ -57,7 +79,10 @@ describe('native XDP check, on bpftool and kernel output captured in a guest', (
   const fx = (f: string) => readFileSync(join(FIXTURES, f), 'utf8');
   it('reads the probe map with BTF-formatted and raw keys', () => {
     const c = parseProbeMapDump(fx('bpftool/map-dump-counts.json'));
-    expect(c).toEqual([{ proto: 17, port: 7777, count: 5 }, { proto: 1, port: 0, count: 1 }]);
+    expect(c).toEqual([
+      { proto: 17, port: 7777, count: 5 },
+      { proto: 1, port: 0, count: 1 },
+    ]);
     const raw = JSON.stringify(JSON.parse(fx('bpftool/map-dump-counts.json')).map((e: Record<string, unknown>) => ({ key: e.key, value: e.value })));
     expect(parseProbeMapDump(raw)).toEqual(c);
   });
@@ -71,7 +96,9 @@ describe('native XDP check, on bpftool and kernel output captured in a guest', (
   it('explains a refusal with the fix', () => {
     expect(explainXdpRefusal(fx('xdp/refused-mtu9000.txt'))).toMatch(/set vms\.link\.mtu to 1500/);
     // The text virtio_net prints when the host implements guest offloads (seen by the tap prototype).
-    expect(explainXdpRefusal("Error: virtio_net: Can't set XDP while host is implementing GRO_HW/CSUM, disable GRO_HW/CSUM first.")).toMatch(/guest_csum\/guest_tso4/);
+    expect(explainXdpRefusal("Error: virtio_net: Can't set XDP while host is implementing GRO_HW/CSUM, disable GRO_HW/CSUM first.")).toMatch(
+      /guest_csum\/guest_tso4/,
+    );
   });
 });
 
@@ -80,7 +107,15 @@ describe('ssh argv', () => {
   it('pins the host key, uses only the lab key, never prompts, and quotes the remote argv', () => {
     const a = sshArgv(t, ['sh', '-c', 'echo "a b"; ls']);
     expect(a.slice(0, 3)).toEqual(['ssh', '-F', '/dev/null']);
-    for (const o of ['StrictHostKeyChecking=yes', 'BatchMode=yes', 'UserKnownHostsFile=/k/kh', 'HostKeyAlias=kflex-lab-guest', 'IdentityFile=/k/id', 'IdentitiesOnly=yes']) expect(a).toContain(o);
+    for (const o of [
+      'StrictHostKeyChecking=yes',
+      'BatchMode=yes',
+      'UserKnownHostsFile=/k/kh',
+      'HostKeyAlias=kflex-lab-guest',
+      'IdentityFile=/k/id',
+      'IdentitiesOnly=yes',
+    ])
+      expect(a).toContain(o);
     // POSIX quoting, not bash's $'...': any login shell reads it.
     expect(a.at(-1)).toBe(`sh -c 'echo "a b"; ls'`);
     expect(sshArgv(t, ['echo', "it's", ''])).toContain(`echo 'it'\\''s' ''`);

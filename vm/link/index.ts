@@ -69,7 +69,11 @@ export function linkBackend(id: string): AnyLinkBackend | undefined {
 /** The backend that made (or will make) this state. */
 export function linkBackendOf(s: LinkState): AnyLinkBackend {
   const b = linkBackend(s.backend);
-  if (!b) throw new LabError(`state.json: link.backend '${s.backend}' is not one of ${LINK_BACKENDS.map((x) => x.id).join(', ')}; remove the VM directory by hand (stop its QEMUs first)`, ExitCode.infra);
+  if (!b)
+    throw new LabError(
+      `state.json: link.backend '${s.backend}' is not one of ${LINK_BACKENDS.map((x) => x.id).join(', ')}; remove the VM directory by hand (stop its QEMUs first)`,
+      ExitCode.infra,
+    );
   return b;
 }
 
@@ -96,9 +100,11 @@ export function chooseLink(wanted: string, avail: LinkAvailability): LinkChoice 
   const ids = LINK_BACKENDS.map((b) => b.id);
   const of = (id: string): Availability => avail[id] ?? { ok: false, why: 'not probed', fix: 'probe it with linkAvailability()' };
   if (wanted !== 'auto') {
-    if (!ids.includes(wanted as LinkBackendId)) throw new LabError(`vms.link.backend: '${wanted}' is not a link backend; allowed: auto, ${ids.join(', ')}`, ExitCode.usage);
+    if (!ids.includes(wanted as LinkBackendId))
+      throw new LabError(`vms.link.backend: '${wanted}' is not a link backend; allowed: auto, ${ids.join(', ')}`, ExitCode.usage);
     const a = of(wanted);
-    if (!a.ok) throw new LabError(`vms.link.backend is ${wanted} but this host cannot use it: ${a.why}; ${a.fix}, or set vms.link.backend: auto`, ExitCode.infra);
+    if (!a.ok)
+      throw new LabError(`vms.link.backend is ${wanted} but this host cannot use it: ${a.why}; ${a.fix}, or set vms.link.backend: auto`, ExitCode.infra);
     return { backend: wanted as LinkBackendId, why: `vms.link.backend: ${wanted}; ${a.why}`, options: a.options };
   }
   const refused: string[] = [];

@@ -65,11 +65,18 @@ function onPath(name: string): boolean {
  */
 export function tapCapabilityFrom(f: TapHostFacts): Availability<TapOptions> {
   const m = f.status.match(/^CapEff:\s*([0-9a-fA-F]+)\s*$/m);
-  const eff = m ? BigInt('0x' + m[1]) : 0n;
+  const eff = m ? BigInt(`0x${m[1]}`) : 0n;
   const has = (bit: bigint) => (eff & (1n << bit)) !== 0n;
   const caps = [...(has(CAP_NET_ADMIN) ? [] : ['CAP_NET_ADMIN']), ...(has(CAP_SYS_ADMIN) ? [] : ['CAP_SYS_ADMIN'])];
   const missing: [string, string][] = [
-    ...(caps.length ? [[`lacks ${caps.join(' and ')}${m ? '' : ' (no CapEff in /proc/self/status)'}`, 'run as root (the tap link needs CAP_NET_ADMIN and CAP_SYS_ADMIN)'] as [string, string]] : []),
+    ...(caps.length
+      ? [
+          [
+            `lacks ${caps.join(' and ')}${m ? '' : ' (no CapEff in /proc/self/status)'}`,
+            'run as root (the tap link needs CAP_NET_ADMIN and CAP_SYS_ADMIN)',
+          ] as [string, string],
+        ]
+      : []),
     ...(f.tun ? [] : [['no /dev/net/tun', 'modprobe tun'] as [string, string]]),
     ...(f.ipTool ? [] : [['no ip(8) on PATH', 'apt-get install iproute2'] as [string, string]]),
   ];
