@@ -16,7 +16,9 @@ import { registerHostsCommands } from './cli/hosts-commands.js';
 const program = new Command('kflex-lab');
 program
   .description(
-    "Reproduce the KFlex paper (SOSP '24) end to end: LLVM, the KFlex kernel, a Debian guest image, a server VM and a client VM on a virtio-net link with XDP, the artifact's experiments beside their baselines, and a report that sets each number beside the paper's claim.",
+    "Reproduce the KFlex paper (SOSP '24) end to end: LLVM, the KFlex kernel, a Debian guest " +
+      "image, a server VM and a client VM on a virtio-net link with XDP, the artifact's " +
+      "experiments beside their baselines, and a report that sets each number beside the paper's claim.",
   )
   .addHelpText(
     'after',
@@ -50,7 +52,8 @@ function collect(v: string, prev: string[]): string[] {
 program
   .command('doctor')
   .description(
-    'check this host: KVM or TCG, QEMU, mmdebstrap, clang >= the profile minimum with BPF, kernel build tools, disk, RAM, tap/vhost, cgroup v2; prints one apt-get line for what is missing',
+    'check this host: KVM or TCG, QEMU, mmdebstrap, clang >= the profile minimum with BPF, ' +
+      'kernel build tools, disk, RAM, tap/vhost, cgroup v2; prints one apt-get line for what is missing',
   )
   .action(async (_o, cmd: Command) => {
     const config = configFrom(cmd);
@@ -104,11 +107,14 @@ program
       `\ntoolchain: policy ${p.toolchain.policy}, clang >= ${p.toolchain.min_version}${p.toolchain.package ? ` (package ${p.toolchain.package})` : ''}`,
     );
     console.log(
-      `kernel:    ${p.kernel.base} + fragments ${p.kernel.fragments.join(', ')}${Object.keys(p.kernel.extra).length ? ` + extra ${JSON.stringify(p.kernel.extra)}` : ''}`,
+      `kernel:    ${p.kernel.base} + fragments ` +
+        `${p.kernel.fragments.join(', ')}${Object.keys(p.kernel.extra).length ? ` + extra ${JSON.stringify(p.kernel.extra)}` : ''}`,
     );
     console.log(`image:     Debian ${p.image.suite}, ${p.image.size_mb} MiB, ${p.image.packages.length} packages${p.image.kflex ? ' + KFlex user space' : ''}`);
     console.log(
-      `vms:       server ${p.vms.server.cpus} vCPU / ${p.vms.server.memory_mb} MiB, client ${p.vms.client.cpus} vCPU / ${p.vms.client.memory_mb} MiB, accel ${p.vms.accel}, link ${p.vms.link.backend} (mtu ${p.vms.link.mtu})`,
+      `vms:       server ${p.vms.server.cpus} vCPU / ${p.vms.server.memory_mb} MiB, client ` +
+        `${p.vms.client.cpus} vCPU / ${p.vms.client.memory_mb} MiB, accel ${p.vms.accel}, link ` +
+        `${p.vms.link.backend} (mtu ${p.vms.link.mtu})`,
     );
     console.log(
       `experiments: ${Object.entries(p.experiments)
@@ -119,20 +125,28 @@ program
     console.log('\nstages (dependency order):');
     for (const s of planned.stages)
       console.log(
-        `  ${s.id.padEnd(7)} ${s.fingerprint}  ${s.cached ? 'cached        ' : `~${s.minutes.toFixed(0).padStart(3)} min build`}  deps: ${s.deps.join(', ') || '-'}   ${s.description}`,
+        `  ${s.id.padEnd(7)} ${s.fingerprint}  ` +
+          `${s.cached ? 'cached        ' : `~${s.minutes.toFixed(0).padStart(3)} min build`}  deps: ` +
+          `${s.deps.join(', ') || '-'}   ${s.description}`,
       );
     console.log(
-      `\nestimate on this host (${planned.cpus} CPUs): ~${planned.totalMinutes.toFixed(0)} min end to end (stages that do not depend on each other overlap), ~${p.estimates.disk_gb} GiB disk, ~${p.estimates.ram_gb} GiB RAM`,
+      `\nestimate on this host (${planned.cpus} CPUs): ~${planned.totalMinutes.toFixed(0)} min ` +
+        `end to end (stages that do not depend on each other overlap), ~${p.estimates.disk_gb} GiB ` +
+        `disk, ~${p.estimates.ram_gb} GiB RAM`,
     );
     console.log(`cache: ${config.cacheRoot}`);
     const h = planned.host;
     console.log(
-      `\nwill ${h.source === 'this host' ? 'this host' : 'the assumed host'} run it? (${(h.ramMb / 1024).toFixed(0)} GiB RAM, ${h.cpus} CPUs, LA57 ${h.la57 ? 'yes' : 'no'}, KVM ${h.kvm ? 'yes' : 'no'})`,
+      `\nwill ${h.source === 'this host' ? 'this host' : 'the assumed host'} run it? ` +
+        `(${(h.ramMb / 1024).toFixed(0)} GiB RAM, ${h.cpus} CPUs, LA57 ${h.la57 ? 'yes' : 'no'}, ` +
+        `KVM ${h.kvm ? 'yes' : 'no'})`,
     );
     console.log(`  server VM: ${(planned.server.memoryMb / 1024).toFixed(1)} GiB (${planned.server.why})`);
     for (const c of planned.cells)
       console.log(
-        `  ${`${c.experiment}/${c.variant}`.padEnd(26)} ${c.heapGiB ? `heap ${c.heapGiB} GiB${c.scaled ? ' (scaled)' : ''}`.padEnd(22) : ''.padEnd(22)} ${c.verdict === 'run' ? 'runs' : `skipped: ${c.reason}`}`,
+        `  ${`${c.experiment}/${c.variant}`.padEnd(26)} ` +
+          `${c.heapGiB ? `heap ${c.heapGiB} GiB${c.scaled ? ' (scaled)' : ''}`.padEnd(22) : ''.padEnd(22)} ` +
+          `${c.verdict === 'run' ? 'runs' : `skipped: ${c.reason}`}`,
       );
   });
 
@@ -162,7 +176,8 @@ program
   .option('--configure-only', "kernel only: configure and verify the profile's kernel source (base + fragments + olddefconfig), compile nothing, cache nothing")
   .option(
     '--deb',
-    'kernel only: also package it as Debian packages (make bindeb-pkg, same source and verified config) to boot on your own hosts; prints them and the steps to install and boot them',
+    'kernel only: also package it as Debian packages (make bindeb-pkg, same source and ' +
+      'verified config) to boot on your own hosts; prints them and the steps to install and boot them',
   )
   .action(async (stage: string, o: { force?: string[]; configureOnly?: boolean; deb?: boolean }, cmd: Command) => {
     const started = Date.now();

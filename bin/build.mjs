@@ -27,7 +27,8 @@ const t0 = Date.now();
 const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
 if (r.status !== 0) {
   console.error(
-    `kflex-lab build: tsc -p tsconfig.build.json failed (exit ${r.status ?? r.signal}): no stamp written, so bin/kflex-lab.mjs keeps running the sources through tsx`,
+    `kflex-lab build: tsc -p tsconfig.build.json failed (exit ${r.status ?? r.signal}): no ` +
+      `stamp written, so bin/kflex-lab.mjs keeps running the sources through tsx`,
   );
   process.exit(r.status || 1);
 }

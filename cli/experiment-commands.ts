@@ -24,7 +24,8 @@ export function registerExperimentCommands(program: Command): void {
   program
     .command('reproduce')
     .description(
-      'everything from a bare box: doctor, stages (cached ones skipped), VMs + native-XDP check, every experiment beside its baselines, teardown, report and bundle',
+      'everything from a bare box: doctor, stages (cached ones skipped), VMs + native-XDP check, ' +
+        'every experiment beside its baselines, teardown, report and bundle',
     )
     .option('--only <experiment...>', `run only these experiments (${EXPERIMENT_IDS.join(', ')})`)
     .option('--quick', "fewer repetitions and shorter runs (each experiment's quick: settings)")

@@ -25,7 +25,9 @@ export function registerHostsCommands(program: Command): void {
   hosts
     .command('check')
     .description(
-      "read-only doctor over SSH: kernel, KFlex heap map in BTF, la57, RAM vs the heaps, CPUs, the link NIC's driver and native XDP (the lab's probe, attached in driver mode and detached), the binaries the experiments need, clock offset; one install line per host",
+      'read-only doctor over SSH: kernel, KFlex heap map in BTF, la57, RAM vs the heaps, CPUs, ' +
+        "the link NIC's driver and native XDP (the lab's probe, attached in driver mode and " +
+        'detached), the binaries the experiments need, clock offset; one install line per host',
     )
     .requiredOption(...testbedOpt)
     .option('--json', 'machine-readable output')
@@ -46,7 +48,9 @@ export function registerHostsCommands(program: Command): void {
   hosts
     .command('prepare')
     .description(
-      "install what the experiments need with each host's package manager, copy the kflex stage's build where the host runs its suite; every change is recorded (--list) and can be undone (--undo)",
+      "install what the experiments need with each host's package manager, copy the kflex " +
+        "stage's build where the host runs its suite; every change is recorded (--list) and can be " +
+        'undone (--undo)',
     )
     .requiredOption(...testbedOpt)
     .option('--dry-run', 'print what would be done, change nothing')
@@ -85,7 +89,8 @@ export function registerHostsCommands(program: Command): void {
         for (const s of r.steps) {
           const done = r.outcomes.find((x) => x.step === s);
           console.log(
-            `${s.host.padEnd(6)} ${s.kind.padEnd(10)} ${s.detail}${done ? `\n${''.padEnd(18)}-> ${done.ok ? 'done' : 'FAILED'}: ${done.detail}` : o.dryRun && s.kind !== 'note' ? ' (dry run)' : ''}`,
+            `${s.host.padEnd(6)} ${s.kind.padEnd(10)} ` +
+              `${s.detail}${done ? `\n${''.padEnd(18)}-> ${done.ok ? 'done' : 'FAILED'}: ${done.detail}` : o.dryRun && s.kind !== 'note' ? ' (dry run)' : ''}`,
           );
         }
         for (const [role, p] of Object.entries(r.records)) console.log(`${role}: recorded in ${p} (kflex-lab hosts prepare --list / --undo)`);

@@ -51,7 +51,9 @@ export function registerVmCommands(program: Command): void {
       const s = r.state;
       if (!s) return console.log(`no VMs in ${r.dir}`);
       console.log(
-        `${r.dir}: ${s.phase}${s.stale ? ' (STALE: its lab process is gone; the next command cleans it)' : ''}, owner ${s.owner}, accel ${s.accel}, link ${s.link}${s.resources.length ? ` (${s.resources.join(', ')})` : ''}`,
+        `${r.dir}: ${s.phase}${s.stale ? ' (STALE: its lab process is gone; the next command cleans it)' : ''}, ` +
+          `owner ${s.owner}, accel ${s.accel}, link ` +
+          `${s.link}${s.resources.length ? ` (${s.resources.join(', ')})` : ''}`,
       );
       for (const v of s.vms) console.log(`  ${v.role.padEnd(7)} pid ${v.pid ?? 'not running'}  ssh 127.0.0.1:${v.sshPort}  serial ${v.serial}`);
     });

@@ -258,7 +258,8 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
     const prof: Record<string, unknown> | undefined = root.profiles[p];
     if (!prof)
       throw new ConfigError([
-        `${where(['profiles', chain.at(-1)!, 'extends'])}: profiles.${chain.at(-1)}.extends: no profile named ${p}; known: ${Object.keys(root.profiles).join(', ')}`,
+        `${where(['profiles', chain.at(-1)!, 'extends'])}: profiles.${chain.at(-1)}.extends: no ` +
+          `profile named ${p}; known: ${Object.keys(root.profiles).join(', ')}`,
       ]);
     chain.push(p);
     p = prof.extends as string | undefined;
@@ -330,7 +331,9 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
   const ref = (field: string[], sourceName: string | undefined) => {
     if (sourceName && !profile.sources[sourceName])
       problems.push(
-        `${where(locatePath(root.profiles!, chain, field))}: ${field.join('.')}: names source '${sourceName}', which profiles.${name}.sources does not define; known: ${Object.keys(profile.sources).join(', ')}`,
+        `${where(locatePath(root.profiles!, chain, field))}: ${field.join('.')}: names source ` +
+          `'${sourceName}', which profiles.${name}.sources does not define; known: ` +
+          `${Object.keys(profile.sources).join(', ')}`,
       );
   };
   ref(['kernel', 'source'], profile.kernel.source);
@@ -376,7 +379,8 @@ function kernelFileProblems(profile: Profile, at: At, fragmentsDir: string | und
       if (!existsSync(f)) out.push(`${at(['kernel', 'fragments', i])}: kernel.fragments: no file ${resolve(f)}; give an existing .config fragment`);
     } else if (named && !named.includes(f)) {
       out.push(
-        `${at(['kernel', 'fragments', i])}: kernel.fragments: '${f}' is not a fragment in ${fragmentsDir}; allowed: ${named.join(', ')} (or a path to a .config fragment)`,
+        `${at(['kernel', 'fragments', i])}: kernel.fragments: '${f}' is not a fragment in ` +
+          `${fragmentsDir}; allowed: ${named.join(', ')} (or a path to a .config fragment)`,
       );
     }
   });

@@ -175,7 +175,8 @@ export async function runDoctor(
       level: profile.toolchain.policy === 'system' ? 'fail' : 'warn',
       detail: clang
         ? `${clang.path} is ${clang.version}${clang.bpf ? '' : ' without the BPF target'}; the profile needs >= ${profile.toolchain.min_version}`
-        : `no clang >= ${profile.toolchain.min_version} on PATH; the llvm stage will ${profile.toolchain.policy === 'source' ? 'build it' : `install ${profile.toolchain.package ?? 'it'}`}`,
+        : `no clang >= ${profile.toolchain.min_version} on PATH; the llvm stage will ` +
+          `${profile.toolchain.policy === 'source' ? 'build it' : `install ${profile.toolchain.package ?? 'it'}`}`,
       packages: profile.toolchain.package ? [profile.toolchain.package, profile.toolchain.package.replace('clang', 'llvm')] : undefined,
     });
 

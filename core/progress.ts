@@ -60,7 +60,10 @@ export function describe(e: LabEvent): string | undefined {
     case 'stage-done':
       return `${e.stage}: done in ${fmtSeconds(e.seconds)}`;
     case 'stage-failed':
-      return `${e.stage}: FAILED after ${fmtSeconds(e.seconds)}: ${e.error.split('\n')[0]}\n${e.tail.map((l) => `    | ${l}`).join('\n')}\n    log: ${e.logPath}`;
+      return (
+        `${e.stage}: FAILED after ${fmtSeconds(e.seconds)}: ` +
+        `${e.error.split('\n')[0]}\n${e.tail.map((l) => `    | ${l}`).join('\n')}\n    log: ${e.logPath}`
+      );
     case 'step':
       return `${e.scope}: ${e.message}`;
     case 'warn':
@@ -68,23 +71,39 @@ export function describe(e: LabEvent): string | undefined {
     case 'line':
       return undefined;
     case 'run-start':
-      return `run ${e.runDir} (profile ${e.profile}): ${e.cells} cells in ${e.experiments.length} experiments${e.quick ? ' (--quick)' : ''}${e.resume ? ', resuming' : ''}; estimate on ${e.estimate.cpus} CPUs: stages up to ~${Math.round(e.estimate.stagesMin)} min when not cached, experiments ~${Math.ceil(e.estimate.experimentsMin)} min; disk ~${e.estimate.diskGb} GiB`;
+      return (
+        `run ${e.runDir} (profile ${e.profile}): ${e.cells} cells in ${e.experiments.length} ` +
+        `experiments${e.quick ? ' (--quick)' : ''}${e.resume ? ', resuming' : ''}; estimate on ` +
+        `${e.estimate.cpus} CPUs: stages up to ~${Math.round(e.estimate.stagesMin)} min when not ` +
+        `cached, experiments ~${Math.ceil(e.estimate.experimentsMin)} min; disk ` +
+        `~${e.estimate.diskGb} GiB`
+      );
     case 'accel':
       return e.accel === 'native' ? `accel: real machines, no emulation (${e.why})` : `accel: the VMs will run under ${e.accel.toUpperCase()} (${e.why})`;
     case 'testbed-up':
       return `testbed: ${e.kind} up in ${fmtSeconds(e.seconds)}, accel ${e.accel}, link ${e.link}, native XDP ${e.nativeXdp ? 'verified' : 'not verified'}`;
     case 'capabilities':
-      return `server kernel ${e.kernelRelease}: KFlex ${e.kflexKernel ? 'yes' : 'no'}, ffkx ${e.ffkx ? 'yes' : 'no'}, memtier ${e.memtier ? 'yes' : 'no'}${e.la57 === undefined ? '' : `, LA57 ${e.la57 ? 'yes' : 'no'}`}`;
+      return (
+        `server kernel ${e.kernelRelease}: KFlex ${e.kflexKernel ? 'yes' : 'no'}, ffkx ` +
+        `${e.ffkx ? 'yes' : 'no'}, memtier ` +
+        `${e.memtier ? 'yes' : 'no'}${e.la57 === undefined ? '' : `, LA57 ${e.la57 ? 'yes' : 'no'}`}`
+      );
     case 'cell-start':
       return `[${e.index}/${e.total}] ${e.experiment}/${e.variant} ${e.params} rep ${e.rep}: running`;
     case 'cell':
-      return `[${e.index}/${e.total}] ${e.experiment}/${e.variant} ${e.params} rep ${e.rep}: ${e.status}${e.headline ? ` ${e.headline.metric}=${e.headline.value}` : ''}${e.reason ? ` (${e.reason.split('\n')[0]})` : ''}`;
+      return (
+        `[${e.index}/${e.total}] ${e.experiment}/${e.variant} ${e.params} rep ${e.rep}: ` +
+        `${e.status}${e.headline ? ` ${e.headline.metric}=${e.headline.value}` : ''}${e.reason ? ` (${e.reason.split('\n')[0]})` : ''}`
+      );
     case 'testbed-lost':
       return `TESTBED LOST: ${e.why}`;
     case 'testbed-down':
       return `testbed: ${e.kind} stopped`;
     case 'run-done':
-      return `run ${e.nothingToRun ? 'had nothing left to run' : 'done'}: ${e.counts.ok} ok, ${e.counts.failed} failed, ${e.counts.skipped} skipped in ${fmtSeconds(e.seconds)}; exit ${e.exitCode}`;
+      return (
+        `run ${e.nothingToRun ? 'had nothing left to run' : 'done'}: ${e.counts.ok} ok, ` +
+        `${e.counts.failed} failed, ${e.counts.skipped} skipped in ${fmtSeconds(e.seconds)}; exit ${e.exitCode}`
+      );
   }
 }
 

@@ -82,7 +82,9 @@ export async function materialize(src: Source, opts: MaterializeOptions): Promis
       await run(['git', 'init', '-q', dir], runOpts);
       await run(['git', '-C', dir, 'fetch', '--depth', '1', '--no-tags', src.url, want], runOpts).catch((e: Error) => {
         throw new LabError(
-          `source ${opts.name}: cannot fetch ${want} from ${src.url}: ${e.message.split('\n')[0]}\n  fix: check the commit/ref, or use a local checkout with --source ${opts.name}=/path/to/checkout`,
+          `source ${opts.name}: cannot fetch ${want} from ${src.url}: ${e.message.split('\n')[0]}\n  ` +
+            `fix: check the commit/ref, or use a local checkout with --source ` +
+            `${opts.name}=/path/to/checkout`,
           ExitCode.infra,
         );
       });
@@ -181,7 +183,8 @@ async function fromDebianPackage(src: Extract<Source, { kind: 'debian-package' }
   await mkdir(debDir, { recursive: true });
   await run(['apt-get', ...aptOpts, 'download', src.package], { ...runOpts, cwd: debDir }).catch((e: Error) => {
     throw new LabError(
-      `source ${opts.name}: Debian package ${src.package} cannot be downloaded from ${src.suite ?? "the host's suites"}: ${e.message.split('\n').slice(-3).join(' ')}`,
+      `source ${opts.name}: Debian package ${src.package} cannot be downloaded from ` +
+        `${src.suite ?? "the host's suites"}: ${e.message.split('\n').slice(-3).join(' ')}`,
       ExitCode.usage,
     );
   });

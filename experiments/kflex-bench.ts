@@ -51,7 +51,8 @@ export const datastructures: Experiment = {
     // A benchmark that errored (e.g. its skeleton did not load) has real_time 0: it must not become a number.
     if (!results.some((r) => r.ns_per_op !== undefined))
       throw new LabError(
-        `ffkx-bench measured nothing for --benchmark_filter=${filter}: ${results.length ? `every benchmark failed, e.g. ${errors.slice(0, 3).join(' / ')}` : 'no benchmark matched the filter'}`,
+        `ffkx-bench measured nothing for --benchmark_filter=${filter}: ` +
+          `${results.length ? `every benchmark failed, e.g. ${errors.slice(0, 3).join(' / ')}` : 'no benchmark matched the filter'}`,
         ExitCode.checkFailed,
       );
     return { metrics, files: { 'gbench.json': json, ...(errors.length ? { 'errors.txt': `${errors.join('\n')}\n` } : {}) } };

@@ -155,7 +155,10 @@ export function memtierZaddArgv(server: string, p: { threads: number; clients?: 
 }
 
 export const MEMTIER_ZADD_DEVIATION =
-  "ZADD driven by memtier_benchmark --command 'ZADD __key__ __key__ __data__' (key = score = random 1..999999, 16-byte member) instead of the seed's redis-benchmark line: redis-benchmark blocks forever on its startup CONFIG GET, which ffkx --kredis never answers; the key distribution differs";
+  "ZADD driven by memtier_benchmark --command 'ZADD __key__ __key__ __data__' (key = score = " +
+  "random 1..999999, 16-byte member) instead of the seed's redis-benchmark line: " +
+  'redis-benchmark blocks forever on its startup CONFIG GET, which ffkx --kredis never ' +
+  'answers; the key distribution differs';
 
 /**
  * Experiment 2. ffkx --kmemcached offloads Redis GET/SET over TCP with sockmap (the seed README pairs it
@@ -207,7 +210,8 @@ export const redisGetSet: Experiment = {
       return {
         metrics: { ...m, ops_sec: m.rps! },
         deviations: [
-          `memtier_benchmark is not in the image: substituted redis-benchmark -t set,get (${requests} requests per phase; the ${String(p.ratio ?? '10:90')} SET:GET ratio is not applied)`,
+          `memtier_benchmark is not in the image: substituted redis-benchmark -t set,get ` +
+            `(${requests} requests per phase; the ${String(p.ratio ?? '10:90')} SET:GET ratio is not applied)`,
         ],
       };
     });

@@ -133,7 +133,11 @@ export function unmetRequirement(variant: VariantDef, caps: Capabilities, heapGi
     if (r === 'native-xdp' && !caps.nativeXdp) return 'native XDP is not available on the server link NIC';
     if (r === 'bmc' && !caps.bmc) return caps.bmcWhy;
     if (r === 'memtier' && !caps.memtier)
-      return "memtier_benchmark is not in the client image (image.memtier's source was unreachable): redis-benchmark cannot stand in, it blocks forever on its startup CONFIG GET, which ffkx never answers (its parser accepts only the offloaded commands)";
+      return (
+        "memtier_benchmark is not in the client image (image.memtier's source was unreachable): " +
+        'redis-benchmark cannot stand in, it blocks forever on its startup CONFIG GET, which ffkx ' +
+        'never answers (its parser accepts only the offloaded commands)'
+      );
   }
   if (heapGiB) return heapUnfit(heapGiB, caps);
   return undefined;
@@ -144,9 +148,18 @@ export function heapUnfit(heapGiB: number, caps: Pick<Capabilities, 'serverMemor
   // Every heap map is allocated whole at map creation (ffkx's pools live inside it), plus the guest's own needs.
   const needMb = heapVmMemoryMb(heapGiB);
   if (caps.serverMemoryMb < needMb)
-    return `needs a ${heapGiB} GiB KFlex heap (allocated whole at map creation) + the guest, its struct pages and page tables (~${Math.ceil(needMb / 1024)} GiB); the server has ${(caps.serverMemoryMb / 1024).toFixed(1)} GiB: raise vms.server.memory_mb, or scale the heaps down (a recorded deviation)`;
+    return (
+      `needs a ${heapGiB} GiB KFlex heap (allocated whole at map creation) + the guest, its ` +
+      `struct pages and page tables (~${Math.ceil(needMb / 1024)} GiB); the server has ` +
+      `${(caps.serverMemoryMb / 1024).toFixed(1)} GiB: raise vms.server.memory_mb, or scale the ` +
+      `heaps down (a recorded deviation)`
+    );
   if (!heapPlacement(heapGiB, caps.la57).fits)
-    return `a ${heapGiB} GiB heap cannot be placed without 5-level paging: libbpf maps it at roundup(1 << 48, size) and steps down at most 1024 times, and the server's kernel runs with 4-level paging (no la57 in /proc/cpuinfo: the CPU model or the kernel lacks LA57)`;
+    return (
+      `a ${heapGiB} GiB heap cannot be placed without 5-level paging: libbpf maps it at ` +
+      `roundup(1 << 48, size) and steps down at most 1024 times, and the server's kernel runs ` +
+      `with 4-level paging (no la57 in /proc/cpuinfo: the CPU model or the kernel lacks LA57)`
+    );
   return undefined;
 }
 
@@ -193,7 +206,10 @@ export async function probeCapabilities(
   const ifindex = Number(sv.ifindex);
   if (!release || !Number.isInteger(ifindex) || ifindex <= 0 || !cv.memtier)
     throw new LabError(
-      `capability probe: the ${!cv.memtier ? 'client' : 'server'} did not answer it (exit ${!cv.memtier ? c.code : s.code}): ${(!cv.memtier ? c.stderr : s.stderr).trim().split('\n').slice(-3).join(' / ') || 'no output'}${release && !(ifindex > 0) ? `; no ifindex for ${linkIf}` : ''}`,
+      `capability probe: the ${!cv.memtier ? 'client' : 'server'} did not answer it (exit ` +
+        `${!cv.memtier ? c.code : s.code}): ` +
+        `${(!cv.memtier ? c.stderr : s.stderr).trim().split('\n').slice(-3).join(' / ') || 'no output'}` +
+        `${release && !(ifindex > 0) ? `; no ifindex for ${linkIf}` : ''}`,
       ExitCode.infra,
     );
   const kflexKernel = (Number(sv.heap) || 0) > 0;
@@ -242,14 +258,16 @@ export function cellBoundSeconds(cell: Pick<ExperimentCell, 'experiment' | 'vari
  * wraps on a busy run (a Zipfian ffkx-bench run logs ~1,240 records), and a wrap must be said, not hidden.
  * Records print as dmesg does ("[seconds] message"); a gap since `from` is reported on stderr.
  */
-export const KMSG_SLICE_AWK = `BEGIN { first = -1 }
+export const KMSG_SLICE_AWK =
+  `BEGIN { first = -1 }
 /^[0-9]/ {
   split($0, h, ";"); split(h[1], f, ",")
   if (f[2] + 0 <= from) next
   if (first < 0) first = f[2] + 0
   printf "[%12.6f] %s\\n", f[3] / 1e6, substr($0, length(h[1]) + 2)
 }
-END { if (first > from + 1) print "kflex-lab: kernel log records " from + 1 "-" first - 1 " were overwritten before they were read (the ring buffer wrapped)" > "/dev/stderr" }`;
+END { if (first > from + 1) print "kflex-lab: kernel log records " from + 1 "-" first - 1 ` +
+  `" were overwritten before they were read (the ring buffer wrapped)" > "/dev/stderr" }`;
 
 /** The last kernel log sequence number now, or -1 when the log cannot be read. */
 export async function kmsgSeq(host: Host): Promise<number> {

@@ -197,7 +197,11 @@ export function assess(
               : btf.kind === 'no-bpftool'
                 ? 'no bpftool to read the kernel BTF with: KFlex cannot be probed (install bpftool)'
                 : `kernel ${f.kernel} is not a KFlex kernel (BPF_MAP_TYPE_HEAP is not in its BTF): KFlex cells will be skipped, user-space cells run`,
-          fix: 'to run the KFlex cells, boot the KFlex kernel on this host: kflex-lab build kernel --deb --profile paper builds it (KFlex-linux at the pinned commit, verified config) as Debian packages and prints the steps: dpkg -i, update-grub, reboot into it, then hosts check again. The lab never reboots a machine by itself.',
+          fix:
+            'to run the KFlex cells, boot the KFlex kernel on this host: ' +
+            'kflex-lab build kernel --deb --profile paper builds it ' +
+            '(KFlex-linux at the pinned commit, verified config) as Debian packages and prints the steps: ' +
+            'dpkg -i, update-grub, reboot into it, then hosts check again. The lab never reboots a machine by itself.',
         });
       add({
         host: role,
@@ -205,7 +209,8 @@ export function assess(
         level: 'ok',
         detail: f.cpu.la57
           ? '5-level paging active (la57 in /proc/cpuinfo)'
-          : '4-level paging (no la57 in /proc/cpuinfo): only heaps of 256 GiB and more can be placed (64 and 128 GiB and every scaled heap need 5-level paging)',
+          : '4-level paging (no la57 in /proc/cpuinfo): only heaps of 256 GiB and more can be placed ' +
+            '(64 and 128 GiB and every scaled heap need 5-level paging)',
       });
       // The runner's own rule decides; the words are shorter than its (which speak of VM settings).
       const unfit = o.heaps.filter((g) => heapUnfit(g, { serverMemoryMb: f.memory.totalMb, la57: f.cpu.la57 }));
@@ -219,7 +224,9 @@ export function assess(
               host: role,
               name: 'heap ram',
               level: 'warn',
-              detail: `${(f.memory.totalMb / 1024).toFixed(1)} GiB of RAM${f.cpu.la57 ? '' : ', 4-level paging'}: the KFlex heaps ${unfit.map(why).join(', ')} do not fit; those KFlex cells will be skipped`,
+              detail:
+                `${(f.memory.totalMb / 1024).toFixed(1)} GiB of RAM${f.cpu.la57 ? '' : ', 4-level paging'}` +
+                `: the KFlex heaps ${unfit.map(why).join(', ')} do not fit; those KFlex cells will be skipped`,
             }
           : {
               host: role,
@@ -258,7 +265,10 @@ export function assess(
         host: role,
         name: 'link nic',
         level: nic.driver ? 'ok' : 'warn',
-        detail: `${f.linkIf}: driver ${nic.driver ?? 'unknown'}${nic.version ? ` ${nic.version}` : ''}${nic.firmware ? `, firmware ${nic.firmware}` : ''}${nic.busInfo ? `, bus ${nic.busInfo}` : ''}; address ${role === 'server' ? (ins.serverIp ?? '?') : (ins.clientIp ?? '?')}; SSH arrives on ${sshInterfaces(f).join(', ') || '?'}`,
+        detail:
+          `${f.linkIf}: driver ${nic.driver ?? 'unknown'}${nic.version ? ` ${nic.version}` : ''}${nic.firmware ? `, firmware ${nic.firmware}` : ''}` +
+          `${nic.busInfo ? `, bus ${nic.busInfo}` : ''}; address ${role === 'server' ? (ins.serverIp ?? '?') : (ins.clientIp ?? '?')}` +
+          `; SSH arrives on ${sshInterfaces(f).join(', ') || '?'}`,
       });
     }
     // XDP never goes on the client's NIC, but a link that also carries SSH measures the session too.
@@ -351,7 +361,9 @@ export async function checkHosts(
         host: 'server',
         name: 'native xdp',
         level: good ? 'ok' : 'warn',
-        detail: `${s!.linkIf} (${s!.nic.driver ?? '?'}): mode ${xdp.mode}, sent ${xdp.sent} UDP datagrams to port ${xdp.port}, the probe counted ${xdp.counted}; detached${good ? '' : ': the XDP cells will be skipped'}`,
+        detail:
+          `${s!.linkIf} (${s!.nic.driver ?? '?'}): mode ${xdp.mode}, sent ${xdp.sent} UDP datagrams to port ${xdp.port}, ` +
+          `the probe counted ${xdp.counted}; detached${good ? '' : ': the XDP cells will be skipped'}`,
       });
     } else
       a.checks.push({

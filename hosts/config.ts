@@ -100,17 +100,20 @@ export function parseHostsConfig(text: string, file: string, opts: { home?: stri
     sshConfig = resolve(dirname(file), expanded);
     if (!existsSync(sshConfig))
       problems.push(
-        `${where(['ssh_config'])}: ssh_config: no file ${sshConfig}; give the ssh_config to pass to ssh -F (relative paths are relative to ${file}), or leave it out for ~/.ssh/config`,
+        `${where(['ssh_config'])}: ssh_config: no file ${sshConfig}; ` +
+          `give the ssh_config to pass to ssh -F (relative paths are relative to ${file}), or leave it out for ~/.ssh/config`,
       );
   }
   const same = (a: HostSpec, b: HostSpec) => a.destination === b.destination && a.user === b.user && a.port === b.port;
   if (same(c.server, c.client))
     problems.push(
-      `${where(['client', 'destination'])}: client.destination: '${c.client.destination}' is the server's destination too; the server and the client must be two machines`,
+      `${where(['client', 'destination'])}: client.destination: '${c.client.destination}' is the server's destination too; ` +
+        `the server and the client must be two machines`,
     );
   if (c.server.link.address && c.server.link.address === c.client.link.address)
     problems.push(
-      `${where(['client', 'link', 'address'])}: client.link.address: ${c.client.link.address} is the server's link address too; give each side its own address (or leave them out to discover them)`,
+      `${where(['client', 'link', 'address'])}: client.link.address: ${c.client.link.address} is the server's link address too; ` +
+        `give each side its own address (or leave them out to discover them)`,
     );
   else if (hostName(c.server) === hostName(c.client))
     problems.push(`${where(['client'])}: client: records under the same name '${hostName(c.client)}' as the server; set client.name (or server.name)`);

@@ -1,6 +1,11 @@
 import { KFLEX_GUEST_DIR } from '../core/guest.js';
 import type { Host } from '../core/host.js';
 
+/** The btf section of GATHER_SCRIPT: nobtf, nobpftool, or how often BPF_MAP_TYPE_HEAP (KFlex's heap map) is in the kernel BTF. */
+const BTF_PROBE =
+  'if [ ! -r /sys/kernel/btf/vmlinux ]; then echo nobtf; elif ! command -v bpftool >/dev/null 2>&1; then echo nobpftool; ' +
+  'else bpftool btf dump file /sys/kernel/btf/vmlinux 2>/dev/null | grep -c BPF_MAP_TYPE_HEAP; fi';
+
 /**
  * What the lab reads from a user's machine, in one SSH round trip, as the login user (so $SSH_CONNECTION is
  * still set: sudo would clear it). Every section is a real command's output; the parsers below read them.
@@ -25,7 +30,7 @@ sec ethtool; ethtool -i "$IF" 2>&1
 sec driver; readlink "/sys/class/net/$IF/device/driver" 2>&1
 sec binaries; for b in "$@"; do p=$(command -v "$b" 2>/dev/null) && echo "$b $p" || echo "$b -"; done
 sec kflex; for f in ffkx ffkx-bench; do if [ -x "${KFLEX_GUEST_DIR}/$f" ]; then echo "$f ${KFLEX_GUEST_DIR}/$f"; else echo "$f -"; fi; done
-sec btf; if [ ! -r /sys/kernel/btf/vmlinux ]; then echo nobtf; elif ! command -v bpftool >/dev/null 2>&1; then echo nobpftool; else bpftool btf dump file /sys/kernel/btf/vmlinux 2>/dev/null | grep -c BPF_MAP_TYPE_HEAP; fi
+sec btf; ${BTF_PROBE}
 sec ntp; timedatectl show -p NTPSynchronized --value 2>/dev/null
 true
 `;

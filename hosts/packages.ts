@@ -10,8 +10,12 @@ export function packageManagerOf(os: OsRelease): PackageManager {
 /** Binaries no distribution package provides, and what to do instead. */
 export const NOT_PACKAGED: Record<string, string> = {
   memtier_benchmark:
-    "not packaged by Debian or Ubuntu: build it from its source (the lab's image builds RedisLabs/memtier_benchmark at the commit pinned in lab.yaml: autoreconf -ivf && ./configure && make && make install); without it redis-getset runs redis-benchmark instead and records the substitution",
-  ffkx: "KFlex user space: `kflex-lab hosts prepare` copies the kflex stage's build when the host runs the guest suite, else build it on the host from the KFlex repository (see its README)",
+    'not packaged by Debian or Ubuntu: build it from its source ' +
+    "(the lab's image builds RedisLabs/memtier_benchmark at the commit pinned in lab.yaml: autoreconf -ivf && ./configure && make && make install); " +
+    'without it redis-getset runs redis-benchmark instead and records the substitution',
+  ffkx:
+    "KFlex user space: `kflex-lab hosts prepare` copies the kflex stage's build when the host runs the guest suite, " +
+    'else build it on the host from the KFlex repository (see its README)',
   'ffkx-bench': 'built with ffkx (see ffkx)',
 };
 

@@ -95,14 +95,22 @@ export function planPrepare(role: Role, f: HostFacts, kflex: KflexSource): Prepa
         host: role,
         kind: 'copy-kflex',
         files,
-        detail: `copy the kflex stage's build for Debian ${kflex.suite} (${files.length} files: ${files.filter((x) => !x.endsWith('.o')).join(', ')} + BPF objects) to ${KFLEX_GUEST_DIR}`,
+        detail:
+          `copy the kflex stage's build for Debian ${kflex.suite} ` +
+          `(${files.length} files: ${files.filter((x) => !x.endsWith('.o')).join(', ')} + BPF objects) ` +
+          `to ${KFLEX_GUEST_DIR}`,
       });
     } else if (!kflex.dir) steps.push({ host: role, kind: 'note', detail: `ffkx, ffkx-bench: ${kflex.why}` });
     else
       steps.push({
         host: role,
         kind: 'note',
-        detail: `ffkx, ffkx-bench: the kflex stage's build is for Debian ${kflex.suite}, and this host runs ${f.os.pretty}: its libraries (abseil, Google Benchmark, jemalloc, libbpf) would not match. Build KFlex on the host from its repository (the build needs clang >= 19 and libabsl-dev libjemalloc-dev libbenchmark-dev libbpf-dev libelf-dev; run CLANG=clang-19 ./build.sh and check that ffkx, ffkx-bench exist: build.sh exits 0 on failure) and put ffkx, ffkx-bench and bpf/*.bpf.o in ${KFLEX_GUEST_DIR}`,
+        detail:
+          `ffkx, ffkx-bench: the kflex stage's build is for Debian ${kflex.suite}, and this host runs ${f.os.pretty}: ` +
+          `its libraries (abseil, Google Benchmark, jemalloc, libbpf) would not match. ` +
+          `Build KFlex on the host from its repository (the build needs clang >= 19 and libabsl-dev libjemalloc-dev libbenchmark-dev libbpf-dev libelf-dev; ` +
+          `run CLANG=clang-19 ./build.sh and check that ffkx, ffkx-bench exist: build.sh exits 0 on failure) ` +
+          `and put ffkx, ffkx-bench and bpf/*.bpf.o in ${KFLEX_GUEST_DIR}`,
       });
   }
   return steps;

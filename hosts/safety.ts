@@ -11,10 +11,17 @@ export function sameMachineRefusal(
   client: Pick<HostFacts, 'machineId' | 'bootId' | 'hostname'>,
 ): string | undefined {
   if (server.machineId && server.machineId === client.machineId)
-    return `server and client are the same machine (both report /etc/machine-id ${server.machineId}, host name ${server.hostname}); point client.destination at the other machine. (A cloned machine that kept its machine-id: give it its own with 'rm /etc/machine-id && systemd-machine-id-setup'.)`;
+    return (
+      `server and client are the same machine (both report /etc/machine-id ${server.machineId}, host name ${server.hostname}); ` +
+      `point client.destination at the other machine. ` +
+      `(A cloned machine that kept its machine-id: give it its own with 'rm /etc/machine-id && systemd-machine-id-setup'.)`
+    );
   // Containers on one kernel share the boot id even when their machine-ids differ: one NIC, one kernel.
   if (server.bootId && server.bootId === client.bootId)
-    return `server and client run on the same kernel (both report boot_id ${server.bootId}): two containers or namespaces of one machine are not a testbed; use two machines`;
+    return (
+      `server and client run on the same kernel (both report boot_id ${server.bootId}): ` +
+      `two containers or namespaces of one machine are not a testbed; use two machines`
+    );
   return undefined;
 }
 
@@ -32,10 +39,17 @@ export function sshInterfaces(f: Pick<HostFacts, 'ssh' | 'sshRouteDev' | 'interf
 /** XDP attached to the NIC that carries the SSH session can cut the lab (and the user) off the machine. */
 export function sshInterfaceRefusal(f: Pick<HostFacts, 'role' | 'destination' | 'ssh' | 'sshRouteDev' | 'interfaces' | 'linkIf'>): string | undefined {
   if (!f.ssh)
-    return `cannot tell which interface carries the SSH session on the ${f.role} (${f.destination}): $SSH_CONNECTION is empty there; the lab will not attach XDP without knowing (is the login shell resetting the environment?)`;
+    return (
+      `cannot tell which interface carries the SSH session on the ${f.role} (${f.destination}): $SSH_CONNECTION is empty there; ` +
+      `the lab will not attach XDP without knowing (is the login shell resetting the environment?)`
+    );
   const ifs = sshInterfaces(f);
   if (ifs.includes(f.linkIf))
-    return `${f.role}.link.interface ${f.linkIf} carries this SSH session (${f.ssh.serverIp}:${f.ssh.serverPort} from ${f.ssh.clientIp}); attaching XDP there can cut the lab off the machine. Use a second NIC for the experiment link, or reach the ${f.role} through another interface (e.g. a management network or ProxyJump)`;
+    return (
+      `${f.role}.link.interface ${f.linkIf} carries this SSH session (${f.ssh.serverIp}:${f.ssh.serverPort} from ${f.ssh.clientIp}); ` +
+      `attaching XDP there can cut the lab off the machine. Use a second NIC for the experiment link, ` +
+      `or reach the ${f.role} through another interface (e.g. a management network or ProxyJump)`
+    );
   return undefined;
 }
 
@@ -43,7 +57,10 @@ export function sshInterfaceRefusal(f: Pick<HostFacts, 'role' | 'destination' | 
 export function linkInterfaceRefusal(f: Pick<HostFacts, 'role' | 'destination' | 'interfaces' | 'linkIf' | 'linkError'>): string | undefined {
   if (f.interfaces.some((i) => i.ifname === f.linkIf)) return undefined;
   const names = f.interfaces.map((i) => i.ifname).filter((n) => n !== 'lo');
-  return `${f.role}.link.interface: ${f.linkIf} does not exist on ${f.destination}${f.linkError ? ` (ip: ${f.linkError.split('\n')[0]})` : ''}; its interfaces: ${names.join(', ') || 'none'}`;
+  return (
+    `${f.role}.link.interface: ${f.linkIf} does not exist on ${f.destination}${f.linkError ? ` (ip: ${f.linkError.split('\n')[0]})` : ''}` +
+    `; its interfaces: ${names.join(', ') || 'none'}`
+  );
 }
 
 /** A configured address must be on the link NIC; a missing one is discovered there. */
@@ -54,12 +71,16 @@ export function linkAddress(f: Pick<HostFacts, 'role' | 'interfaces' | 'linkIf'>
     if (v4.includes(configured)) return { address: configured };
     const elsewhere = f.interfaces.find((i: IfAddr) => i.addrs.some((a) => a.local === configured));
     return {
-      refusal: `${f.role}.link.address: ${configured} is not on ${f.linkIf}${elsewhere ? ` but on ${elsewhere.ifname}` : ''}; ${f.linkIf} has ${v4.join(', ') || 'no IPv4 address'}`,
+      refusal:
+        `${f.role}.link.address: ${configured} is not on ${f.linkIf}${elsewhere ? ` but on ${elsewhere.ifname}` : ''}` +
+        `; ${f.linkIf} has ${v4.join(', ') || 'no IPv4 address'}`,
     };
   }
   if (v4[0]) return { address: v4[0] };
   return {
-    refusal: `${f.role}.link.interface ${f.linkIf} has no IPv4 address to discover; give it one (ip addr add 10.0.0.X/24 dev ${f.linkIf}) or set ${f.role}.link.address`,
+    refusal:
+      `${f.role}.link.interface ${f.linkIf} has no IPv4 address to discover; ` +
+      `give it one (ip addr add 10.0.0.X/24 dev ${f.linkIf}) or set ${f.role}.link.address`,
   };
 }
 
@@ -67,14 +88,20 @@ export function linkAddress(f: Pick<HostFacts, 'role' | 'interfaces' | 'linkIf'>
 export function clientRouteRefusal(clientLinkIf: string, routeDev: string | undefined, serverIp: string): string | undefined {
   if (!routeDev) return `the client has no route to the server's link address ${serverIp}`;
   if (routeDev !== clientLinkIf)
-    return `the client reaches the server's link address ${serverIp} through ${routeDev}, not its link NIC ${clientLinkIf}: the experiments would not cross the link; put both link NICs in one subnet (or fix the client's routes)`;
+    return (
+      `the client reaches the server's link address ${serverIp} through ${routeDev}, not its link NIC ${clientLinkIf}: ` +
+      `the experiments would not cross the link; put both link NICs in one subnet (or fix the client's routes)`
+    );
   return undefined;
 }
 
 /** An XDP program someone else attached to the link NIC would be replaced by the lab's: refuse instead. */
 export function foreignXdpRefusal(f: Pick<HostFacts, 'linkIf' | 'linkXdp' | 'role'>): string | undefined {
   if (!f.linkXdp?.attached) return undefined;
-  return `an XDP program${f.linkXdp.progId ? ` (id ${f.linkXdp.progId})` : ''} is already attached to the ${f.role}'s ${f.linkIf}; the lab would replace it. Detach it first (ip link set dev ${f.linkIf} xdp off) if it is not needed`;
+  return (
+    `an XDP program${f.linkXdp.progId ? ` (id ${f.linkXdp.progId})` : ''} is already attached to the ${f.role}'s ${f.linkIf}; the lab would replace it. ` +
+    `Detach it first (ip link set dev ${f.linkIf} xdp off) if it is not needed`
+  );
 }
 
 /** XDP, BPF maps and the servers' ports need root: directly, or through passwordless sudo. */
@@ -82,6 +109,7 @@ export function rootRefusal(role: string, loginUid: number, sudo: boolean, sudoU
   if (sudo)
     return sudoUid === 0
       ? undefined
-      : `${role}: sudo -n does not give root (${sudoError?.trim().split('\n').at(-1) ?? `uid ${sudoUid}`}); allow passwordless sudo for the login user, or log in as root and set sudo: false`;
+      : `${role}: sudo -n does not give root (${sudoError?.trim().split('\n').at(-1) ?? `uid ${sudoUid}`}); ` +
+          `allow passwordless sudo for the login user, or log in as root and set sudo: false`;
   return loginUid === 0 ? undefined : `${role}: the login user is uid ${loginUid}, not root; set ${role}.sudo: true (passwordless sudo) or log in as root`;
 }

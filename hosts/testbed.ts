@@ -135,7 +135,8 @@ export class SshTestbed implements Testbed {
       const s = ins.facts.server!;
       const c = ins.facts.client!;
       step(
-        `server ${s.hostname}: Linux ${s.kernel}, ${s.cpus} CPUs, ${s.linkIf} (${s.nic.driver ?? '?'}) ${ins.serverIp}; client ${c.hostname}: Linux ${c.kernel}, ${c.linkIf} (${c.nic.driver ?? '?'}) ${ins.clientIp}`,
+        `server ${s.hostname}: Linux ${s.kernel}, ${s.cpus} CPUs, ${s.linkIf} (${s.nic.driver ?? '?'}) ${ins.serverIp}; ` +
+          `client ${c.hostname}: Linux ${c.kernel}, ${c.linkIf} (${c.nic.driver ?? '?'}) ${ins.clientIp}`,
       );
       let xdp: XdpCheckResult | undefined;
       let xdpWhy: string | undefined;

@@ -22,8 +22,10 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UseDNS no
 CONF
-# sshd must not regenerate keys at first boot (Debian's ssh unit would otherwise try).
-rm -f "$root/etc/systemd/system/multi-user.target.wants/regenerate_ssh_host_keys.service"
+# sshd must not regenerate keys at first boot (Debian's ssh unit would otherwise try). sshd-keygen.service
+# (first boot only) is ordered before sshd with the default dependencies, so while it is wanted sshd waits
+# for the whole of basic.target: the host key is the lab's pinned one, nothing to generate.
+rm -f "$root/etc/systemd/system/multi-user.target.wants/regenerate_ssh_host_keys.service" "$root"/etc/systemd/system/*.wants/sshd-keygen.service
 
 # --- Network: the management NIC (eth0, QEMU user-mode net) gets DHCP from the kernel (ip= on the
 # command line), so no network daemon sits between boot and sshd. The link NIC (eth1) comes from the
@@ -95,6 +97,14 @@ done
 # system is up, instead of being refused and retried a second later.
 mkdir -p "$root/etc/systemd/system/ssh.service.d" "$root/etc/systemd/system/ssh.socket.d"
 cat > "$root/etc/systemd/system/ssh.service.d/kflex-lab.conf" <<'CONF'
+[Unit]
+# sshd needs the root and /tmp file systems and the journal, not the rest of sysinit.target (udev's
+# coldplug, tmpfiles, sysctl...): it starts while those finish. The lab waits for the link itself.
+DefaultDependencies=no
+Wants=local-fs.target
+After=local-fs.target systemd-journald.socket
+Before=shutdown.target
+Conflicts=shutdown.target
 [Service]
 ExecStartPre=
 CONF

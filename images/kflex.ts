@@ -70,7 +70,8 @@ export function heapRewriteHooks(heaps: Record<HeapProgram, number>, dirInRoot: 
     const file = `${dirInRoot}/${HEAP_FILES[prog]}`;
     hooks.push(`chroot "$1" sed -i -E 's/^ffkx_heap\\(${from}, 0\\) heap SEC/ffkx_heap(${to}, 0) heap SEC/' ${file}`);
     hooks.push(
-      `chroot "$1" sh -c 'test "$(grep -cE "^ffkx_heap\\(${to}, 0\\) heap SEC" ${file})" = 1 || { echo "heap rewrite of ${file} to ${to} GiB did not take" >&2; exit 1; }'`,
+      `chroot "$1" sh -c 'test "$(grep -cE "^ffkx_heap\\(${to}, 0\\) heap SEC" ${file})" = 1 || ` +
+        `{ echo "heap rewrite of ${file} to ${to} GiB did not take" >&2; exit 1; }'`,
     );
   }
   return hooks;
@@ -78,7 +79,11 @@ export function heapRewriteHooks(heaps: Record<HeapProgram, number>, dirInRoot: 
 
 /** The script run inside the throwaway build root; build.sh exits 0 even when it failed, so the binaries are checked. */
 export function kflexBuildCommand(dirInRoot: string): string {
-  return `cd ${dirInRoot} && CLANG=clang-19 BPFTOOL=bpftool CC=clang-19 CXX=clang++-19 ./build.sh && for b in ${KFLEX_BINARIES.join(' ')}; do test -x "$b" || { echo "KFlex build produced no $b" >&2; exit 1; }; done`;
+  return (
+    `cd ${dirInRoot} && CLANG=clang-19 BPFTOOL=bpftool CC=clang-19 CXX=clang++-19 ./build.sh ` +
+    `&& for b in ${KFLEX_BINARIES.join(' ')}; do test -x "$b" || { echo "KFlex build produced ` +
+    `no $b" >&2; exit 1; }; done`
+  );
 }
 
 /**

@@ -179,7 +179,8 @@ export class KernelDebStage implements Stage {
     const release = (await run(kernelMakeArgv(src, build, ['-s', 'kernelrelease']), runOpts)).stdout.trim();
     if (release !== kernel.release)
       throw new LabError(
-        `kernel-deb: the build tree ${build} makes release ${release}, the kernel stage built ${kernel.release}; rebuild the kernel: kflex-lab build kernel --force kernel`,
+        `kernel-deb: the build tree ${build} makes release ${release}, the kernel stage built ` +
+          `${kernel.release}; rebuild the kernel: kflex-lab build kernel --force kernel`,
         ExitCode.infra,
       );
 
@@ -194,7 +195,9 @@ export class KernelDebStage implements Stage {
     const afterSha = await sha256File(join(build, '.config'));
     if (afterSha !== wantSha)
       throw new LabError(
-        `kernel-deb: ${build}/.config changed during bindeb-pkg (sha256 ${afterSha.slice(0, 12)}, the kernel stage verified ${wantSha.slice(0, 12)}): the packages would not hold the verified configuration`,
+        `kernel-deb: ${build}/.config changed during bindeb-pkg (sha256 ${afterSha.slice(0, 12)}, ` +
+          `the kernel stage verified ${wantSha.slice(0, 12)}): the packages would not hold the ` +
+          `verified configuration`,
         ExitCode.infra,
       );
 
@@ -258,7 +261,8 @@ export function installSteps(o: { release: string; packages: Array<{ role: DebRo
     `To boot kernel ${o.release} on a Debian or Ubuntu host of your own (the lab installs nothing and reboots nothing):`,
     `  1. copy:       scp ${install.map((p) => p.path).join(' ')} HOST:`,
     `  2. install:    sudo dpkg -i ${install.map((p) => p.file).join(' ')}`,
-    `                 (${headers ? 'linux-headers only for building modules against it; ' : ''}leave linux-libc-dev out: it replaces the distribution's user-space kernel headers)`,
+    `                 (${headers ? 'linux-headers only for building modules against it; ' : ''}leave ` +
+      `linux-libc-dev out: it replaces the distribution's user-space kernel headers)`,
     `  3. boot entry: the package runs /etc/kernel/postinst.d (on Debian: update-initramfs, update-grub); if the entry is missing,`,
     `                 run 'sudo update-grub', or add one for /boot/vmlinuz-${o.release} to your bootloader`,
     `  4. reboot:     choose 'Linux ${o.release}' in the GRUB menu's advanced options (or 'sudo grub-reboot' it for one boot), keeping your`,

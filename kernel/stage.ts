@@ -99,7 +99,8 @@ export class KernelStage implements Stage {
     const src = srcInfo.dir;
     if (existsSync(join(src, '.config')))
       throw new LabError(
-        `kernel source ${src} has a .config at its top: it is not clean, and out-of-tree builds (O=) refuse it; run 'make mrproper' there or point at a clean tree`,
+        `kernel source ${src} has a .config at its top: it is not clean, and out-of-tree builds ` +
+          `(O=) refuse it; run 'make mrproper' there or point at a clean tree`,
         ExitCode.usage,
       );
     const build = join(work, 'build');

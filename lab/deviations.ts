@@ -44,17 +44,32 @@ function buildDeviations(config: ResolvedConfig): Deviation[] {
     {
       topic: 'toolchain',
       artifact: "its own LLVM built from llvm-project main (> 18) for the BPF objects, the host's g++ for user space, the committed bpftool binary",
-      lab: `clang >= ${p.toolchain.min_version} (policy ${p.toolchain.policy}${p.toolchain.package ? `, package ${p.toolchain.package}` : ''}); user space built with clang-19/clang++-19 in a Debian ${p.image.suite} root; the distribution's bpftool`,
-      why: "a packaged clang-19 takes a minute instead of hours; the committed bpftool needs glibc >= 2.38; the guest suite's libraries must match the binaries",
+      lab:
+        `clang >= ${p.toolchain.min_version} (policy ` +
+        `${p.toolchain.policy}${p.toolchain.package ? `, package ${p.toolchain.package}` : ''}); ` +
+        `user space built with clang-19/clang++-19 in a Debian ${p.image.suite} root; the ` +
+        `distribution's bpftool`,
+      why:
+        'a packaged clang-19 takes a minute instead of hours; the committed bpftool needs glibc >= ' +
+        "2.38; the guest suite's libraries must match the binaries",
       affects: 'all KFlex cells',
     },
   ];
   const src = p.sources[p.kernel.source];
   const isKflex = src?.kind === 'git' && /KFlex-linux/i.test(src.url);
+  const kernelSource = isKflex
+    ? 'KFlex-linux at the pinned commit'
+    : src?.kind === 'debian-package'
+      ? `Debian's ${src.package} (not a KFlex kernel)`
+      : `${src?.kind ?? 'unknown'} source`;
   out.push({
     topic: 'kernel',
     artifact: "KFlex-linux (v6.9 fork) configured from the host distribution's .config plus make olddefconfig",
-    lab: `${isKflex ? 'KFlex-linux at the pinned commit' : src?.kind === 'debian-package' ? `Debian's ${src.package} (not a KFlex kernel)` : `${src?.kind ?? 'unknown'} source`}, configured from ${p.kernel.base} + fragments ${p.kernel.fragments.join(', ')}${Object.keys(p.kernel.extra).length ? ` + ${JSON.stringify(p.kernel.extra)}` : ''}, every option verified`,
+    lab:
+      `${kernelSource}, ` +
+      `configured from ${p.kernel.base} + fragments ` +
+      `${p.kernel.fragments.join(', ')}${Object.keys(p.kernel.extra).length ? ` + ${JSON.stringify(p.kernel.extra)}` : ''}, ` +
+      `every option verified`,
     why: isKflex
       ? 'a distribution config differs per evaluator; defconfig plus the lab fragments is reproducible and verified'
       : 'the smoke profile runs where the KFlex kernel cannot be built or booted: KFlex cells are skipped',

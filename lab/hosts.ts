@@ -16,13 +16,18 @@ async function kflexSource(config: ResolvedConfig, bus: EventBus): Promise<Kflex
   if (!config.profile.image.kflex)
     return {
       suite,
-      why: `profile ${config.profileName} builds no KFlex user space (image.kflex: false); with --profile paper, 'kflex-lab build kflex --profile paper' builds it for Debian ${suite}, then run prepare again`,
+      why:
+        `profile ${config.profileName} builds no KFlex user space (image.kflex: false); with ` +
+        `--profile paper, 'kflex-lab build kflex --profile paper' builds it for Debian ${suite}, ` +
+        `then run prepare again`,
     };
   const planned = await plan(stageRegistry(config), ['kflex'], config, config.cacheRoot);
   if (!planned.find((p) => p.stage.id === 'kflex')?.cached)
     return {
       suite,
-      why: `the kflex stage is not built yet: run 'kflex-lab build kflex --profile ${config.profileName}' first (it builds for Debian ${suite}), then prepare again`,
+      why:
+        `the kflex stage is not built yet: run 'kflex-lab build kflex --profile ` +
+        `${config.profileName}' first (it builds for Debian ${suite}), then prepare again`,
     };
   const out = await buildTargets(config, ['kflex'], bus);
   return { suite, dir: kflexOutputs(out.kflex!).dir };

@@ -66,7 +66,12 @@ export function sizeServer(profile: Profile, host: HostShape, cells: ExperimentC
   const skipped = heaps.filter((h) => !fitting.includes(h));
   return {
     memoryMb,
-    why: `auto: ${fitting.length ? `the ${fitting.at(-1)} GiB heap + the guest, its struct pages and page tables` : 'no KFlex heap fits'}; host ${(host.ramMb / 1024).toFixed(0)} GiB - client ${profile.vms.client.memory_mb / 1024} GiB - reserve ${profile.vms.host_reserve_mb / 1024} GiB = ${(available / 1024).toFixed(1)} GiB available${skipped.length ? `; ${skipped.map((h) => `${h} GiB`).join(', ')} heap(s) would need ${skipped.map((h) => `${(heapVmMemoryMb(h) / 1024).toFixed(0)} GiB`).join(', ')}` : ''}`,
+    why:
+      `auto: ${fitting.length ? `the ${fitting.at(-1)} GiB heap + the guest, its struct pages and page tables` : 'no KFlex heap fits'}; ` +
+      `host ${(host.ramMb / 1024).toFixed(0)} GiB - client ${profile.vms.client.memory_mb / 1024} GiB - ` +
+      `reserve ${profile.vms.host_reserve_mb / 1024} GiB = ${(available / 1024).toFixed(1)} GiB available` +
+      `${skipped.length ? `; ${skipped.map((h) => `${h} GiB`).join(', ')} heap(s) would need ` : ''}` +
+      `${skipped.length ? skipped.map((h) => `${(heapVmMemoryMb(h) / 1024).toFixed(0)} GiB`).join(', ') : ''}`,
   };
 }
 

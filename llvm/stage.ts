@@ -75,7 +75,9 @@ export async function resolveToolchain(p: Profile['toolchain']): Promise<{ how: 
   if (p.policy === 'system') {
     if (!good)
       throw new LabError(
-        `toolchain.policy is system but ${sys ? `${sys.path} is clang ${sys.version}${sys.bpf ? '' : ' without the BPF target'}` : `no clang >= ${p.min_version} is on PATH`}; install ${p.package ?? `clang-${p.min_version}`} or set toolchain.policy: auto`,
+        `toolchain.policy is system but ` +
+          `${sys ? `${sys.path} is clang ${sys.version}${sys.bpf ? '' : ' without the BPF target'}` : `no clang >= ${p.min_version} is on PATH`}; ` +
+          `install ${p.package ?? `clang-${p.min_version}`} or set toolchain.policy: auto`,
         ExitCode.infra,
       );
     return { how: 'system', clang: good };

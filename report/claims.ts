@@ -134,7 +134,10 @@ export function judgeClaims(claims: Claim[], rows: SummaryRow[]): ClaimVerdict[]
         const geo = Math.exp(measured.reduce((a, p) => a + Math.log(p.ratio!), 0) / measured.length);
         const failing = measured.filter((p) => !judge(p.ratio!));
         const unmeasured = points.filter((p) => p.ratio === undefined).map((p) => p.params);
-        const reason = `per point: ${points.map((p) => `${p.params} ${p.ratio === undefined ? 'not run' : p.ratio.toFixed(2)}`).join('; ')}${failing.length ? `; ${failing.length} of ${measured.length} measured points do not hold` : ''}${unmeasured.length ? `; not measured: ${unmeasured.join(', ')}` : ''}`;
+        const reason =
+          `per point: ${points.map((p) => `${p.params} ${p.ratio === undefined ? 'not run' : p.ratio.toFixed(2)}`).join('; ')}` +
+          `${failing.length ? `; ${failing.length} of ${measured.length} measured points do not hold` : ''}` +
+          `${unmeasured.length ? `; not measured: ${unmeasured.join(', ')}` : ''}`;
         return { claim, verdict: failing.length ? 'deviates' : 'reproduced', measured: geo, reason, sides, points };
       }
       const num = side(c.numerator);
@@ -163,7 +166,10 @@ export function judgeClaims(claims: Claim[], rows: SummaryRow[]): ClaimVerdict[]
           pairs,
         };
       const geo = Math.exp(pairs.reduce((a, p) => a + Math.log(p.ratio), 0) / pairs.length);
-      const reason = `geometric mean of ${pairs.length} ${c.numerator}/${c.denominator} ${claim.metric} ratios (${pairs.map((p) => `${p.benchmark} ${p.ratio.toFixed(2)}`).join(', ')})${unpaired.length ? `; not paired: ${unpaired.join(', ')}` : ''}`;
+      const reason =
+        `geometric mean of ${pairs.length} ${c.numerator}/${c.denominator} ${claim.metric} ratios ` +
+        `(${pairs.map((p) => `${p.benchmark} ${p.ratio.toFixed(2)}`).join(', ')})` +
+        `${unpaired.length ? `; not paired: ${unpaired.join(', ')}` : ''}`;
       return { claim, verdict: satisfies(geo, c.expect) ? 'reproduced' : 'deviates', measured: geo, reason, sides, pairs };
     }
     const exact = side('kflex', 'exact');

@@ -29,7 +29,8 @@ export function renderMarkdown(r: ReportModel): string {
     `# kflex-lab report: ${r.run}`,
     '',
     ...(r.accel.banner ? [`> **${r.accel.banner}**`, ''] : []),
-    `**Verdicts** (${total} claims): ${r.counts.reproduced} reproduced · ${r.counts.deviates} deviate · ${r.counts.notRun} not run — accelerator ${r.accel.accel}, profile ${r.manifest.profile}`,
+    `**Verdicts** (${total} claims): ${r.counts.reproduced} reproduced · ${r.counts.deviates} deviate · ` +
+      `${r.counts.notRun} not run — accelerator ${r.accel.accel}, profile ${r.manifest.profile}`,
     '',
     '| claim | verdict | ratio (spread) |',
     '|---|---|---|',

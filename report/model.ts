@@ -168,11 +168,14 @@ function functional(m: Manifest, records: CellRecord[], events: TimedEvent[] | u
   const items: EvidenceItem[] = [];
   const stages = Object.entries(m.stages ?? {});
   const stillFailed = [...lastStageEvents(events).values()].filter((e): e is Extract<TimedEvent, { type: 'stage-failed' }> => e.type === 'stage-failed');
+  const built = stages
+    .map(([id, s]) => `${id} ${s.fingerprint}${typeof s.manifest?.build_seconds === 'number' ? ` (${fmt(s.manifest.build_seconds as number)} s)` : ''}`)
+    .join(', ');
   if (!stages.length) items.push({ ok: false, text: 'stages: none recorded in manifest.json (the run stopped before its builds finished)' });
   else
     items.push({
       ok: stillFailed.length === 0,
-      text: `stages built: ${stages.map(([id, s]) => `${id} ${s.fingerprint}${typeof s.manifest?.build_seconds === 'number' ? ` (${fmt(s.manifest.build_seconds as number)} s)` : ''}`).join(', ')}${stillFailed.length ? `; failed: ${stillFailed.map((f) => `${f.stage} (${f.error.split('\n')[0]})`).join('; ')}` : ''}`,
+      text: `stages built: ${built}${stillFailed.length ? `; failed: ${stillFailed.map((f) => `${f.stage} (${f.error.split('\n')[0]})`).join('; ')}` : ''}`,
     });
   const tb = m.testbed as { testbed?: string; accel?: string; link?: string } | undefined;
   const up = (events ?? []).filter((e): e is Extract<TimedEvent, { type: 'testbed-up' }> => e.type === 'testbed-up');
@@ -182,7 +185,9 @@ function functional(m: Manifest, records: CellRecord[], events: TimedEvent[] | u
   else
     items.push({
       ok: lost.length === 0,
-      text: `${what} up (${tb?.testbed ?? up.at(-1)?.kind}, ${m.host.accel}, link ${String(m.link ?? tb?.link ?? 'unknown')})${up.length ? ` in ${fmt(up.at(-1)!.seconds)} s` : ''}${lost.length ? `; lost during the cells: ${lost.map((l) => l.why).join('; ')}` : ''}`,
+      text:
+        `${what} up (${tb?.testbed ?? up.at(-1)?.kind}, ${m.host.accel}, link ${String(m.link ?? tb?.link ?? 'unknown')})` +
+        `${up.length ? ` in ${fmt(up.at(-1)!.seconds)} s` : ''}${lost.length ? `; lost during the cells: ${lost.map((l) => l.why).join('; ')}` : ''}`,
     });
   const x = m.xdp_check as { mode?: string; sent?: number; counted?: number; warnings?: string[] } | undefined;
   if (!x) items.push({ ok: false, text: 'native XDP: not checked (no xdp_check in manifest.json)' });
@@ -190,7 +195,9 @@ function functional(m: Manifest, records: CellRecord[], events: TimedEvent[] | u
     const ok = x.mode === 'driver' && typeof x.sent === 'number' && x.sent > 0 && x.counted === x.sent;
     items.push({
       ok,
-      text: `native XDP: ${x.mode} mode, ${x.counted ?? '?'} of ${x.sent ?? '?'} datagrams counted by the probe${x.warnings?.length ? ` (${x.warnings.join('; ')})` : ''}`,
+      text:
+        `native XDP: ${x.mode} mode, ${x.counted ?? '?'} of ${x.sent ?? '?'} datagrams counted by the probe` +
+        `${x.warnings?.length ? ` (${x.warnings.join('; ')})` : ''}`,
     });
   }
   const caps = m.capabilities as
@@ -208,15 +215,22 @@ function functional(m: Manifest, records: CellRecord[], events: TimedEvent[] | u
   if (caps)
     items.push({
       ok: null,
-      text: `server guest: kernel ${caps.kernelRelease}; KFlex heap map: ${caps.kflexKernel ? 'yes' : `no (${caps.kflexKernelWhy})`}; ffkx: ${caps.ffkx ? 'yes' : `no (${caps.ffkxWhy})`}; 5-level paging (la57): ${caps.la57 ? 'yes' : 'no'}; memtier: ${caps.memtier ? 'yes' : 'no'}; ${caps.serverMemoryMb} MiB`,
+      text:
+        `server guest: kernel ${caps.kernelRelease}; KFlex heap map: ${caps.kflexKernel ? 'yes' : `no (${caps.kflexKernelWhy})`}; ` +
+        `ffkx: ${caps.ffkx ? 'yes' : `no (${caps.ffkxWhy})`}; ` +
+        `5-level paging (la57): ${caps.la57 ? 'yes' : 'no'}; memtier: ${caps.memtier ? 'yes' : 'no'}; ${caps.serverMemoryMb} MiB`,
     });
   const n = (rs: CellRecord[], st: string) => rs.filter((r) => r.status === st).length;
   const failed = records.filter((r) => r.status === 'failed');
   const silent = records.filter((r) => r.status === 'skipped' && !r.reason);
+  const perExperiment = [...groupBy(records, (r) => r.experiment)].map(([e, rs]) => `${e} ${n(rs, 'ok')}/${n(rs, 'failed')}/${n(rs, 'skipped')}`).join(', ');
   if (records.length)
     items.push({
       ok: failed.length === 0 && silent.length === 0,
-      text: `cells: ${n(records, 'ok')} ok, ${failed.length} failed, ${n(records, 'skipped')} skipped${silent.length ? ` (${silent.length} without a stated reason)` : ''}; ok/failed/skipped per experiment: ${[...groupBy(records, (r) => r.experiment)].map(([e, rs]) => `${e} ${n(rs, 'ok')}/${n(rs, 'failed')}/${n(rs, 'skipped')}`).join(', ')}`,
+      text:
+        `cells: ${n(records, 'ok')} ok, ${failed.length} failed, ${n(records, 'skipped')} skipped` +
+        `${silent.length ? ` (${silent.length} without a stated reason)` : ''}` +
+        `; ok/failed/skipped per experiment: ${perExperiment}`,
     });
   // One line per distinct reason, naming the cells it kept from running: the same probe result skips many.
   const cellsOf = (rs: CellRecord[]) => [...new Set(rs.map((r) => `${r.experiment}/${r.variant}`))].join(', ');
@@ -245,7 +259,9 @@ function reproduced(m: Manifest, verdicts: ClaimVerdict[]): BadgeEvidence {
     const scaled = heaps.filter((d) => affectsExperiment(d, v.claim.experiment));
     items.push({
       ok: v.verdict === 'reproduced',
-      text: `${v.claim.id}: ${v.verdict}${v.measured !== undefined ? ` (${fmt(v.measured)})` : ''}${v.reason ? ` — ${v.reason}` : ''}${scaled.length ? `; on a scaled heap (${scaled.map((d) => d.lab).join('; ')})` : ''}`,
+      text:
+        `${v.claim.id}: ${v.verdict}${v.measured !== undefined ? ` (${fmt(v.measured)})` : ''}${v.reason ? ` — ${v.reason}` : ''}` +
+        `${scaled.length ? `; on a scaled heap (${scaled.map((d) => d.lab).join('; ')})` : ''}`,
     });
   }
   // Claims that did not run for the same reason are one line: the reason is what the evaluator acts on.
@@ -432,7 +448,8 @@ export function timeline(m: Manifest, records: CellRecord[], events?: TimedEvent
         });
   } else {
     note =
-      'this run has no events.jsonl: stage times come from their manifests (a stage built before the run shows as cached at its start) and the testbed boot is not shown';
+      'this run has no events.jsonl: stage times come from their manifests (a stage built before the run shows as cached at its start) ' +
+      'and the testbed boot is not shown';
     const created = ms(m.created);
     for (const [stage, s] of Object.entries(m.stages ?? {})) {
       const built = ms(s.manifest?.built_at as string | undefined);

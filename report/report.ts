@@ -91,11 +91,13 @@ function provenance(runDir: string, m: Manifest, events: TimedEvent[] | undefine
     const src = sm.source as Record<string, unknown> | undefined;
     const what =
       id === 'kernel'
-        ? `${sm.release} from ${src?.origin ?? '?'}${src?.commit ? ` commit ${src.commit}` : ''}${src?.sha256 ? ` sha256 ${src.sha256}` : ''}; ${sm.base} + ${(sm.fragments as string[] | undefined)?.join(', ') ?? ''}; config sha256 ${sm.config_sha256}; ${sm.gcc ?? ''}`
+        ? `${sm.release} from ${src?.origin ?? '?'}${src?.commit ? ` commit ${src.commit}` : ''}${src?.sha256 ? ` sha256 ${src.sha256}` : ''}; ` +
+          `${sm.base} + ${(sm.fragments as string[] | undefined)?.join(', ') ?? ''}; config sha256 ${sm.config_sha256}; ${sm.gcc ?? ''}`
         : id === 'llvm'
           ? `${sm.clang} ${sm.clang_version} (${sm.how})`
           : id === 'image'
-            ? `${sm.suite}, ${sm.mmdebstrap}, mirror ${sm.mirror}, image sha256 ${sm.image_sha256} (${sm.image_bytes} bytes); memtier ${JSON.stringify(sm.memtier)}`
+            ? `${sm.suite}, ${sm.mmdebstrap}, mirror ${sm.mirror}, image sha256 ${sm.image_sha256} (${sm.image_bytes} bytes); ` +
+              `memtier ${JSON.stringify(sm.memtier)}`
             : id === 'kflex'
               ? `${src?.origin ?? '?'} commit ${src?.commit ?? '?'}; heaps ${JSON.stringify(sm.heaps)}`
               : JSON.stringify(Object.fromEntries(Object.entries(sm).filter(([k]) => k !== 'packages')));
@@ -182,5 +184,6 @@ export async function readRunForReport(runDir: string): Promise<{ manifest: Mani
 
 export function verdictTable(verdicts: ClaimVerdict[]): string {
   const w = Math.max(...verdicts.map((v) => v.claim.id.length));
-  return verdicts.map((v) => `  ${v.claim.id.padEnd(w)}  ${v.measured !== undefined ? fmt(v.measured).padStart(8) : '       –'}  ${verdictText(v)}`).join('\n');
+  const measured = (v: ClaimVerdict) => (v.measured !== undefined ? fmt(v.measured).padStart(8) : '       –');
+  return verdicts.map((v) => `  ${v.claim.id.padEnd(w)}  ${measured(v)}  ${verdictText(v)}`).join('\n');
 }

@@ -11,6 +11,14 @@ export function tempDir(prefix = 'kflex-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/**
+ * One regex from the sources of several, for a pattern too long for one line: it matches exactly what the
+ * parts written as one literal would. Each part must be a whole regex on its own; the parts' flags are ignored.
+ */
+export function regexOf(flags: string, ...parts: RegExp[]): RegExp {
+  return new RegExp(parts.map((p) => p.source).join(''), flags);
+}
+
 /** A lab.yaml written to a temp dir, for error-message tests. */
 export function writeConfig(text: string): string {
   const f = join(tempDir(), 'lab.yaml');

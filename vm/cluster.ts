@@ -6,10 +6,10 @@ import type { EventBus } from '../core/events.js';
 import { run } from '../core/exec.js';
 import { SshHost, CONTROL_PERSIST_S } from '../core/ssh.js';
 import { labKeys, type LabKeys } from '../core/keys.js';
-import { kvmProbe } from '../core/host-probe.js';
+import { kvmProbe, pidAlive } from '../core/host-probe.js';
+import { LINK_IF } from '../core/guest.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { retry, RetryAborted, RetryTimeout } from '../core/retry.js';
-import { pidAlive } from '../core/host-probe.js';
 import { qemuConfig, LINK_ADDRS, MACS, type VmSpec, type VmRole, type Accel } from './spec.js';
 import { chooseLink, describeLink, linkAvailability, linkBackendOf, planLink, type LinkAvailability } from './link/index.js';
 import { readState, writeState, teardownDir, freePorts, qemuPid, isStale, readSerialTail, sshControlPath, type ClusterState } from './state.js';
@@ -216,8 +216,12 @@ export class Cluster {
         waitForSsh(cluster.client, state.vms.client.pidfile, timeoutMs),
       ]);
       step(
-        `ssh answers: server ${secs[0]!.toFixed(1)} s, client ${secs[1]!.toFixed(1)} s after start (both booted in parallel, ${((Date.now() - started) / 1000).toFixed(1)} s)`,
+        `ssh answers: server ${secs[0]!.toFixed(1)} s, client ${secs[1]!.toFixed(1)} s after start ` +
+          `(both booted in parallel, ${((Date.now() - started) / 1000).toFixed(1)} s)`,
       );
+      // sshd starts before the rest of the guest's boot (images/customize.sh): the link address comes from
+      // kflex-link.service, which may still be running. One round trip each, both at once.
+      await Promise.all([waitForLink(cluster.server), waitForLink(cluster.client)]);
       state.phase = 'ready';
       await writeState(dir, state);
       await writeFile(join(dir, 'ssh_config'), sshConfigText(state, keys, dir), { mode: 0o600 });
@@ -255,6 +259,24 @@ async function startQemu(spec: VmSpec, wrapper: string[]): Promise<void> {
       `qemu for ${spec.role} ${code === 'timeout' ? 'did not daemonize within 60 s' : `exited ${code}`}: ${stderr.join('').trim()}`,
       ExitCode.infra,
     );
+}
+
+/** The guest's end of the experiment link has its address (kflex-link.service ran), within 60 s. */
+export const LINK_WAIT_SCRIPT = 'for i in $(seq 1 600); do ip -4 -o addr show dev "$1" | grep -q " inet $2/" && exit 0; sleep 0.1; done; exit 1';
+
+async function waitForLink(vm: GuestVm): Promise<void> {
+  const r = await vm.host.exec(['sh', '-c', LINK_WAIT_SCRIPT, 'link', LINK_IF, vm.linkIp], { allowFailure: true, timeoutMs: 90_000 });
+  if (r.code === 0) return;
+  const status = await vm.host.exec(['systemctl', 'status', '--no-pager', '-n', '10', 'kflex-link.service'], { allowFailure: true, timeoutMs: 30_000 });
+  throw new LabError(
+    `the ${vm.role} VM's ${LINK_IF} did not get ${vm.linkIp} within 60 s ` +
+      `(kflex-link.service sets it from the kernel command line):\n${status.stdout
+        .trim()
+        .split('\n')
+        .map((l) => `  | ${l}`)
+        .join('\n')}`,
+    ExitCode.infra,
+  );
 }
 
 /** Poll SSH until it answers; fail early when QEMU dies, and with the serial log's tail on timeout. */

@@ -32,7 +32,10 @@ export function xdpAccepted(x: XdpCheckResult): string | undefined {
 }
 
 export function describeXdp(x: XdpCheckResult): string {
-  return `mode ${x.mode}, UDP port ${x.port}: sent ${x.sent}, counted ${x.counted}; other counters: ${x.other.map((o) => `${o.proto === 0xffff ? 'eth' : o.proto}/${o.port}=${o.count}`).join(' ') || 'none'}`;
+  return (
+    `mode ${x.mode}, UDP port ${x.port}: sent ${x.sent}, counted ${x.counted}; other counters: ` +
+    `${x.other.map((o) => `${o.proto === 0xffff ? 'eth' : o.proto}/${o.port}=${o.count}`).join(' ') || 'none'}`
+  );
 }
 
 /** The lab's own server and client VMs on a virtio-net link, as a Testbed. */
@@ -114,7 +117,11 @@ export class VmTestbed implements Testbed {
       if (qemuPid(pidfile)) continue;
       // A daemonized QEMU is not our child: its exit status cannot be read, only that it is gone.
       const tail = (await readSerialTail(vm.serialLog, 15)).filter((l) => l.trim());
-      return `the ${vm.role} VM's QEMU is gone (pid file ${pidfile}; killed or crashed, exit status not observable for a daemonized QEMU); last serial lines:\n${tail.map((l) => `  | ${l}`).join('\n')}`;
+      return (
+        `the ${vm.role} VM's QEMU is gone (pid file ${pidfile}; killed or crashed, exit status not ` +
+        `observable for a daemonized QEMU); last serial ` +
+        `lines:\n${tail.map((l) => `  | ${l}`).join('\n')}`
+      );
     }
     return undefined;
   }

@@ -37,7 +37,11 @@ export function parseXdpMode(json: string, ifname: string): string | undefined {
 /** Why the kernel refused native XDP, and what in the lab's settings fixes it. */
 export function explainXdpRefusal(text: string): string {
   if (/GRO_HW\/CSUM|guest offloads|LRO/i.test(text))
-    return 'the host implements guest offloads on the link NIC: the lab sets guest_csum/guest_tso4/guest_tso6/guest_ecn/guest_ufo=off on the device (vm/spec.ts linkDeviceArgs); a custom QEMU device line must do the same';
+    return (
+      'the host implements guest offloads on the link NIC: the lab sets ' +
+      'guest_csum/guest_tso4/guest_tso6/guest_ecn/guest_ufo=off on the device (vm/spec.ts ' +
+      'linkDeviceArgs); a custom QEMU device line must do the same'
+    );
   if (/MTU too large/i.test(text)) return 'the link MTU is too large for XDP on virtio-net (no multi-buffer): set vms.link.mtu to 1500 or less';
   if (/Too few free TX rings|queue/i.test(text)) return 'not enough TX queues for XDP_TX: give the link 2 x vCPU queues (tap backend with multiqueue)';
   if (/Operation not supported|not supported/i.test(text)) return 'the NIC driver has no native XDP: the link NIC must be virtio-net-pci';

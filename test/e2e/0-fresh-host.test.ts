@@ -47,22 +47,28 @@ function checkScript(needs: HostNeed[]): string {
 }
 
 /** The steps inside the root. Each records "name exit seconds"; the script itself always exits 0 so the test reads why. */
-const STEPS = `#!/bin/bash
+const STEPS =
+  `#!/bin/bash
 set -u
 ci=/root/lab-ci
-step() { local name=$1; shift; local t0; t0=$(date +%s); "$@" >"$ci/$name.log" 2>&1; local rc=$?; echo "$name $rc $(( $(date +%s) - t0 ))" >>"$ci/steps.txt"; return $rc; }
+step() { local name=$1; shift; local t0; t0=$(date +%s); "$@" >"$ci/$name.log" 2>&1; ` +
+  `local rc=$?; echo "$name $rc $(( $(date +%s) - t0 ))" >>"$ci/steps.txt"; return $rc; }
 step install-deps bash "$ci/install-deps" || exit 0
 step programs sh -c "sh $ci/check-programs.sh >$ci/missing.txt"
 mkdir -p /root/k && cd /root/k || exit 0
 # What core/sources.ts does for a debian-package source: apt-get download, dpkg-deb -x, tar -xf.
-step kernel-source sh -c 'apt-get download "$0" && dpkg-deb -x ./*.deb deb-root && mkdir -p src && tar -xf deb-root/usr/src/*.tar.* -C src --strip-components=1' "$KERNEL_PACKAGE" || exit 0
+step kernel-source sh -c 'apt-get download "$0" && dpkg-deb -x ./*.deb deb-root && ` +
+  `mkdir -p src && tar -xf deb-root/usr/src/*.tar.* -C src --strip-components=1' "$KERNEL_PACKAGE" || exit 0
 step tinyconfig make -C src O=/root/k/build tinyconfig || exit 0
 step headers_install make -C src O=/root/k/build headers_install INSTALL_HDR_PATH=/root/k/headers
 # Negative control: the same step without rsync must fail.
-step without-rsync sh -c 'r=$(command -v rsync) && mv "$r" "$r.hidden"; make -C src O=/root/k/build headers_install INSTALL_HDR_PATH=/root/k/headers2; rc=$?; [ -n "$r" ] && mv "$r.hidden" "$r"; exit $rc'
+step without-rsync sh -c 'r=$(command -v rsync) && mv "$r" "$r.hidden"; ` +
+  `make -C src O=/root/k/build headers_install INSTALL_HDR_PATH=/root/k/headers2; ` +
+  `rc=$?; [ -n "$r" ] && mv "$r.hidden" "$r"; exit $rc'
 if [ "\${FULL_KERNEL:-}" = 1 ]; then
   # The kernel stage's own steps for the smoke profile: fragments, olddefconfig, bzImage.
-  step fragments sh -c 'cd src && : >/root/k/extra.config && scripts/kconfig/merge_config.sh -m -O /root/k/build /root/k/build/.config $0/vm-guest.config $0/bpf-xdp.config /root/k/extra.config' "$ci" &&
+  step fragments sh -c 'cd src && : >/root/k/extra.config && scripts/kconfig/merge_config.sh -m -O /root/k/build /root/k/build/.config ` +
+  `$0/vm-guest.config $0/bpf-xdp.config /root/k/extra.config' "$ci" &&
     step olddefconfig make -C src O=/root/k/build olddefconfig &&
     step bzImage make -C src O=/root/k/build -j"$(nproc)" bzImage
 fi
@@ -108,7 +114,8 @@ describe('a fresh Debian host', () => {
             '--aptopt=Acquire::Retries "3"',
             '--customize-hook=mkdir -p "$1/root/lab-ci"',
             `--customize-hook=copy-in ${[...inputs, ...fragments].join(' ')} /root/lab-ci`,
-            `--customize-hook=chroot "$1" env KERNEL_PACKAGE=${kernelSrc.package} FULL_KERNEL=${process.env.KFLEX_FRESH_HOST_KERNEL === 'full' ? 1 : 0} bash /root/lab-ci/steps.sh`,
+            `--customize-hook=chroot "$1" env KERNEL_PACKAGE=${kernelSrc.package} ` +
+              `FULL_KERNEL=${process.env.KFLEX_FRESH_HOST_KERNEL === 'full' ? 1 : 0} bash /root/lab-ci/steps.sh`,
             suite!,
             root,
             mirror!,

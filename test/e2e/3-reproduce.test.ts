@@ -79,7 +79,10 @@ describe('reproduce --profile smoke --quick', () => {
     expect(v.stdout).toMatch(/\d+ files listed, 0 bad, 0 missing/);
   });
 
-  it('report.html opens in a real browser: summary and badge evidence first, one dot per repetition, a timeline mark per stage and cell, no console errors, no network', async () => {
+  const BROWSER_TEST =
+    'report.html opens in a real browser: summary and badge evidence first, one dot per repetition, a timeline mark per stage and cell, ' +
+    'no console errors, no network';
+  it(BROWSER_TEST, async () => {
     if (!requireOrSkip(existsSync('/usr/bin/chromium'), '/usr/bin/chromium (apt-get install chromium) for the browser test')) return;
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({

@@ -26,7 +26,9 @@ afterAll(async () => {
 });
 
 describe('fault drills', () => {
-  it("the server's QEMU killed during a cell: that cell fails with the reason, the rest are not run, summary, report and bundle are still written, exit 1", async () => {
+  const QEMU_KILLED =
+    "the server's QEMU killed during a cell: that cell fails with the reason, the rest are not run, summary, report and bundle are still written, exit 1";
+  it(QEMU_KILLED, async () => {
     const results = tempDir('kflex-results-');
     const events = join(tempDir(), 'events.jsonl');
     const bg = backgroundLab(['reproduce', '--profile', 'smoke', '--quick', '--only', 'memcache', 'redis-zadd', '--events', events], {

@@ -32,13 +32,15 @@ type CheckJson = {
  * archive): redis-tools is repacked from its installed files with dpkg-deb, indexed by hand, and offered
  * through a `file:` apt source. Then it is removed, so `prepare` has something real to install.
  */
-const LOCAL_ARCHIVE = `set -eu
+const LOCAL_ARCHIVE =
+  `set -eu
 p=redis-tools; r=/srv/kflex-e2e-repo; root=$(mktemp -d)
 mkdir -p "$r" "$root/DEBIAN"
 dpkg-query -L "$p" | while read -r f; do if [ -f "$f" ] || [ -L "$f" ]; then cp -a --parents "$f" "$root/"; fi; done
 dpkg-query -s "$p" | grep -Ev '^(Status|Conffiles):' > "$root/DEBIAN/control"
 dpkg-deb -b "$root" "$r/$p.deb" >/dev/null
-{ dpkg-deb -f "$r/$p.deb"; echo "Filename: ./$p.deb"; echo "Size: $(stat -c %s "$r/$p.deb")"; echo "SHA256: $(sha256sum "$r/$p.deb" | cut -d' ' -f1)"; echo; } > "$r/Packages"
+{ dpkg-deb -f "$r/$p.deb"; echo "Filename: ./$p.deb"; ` +
+  `echo "Size: $(stat -c %s "$r/$p.deb")"; echo "SHA256: $(sha256sum "$r/$p.deb" | cut -d' ' -f1)"; echo; } > "$r/Packages"
 echo "deb [trusted=yes] file:$r ./" > /etc/apt/sources.list.d/kflex-e2e.list
 apt-get remove -y "$p" >/dev/null
 ! command -v redis-benchmark
@@ -55,7 +57,8 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
     expect(existsSync(join(vmDir, 'ssh_config'))).toBe(true);
     writeFileSync(
       hostsYaml,
-      `ssh_config: ${join(vmDir, 'ssh_config')}\nserver:\n  destination: server\n  name: ${VM}-server\n  link: { interface: eth1 }\nclient:\n  destination: client\n  name: ${VM}-client\n  link: { interface: eth1, address: 10.77.0.2 }\n`,
+      `ssh_config: ${join(vmDir, 'ssh_config')}\nserver:\n  destination: server\n  name: ${VM}-server\n  link: { interface: eth1 }\n` +
+        `client:\n  destination: client\n  name: ${VM}-client\n  link: { interface: eth1, address: 10.77.0.2 }\n`,
     );
     // What prepare records lives in the cache: start from no record.
     for (const r of ['server', 'client']) rmSync(join(cache, 'hosts', `${VM}-${r}`), { recursive: true, force: true });
@@ -67,7 +70,8 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
     const bad = join(work, 'bad.yaml');
     writeFileSync(
       bad,
-      `ssh_config: ${join(vmDir, 'ssh_config')}\nserver:\n  destination: server\n  link: { interface: eth0 }\nclient:\n  destination: root@server\n  name: again\n  link: { interface: eth1 }\n`,
+      `ssh_config: ${join(vmDir, 'ssh_config')}\nserver:\n  destination: server\n  link: { interface: eth0 }\n` +
+        `client:\n  destination: root@server\n  name: again\n  link: { interface: eth1 }\n`,
     );
     const r = await lab(['hosts', 'check', '--profile', 'smoke', '--testbed', bad, '--json']);
     expect(r.code, explain(r)).toBe(1);

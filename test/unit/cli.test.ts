@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tar from 'tar';
 import { writeBundle } from '../../core/bundle.js';
-import { LAB, ROOT, tempDir } from '../helpers.js';
+import { LAB, ROOT, regexOf, tempDir } from '../helpers.js';
 
 // The real CLI entry point (bin/kflex-lab.mjs -> lab.ts), with a private cache so nothing is built.
 const cli = (...args: string[]) => {
@@ -50,16 +50,28 @@ describe('kflex-lab CLI', () => {
     const cases: Array<[string[], RegExp]> = [
       [
         ['--set', 'experiments.memcache.variants=[kflex,nosuch]'],
-        /^(kflex-lab: )?--set experiments\.memcache\.variants=\[kflex,nosuch\]: experiments\.memcache\.variants: 'nosuch' is not a variant of memcache; allowed: kflex, userspace, bmc$/m,
+        regexOf(
+          'm',
+          /^(kflex-lab: )?--set experiments\.memcache\.variants=\[kflex,nosuch\]: /,
+          /experiments\.memcache\.variants: 'nosuch' is not a variant of memcache; allowed: kflex, userspace, bmc$/,
+        ),
       ],
       [
         ['--set', 'kernel.fragments=[vm-guest,nosuch]'],
-        /^(kflex-lab: )?--set kernel\.fragments=\[vm-guest,nosuch\]: kernel\.fragments: 'nosuch' is not a fragment in \S+kernel\/configs; allowed: bpf-xdp, tiny, vm-guest/m,
+        regexOf(
+          'm',
+          /^(kflex-lab: )?--set kernel\.fragments=\[vm-guest,nosuch\]: /,
+          /kernel\.fragments: 'nosuch' is not a fragment in \S+kernel\/configs; allowed: bpf-xdp, tiny, vm-guest/,
+        ),
       ],
       [['--source', 'kflex=/nonexistent'], /^(kflex-lab: )?--source kflex=\/nonexistent: sources\.kflex: path \/nonexistent does not exist/m],
       [
         ['--set', 'experiments.memcache.grid.threads=[-1]'],
-        /^(kflex-lab: )?--set experiments\.memcache\.grid\.threads=\[-1\]: experiments\.memcache\.grid\.threads: -1 is out of range; allowed: a whole number >= 1/m,
+        regexOf(
+          'm',
+          /^(kflex-lab: )?--set experiments\.memcache\.grid\.threads=\[-1\]: /,
+          /experiments\.memcache\.grid\.threads: -1 is out of range; allowed: a whole number >= 1/,
+        ),
       ],
     ];
     // One process for all four: every problem is reported at once, one a line (the first after 'kflex-lab: ').

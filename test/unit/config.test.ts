@@ -122,7 +122,8 @@ describe('lab.yaml: values checked against the experiments, kernel/configs and t
 
   it('refuses a variant the experiment does not have, naming the override or the line', () => {
     expect(problems(() => strict({ set: ['experiments.memcache.variants=[kflex,nosuch]'] }))).toEqual([
-      "--set experiments.memcache.variants=[kflex,nosuch]: experiments.memcache.variants: 'nosuch' is not a variant of memcache; allowed: kflex, userspace, bmc",
+      "--set experiments.memcache.variants=[kflex,nosuch]: experiments.memcache.variants: 'nosuch' is not a variant of memcache; " +
+        'allowed: kflex, userspace, bmc',
     ]);
     // bmc is memcache's, not redis-getset's
     const text = base.replace('      redis-getset:\n        variants: [kflex, userspace]\n', '      redis-getset:\n        variants: [kflex, bmc]\n');
@@ -131,7 +132,8 @@ describe('lab.yaml: values checked against the experiments, kernel/configs and t
     expect(problems(() => strict({ file }))).toEqual([
       expect.stringMatching(
         new RegExp(
-          `^${file}:${lineOf(text, 'variants: [kflex, bmc]')}:\\d+: experiments\\.redis-getset\\.variants: 'bmc' is not a variant of redis-getset; allowed: kflex, userspace$`,
+          `^${file}:${lineOf(text, 'variants: [kflex, bmc]')}:\\d+: experiments\\.redis-getset\\.variants: 'bmc' is not a variant of redis-getset; ` +
+            `allowed: kflex, userspace$`,
         ),
       ),
     ]);
@@ -152,7 +154,8 @@ describe('lab.yaml: values checked against the experiments, kernel/configs and t
 
   it('refuses a kernel fragment that is not in kernel/configs, or a fragment or base file that does not exist', () => {
     expect(problems(() => strict({ set: ['kernel.fragments=[vm-guest,nosuch]'] }))).toEqual([
-      `--set kernel.fragments=[vm-guest,nosuch]: kernel.fragments: 'nosuch' is not a fragment in ${FRAGMENT_DIR}; allowed: bpf-xdp, tiny, vm-guest (or a path to a .config fragment)`,
+      `--set kernel.fragments=[vm-guest,nosuch]: kernel.fragments: 'nosuch' is not a fragment in ${FRAGMENT_DIR}; ` +
+        `allowed: bpf-xdp, tiny, vm-guest (or a path to a .config fragment)`,
     ]);
     const text = base.replace('fragments: [vm-guest, bpf-xdp]', 'fragments: [vm-guest, bpf_xdp]');
     const file = writeConfig(text);
@@ -196,7 +199,8 @@ describe('lab.yaml: values checked against the experiments, kernel/configs and t
 
   it('refuses grid values out of their range and grid keys no experiment reads', () => {
     expect(problems(() => strict({ set: ['experiments.memcache.grid.threads=[-1]'] }))).toEqual([
-      '--set experiments.memcache.grid.threads=[-1]: experiments.memcache.grid.threads: -1 is out of range; allowed: a whole number >= 1 (client threads: memcaslap -T, memtier -t, redis-benchmark --threads)',
+      '--set experiments.memcache.grid.threads=[-1]: experiments.memcache.grid.threads: -1 is out of range; ' +
+        'allowed: a whole number >= 1 (client threads: memcaslap -T, memtier -t, redis-benchmark --threads)',
     ]);
     const cases: Array<[string, RegExp]> = [
       ['experiments.memcache.grid.concurrency=[0]', /grid\.concurrency: 0 is out of range; allowed: a whole number >= 1/],

@@ -181,7 +181,8 @@ describe('what hosts check says from those facts', () => {
 
   it("keeps ip's words when a driver refuses XDP, not the VM advice", () => {
     const e = new Error(
-      "native (driver-mode) XDP refused on the server's eno1: the NIC driver has no native XDP: the link NIC must be virtio-net-pci\n  ip said: Error: Underlying driver does not support XDP in native mode.",
+      "native (driver-mode) XDP refused on the server's eno1: the NIC driver has no native XDP: the link NIC must be virtio-net-pci\n" +
+        '  ip said: Error: Underlying driver does not support XDP in native mode.',
     );
     expect(xdpRefusalOf(e, 'e1000e', 'eno1')).toBe(
       'driver e1000e refused driver-mode XDP on eno1: Error: Underlying driver does not support XDP in native mode.',

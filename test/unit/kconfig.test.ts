@@ -31,7 +31,8 @@ describe('kernel configuration helpers', () => {
   it('explains a dropped option from its Kconfig entry', () => {
     // The real 6.1 entry, abridged: BPF_JIT depends on MODULES there.
     const kconfig =
-      'config BPF_JIT\n\tbool "Enable BPF Just In Time compiler"\n\tdepends on BPF\n\tdepends on HAVE_CBPF_JIT || HAVE_EBPF_JIT\n\tdepends on MODULES\n\thelp\n\t  text\n\nconfig OTHER\n\tdepends on X\n';
+      'config BPF_JIT\n\tbool "Enable BPF Just In Time compiler"\n\tdepends on BPF\n\tdepends on HAVE_CBPF_JIT || HAVE_EBPF_JIT\n' +
+      '\tdepends on MODULES\n\thelp\n\t  text\n\nconfig OTHER\n\tdepends on X\n';
     expect(kconfigEntry(kconfig, 'CONFIG_BPF_JIT')).toEqual({ dependsOn: ['BPF', 'HAVE_CBPF_JIT || HAVE_EBPF_JIT', 'MODULES'] });
     expect(kconfigEntry(kconfig, 'CONFIG_NOPE')).toBeUndefined();
     const m = { option: 'CONFIG_BPF_JIT', wanted: 'y', got: 'n', fragment: 'bpf-xdp.config' };

@@ -71,7 +71,8 @@ describe('kernel-deb: naming and parsing', () => {
     // The release must match: 6.1.19 is a prefix of 6.1.192, not the same kernel.
     expect(missingImageFiles(IMAGE_LISTING, '6.1.19')).toEqual(['./boot/vmlinuz-6.1.19', './boot/config-6.1.19', './boot/System.map-6.1.19']);
     const link =
-      'lrwxrwxrwx root/root 0 2026-11-27 16:50 ./boot/vmlinuz-6.1.192 -> vmlinuz-6.1.192-real\n-rw-r--r-- root/root 1 2026-11-27 16:50 ./boot/config-6.1.192\n-rw-r--r-- root/root 1 2026-11-27 16:50 ./boot/System.map-6.1.192\n';
+      'lrwxrwxrwx root/root 0 2026-11-27 16:50 ./boot/vmlinuz-6.1.192 -> vmlinuz-6.1.192-real\n' +
+      '-rw-r--r-- root/root 1 2026-11-27 16:50 ./boot/config-6.1.192\n-rw-r--r-- root/root 1 2026-11-27 16:50 ./boot/System.map-6.1.192\n';
     expect(missingImageFiles(link, '6.1.192')).toEqual([]);
   });
 });

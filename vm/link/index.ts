@@ -71,7 +71,8 @@ export function linkBackendOf(s: LinkState): AnyLinkBackend {
   const b = linkBackend(s.backend);
   if (!b)
     throw new LabError(
-      `state.json: link.backend '${s.backend}' is not one of ${LINK_BACKENDS.map((x) => x.id).join(', ')}; remove the VM directory by hand (stop its QEMUs first)`,
+      `state.json: link.backend '${s.backend}' is not one of ` +
+        `${LINK_BACKENDS.map((x) => x.id).join(', ')}; remove the VM directory by hand (stop its QEMUs first)`,
       ExitCode.infra,
     );
   return b;
