@@ -1,4 +1,5 @@
 import { constants, accessSync, existsSync, readFileSync, statfsSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { kvmProbe } from './host-probe.js';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -146,7 +147,8 @@ export async function runDoctor(
   const checks: Check[] = [];
   const add = (c: Check) => checks.push(c);
 
-  const kvm = await kvmUsable(opts.kernel ?? anyCachedKernel(opts.cacheDir));
+  // Cached per boot, QEMU and kernel: the answer does not change until one of them does.
+  const kvm = await kvmProbe(opts.cacheDir, opts.kernel ?? anyCachedKernel(opts.cacheDir));
   add(
     kvm.ok
       ? { name: 'kvm', level: 'ok', detail: `/dev/kvm usable (${kvm.why})` }

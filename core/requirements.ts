@@ -1,6 +1,6 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { delimiter, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { LAB_ROOT } from './paths.js';
+import { delimiter, join } from 'node:path';
 import type { Profile, Source } from './config.js';
 import { LabError, ExitCode } from './errors.js';
 
@@ -152,7 +152,7 @@ export function packageTable(groups: readonly NeedGroup[]): Array<{ package: str
   return [...m.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([pkg, needs]) => ({ package: pkg, needs: [...needs].sort() }));
 }
 
-export const HOST_PACKAGES_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '.ci', 'host-packages');
+export const HOST_PACKAGES_FILE = join(LAB_ROOT, '.ci', 'host-packages');
 
 /** The text of .ci/host-packages: one package a line, what needs it in a comment; bash reads it before `npm ci`. */
 export function renderHostPackages(groups: readonly NeedGroup[]): string {

@@ -468,9 +468,13 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
         if (!lost) {
           clock.mark('collection');
           // The server's kernel log of this cell (experiment 5 reads experiment 4's).
-          const slice = await kmsgSince(env.server, logFrom);
-          await writeFile(join(dir, 'kernel.log'), slice.gap ? `${slice.gap}\n${slice.text}` : slice.text);
-          if (slice.gap) record.deviations = [...(record.deviations ?? []), slice.gap];
+          // Without a starting sequence number a slice would hold the whole boot log (and claim a wrap).
+          if (logFrom < 0) await writeFile(join(dir, 'kernel.log'), 'kflex-lab: the kernel log could not be read at the start of this cell: not sliced\n');
+          else {
+            const slice = await kmsgSince(env.server, logFrom);
+            await writeFile(join(dir, 'kernel.log'), slice.gap ? `${slice.gap}\n${slice.text}` : slice.text);
+            if (slice.gap) record.deviations = [...(record.deviations ?? []), slice.gap];
+          }
         }
       } catch (e) {
         record = { ...base, status: 'failed', reason: (e as Error).message, seconds: (Date.now() - started) / 1000 };

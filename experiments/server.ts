@@ -116,7 +116,7 @@ export async function detachXdp(host: Host, ifname: string): Promise<void> {
 }
 
 /** Servers and clients a cell may leave behind when it is cut off: stopped, and XDP detached. */
-export const CELL_PROCESSES = { server: ['ffkx', 'memcached', 'redis-server'], client: ['memcaslap', 'memtier_benchmark', 'redis-benchmark'] };
+export const CELL_PROCESSES = { server: ['ffkx', 'ffkx-bench', 'memcached', 'redis-server'], client: ['memcaslap', 'memtier_benchmark', 'redis-benchmark'] };
 
 /** Linux keeps 15 characters of a process name (TASK_COMM_LEN): pkill -x must match that, not the full name. */
 export const commName = (name: string) => name.slice(0, 15);

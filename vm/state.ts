@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { spawn } from 'node:child_process';
@@ -24,8 +24,11 @@ export interface ClusterState {
 
 export const STATE_FILE = 'state.json';
 
+/** Written whole or not at all (a temporary file, then rename): the reaper polls it and must never read half. */
 export async function writeState(dir: string, s: ClusterState): Promise<void> {
-  await writeFile(join(dir, STATE_FILE), `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
+  const tmp = join(dir, `${STATE_FILE}.${process.pid}.tmp`);
+  await writeFile(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
+  await rename(tmp, join(dir, STATE_FILE));
 }
 
 export function readState(dir: string): ClusterState | undefined {
