@@ -10,6 +10,25 @@ export function memcaslapConfig(setGet: string, valueSize: number, keySize = 32)
   return `key\n${keySize} ${keySize} 1\nvalue\n${valueSize} ${valueSize} 1\ncmd\n0 ${(set / total).toFixed(4)}\n1 ${(get / total).toFixed(4)}\n`;
 }
 
+/** The baseline: memcached on the service port, UDP on the same port (memcaslap -U), a thread per server CPU. */
+export function memcachedArgv(serverCpus: number): string[] {
+  return [
+    'memcached',
+    '-u',
+    'root',
+    '-l',
+    '0.0.0.0',
+    '-p',
+    String(SERVICE_PORT),
+    '-U',
+    String(SERVICE_PORT),
+    '-t',
+    String(Math.max(1, serverCpus)),
+    '-m',
+    '256',
+  ];
+}
+
 export function memcaslapArgv(server: string, p: { threads: number; concurrency: number; seconds: number; udp: boolean }): string[] {
   return [
     'memcaslap',
@@ -63,21 +82,7 @@ export const memcache: Experiment = {
     const kflex = variant.id === 'kflex';
     const server = kflex
       ? new GuestServer(ctx.server, 'ffkx', [`${KFLEX_GUEST_DIR}/ffkx`, '--kmemcache', '--ifindex', String(ctx.caps.linkIfindex)])
-      : new GuestServer(ctx.server, 'memcached', [
-          'memcached',
-          '-u',
-          'root',
-          '-l',
-          '0.0.0.0',
-          '-p',
-          String(SERVICE_PORT),
-          '-U',
-          String(SERVICE_PORT),
-          '-t',
-          String(Math.max(1, ctx.caps.serverCpus)),
-          '-m',
-          '256',
-        ]);
+      : new GuestServer(ctx.server, 'memcached', memcachedArgv(ctx.caps.serverCpus));
     let metrics: Metrics | undefined;
     let log = '';
     try {

@@ -33,7 +33,7 @@ import { checkNativeXdp } from '../../vm/xdp-check.js';
 import { labKeys } from '../../core/keys.js';
 import { sshArgv } from '../../core/ssh.js';
 import { planCells, probeCapabilities, runCells, median, type CellRecord } from '../../experiments/runner.js';
-import { memcaslapArgv, memcaslapConfig } from '../../experiments/memcache.js';
+import { memcachedArgv, memcaslapArgv, memcaslapConfig } from '../../experiments/memcache.js';
 import { parseMemcaslap } from '../../experiments/parsers.js';
 import { SERVICE_PORT } from '../../core/guest.js';
 
@@ -262,21 +262,7 @@ if (want('harness')) {
     const p = cell.params;
     const load = { threads: Number(p.threads ?? 1), concurrency: Number(p.concurrency ?? 8), udp: true, seconds: cell.settings.duration_s };
     const client = memcaslapArgv(t.link.serverIp, load);
-    const server = [
-      'memcached',
-      '-u',
-      'root',
-      '-l',
-      '0.0.0.0',
-      '-p',
-      String(SERVICE_PORT),
-      '-U',
-      String(SERVICE_PORT),
-      '-t',
-      String(Math.max(1, caps.serverCpus)),
-      '-m',
-      '256',
-    ];
+    const server = memcachedArgv(caps.serverCpus);
     // The options before '--': everything after it is the remote command.
     const ex = (vm: string, ...cmd: string[]) => timed([process.execPath, LAB, 'exec', vm, '--profile', 'smoke', '--vm', BENCH_VM, '--', ...cmd]);
     const runDir = mkdtempSync(join(tmpdir(), 'kflex-bench-harness-'));

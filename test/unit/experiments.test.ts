@@ -13,7 +13,7 @@ import {
   type CellRecord,
 } from '../../experiments/runner.js';
 import { EXPERIMENTS } from '../../experiments/index.js';
-import { memcaslapConfig, memcaslapArgv } from '../../experiments/memcache.js';
+import { memcaslapConfig, memcaslapArgv, memcachedArgv } from '../../experiments/memcache.js';
 import { redisBenchmarkZaddArgv, memtierArgv } from '../../experiments/redis.js';
 import { judgeClaims, loadClaims } from '../../report/claims.js';
 import type { Capabilities } from '../../experiments/types.js';
@@ -224,5 +224,12 @@ describe('clients ffkx can answer', () => {
     const { memtierZaddArgv } = await import('../../experiments/redis.js');
     const a = memtierZaddArgv('10.77.0.1', { threads: 64, requests: 2000000 });
     expect(a).toEqual(expect.arrayContaining(['-t', '64', '-c', '50', '-n', '625', '--command=ZADD __key__ __key__ __data__', '--key-prefix=']));
+  });
+});
+
+describe('the memcached baseline (one argv for the cell and the bench)', () => {
+  it('listens on the service port over TCP and UDP, a thread per server CPU (at least one)', () => {
+    expect(memcachedArgv(4).join(' ')).toBe('memcached -u root -l 0.0.0.0 -p 6969 -U 6969 -t 4 -m 256');
+    expect(memcachedArgv(0)).toContain('1');
   });
 });
