@@ -26,14 +26,19 @@ export function parseMemcaslap(out: string): Metrics {
   return m;
 }
 
-/** redis-benchmark --csv: one row per test with rps and latency percentiles (ms). Metric names are prefixed by the test. */
+/**
+ * redis-benchmark --csv: one row per test with rps and latency percentiles (ms). Metric names are prefixed by
+ * the test. redis-benchmark up to 6.0 writes no header and only the rate, one `"TEST","RPS"` row per test
+ * (src/redis-benchmark.c at 6.0.16, showLatencyReport(): `printf("\"%s\",\"%.2f\"\n", config.title, reqpersec)`);
+ * 6.2 and later write a `"test","rps","avg_latency_ms",...` header and one row of those columns per test.
+ */
 export function parseRedisBenchmarkCsv(out: string): Metrics {
   const lines = out
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l.startsWith('"'));
   const header = lines.find((l) => l.startsWith('"test"'));
-  if (!header) fail('redis-benchmark', 'no CSV header (run it with --csv)');
+  if (!header) return parseRedisBenchmarkCsv60(lines);
   const cols = splitCsv(header);
   const m: Metrics = {};
   for (const l of lines.filter((x) => x !== header)) {
@@ -48,8 +53,23 @@ export function parseRedisBenchmarkCsv(out: string): Metrics {
   return withMeanRps(m);
 }
 
+/** A header-less row of redis-benchmark <= 6.0: `"SET","8163.27"` (two cells, the second a rate). */
+const CSV60_ROW = /^"((?:[^"]|"")*)","(\d+(?:\.\d+)?)"$/;
+
+function parseRedisBenchmarkCsv60(lines: string[]): Metrics {
+  const m: Metrics = {};
+  for (const l of lines) {
+    const row = l.match(CSV60_ROW);
+    if (row) m[`${redisTestKey(row[1]!.replace(/""/g, '"'))}_rps`] = Number(row[2]);
+  }
+  if (!Object.keys(m).length)
+    fail('redis-benchmark', 'no CSV header ("test","rps",... of 6.2 and later) and no header-less "TEST","RPS" rows of 6.0 and earlier (run it with --csv)');
+  return withMeanRps(m);
+}
+
 /**
- * redis-benchmark in any of its three output forms: --csv, the default report (one `====== TEST ======`
+ * redis-benchmark in any of its three output forms: --csv (with the header of 6.2+ or the header-less rows of
+ * 6.0 and earlier), the default report (one `====== TEST ======`
  * section per test ending in `throughput summary` and a `latency summary (msec)` table), or -q (one
  * `TEST: N requests per second, p50=X msec` line per test). The metric names are the same for all three
  * (`set_rps`, `set_p99_latency_ms`, ..., and `rps`, the mean over the tests), so a hand capture
@@ -58,7 +78,7 @@ export function parseRedisBenchmarkCsv(out: string): Metrics {
 export function parseRedisBenchmark(out: string): Metrics {
   // The live progress line is rewritten in place with \r: split on it so it never joins a report line.
   const text = out.replace(/\r\n?/g, '\n');
-  if (/^\s*"test",/m.test(text)) return parseRedisBenchmarkCsv(text);
+  if (/^\s*"test",/m.test(text) || /^\s*"(?:[^"]|"")*","\d+(?:\.\d+)?"\s*$/m.test(text)) return parseRedisBenchmarkCsv(text);
   if (/^\s*====== .+ ======\s*$/m.test(text)) return parseRedisBenchmarkReport(text);
   const m: Metrics = {};
   for (const q of text.matchAll(/^\s*(\S.*?): ([\d.]+) requests per second(?:, p50=([\d.]+) msec)?\s*$/gm)) {
@@ -112,23 +132,52 @@ function splitCsv(line: string): string[] {
 }
 
 /**
- * memtier_benchmark's final `ALL STATS` table: rows Sets / Gets / Totals with Ops/sec, Hits/sec,
- * Misses/sec and Avg. Latency (ms). Column positions are read from the header line.
+ * memtier_benchmark's result table: rows Sets / Gets / Waits / Totals (or one row per --command, e.g. Zadds, then
+ * Totals) with Ops/sec, Hits/sec, Misses/sec, Avg. Latency, the percentiles and KB/sec; column names are read
+ * from the header line, `---` cells are left out. With --run-count=1 the table is `ALL STATS`; with more runs
+ * memtier prints `BEST RUN RESULTS`, `WORST RUN RESULTS` and `AGGREGATED AVERAGE RESULTS (N runs)` instead
+ * (memtier_benchmark.cpp at 2.1.1, main(): `if (cfg.run_count > 1)`): the aggregated table is read, `run_count`
+ * is N, and the best and worst runs' Totals Ops/sec are kept as `best_ops_sec` / `worst_ops_sec`.
  */
 export function parseMemtier(out: string): Metrics {
-  const start = out.indexOf('ALL STATS');
-  if (start < 0) fail('memtier_benchmark', 'no "ALL STATS" table');
-  const lines = out.slice(start).split('\n');
-  const headerLine = lines.find((l) => /Ops\/sec/.test(l));
-  if (!headerLine) fail('memtier_benchmark', 'no header with Ops/sec');
-  const header = headerLine
-    .trim()
+  const text = out.replace(/\r\n?/g, '\n');
+  const agg = text.match(/^AGGREGATED AVERAGE RESULTS \((\d+) runs\)\s*$/m);
+  if (!agg && /^(?:BEST|WORST) RUN RESULTS\s*$/m.test(text))
+    fail('memtier_benchmark', 'BEST/WORST RUN RESULTS of a --run-count run but no "AGGREGATED AVERAGE RESULTS" table (was the output cut off?)');
+  const title = agg ? agg[0].trim() : 'ALL STATS';
+  const m = memtierTable(text, title);
+  if (!m) fail('memtier_benchmark', 'no "ALL STATS" table (nor the "AGGREGATED AVERAGE RESULTS" of a --run-count run)');
+  if (m.totals_ops_sec === undefined) fail('memtier_benchmark', `no Totals row in its "${title}" table`);
+  m.ops_sec = m.totals_ops_sec;
+  if (agg) {
+    m.run_count = Number(agg[1]);
+    const best = memtierTable(text, 'BEST RUN RESULTS')?.totals_ops_sec;
+    const worst = memtierTable(text, 'WORST RUN RESULTS')?.totals_ops_sec;
+    if (best !== undefined) m.best_ops_sec = best;
+    if (worst !== undefined) m.worst_ops_sec = worst;
+  }
+  return m;
+}
+
+/**
+ * One table of memtier's (run_stats::print -> output_table::print): its title line, a `====` line, the header,
+ * a `----` line, then one row per type up to the first line that is not a row (a blank line, or the
+ * `Request Latency Distribution` histogram when --hide-histogram is not given). Undefined when the title is absent.
+ */
+function memtierTable(text: string, title: string): Metrics | undefined {
+  const lines = text.split('\n');
+  const at = lines.findIndex((l) => l.trim() === title);
+  if (at < 0) return undefined;
+  const hi = lines.findIndex((l, i) => i > at && /Ops\/sec/.test(l));
+  if (hi < 0) fail('memtier_benchmark', `no header with Ops/sec under "${title}"`);
+  const header = lines[hi]!.trim()
     .split(/\s{2,}/)
     .map((h) => h.trim());
   const m: Metrics = {};
-  for (const l of lines) {
-    const row = l.trim().match(/^(Sets|Gets|Totals)\s+(.*)$/);
-    if (!row) continue;
+  for (const l of lines.slice(hi + 1)) {
+    if (/^-+\s*$/.test(l)) continue;
+    const row = l.trim().match(/^([A-Z][a-z0-9_]*)\s+(\S.*)$/);
+    if (!row) break;
     const vals = row[2]!.trim().split(/\s+/).map(Number);
     header.slice(1).forEach((h, i) => {
       const key = `${row[1]!.toLowerCase()}_${h
@@ -138,8 +187,6 @@ export function parseMemtier(out: string): Metrics {
       if (vals[i] !== undefined && !Number.isNaN(vals[i])) m[key] = vals[i]!;
     });
   }
-  if (m.totals_ops_sec === undefined) fail('memtier_benchmark', 'no Totals row');
-  m.ops_sec = m.totals_ops_sec;
   return m;
 }
 
@@ -156,6 +203,10 @@ export interface GbenchResult {
   iterations: number;
   /** SkipWithError's message (`error_occurred`), or SkipWithMessage's (`skipped`, Google Benchmark >= 1.8). */
   error?: string;
+  /** Set when the run has only aggregate rows (--benchmark_report_aggregates_only): the statistic its numbers are. */
+  aggregate?: 'median' | 'mean';
+  /** The repetitions behind an aggregate. */
+  repetitions?: number;
 }
 
 /**
@@ -173,9 +224,20 @@ export function gbenchFamily(name: string): { family: string; args: string } {
   return { family: parts.slice(0, i).join('/'), args: parts.slice(i).join('/') };
 }
 
-/** Google Benchmark JSON (--benchmark_out_format=json): per benchmark run ns/op and items/s, or why it has none. */
+type GbenchRow = Record<string, unknown>;
+
+/**
+ * Google Benchmark JSON (--benchmark_out_format=json): per benchmark run ns/op and items/s, or why it has none.
+ *
+ * With --benchmark_repetitions=N the file holds the N `iteration` rows of each run and then its `aggregate`
+ * rows (`_mean`, `_median`, `_stddev`, `_cv`); --benchmark_report_aggregates_only=true leaves out the
+ * iteration rows (src/benchmark.cc, Report(): report_one), except for a run with fewer than two good
+ * repetitions, which has no aggregates (src/statistics.cc, ComputeStats()). A run with iteration rows gives
+ * one result per row; a run with aggregates only gives one result, from its `median` aggregate (else its
+ * `mean`), marked with `aggregate` and `repetitions`. An empty file, or one with no usable row, is an error.
+ */
 export function parseGbenchJson(out: string): GbenchResult[] {
-  let doc: { benchmarks?: Array<Record<string, unknown>> };
+  let doc: { benchmarks?: GbenchRow[] };
   try {
     // Google Benchmark writes bare Infinity/NaN (e.g. items/s of a manual-time run that set no time).
     doc = JSON.parse(out.replace(/:\s*(-?Infinity|NaN)\b/g, ': null'));
@@ -183,22 +245,56 @@ export function parseGbenchJson(out: string): GbenchResult[] {
     fail('Google Benchmark JSON', (e as Error).message);
   }
   if (!Array.isArray(doc.benchmarks)) fail('Google Benchmark JSON', 'no "benchmarks" array');
-  const scale: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9 };
-  return doc.benchmarks
-    .filter((b) => (b.run_type ?? 'iteration') === 'iteration')
-    .map((b) => {
-      const name = String(b.name);
-      const error = b.error_occurred === true ? String(b.error_message ?? 'error') : b.skipped === true ? String(b.skip_message ?? 'skipped') : undefined;
-      const ips = b.items_per_second === undefined || b.items_per_second === null ? undefined : Number(b.items_per_second);
-      return {
-        name,
-        ...gbenchFamily(name),
-        ns_per_op: error ? undefined : Number(b.real_time) * (scale[String(b.time_unit ?? 'ns')] ?? 1),
-        items_per_second: error ? undefined : ips,
-        iterations: Number(b.iterations),
-        ...(error ? { error } : {}),
-      };
-    });
+  if (!doc.benchmarks.length) fail('Google Benchmark JSON', 'its "benchmarks" array is empty: no benchmark ran (did --benchmark_filter match nothing?)');
+  const iterations = doc.benchmarks.filter((b) => (b.run_type ?? 'iteration') === 'iteration');
+  const withIterations = new Set(iterations.map(gbenchRunName));
+  const aggregates = doc.benchmarks.filter((b) => b.run_type === 'aggregate' && !withIterations.has(gbenchRunName(b)));
+  const results = [...iterations.map((b) => gbenchResult(b)), ...gbenchFromAggregates(aggregates)];
+  if (!results.length) {
+    const kinds = [...new Set(aggregates.map((b) => String(b.aggregate_name)))].join(', ');
+    fail(
+      'Google Benchmark JSON',
+      `${doc.benchmarks.length} rows, none an iteration row and no "median" or "mean" aggregate (aggregates: ${kinds || 'none'}): ` +
+        'rerun without --benchmark_report_aggregates_only, or with the default statistics',
+    );
+  }
+  return results;
+}
+
+/** The run a row belongs to: `run_name` (Google Benchmark >= 1.5), else the name without its `_<aggregate>` suffix. */
+function gbenchRunName(b: GbenchRow): string {
+  if (typeof b.run_name === 'string') return b.run_name;
+  const name = String(b.name);
+  const agg = b.run_type === 'aggregate' && typeof b.aggregate_name === 'string' ? `_${b.aggregate_name}` : '';
+  return agg && name.endsWith(agg) ? name.slice(0, -agg.length) : name;
+}
+
+const GBENCH_TIME_SCALE: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9 };
+
+function gbenchResult(b: GbenchRow, name = String(b.name)): GbenchResult {
+  const error = b.error_occurred === true ? String(b.error_message ?? 'error') : b.skipped === true ? String(b.skip_message ?? 'skipped') : undefined;
+  const ips = b.items_per_second === undefined || b.items_per_second === null ? undefined : Number(b.items_per_second);
+  return {
+    name,
+    ...gbenchFamily(name),
+    ns_per_op: error ? undefined : Number(b.real_time) * (GBENCH_TIME_SCALE[String(b.time_unit ?? 'ns')] ?? 1),
+    items_per_second: error ? undefined : ips,
+    iterations: Number(b.iterations),
+    ...(error ? { error } : {}),
+  };
+}
+
+/** One result per run that has only aggregate rows: its median (the statistic gbenchMetrics takes of repetitions), else its mean. */
+function gbenchFromAggregates(rows: GbenchRow[]): GbenchResult[] {
+  const byRun = new Map<string, GbenchRow[]>();
+  for (const b of rows) byRun.set(gbenchRunName(b), [...(byRun.get(gbenchRunName(b)) ?? []), b]);
+  const out: GbenchResult[] = [];
+  for (const [run, rs] of byRun) {
+    const pick = (['median', 'mean'] as const).map((k) => ({ k, b: rs.find((b) => b.aggregate_name === k) })).find((x) => x.b);
+    if (!pick) continue;
+    out.push({ ...gbenchResult(pick.b!, run), aggregate: pick.k, repetitions: Number(pick.b!.repetitions ?? pick.b!.iterations) });
+  }
+  return out;
 }
 
 /**

@@ -109,6 +109,17 @@ describe('client parsers', () => {
     expect(() => parseRedisBenchmark(cut)).toThrow(/did the run finish/);
   });
 
+  it('redis-benchmark 6.0 --csv: header-less "TEST","RPS" rows (captured from a 6.0.16 build)', () => {
+    // Captured: redis-benchmark built from redis 6.0.16 (clients/README) against redis-server 7.0.15 on loopback.
+    const gs = parseRedisBenchmark(fx('clients/redis-benchmark6-getset.csv'));
+    expect(gs).toEqual({ set_rps: 8163.27, get_rps: 17391.3, rps: (8163.27 + 17391.3) / 2 });
+    expect(parseRedisBenchmarkCsv(fx('clients/redis-benchmark6-getset.csv'))).toEqual(gs);
+    // The custom command's title is its whole command line: the metric takes its first word.
+    expect(parseRedisBenchmarkCsv(fx('clients/redis-benchmark6-zadd.csv'))).toEqual({ zadd_rps: 3944.77, rps: 3944.77 });
+    // A quoted cell that is not a rate is neither form.
+    expect(() => parseRedisBenchmarkCsv('"SET","fast"\n')).toThrow(/no CSV header .* and no header-less "TEST","RPS" rows/);
+  });
+
   it('Google Benchmark JSON, including the bare Infinity it writes for manual-time runs', () => {
     const r = parseGbenchJson(fx('gbench/gbench.json'));
     expect(r.map((b) => b.family)).toEqual(['Uniform_std_map_update', 'Zipfian_std_map_lookup']);
@@ -183,6 +194,51 @@ describe('ffkx-bench names and JSON', () => {
     expect(errors).toEqual(['Zipfian/ffkx_skiplist_update: Failed to load skeleton: INTERNAL: bpf_object__load failed: -12']);
   });
 
+  // Captured: standin.cpp (STANDIN_REP_STEP=0.1, STANDIN_FAIL=ffkx_skiplist_update) --benchmark_repetitions=3
+  // --benchmark_report_aggregates_only=true with libbenchmark 1.7.1 (ffkx-bench/README).
+  it('--benchmark_report_aggregates_only: each run is read from its median aggregate; a run that failed keeps its error rows', () => {
+    const results = parseGbenchJson(fx('ffkx-bench/zipfian-aggregates-only.json'));
+    const ok = results.filter((r) => !r.error);
+    expect(ok.map((r) => [r.family, r.aggregate, r.repetitions])).toEqual([
+      ['Zipfian/bpf_rbtree_update', 'median', 3],
+      ['Zipfian/ffkx_rbtree_update', 'median', 3],
+      ['Zipfian/bpf_skiplist_update', 'median', 3],
+    ]);
+    // The name is the run's, without the _median suffix, so the metric keys equal an iteration run's.
+    expect(ok[0]!.name).toBe('Zipfian/bpf_rbtree_update/key:32/val:64/items:100000/trans:0/iterations:100000/manual_time/threads:1');
+    const { metrics, errors } = gbenchMetrics(results);
+    // 400, 440, 480 ns over the three repetitions (each 10% slower than the first): the median is 440.
+    expect(metrics['Zipfian/bpf_rbtree_update.ns_per_op']).toBeCloseTo(440, 6);
+    expect(metrics['Zipfian/ffkx_rbtree_update.ns_per_op']).toBeCloseTo(352, 6);
+    expect(metrics['Zipfian/bpf_skiplist_update.ns_per_op']).toBeCloseTo(550, 6);
+    expect(metrics['Zipfian/ffkx_rbtree_update.items_per_second']).toBeCloseTo(1e9 / 352, -1);
+    // The failed run has no aggregates (fewer than two good repetitions): its three error rows are kept.
+    expect(errors).toEqual(Array(3).fill('Zipfian/ffkx_skiplist_update: Failed to load skeleton: INTERNAL: bpf_object__load failed: -12'));
+  });
+
+  it('the mean aggregate when there is no median; a file with neither, or with no benchmark, is an error', () => {
+    const agg = (stat: string, t: number) => ({
+      name: `Z/ffkx_a/iterations:1_${stat}`,
+      run_name: 'Z/ffkx_a/iterations:1',
+      run_type: 'aggregate',
+      aggregate_name: stat,
+      repetitions: 5,
+      iterations: 5,
+      real_time: t,
+      time_unit: 'us',
+    });
+    expect(parseGbenchJson(JSON.stringify({ benchmarks: [agg('mean', 2), agg('stddev', 1)] }))).toMatchObject([
+      { family: 'Z/ffkx_a', ns_per_op: 2000, aggregate: 'mean', repetitions: 5 },
+    ]);
+    // Before Google Benchmark 1.5 there is no run_name: the _<statistic> suffix is cut from the name.
+    const { run_name: _, ...old } = agg('median', 3);
+    expect(parseGbenchJson(JSON.stringify({ benchmarks: [old] }))[0]).toMatchObject({ name: 'Z/ffkx_a/iterations:1', family: 'Z/ffkx_a', ns_per_op: 3000 });
+    expect(() => parseGbenchJson(JSON.stringify({ benchmarks: [agg('stddev', 1), agg('cv', 0.1)] }))).toThrow(
+      /2 rows, none an iteration row and no "median" or "mean" aggregate \(aggregates: stddev, cv\)/,
+    );
+    expect(() => parseGbenchJson('{"context":{},"benchmarks":[]}')).toThrow(/"benchmarks" array is empty: no benchmark ran/);
+  });
+
   it('a name registered with two argument sets keeps them apart; repetitions give their median', () => {
     const run = (name: string, t: number) => ({ name, run_type: 'iteration', iterations: 1, real_time: t, time_unit: 'us' });
     const doc = JSON.stringify({
@@ -217,6 +273,52 @@ describe('memtier_benchmark', () => {
 
   it('memtier: refuses output without its ALL STATS table', () => {
     expect(() => parseMemtier('Writing results to stdout\n')).toThrow(/no "ALL STATS" table/);
+  });
+
+  // Captured: memtier_benchmark 2.1.1 built from its tag (clients/README) against redis-server 7.0.15 on loopback.
+  it('--run-count=3: reads the AGGREGATED AVERAGE RESULTS table, not the best or worst run', () => {
+    const m = parseMemtier(fx('clients/memtier-run-count3.txt'));
+    expect(m).toMatchObject({
+      ops_sec: 33354.09,
+      totals_ops_sec: 33354.09,
+      sets_ops_sec: 3337.61,
+      gets_ops_sec: 30016.48,
+      gets_misses_sec: 30016.48,
+      totals_avg_latency: 0.23978,
+      totals_p99_latency: 2.303,
+      run_count: 3,
+      best_ops_sec: 35274.09,
+      worst_ops_sec: 31566.94,
+    });
+  });
+
+  it('--run-count=2 with its latency histograms: the aggregated table stops before its histogram', () => {
+    const m = parseMemtier(fx('clients/memtier-run-count2-histogram.txt'));
+    expect(m).toMatchObject({ ops_sec: 37045.56, run_count: 2, best_ops_sec: 44320.35, worst_ops_sec: 29770.77, totals_kb_sec: 1700.19 });
+    expect(Object.keys(m).filter((k) => k.startsWith('set_') || k.startsWith('get_'))).toEqual([]);
+  });
+
+  it('a --run-count output cut before its aggregated table is an error, not the best run', () => {
+    const cut = fx('clients/memtier-run-count3.txt').split('AGGREGATED')[0]!;
+    expect(() => parseMemtier(cut)).toThrow(/BEST\/WORST RUN RESULTS .* no "AGGREGATED AVERAGE RESULTS" table/);
+  });
+
+  it('the ZADD stand-in (--command): one row per command (Zadds) and Totals', () => {
+    expect(parseMemtier(fx('clients/memtier-zadd-standin.txt'))).toEqual({
+      zadds_ops_sec: 6441.22,
+      zadds_avg_latency: 0.68667,
+      zadds_p50_latency: 0.511,
+      zadds_p99_latency: 1.599,
+      zadds_p99_9_latency: 1.599,
+      zadds_kb_sec: 406.77,
+      totals_ops_sec: 6441.22,
+      totals_avg_latency: 0.68667,
+      totals_p50_latency: 0.511,
+      totals_p99_latency: 1.599,
+      totals_p99_9_latency: 1.599,
+      totals_kb_sec: 813.54,
+      ops_sec: 6441.22,
+    });
   });
 });
 
