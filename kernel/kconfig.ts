@@ -73,3 +73,92 @@ export function formatMismatch(m: Mismatch, deps: string[] | undefined): string 
         : 'no direct dependency: look for a choice or a select that overrides it';
   return `${m.option}=${m.wanted} (fragment ${m.fragment}) ended as ${got}: ${why}`;
 }
+
+/** A kernel version as the tree's top Makefile states it (VERSION.PATCHLEVEL.SUBLEVEL). */
+export interface KernelVersion {
+  major: number;
+  minor: number;
+  patch: number;
+}
+
+export function formatKernelVersion(v: KernelVersion): string {
+  return `${v.major}.${v.minor}.${v.patch}`;
+}
+
+/** The version in a kernel tree's top Makefile (`VERSION = 7`, `PATCHLEVEL = 3`, `SUBLEVEL = 4`), or undefined. */
+export function kernelVersionFromMakefile(text: string): KernelVersion | undefined {
+  const field = (name: string) => text.match(new RegExp(`^${name}\\s*=\\s*(\\d+)\\s*$`, 'm'))?.[1];
+  const [major, minor, patch] = [field('VERSION'), field('PATCHLEVEL'), field('SUBLEVEL') ?? '0'];
+  if (major === undefined || minor === undefined) return undefined;
+  return { major: Number(major), minor: Number(minor), patch: Number(patch) };
+}
+
+function compareVersions(a: KernelVersion, b: KernelVersion): number {
+  return a.major - b.major || a.minor - b.minor || a.patch - b.patch;
+}
+
+const VERSION_TEST = /^kernel\s*(<|>=)\s*(\d+)\.(\d+)(?:\.(\d+))?$/;
+
+/** `kernel >= 6.10 && kernel < 7.0` against a version; undefined when the condition does not parse. */
+export function kernelCondition(cond: string, v: KernelVersion): boolean | undefined {
+  let result = true;
+  for (const part of cond.split('&&').map((s) => s.trim())) {
+    const m = part.match(VERSION_TEST);
+    if (!m) return undefined;
+    const bound = { major: Number(m[2]), minor: Number(m[3]), patch: Number(m[4] ?? 0) };
+    const c = compareVersions(v, bound);
+    result &&= m[1] === '<' ? c < 0 : c >= 0;
+  }
+  return result;
+}
+
+/** A fragment as it applies to one kernel version: the text to merge, and the options its version guards left out. */
+export interface SelectedFragment {
+  text: string;
+  dropped: string[];
+}
+
+/**
+ * Keep the lines of a fragment that hold for this kernel version. A fragment may guard options with
+ * `# @if kernel < 6.16` / `# @else` / `# @endif` (conditions: `kernel < X.Y[.Z]` or `kernel >= X.Y[.Z]`,
+ * joined by `&&`; no nesting), because Kconfig symbols are renamed and removed across versions. Every
+ * kept option is then merged and verified exactly as an unguarded one: a guard chooses which options a
+ * version is asked for, it never excuses one that does not stick. Any `# @` line that is not one of these
+ * directives is an error (a typo must not silently keep or drop an option).
+ */
+export function selectFragment(text: string, v: KernelVersion, name: string): SelectedFragment {
+  const kept: string[] = [];
+  const dropped: string[] = [];
+  let block: { line: number; holds: boolean; inElse: boolean } | undefined;
+  const fail = (n: number, what: string): never => {
+    throw new Error(`kernel fragment ${name}:${n}: ${what}; directives are '# @if kernel < X.Y[.Z]' (or >=, joined by &&), '# @else', '# @endif'`);
+  };
+  text.split('\n').forEach((line, i) => {
+    const n = i + 1;
+    const directive = line.match(/^#\s*@(\S*)\s*(.*)$/);
+    if (directive) {
+      const [, word, rest] = directive as unknown as [string, string, string];
+      if (word === 'if') {
+        if (block) fail(n, `@if inside the @if of line ${block.line} (no nesting)`);
+        const holds = kernelCondition(rest.trim(), v);
+        if (holds === undefined) fail(n, `cannot read the condition '${rest.trim()}'`);
+        block = { line: n, holds: holds!, inElse: false };
+      } else if (word === 'else' && !rest.trim()) {
+        if (!block || block.inElse) fail(n, '@else without an open @if');
+        block!.inElse = true;
+      } else if (word === 'endif' && !rest.trim()) {
+        if (!block) fail(n, '@endif without an open @if');
+        block = undefined;
+      } else fail(n, `unknown directive '${line.trim()}'`);
+      return;
+    }
+    const active = !block || block.holds !== block.inElse;
+    if (active) kept.push(line);
+    else {
+      const option = [...parseConfig(line).keys()][0];
+      if (option) dropped.push(option);
+    }
+  });
+  if (block) fail(block.line, '@if without @endif');
+  return { text: kept.join('\n'), dropped };
+}

@@ -10,7 +10,17 @@ import type { ResolvedConfig } from '../core/config.js';
 import { run, probe, type RunOptions } from '../core/exec.js';
 import { materialize, sourceIdentity } from '../core/sources.js';
 import { LabError, ExitCode } from '../core/errors.js';
-import { parseConfig, renderFragment, verifyConfig, kconfigEntry, formatMismatch } from './kconfig.js';
+import {
+  parseConfig,
+  renderFragment,
+  verifyConfig,
+  kconfigEntry,
+  formatMismatch,
+  selectFragment,
+  kernelVersionFromMakefile,
+  formatKernelVersion,
+  type KernelVersion,
+} from './kconfig.js';
 import { SOURCE_NEEDS, requireNeeds, type HostNeed } from '../core/requirements.js';
 
 /**
@@ -111,7 +121,8 @@ export class KernelStage implements Stage {
 
     // 1-3. base configuration, fragments + extras, olddefconfig, every option verified
     const verified = await configureKernel(src, build, k, runOpts);
-    ctx.log(`configuration verified: ${verified.options} options from ${verified.fragments} fragments`);
+    ctx.log(`configuration verified: ${verified.options} options from ${verified.fragments} fragments (kernel ${verified.version})`);
+    for (const [f, opts] of Object.entries(verified.versionGuarded)) ctx.log(`  ${f}: not asked of ${verified.version} (version guards): ${opts.join(' ')}`);
     // 4. build
     const jobs = cpus().length;
     await run(kernelMakeArgv(src, build, ['bzImage'], { jobs, ccache }), { ...runOpts, env });
@@ -132,6 +143,8 @@ export class KernelStage implements Stage {
       source: { kind: srcInfo.kind, origin: srcInfo.origin, commit: srcInfo.commit, sha256: srcInfo.sha256, version: srcInfo.version },
       base: k.base,
       fragments: k.fragments,
+      // Options a fragment's `# @if kernel ...` guards left out for this version (the rest were all verified).
+      version_guarded: verified.versionGuarded,
       extra: k.extra,
       config_sha256: configSha,
       gcc: (await probe(['gcc', '--version']))?.split('\n')[0],
@@ -159,16 +172,17 @@ export async function configureKernel(
   build: string,
   k: ResolvedConfig['profile']['kernel'],
   runOpts: RunOptions,
-): Promise<{ options: number; fragments: number }> {
+): Promise<{ options: number; fragments: number; version: string; versionGuarded: Record<string, string[]> }> {
   if (k.base === 'tinyconfig' || k.base === 'defconfig') await run(kernelMakeArgv(src, build, [k.base]), runOpts);
   else {
     if (!existsSync(k.base)) throw new LabError(`kernel.base: ${k.base}: no such file (use tinyconfig, defconfig or a path to a .config)`, ExitCode.usage);
     await copyFile(k.base, join(build, '.config'));
   }
-  // 2. fragments + profile extras, merged, then olddefconfig resolves dependencies
+  // 2. fragments (as they apply to this tree's version) + profile extras, merged, then olddefconfig resolves dependencies
+  const { version, files: selected } = await selectFragments(src, build, k.fragments);
   const extraPath = join(build, 'lab-extra.config');
   await writeFile(extraPath, renderFragment(k.extra));
-  const fragFiles = [...k.fragments.map(fragmentPath), extraPath];
+  const fragFiles = [...selected.map((f) => f.path), extraPath];
   await run([join(src, 'scripts/kconfig/merge_config.sh'), '-m', '-O', build, join(build, '.config'), ...fragFiles], { ...runOpts, cwd: src });
   await run(kernelMakeArgv(src, build, ['olddefconfig']), runOpts);
   // 3. verify: merge_config.sh only warns; the lab fails and explains each dropped option.
@@ -183,7 +197,42 @@ export async function configureKernel(
       ExitCode.infra,
     );
   }
-  return { options: frags.reduce((n, f) => n + f.values.size, 0), fragments: frags.length };
+  return {
+    options: frags.reduce((n, f) => n + f.values.size, 0),
+    fragments: frags.length,
+    version: formatKernelVersion(version),
+    versionGuarded: Object.fromEntries(selected.filter((f) => f.dropped.length).map((f) => [f.name, f.dropped])),
+  };
+}
+
+/**
+ * Each fragment as it applies to the tree's version (its `# @if kernel ...` guards resolved), written to
+ * <build>/fragments/: these exact files are merged and verified, so a guard chooses what a version is
+ * asked for and never weakens the check.
+ */
+export async function selectFragments(
+  src: string,
+  build: string,
+  fragments: string[],
+): Promise<{ version: KernelVersion; files: Array<{ name: string; path: string; dropped: string[] }> }> {
+  const version = kernelVersionFromMakefile(await readFile(join(src, 'Makefile'), 'utf8').catch(() => ''));
+  if (!version) throw new LabError(`kernel source ${src}: no VERSION/PATCHLEVEL in its top Makefile: not a kernel tree`, ExitCode.usage);
+  const dir = join(build, 'fragments');
+  await mkdir(dir, { recursive: true });
+  const files = [];
+  for (const f of fragments) {
+    const name = fragmentPath(f).split('/').at(-1)!;
+    let sel: ReturnType<typeof selectFragment>;
+    try {
+      sel = selectFragment(await readFile(fragmentPath(f), 'utf8'), version, fragmentPath(f));
+    } catch (e) {
+      throw new LabError((e as Error).message, ExitCode.usage);
+    }
+    const path = join(dir, name);
+    await writeFile(path, `${sel.text.replace(/\n*$/, '')}\n`);
+    files.push({ name, path, dropped: sel.dropped });
+  }
+  return { version, files };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { EXPERIMENTS } from '../experiments/index.js';
 import { cpus } from 'node:os';
 import type { ResolvedConfig } from '../core/config.js';
 import { plan as planStages } from '../core/runner.js';
@@ -5,11 +6,11 @@ import { buildTargets, stageRegistry, TESTBED_TARGETS } from './stages.js';
 import { EventBus } from '../core/events.js';
 import { attachView } from '../core/progress.js';
 import type { StageOutput } from '../core/stage.js';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { configureOnly } from '../kernel/stage.js';
 import { kernelDebOutputs, installSteps } from '../kernel/deb.js';
-import { planCells } from '../experiments/runner.js';
+import { planCells } from '../experiments/cells.js';
 import { forecast, parseAssumeHost, thisHost, type CellForecast, type HostShape } from './sizing.js';
 
 export interface StagePlan {
@@ -41,7 +42,7 @@ export async function planRun(
   const totalMinutes = stages.reduce((a, s) => a + s.minutes, 0) + est('vms') + est('experiments');
   const here = thisHost(o.kvm ?? false);
   const host = o.assumeHost ? parseAssumeHost(o.assumeHost, here) : here;
-  const f = forecast(config, planCells(p), host);
+  const f = forecast(config, planCells(p, {}, EXPERIMENTS), host);
   return { stages, totalMinutes, cpus: cpus().length, host, server: f.server, cells: f.rows };
 }
 
@@ -63,6 +64,8 @@ export async function build(config: ResolvedConfig, stage: string, force: string
 export async function configureKernelOnly(config: ResolvedConfig): Promise<{ source: string; release: string; options: number; fragments: number }> {
   const bus = new EventBus();
   const detach = attachView(bus);
+  // On a fresh host nothing has made the cache yet.
+  await mkdir(config.cacheRoot, { recursive: true });
   const dir = await mkdtemp(join(config.cacheRoot, 'kernel-configure-'));
   const logPath = join(dir, 'configure.log');
   try {

@@ -1,6 +1,17 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { parseConfig, renderFragment, verifyConfig, kconfigEntry, formatMismatch } from '../../kernel/kconfig.js';
+import { createHash } from 'node:crypto';
+import {
+  parseConfig,
+  renderFragment,
+  verifyConfig,
+  kconfigEntry,
+  formatMismatch,
+  selectFragment,
+  kernelCondition,
+  kernelVersionFromMakefile,
+  type KernelVersion,
+} from '../../kernel/kconfig.js';
 import { fragmentPath, kernelMakeArgv } from '../../kernel/stage.js';
 
 describe('kernel configuration helpers', () => {
@@ -80,5 +91,82 @@ describe('kernel configuration helpers', () => {
       'HOSTCC=ccache gcc',
       'bzImage',
     ]);
+  });
+});
+
+const v = (s: string): KernelVersion => {
+  const [major, minor, patch] = s.split('.').map(Number);
+  return { major: major!, minor: minor!, patch: patch ?? 0 };
+};
+const fragment = (name: string) => readFileSync(fragmentPath(name), 'utf8');
+const options = (text: string) => text.split('\n').filter((l) => /^CONFIG_|^# CONFIG_\S+ is not set/.test(l));
+
+describe('fragments per kernel version', () => {
+  it("reads the version from a tree's top Makefile", () => {
+    expect(kernelVersionFromMakefile('# SPDX\nVERSION = 7\nPATCHLEVEL = 3\nSUBLEVEL = 4\nEXTRAVERSION =\n')).toEqual(v('7.3.4'));
+    expect(kernelVersionFromMakefile('VERSION = 6\nPATCHLEVEL = 9\n')).toEqual(v('6.9.0'));
+    expect(kernelVersionFromMakefile('all:\n\techo\n')).toBeUndefined();
+  });
+
+  it('evaluates version conditions (< and >=, joined by &&; patch levels count)', () => {
+    expect(kernelCondition('kernel < 6.16', v('6.9'))).toBe(true);
+    expect(kernelCondition('kernel < 6.16', v('6.16.0'))).toBe(false);
+    expect(kernelCondition('kernel >= 6.10', v('6.10'))).toBe(true);
+    expect(kernelCondition('kernel >= 6.10 && kernel < 7.0', v('6.19.3'))).toBe(true);
+    expect(kernelCondition('kernel >= 6.10 && kernel < 7.0', v('7.0.0'))).toBe(false);
+    expect(kernelCondition('kernel >= 7.3.5', v('7.3.4'))).toBe(false);
+    expect(kernelCondition('kernel > 6.1', v('7.3'))).toBeUndefined();
+    expect(kernelCondition('version < 6.1', v('7.3'))).toBeUndefined();
+  });
+
+  it('keeps the branch that holds, drops the other, and names what it dropped', () => {
+    const text = 'CONFIG_A=y\n# @if kernel < 6.16\nCONFIG_OLD=y\n# @else\nCONFIG_NEW=y\n# CONFIG_GONE is not set\n# @endif\nCONFIG_B=y';
+    expect(selectFragment(text, v('6.9'), 'f')).toEqual({ text: 'CONFIG_A=y\nCONFIG_OLD=y\nCONFIG_B=y', dropped: ['CONFIG_NEW', 'CONFIG_GONE'] });
+    expect(selectFragment(text, v('7.3.4'), 'f')).toEqual({ text: 'CONFIG_A=y\nCONFIG_NEW=y\n# CONFIG_GONE is not set\nCONFIG_B=y', dropped: ['CONFIG_OLD'] });
+    // A fragment without guards is merged as it is.
+    expect(selectFragment('# a comment\nCONFIG_A=y\n', v('7.3'), 'f')).toEqual({ text: '# a comment\nCONFIG_A=y\n', dropped: [] });
+  });
+
+  it('a malformed guard stops the build, named by file and line (a typo never keeps or drops an option silently)', () => {
+    expect(() => selectFragment('# @if kernel > 6.1\nCONFIG_A=y\n# @endif', v('7.3'), 'x.config')).toThrow(
+      /x\.config:1: cannot read the condition 'kernel > 6\.1'/,
+    );
+    expect(() => selectFragment('# @if kernel < 6.1\nCONFIG_A=y', v('7.3'), 'x.config')).toThrow(/x\.config:1: @if without @endif/);
+    expect(() => selectFragment('# @if kernel < 6.1\n# @if kernel < 6.2\n# @endif', v('7.3'), 'x.config')).toThrow(/x\.config:2: @if inside the @if of line 1/);
+    expect(() => selectFragment('# @else', v('7.3'), 'x.config')).toThrow(/x\.config:1: @else without an open @if/);
+    expect(() => selectFragment('# @endif', v('7.3'), 'x.config')).toThrow(/@endif without an open @if/);
+    expect(() => selectFragment('# @elif kernel < 7.0', v('7.3'), 'x.config')).toThrow(/x\.config:1: unknown directive/);
+  });
+
+  it('the three options no Kconfig of 7.3 defines are asked only of the kernels that have them, their replacements of the others', () => {
+    const on = (ver: string) =>
+      new Map(['tiny', 'vm-guest', 'bpf-xdp', 'bpf-cells'].flatMap((f) => [...parseConfig(selectFragment(fragment(f), v(ver), f).text)]));
+    const old = on('6.9');
+    const now = on('7.3.4');
+    expect([old.get('CONFIG_BASE_FULL'), old.get('CONFIG_PROC_SYSCTL'), old.get('CONFIG_X86_5LEVEL')]).toEqual(['y', 'y', 'y']);
+    expect([old.has('CONFIG_BASE_SMALL'), old.has('CONFIG_SYSCTL'), old.has('CONFIG_PGTABLE_LEVELS')]).toEqual([false, false, false]);
+    expect([now.has('CONFIG_BASE_FULL'), now.has('CONFIG_PROC_SYSCTL'), now.has('CONFIG_X86_5LEVEL')]).toEqual([false, false, false]);
+    expect([now.get('CONFIG_BASE_SMALL'), now.get('CONFIG_SYSCTL'), now.get('CONFIG_PGTABLE_LEVELS')]).toEqual(['n', 'y', '5']);
+    // 6.12 (the version the e2e test configures the paper profile on) still has all three.
+    expect(on('6.12.48').get('CONFIG_X86_5LEVEL')).toBe('y');
+    expect(on('6.12.48').get('CONFIG_PROC_SYSCTL')).toBe('y');
+  });
+
+  it("the paper profile's kernel (KFlex-linux v6.9) is asked exactly what it was before the guards", () => {
+    // sha256 of the sorted option lines of vm-guest + bpf-xdp at commit f4feff0, before any version guard.
+    const lines = ['vm-guest', 'bpf-xdp'].flatMap((f) => options(selectFragment(fragment(f), v('6.9.0'), f).text)).sort();
+    expect(lines).toHaveLength(80);
+    expect(
+      createHash('sha256')
+        .update(`${lines.join('\n')}\n`)
+        .digest('hex'),
+    ).toBe('239c803dd5fedbf2ee000f9c668f1726913ea11fe9868465f0371cafc54f5041');
+  });
+
+  it("the cells' fragment asks for kallsyms, BPF events, clsact and what arenas are built with", () => {
+    const cells = parseConfig(fragment('bpf-cells'));
+    for (const o of ['KALLSYMS', 'BPF_EVENTS', 'PERF_EVENTS', 'KPROBE_EVENTS', 'NET_SCH_INGRESS', 'MMU', '64BIT', 'BPF_SYSCALL'])
+      expect(cells.get(`CONFIG_${o}`), o).toBe('y');
+    expect(cells.has('CONFIG_BPF_JIT_ALWAYS_ON')).toBe(false);
   });
 });
