@@ -26,6 +26,12 @@ export const SourceSchema = z
       .object({
         kind: z.literal('debian-package'),
         package: z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'a Debian package name'),
+        /** The exact package version (e.g. 7.3.4-1~bpo13+1): a suite drops old versions, so a pin can leave it. */
+        version: z
+          .string()
+          .regex(/^(\d+:)?[0-9][A-Za-z0-9.+~-]*$/, 'a Debian package version such as 7.3.4-1~bpo13+1')
+          .optional(),
+        /** A suite of the host's Debian mirror (e.g. trixie-backports) instead of the host's own suites. */
         suite: z.string().optional(),
       })
       .strict(),

@@ -5,7 +5,7 @@ import { join, basename } from 'node:path';
 import type { Source } from './config.js';
 import { run, probe } from './exec.js';
 import { LabError, ExitCode } from './errors.js';
-import { hostAptSources } from './apt.js';
+import { hostAptSources, type AptSource } from './apt.js';
 
 /** A source made available on disk, and what it was exactly (commit or sha256 or package version). */
 export interface MaterializedSource {
@@ -30,7 +30,7 @@ export async function sourceIdentity(src: Source): Promise<Record<string, unknow
     case 'tarball':
       return { kind: 'tarball', sha256: src.sha256 };
     case 'debian-package':
-      return { kind: 'debian-package', package: src.package, suite: src.suite ?? 'host' };
+      return { kind: 'debian-package', package: src.package, version: src.version, suite: src.suite ?? 'host' };
     case 'path': {
       const head = await probe(['git', '-C', src.path, 'rev-parse', 'HEAD']);
       const dirty = head ? await probe(['git', '-C', src.path, 'status', '--porcelain', '--untracked-files=no']) : undefined;
@@ -145,9 +145,61 @@ export async function extractSingleRoot(file: string, dir: string): Promise<void
   await tar.x({ file, cwd: dir, strip: 1 });
 }
 
+/** The private sources.list lines: the host's own suites, or a named suite of the host's Debian mirror(s). */
+export function privateAptLines(sources: AptSource[], suite: string | undefined): string[] {
+  if (!suite) return sources.flatMap((s) => s.suites.map((x) => `deb ${s.uri} ${x} ${s.components.join(' ') || 'main'}`));
+  // Only Debian archives carry Debian's suites: another repository (a vendor's) would fail apt-get update.
+  const archives = sources.filter((s) => !/security/.test(s.uri) && !s.suites.some((x) => /security/.test(x)));
+  const debian = archives.filter((s) => /\/debian\/?$/.test(s.uri));
+  return [...new Set((debian.length ? debian : archives).map((s) => s.uri))].map((u) => `deb ${u} ${suite} main`);
+}
+
+/** One line of `apt-cache madison`: ` linux-source-7.3 | 7.3.4-1~bpo13+1 | URI trixie-backports/main amd64 Packages`. */
+export function parseMadison(text: string): Array<{ package: string; version: string }> {
+  const out: Array<{ package: string; version: string }> = [];
+  for (const line of text.split('\n')) {
+    const m = line.match(/^\s*(\S+)\s*\|\s*(\S+)\s*\|\s*\S+\s+\S+\s+\S+\s+Packages\s*$/);
+    if (m && !out.some((o) => o.package === m[1] && o.version === m[2])) out.push({ package: m[1]!, version: m[2]! });
+  }
+  return out;
+}
+
 /**
- * Download a Debian source package (e.g. linux-source-6.1) with a private apt state directory, so the
- * host's apt configuration and lists are never changed; a named suite uses the host's mirror.
+ * The error for a pinned Debian package version the archive no longer serves (it keeps only the newest):
+ * what is there now (madison order: newest first; `others` are same-stem packages such as a newer
+ * linux-source-X.Y), and the two ways out: pin what is there, or bring a tree.
+ */
+export function missingVersionError(o: {
+  name: string;
+  package: string;
+  version: string;
+  suite: string | undefined;
+  available: Array<{ package: string; version: string }>;
+  others?: Array<{ package: string; version: string }>;
+}): LabError {
+  const where = o.suite ?? "the host's suites";
+  const same = o.available.filter((a) => a.package === o.package);
+  const newest = same[0] ?? o.others?.[0];
+  const now = newest ? `newest there: ${newest.package} ${newest.version}` : `no version of ${o.package} is there any more`;
+  // One version per other package: the newest (madison lists newest first).
+  const otherNewest = (o.others ?? []).filter((x, i, all) => all.findIndex((y) => y.package === x.package) === i && x !== newest);
+  const others = otherNewest.length ? ` (also there: ${otherNewest.map((x) => `${x.package} ${x.version}`).join(', ')})` : '';
+  const pin = newest
+    ? `${newest.package === o.package ? '' : `--set sources.${o.name}.package=${newest.package} `}--set sources.${o.name}.version=${newest.version}`
+    : undefined;
+  const tree = `build from a tree you have: --source ${o.name}=/path/to/linux (an unpacked ${o.package} tarball or a kernel checkout)`;
+  return new LabError(
+    `source ${o.name}: Debian package ${o.package} ${o.version} is not in ${where} any more (suites drop old versions); ${now}${others}`,
+    ExitCode.usage,
+    pin ? `pin what is there (a different kernel, recorded as such): ${pin}\n  or: ${tree}` : tree,
+  );
+}
+
+/**
+ * Download a Debian source package (e.g. linux-source-7.3) with a private apt state directory, so the
+ * host's apt configuration and lists are never changed; a named suite uses the host's mirror. A pinned
+ * version is downloaded exactly (`apt-get download pkg=version`); when it has left the archive the error
+ * names what is there.
  */
 async function fromDebianPackage(src: Extract<Source, { kind: 'debian-package' }>, opts: MaterializeOptions): Promise<MaterializedSource> {
   const state = join(opts.workDir, 'apt-state');
@@ -156,10 +208,7 @@ async function fromDebianPackage(src: Extract<Source, { kind: 'debian-package' }
   const listFile = join(state, 'sources.list');
   const sources = hostAptSources();
   if (!sources.length) throw new LabError(`source ${opts.name}: this host has no apt sources`, ExitCode.infra, `--source ${opts.name}=/path/to/tree`);
-  const lines = src.suite
-    ? [...new Set(sources.filter((s) => !/security/.test(s.uri)).map((s) => s.uri))].map((u) => `deb ${u} ${src.suite} main`)
-    : sources.flatMap((s) => s.suites.map((suite) => `deb ${s.uri} ${suite} ${s.components.join(' ') || 'main'}`));
-  await writeFile(listFile, `${lines.join('\n')}\n`);
+  await writeFile(listFile, `${privateAptLines(sources, src.suite).join('\n')}\n`);
   const aptOpts = [
     '-o',
     `Dir::Etc::SourceList=${listFile}`,
@@ -177,14 +226,16 @@ async function fromDebianPackage(src: Extract<Source, { kind: 'debian-package' }
     'APT::Sandbox::User=root',
   ];
   const runOpts = { ...opts.exec, timeoutMs: 20 * 60_000 };
-  opts.log(`apt: resolving ${src.package} from ${src.suite ?? "the host's suites"} (private state in ${state})`);
+  const where = src.suite ?? "the host's suites";
+  opts.log(`apt: resolving ${src.package}${src.version ? ` ${src.version}` : ''} from ${where} (private state in ${state})`);
   await run(['apt-get', ...aptOpts, 'update'], runOpts);
+  if (src.version) await requirePinnedVersion(src as typeof src & { version: string }, opts.name, aptOpts);
   const debDir = join(opts.workDir, 'deb');
   await mkdir(debDir, { recursive: true });
-  await run(['apt-get', ...aptOpts, 'download', src.package], { ...runOpts, cwd: debDir }).catch((e: Error) => {
+  const want = src.version ? `${src.package}=${src.version}` : src.package;
+  await run(['apt-get', ...aptOpts, 'download', want], { ...runOpts, cwd: debDir }).catch((e: Error) => {
     throw new LabError(
-      `source ${opts.name}: Debian package ${src.package} cannot be downloaded from ` +
-        `${src.suite ?? "the host's suites"}: ${e.message.split('\n').slice(-3).join(' ')}`,
+      `source ${opts.name}: Debian package ${want} cannot be downloaded from ${where}: ${e.message.split('\n').slice(-3).join(' ')}`,
       ExitCode.usage,
     );
   });
@@ -192,6 +243,7 @@ async function fromDebianPackage(src: Extract<Source, { kind: 'debian-package' }
   if (!deb) throw new LabError(`source ${opts.name}: apt-get download produced no .deb`, ExitCode.infra);
   const debPath = join(debDir, deb);
   const version = (await run(['dpkg-deb', '-f', debPath, 'Version'])).stdout.trim();
+  if (src.version && version !== src.version) throw new LabError(`source ${opts.name}: apt-get download ${want} gave version ${version}`, ExitCode.infra);
   const sha256 = await sha256File(debPath);
   const unpacked = join(opts.workDir, 'deb-root');
   await run(['dpkg-deb', '-x', debPath, unpacked], runOpts);
@@ -208,5 +260,38 @@ async function fromDebianPackage(src: Extract<Source, { kind: 'debian-package' }
     await rm(unpacked, { recursive: true, force: true });
   }
   await rm(debDir, { recursive: true, force: true });
-  return { dir, kind: 'debian-package', origin: `${src.package} ${version} (${src.suite ?? 'host suites'})`, version, sha256, readOnly: false };
+  return {
+    dir,
+    kind: 'debian-package',
+    origin: `${src.package} ${version} (${where === "the host's suites" ? 'host suites' : where})`,
+    version,
+    sha256,
+    readOnly: false,
+  };
+}
+
+/** Fail before downloading when the pinned version is not in the archive, naming what is (the same package, or a newer linux-source-X.Y). */
+async function requirePinnedVersion(src: Extract<Source, { kind: 'debian-package' }> & { version: string }, name: string, aptOpts: string[]): Promise<void> {
+  const available = parseMadison((await probe(['apt-cache', ...aptOpts, 'madison', src.package])) ?? '');
+  if (available.some((a) => a.version === src.version)) return;
+  // linux-source-7.3 -> the other linux-source-<digits> packages there
+  const stem = src.package.replace(/[\d.]+$/, '');
+  const names =
+    stem !== src.package ? ((await probe(['apt-cache', ...aptOpts, '--names-only', 'search', `^${stem.replace(/[.+]/g, '\\$&')}[0-9]`])) ?? '') : '';
+  const otherNames = names
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => n && n !== src.package);
+  const others = otherNames.length ? parseMadison((await probe(['apt-cache', ...aptOpts, 'madison', ...otherNames])) ?? '') : [];
+  throw missingVersionError({ name, package: src.package, version: src.version, suite: src.suite, available, others: sortByNameVersion(others) });
+}
+
+/** Newest first by the version in the package name (linux-source-7.10 before linux-source-7.4). */
+export function sortByNameVersion<T extends { package: string }>(list: T[]): T[] {
+  const key = (p: string) => (p.match(/(\d+(?:\.\d+)*)$/)?.[1] ?? '0').split('.').map(Number);
+  return [...list].sort((a, b) => {
+    const [x, y] = [key(a.package), key(b.package)];
+    for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (y[i] ?? 0) - (x[i] ?? 0);
+    return 0;
+  });
 }

@@ -31,7 +31,12 @@ describe('lab.yaml', () => {
       commit: 'a6d01774811c6a8ce2f31abd7e06e4a9066ef37b',
     });
     const smoke = loadConfig({ profile: 'smoke', env: {} });
-    expect(smoke.profile.sources.kernel).toEqual({ kind: 'debian-package', package: 'linux-source-6.1' });
+    expect(smoke.profile.sources.kernel).toEqual({
+      kind: 'debian-package',
+      package: 'linux-source-7.3',
+      version: '7.3.4-1~bpo13+1',
+      suite: 'trixie-backports',
+    });
     expect(smoke.profile.kernel.base).toBe('tinyconfig');
     // inherited from paper
     expect(smoke.profile.toolchain.min_version).toBe(19);

@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync, chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tar from 'tar';
-import { materialize, sourceIdentity, sha256File } from '../../core/sources.js';
+import { materialize, sourceIdentity, sha256File, missingVersionError, parseMadison, privateAptLines, sortByNameVersion } from '../../core/sources.js';
+import { parseAptSources } from '../../core/apt.js';
 import { LlvmStage, llvmCmakeArgv } from '../../llvm/stage.js';
 import { buildEntry } from '../../core/stage.js';
 import { EventBus } from '../../core/events.js';
@@ -127,5 +128,81 @@ describe('LLVM from source', () => {
     expect(argv).toContain('-DLLVM_TARGETS_TO_BUILD=BPF;X86');
     expect(argv.find((a) => a.startsWith('-DCMAKE_INSTALL_PREFIX='))).toMatch(/llvm\/fp\.tmp-\d+\/install$/);
     expect(existsSync(join(cache, 'llvm', 'fp', 'stage.json'))).toBe(false);
+  });
+});
+
+describe('debian-package sources pinned by version', () => {
+  // `apt-cache madison` as it answers for trixie-backports (the mirror's address replaced).
+  const madison =
+    ' linux-source-7.3 | 7.3.4-1~bpo13+1 | http://mirror.example/debian trixie-backports/main amd64 Packages\n' +
+    ' linux-source-7.3 | 7.3.4-1~bpo13+1 | http://mirror.example/debian trixie-backports/main i386 Packages\n';
+
+  it('parses madison, one entry per package and version', () => {
+    expect(parseMadison(madison)).toEqual([{ package: 'linux-source-7.3', version: '7.3.4-1~bpo13+1' }]);
+    expect(parseMadison('N: Unable to locate package x\n')).toEqual([]);
+  });
+
+  it('a pinned version that left the archive: the newest there, the --set that pins it, and the --source way out', () => {
+    const e = missingVersionError({
+      name: 'kernel',
+      package: 'linux-source-7.3',
+      version: '7.3.3-1~bpo13+1',
+      suite: 'trixie-backports',
+      available: parseMadison(madison),
+      others: [
+        { package: 'linux-source-7.2', version: '7.2.12-1~bpo13+1' },
+        { package: 'linux-source-7.2', version: '7.2.11-1~bpo13+1' },
+      ],
+    });
+    expect(e.exitCode).toBe(2);
+    expect(e.message).toBe(
+      'source kernel: Debian package linux-source-7.3 7.3.3-1~bpo13+1 is not in trixie-backports any more (suites drop old versions); ' +
+        'newest there: linux-source-7.3 7.3.4-1~bpo13+1 (also there: linux-source-7.2 7.2.12-1~bpo13+1)',
+    );
+    expect(e.hint).toBe(
+      'pin what is there (a different kernel, recorded as such): --set sources.kernel.version=7.3.4-1~bpo13+1\n' +
+        '  or: build from a tree you have: --source kernel=/path/to/linux (an unpacked linux-source-7.3 tarball or a kernel checkout)',
+    );
+  });
+
+  it('the whole package gone: a newer linux-source-X.Y is named, with the --set for package and version', () => {
+    const e = missingVersionError({
+      name: 'kernel',
+      package: 'linux-source-7.3',
+      version: '7.3.4-1~bpo13+1',
+      suite: 'trixie-backports',
+      available: [],
+      others: sortByNameVersion([
+        { package: 'linux-source-7.4', version: '7.4.2-1~bpo13+1' },
+        { package: 'linux-source-7.10', version: '7.10.1-1~bpo13+1' },
+      ]),
+    });
+    expect(e.message).toMatch(/newest there: linux-source-7\.10 7\.10\.1-1~bpo13\+1 \(also there: linux-source-7\.4 7\.4\.2-1~bpo13\+1\)$/);
+    expect(e.hint).toMatch(/^pin what is there .*: --set sources\.kernel\.package=linux-source-7\.10 --set sources\.kernel\.version=7\.10\.1-1~bpo13\+1\n/);
+    const none = missingVersionError({ name: 'kernel', package: 'linux-source-7.3', version: '7.3.4-1~bpo13+1', suite: undefined, available: [] });
+    expect(none.message).toMatch(/is not in the host's suites any more .*; no version of linux-source-7\.3 is there any more$/);
+    expect(none.hint).toMatch(/^build from a tree you have: --source kernel=/);
+  });
+
+  it("a named suite uses only the host's Debian archives: not the security archive, not a vendor's repository", () => {
+    // This host's shape: deb822 in sources.list.d, main + security, plus a vendor repository.
+    const host = parseAptSources(
+      'Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n' +
+        'Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n\n' +
+        'Types: deb\nURIs: https://vendor.example/apt\nSuites: nodistro\nComponents: main\n',
+      true,
+    );
+    expect(privateAptLines(host, 'trixie-backports')).toEqual(['deb http://mirror.example/debian trixie-backports main']);
+    expect(privateAptLines(host, undefined)).toEqual([
+      'deb http://mirror.example/debian bookworm main',
+      'deb http://mirror.example/debian bookworm-updates main',
+      'deb http://mirror.example/debian-security bookworm-security main',
+      'deb https://vendor.example/apt nodistro main',
+    ]);
+  });
+
+  it('the pinned version is part of the identity (a new pin rebuilds the kernel)', async () => {
+    const id = await sourceIdentity({ kind: 'debian-package', package: 'linux-source-7.3', version: '7.3.4-1~bpo13+1', suite: 'trixie-backports' });
+    expect(id).toEqual({ kind: 'debian-package', package: 'linux-source-7.3', version: '7.3.4-1~bpo13+1', suite: 'trixie-backports' });
   });
 });
