@@ -164,7 +164,7 @@ function describeSource(s: ResolvedConfig['profile']['sources'][string]): string
     case 'path':
       return `local path ${s.path}`;
     case 'debian-package':
-      return `Debian package ${s.package} (${s.suite ?? "host's suites"})`;
+      return `Debian package ${s.package}${s.version ? ` ${s.version}` : ''} (${s.suite ?? "host's suites"})`;
   }
 }
 
@@ -198,6 +198,7 @@ program
       const { configureKernelOnly } = await import('./lab/plan.js');
       const r = await configureKernelOnly(configFrom(cmd));
       console.log(`kernel ${r.release} from ${r.source}: configuration verified, ${r.options} options from ${r.fragments} fragments`);
+      for (const [f, opts] of Object.entries(r.versionGuarded)) console.log(`  ${f}: not asked of ${r.version} (version guards): ${opts.join(' ')}`);
       console.error(`configured in ${fmtSeconds((Date.now() - started) / 1000)}`);
       return;
     }

@@ -26,12 +26,6 @@ export const SourceSchema = z
       .object({
         kind: z.literal('debian-package'),
         package: z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'a Debian package name'),
-        /** The exact package version (e.g. 7.3.4-1~bpo13+1): a suite drops old versions, so a pin can leave it. */
-        version: z
-          .string()
-          .regex(/^(\d+:)?[0-9][A-Za-z0-9.+~-]*$/, 'a Debian package version such as 7.3.4-1~bpo13+1')
-          .optional(),
-        /** A suite of the host's Debian mirror (e.g. trixie-backports) instead of the host's own suites. */
         suite: z.string().optional(),
       })
       .strict(),
@@ -120,6 +114,8 @@ export const ProfileSchema = z
         kflex: z.boolean(),
         /** Build memtier_benchmark from this source when it is reachable. */
         memtier: z.string().optional(),
+        /** Build BMC (sources.bmc) into the image: as published (`artifact`, the KFlex kernel) or with the lab's patch for upstream 7.x. */
+        bmc: z.union([z.literal(false), z.enum(['artifact', 'upstream'])]).default(false),
       })
       .strict(),
     vms: z
@@ -346,6 +342,7 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
   ref(['image', 'memtier'], profile.image.memtier);
   if (profile.toolchain.policy === 'source') ref(['toolchain', 'source'], profile.toolchain.source);
   if (profile.image.kflex) ref(['image', 'kflex'], 'kflex');
+  if (profile.image.bmc) ref(['image', 'bmc'], 'bmc');
   problems.push(
     ...sourcePathProblems(profile, at),
     ...kernelFileProblems(profile, at, opts.fragmentsDir),

@@ -6,3 +6,7 @@ export const KFLEX_GUEST_DIR = '/opt/kflex';
 export const LINK_IF = 'eth1';
 /** ffkx hard-codes this port (TCP and UDP); the baselines use it too so clients are identical. */
 export const SERVICE_PORT = 6969;
+/** Where the image holds BMC (bmc and bmc_kern.o, built by the bmc stage). */
+export const BMC_GUEST_DIR = '/opt/bmc';
+/** BMC's XDP and tc programs match memcached's port 11211 (hard-coded in bmc_kern.c). */
+export const BMC_PORT = 11211;

@@ -40,6 +40,37 @@ export function imageMirror(configured: string): string | undefined {
   return configured || hostDebianMirror();
 }
 
+/**
+ * A stage whose output goes into the guest as is (the bmc stage; any later payload stage): its manifest names
+ * the payload directory inside its output (`payload`), where it goes in the guest (`guest_dir`) and the guest
+ * packages it needs at run time (`guest_packages`).
+ */
+export interface GuestPayload {
+  stage: string;
+  from: string;
+  guestDir: string;
+  packages: string[];
+}
+
+/** The payload a stage output declares, or undefined when its manifest names none. */
+export function guestPayload(o: StageOutput): GuestPayload | undefined {
+  const { payload, guest_dir: guestDir, guest_packages: packages } = o.manifest;
+  if (payload === undefined && guestDir === undefined) return undefined;
+  if (typeof payload !== 'string' || !/^[\w.-]+$/.test(payload) || typeof guestDir !== 'string' || !/^\/[\w./-]+$/.test(guestDir))
+    throw new LabError(
+      `stage ${o.stage}: manifest ${join(o.dir, 'stage.json')} needs payload (a directory name) and guest_dir (an absolute path); ` +
+        `got ${JSON.stringify({ payload, guest_dir: guestDir })}; rebuild it with --force ${o.stage}`,
+      ExitCode.infra,
+    );
+  const pkgs = Array.isArray(packages) ? packages.map(String) : [];
+  return { stage: o.stage, from: join(o.dir, payload), guestDir, packages: pkgs };
+}
+
+/** mmdebstrap hooks that copy each payload's files into its guest directory. */
+export function payloadHooks(payloads: readonly GuestPayload[]): string[] {
+  return payloads.flatMap((p) => [`mkdir -p "$1${p.guestDir}"`, `copy-in ${p.from}/. ${p.guestDir}`]);
+}
+
 /** Parse `dpkg-query -W -f '${Package}\t${Version}\n'`. */
 export function parsePackageVersions(out: string): Record<string, string> {
   return Object.fromEntries(
@@ -60,8 +91,12 @@ export class ImageStage implements Stage {
   readonly deps: readonly string[];
   readonly description = 'guest disk: Debian (mmdebstrap) -> ext4 -> qcow2 base, with SSH keys pinned';
 
-  constructor(withKflex: boolean) {
-    this.deps = withKflex ? ['kflex'] : [];
+  /** `payloads`: the stages whose output is copied into the guest (guestPayload), e.g. bmc. */
+  constructor(
+    withKflex: boolean,
+    private readonly payloads: readonly string[] = [],
+  ) {
+    this.deps = [...(withKflex ? ['kflex'] : []), ...payloads];
   }
 
   async inputs(config: ResolvedConfig): Promise<unknown> {
@@ -96,29 +131,16 @@ export class ImageStage implements Stage {
       include.push(...KFLEX_RUNTIME_PACKAGES);
       hooks.push(`mkdir -p "$1${KFLEX_GUEST_DIR}"`, `copy-in ${join(k.dir, 'kflex')}/. ${KFLEX_GUEST_DIR}`);
     }
-    // memtier_benchmark is not in Debian: build it from its source when reachable, else record the substitute.
-    let memtier: Record<string, unknown> = { available: false, reason: 'image.memtier not set' };
-    if (i.memtier) {
-      try {
-        const src = await materialize(ctx.config.profile.sources[i.memtier]!, {
-          name: i.memtier,
-          workDir: join(ctx.outDir, 'memtier-work'),
-          log: ctx.log,
-          exec: ctx.exec,
-          expect: 'memtier_benchmark.cpp',
-          timeoutMs: 5 * 60_000,
-        });
-        include.push(...MEMTIER_BUILD_PACKAGES);
-        hooks.push(
-          `copy-in ${src.dir} /usr/local/src`,
-          `chroot "$1" sh -c 'cd /usr/local/src/${src.dir.split('/').at(-1)} && autoreconf -ivf && ./configure && make -j"$(nproc)" && make install'`,
-        );
-        memtier = { available: true, origin: src.origin, commit: src.commit };
-      } catch (e) {
-        memtier = { available: false, reason: `source ${i.memtier} unreachable: ${(e as Error).message.split('\n')[0]}` };
-        ctx.log(`memtier_benchmark will not be in the image (${memtier.reason as string}); redis-getset records redis-benchmark as its substitute`);
-      }
-    }
+    // Payload stages (bmc, ...): their declared directory and runtime packages.
+    const payloads = this.payloads.map((id) => {
+      const o = ctx.deps[id];
+      const p = o && guestPayload(o);
+      if (!p) throw new LabError(`image: stage ${id} ${o ? 'declares no payload (guest_dir) in its manifest' : 'did not run'}`, ExitCode.infra);
+      return p;
+    });
+    include.push(...new Set(payloads.flatMap((p) => p.packages).filter((pkg) => !include.includes(pkg))));
+    hooks.push(...payloadHooks(payloads));
+    const memtier = await memtierHooks(ctx, include, hooks);
     await mkdir(ctx.outDir, { recursive: true });
     const argv = mmdebstrapArgv({ suite: i.suite, target: rootfs, mirror, include, customize: hooks, slim: true });
     ctx.log(`mmdebstrap ${i.suite} from ${mirror ?? "mmdebstrap's default mirror"}: ${include.length} packages`);
@@ -153,6 +175,7 @@ export class ImageStage implements Stage {
       packages: versions,
       memtier,
       kflex: i.kflex ? { dir: KFLEX_GUEST_DIR, from: ctx.deps.kflex?.manifest.source } : null,
+      payloads: Object.fromEntries(payloads.map((p) => [p.stage, { dir: p.guestDir, from: ctx.deps[p.stage]?.manifest.source }])),
       image: 'base.qcow2',
       image_bytes: size,
       image_sha256: await sha256File(base),
@@ -161,6 +184,34 @@ export class ImageStage implements Stage {
     ctx.log(`base.qcow2: ${(size / 2 ** 20).toFixed(0)} MiB, ${Object.keys(versions).length} packages`);
     return manifest;
   }
+}
+
+/** memtier_benchmark is not in Debian: build it from its source when reachable (hooks added), else record the substitute. */
+async function memtierHooks(ctx: StageContext, include: string[], hooks: string[]): Promise<Record<string, unknown>> {
+  const i = ctx.config.profile.image;
+  let memtier: Record<string, unknown> = { available: false, reason: 'image.memtier not set' };
+  if (i.memtier) {
+    try {
+      const src = await materialize(ctx.config.profile.sources[i.memtier]!, {
+        name: i.memtier,
+        workDir: join(ctx.outDir, 'memtier-work'),
+        log: ctx.log,
+        exec: ctx.exec,
+        expect: 'memtier_benchmark.cpp',
+        timeoutMs: 5 * 60_000,
+      });
+      include.push(...MEMTIER_BUILD_PACKAGES);
+      hooks.push(
+        `copy-in ${src.dir} /usr/local/src`,
+        `chroot "$1" sh -c 'cd /usr/local/src/${src.dir.split('/').at(-1)} && autoreconf -ivf && ./configure && make -j"$(nproc)" && make install'`,
+      );
+      memtier = { available: true, origin: src.origin, commit: src.commit };
+    } catch (e) {
+      memtier = { available: false, reason: `source ${i.memtier} unreachable: ${(e as Error).message.split('\n')[0]}` };
+      ctx.log(`memtier_benchmark will not be in the image (${memtier.reason as string}); redis-getset records redis-benchmark as its substitute`);
+    }
+  }
+  return memtier;
 }
 
 /** What the image stage produced: the qcow2 base every VM boots through an overlay of its own. */

@@ -245,7 +245,7 @@ export async function configureOnly(
   workDir: string,
   log: (line: string) => void,
   exec: { logPath: string; onLine: (line: string) => void },
-): Promise<{ source: string; release: string; options: number; fragments: number; config: string }> {
+): Promise<{ source: string; release: string; options: number; fragments: number; version: string; versionGuarded: Record<string, string[]>; config: string }> {
   const k = config.profile.kernel;
   for (const f of k.fragments) if (!existsSync(fragmentPath(f))) throw new LabError(`kernel.fragments: ${f}: no file ${fragmentPath(f)}`, ExitCode.usage);
   const srcInfo = await materialize(config.profile.sources[k.source]!, { name: k.source, workDir, log, exec, expect: 'Kbuild' });

@@ -61,7 +61,9 @@ export async function build(config: ResolvedConfig, stage: string, force: string
  * `build kernel --configure-only`: the profile's kernel source configured and verified in a scratch
  * directory, nothing compiled and nothing cached; the scratch directory is removed afterwards.
  */
-export async function configureKernelOnly(config: ResolvedConfig): Promise<{ source: string; release: string; options: number; fragments: number }> {
+export async function configureKernelOnly(
+  config: ResolvedConfig,
+): Promise<{ source: string; release: string; options: number; fragments: number; version: string; versionGuarded: Record<string, string[]> }> {
   const bus = new EventBus();
   const detach = attachView(bus);
   // On a fresh host nothing has made the cache yet.
@@ -72,7 +74,7 @@ export async function configureKernelOnly(config: ResolvedConfig): Promise<{ sou
     const log = (line: string) => bus.emit({ type: 'step', scope: 'kernel', message: line });
     bus.emit({ type: 'step', scope: 'kernel', message: `configuring only (log ${logPath})` });
     const r = await configureOnly(config, dir, log, { logPath, onLine: (line) => bus.emit({ type: 'line', stage: 'kernel', line }) });
-    return { source: r.source, release: r.release, options: r.options, fragments: r.fragments };
+    return { source: r.source, release: r.release, options: r.options, fragments: r.fragments, version: r.version, versionGuarded: r.versionGuarded };
   } finally {
     detach();
     await rm(dir, { recursive: true, force: true });

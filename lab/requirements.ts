@@ -7,6 +7,7 @@ import { KERNEL_PROGRAMS } from '../kernel/stage.js';
 import { KERNEL_DEB_PROGRAMS } from '../kernel/deb.js';
 import { IMAGE_PROGRAMS } from '../images/stage.js';
 import { KFLEX_PROGRAMS } from '../images/kflex.js';
+import { BMC_PROGRAMS } from '../images/bmc.js';
 
 // The stages declare what they run on the host; this gathers the declarations per profile for the doctor,
 // and for every profile for .ci/host-packages (what .ci/install-deps installs).
@@ -24,6 +25,7 @@ export function profileNeedGroups(profile: Profile): NeedGroup[] {
     { stage: 'kernel', needs: [...KERNEL_PROGRAMS, ...sourceNeeds(profile.kernel.source)] },
   ];
   if (profile.image.kflex) groups.push({ stage: 'kflex', needs: [...KFLEX_PROGRAMS, ...sourceNeeds('kflex')] });
+  if (profile.image.bmc) groups.push({ stage: 'bmc', needs: [...BMC_PROGRAMS, ...sourceNeeds('bmc')] });
   // memtier is built only when its source is reachable; the image stage records it missing otherwise.
   const memtier = sourceNeeds(profile.image.memtier).map((n) => ({
     ...n,

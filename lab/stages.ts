@@ -7,6 +7,7 @@ import { LlvmStage, llvmOutputs } from '../llvm/stage.js';
 import { KernelStage, kernelOutputs } from '../kernel/stage.js';
 import { ImageStage, imageOutputs } from '../images/stage.js';
 import { KflexStage } from '../images/kflex.js';
+import { BmcStage } from '../images/bmc.js';
 import { KernelDebStage } from '../kernel/deb.js';
 
 /**
@@ -15,11 +16,17 @@ import { KernelDebStage } from '../kernel/deb.js';
  */
 export function stageRegistry(config: ResolvedConfig, o: { onDemand?: boolean } = {}): Map<string, Stage> {
   const withKflex = config.profile.image.kflex;
+  // Payload stages: their output is copied into the guest by the image stage (images/stage.ts guestPayload).
+  const payloads: Stage[] = [...(config.profile.image.bmc ? [new BmcStage()] : [])];
   const stages: Stage[] = [
     new LlvmStage(),
     new KernelStage(),
     ...(withKflex ? [new KflexStage()] : []),
-    new ImageStage(withKflex),
+    ...payloads,
+    new ImageStage(
+      withKflex,
+      payloads.map((s) => s.id),
+    ),
     ...(o.onDemand ? [new KernelDebStage()] : []),
   ];
   return new Map(stages.map((s) => [s.id, s]));

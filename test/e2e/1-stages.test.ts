@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { lab, explain } from './cli.js';
 
-// Real builds from what apt provides: Debian's linux-source-6.1, clang-19, mmdebstrap trixie.
+// Real builds from what apt provides: Debian's linux-source-7.3 (trixie-backports, pinned), clang-19, mmdebstrap trixie.
 describe('smoke stages (real builds)', () => {
   let outputs: Record<string, string> = {};
 
@@ -18,8 +18,15 @@ describe('smoke stages (real builds)', () => {
     );
     expect(Object.keys(outputs).sort()).toEqual(['image', 'kernel', 'llvm']);
     const k = JSON.parse(readFileSync(join(outputs.kernel!, 'kernel.json'), 'utf8'));
-    expect(k.release).toMatch(/^6\.1\./);
-    expect(k.source).toMatchObject({ kind: 'debian-package' });
+    expect(k.release).toMatch(/^7\.3\./);
+    expect(k.source).toMatchObject({ kind: 'debian-package', version: '7.3.4-1~bpo13+1' });
+    expect(k.source.sha256).toMatch(/^[0-9a-f]{64}$/);
+    // The three options 7.3 has no Kconfig for were not asked of it (their replacements were, and stuck).
+    expect(k.version_guarded).toEqual({
+      'tiny.config': ['CONFIG_BASE_FULL'],
+      'vm-guest.config': ['CONFIG_PROC_SYSCTL'],
+      'bpf-xdp.config': ['CONFIG_X86_5LEVEL'],
+    });
     expect(k.config_sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(statSync(join(outputs.kernel!, 'bzImage')).size).toBeGreaterThan(1_000_000);
     expect(readFileSync(join(outputs.kernel!, 'config'), 'utf8')).toMatch(/^CONFIG_DEBUG_INFO_BTF=y$/m);
@@ -44,7 +51,7 @@ describe('smoke stages (real builds)', () => {
   it('a kernel option that cannot stick fails the build, named with its dependency; an unknown symbol is named too', async () => {
     const src = join(outputs.kernel!, '..', '..', 'kernel-work', outputs.kernel!.split('/').at(-1)!, 'kernel-src');
     expect(existsSync(join(src, 'Kbuild')), src).toBe(true);
-    // On 6.1 BPF_JIT depends on MODULES: turning MODULES off must make the bpf-xdp fragment's BPF_JIT fail.
+    // BPF_EVENTS (bpf_printk) depends on PERF_EVENTS: turning PERF_EVENTS off must make the bpf-cells fragment's BPF_EVENTS fail.
     const r = await lab([
       'build',
       'kernel',
@@ -53,13 +60,13 @@ describe('smoke stages (real builds)', () => {
       '--source',
       `kernel=${src}`,
       '--set',
-      'kernel.extra.MODULES=false',
+      'kernel.extra.PERF_EVENTS=false',
       '--set',
       'kernel.extra.KFLEX_LAB_NO_SUCH_OPTION=y',
     ]);
     expect(r.code, explain(r)).toBe(3);
     expect(r.stderr).toMatch(/option\(s\) did not stick after olddefconfig/);
-    expect(r.stderr).toMatch(/CONFIG_BPF_JIT=y \(fragment bpf-xdp\.config\) ended as (n|absent): depends on .*MODULES/);
+    expect(r.stderr).toMatch(/CONFIG_BPF_EVENTS=y \(fragment bpf-cells\.config\) ended as (n|absent): depends on .*PERF_EVENTS/);
     expect(r.stderr).toMatch(/CONFIG_KFLEX_LAB_NO_SUCH_OPTION=y \(fragment lab-extra\.config\) ended as absent: no Kconfig defines this symbol/);
     expect(r.stderr).toMatch(/log: .*kernel\/.*\.log/);
   });

@@ -10,7 +10,7 @@ import { findOnPath } from '../../core/requirements.js';
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const dpkgDeb = (...args: string[]) => execFileSync('dpkg-deb', args, { encoding: 'utf8', maxBuffer: 256 << 20 });
 
-// The smoke profile's kernel (Debian's linux-source-6.1) as Debian packages, made by bindeb-pkg in the
+// The smoke profile's kernel (Debian's linux-source-7.3) as Debian packages, made by bindeb-pkg in the
 // kernel stage's own build tree; the kernel itself comes from the cache (1-stages builds it).
 describe('build kernel --deb --profile smoke', () => {
   let kernelDir = '';

@@ -105,7 +105,9 @@ describe('declared host programs: the doctor checks them, install-deps installs 
     const groups = await profileNeedGroups(smoke);
     const checks = await runDoctor(smoke, { cacheDir: tempDir(), needs: groups, path: stubPath(groups, ['rsync', 'mmdebstrap']) });
     expect(checks.filter((c) => c.level === 'fail').map((c) => c.name)).toEqual(expect.arrayContaining(['rsync', 'mmdebstrap']));
-    expect(checks.find((c) => c.name === 'mmdebstrap' && c.level === 'fail')!.detail).toMatch(/the image stage needs it: builds the Debian guest root/);
+    expect(checks.find((c) => c.name === 'mmdebstrap' && c.level === 'fail')!.detail).toMatch(
+      /the bmc and image stages need it: builds BMC in a throwaway root/,
+    );
     expect(aptLine(checks)).toMatch(/\brsync\b/);
     expect(aptLine(checks)).toMatch(/\bmmdebstrap\b/);
   });
@@ -115,7 +117,7 @@ describe('declared host programs: the doctor checks them, install-deps installs 
     const groups = await profileNeedGroups(paper);
     const checks = programChecks(groups, stubPath(groups, ['mmdebstrap', 'ccache']));
     expect(checks.filter((c) => c.name === 'mmdebstrap')).toHaveLength(1);
-    expect(checks.find((c) => c.name === 'mmdebstrap')!.detail).toMatch(/the kflex and image stages need it/);
+    expect(checks.find((c) => c.name === 'mmdebstrap')!.detail).toMatch(/the kflex and bmc and image stages need it/);
     expect(checks.find((c) => c.name === 'ccache')).toMatchObject({ level: 'warn', packages: ['ccache'] });
   });
 
@@ -147,11 +149,11 @@ describe('declared host programs: the doctor checks them, install-deps installs 
   it('the profiles check what their stages run: smoke fetches a Debian package, paper git sources and builds KFlex', async () => {
     const names = (gs: NeedGroup[], stage: string) => gs.find((g) => g.stage === stage)?.needs.map((n) => n.name) ?? [];
     const s = await profileNeedGroups(smoke);
-    expect(s.map((g) => g.stage)).toEqual(['llvm', 'kernel', 'image', 'testbed']);
+    expect(s.map((g) => g.stage)).toEqual(['llvm', 'kernel', 'bmc', 'image', 'testbed']);
     expect(names(s, 'kernel')).toEqual(expect.arrayContaining(['make', 'gcc', 'flex', 'bison', 'bc', 'pahole', 'rsync', 'apt-get', 'dpkg-deb', 'tar', 'xz']));
     expect(names(s, 'kernel')).not.toContain('git');
     const p = await profileNeedGroups(loadConfig({ profile: 'paper', env: {} }).profile);
-    expect(p.map((g) => g.stage)).toEqual(['llvm', 'kernel', 'kflex', 'image', 'testbed']);
+    expect(p.map((g) => g.stage)).toEqual(['llvm', 'kernel', 'kflex', 'bmc', 'image', 'testbed']);
     expect(names(p, 'kernel')).toContain('git');
     expect(names(p, 'kflex')).toEqual(expect.arrayContaining(['mmdebstrap', 'git']));
     const source = await profileNeedGroups(loadConfig({ profile: 'smoke', env: {}, set: ['toolchain.policy=source'] }).profile);
