@@ -26,6 +26,12 @@ export const SourceSchema = z
       .object({
         kind: z.literal('debian-package'),
         package: z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'a Debian package name'),
+        /** The exact package version (e.g. 7.3.4-1~bpo13+1): a suite drops old versions, so a pin can leave it. */
+        version: z
+          .string()
+          .regex(/^(\d+:)?[0-9][A-Za-z0-9.+~-]*$/, 'a Debian package version such as 7.3.4-1~bpo13+1')
+          .optional(),
+        /** A suite of the host's Debian mirror (e.g. trixie-backports) instead of the host's own suites. */
         suite: z.string().optional(),
       })
       .strict(),
@@ -185,39 +191,21 @@ export interface LoadOptions {
   sources?: string[];
   env?: NodeJS.ProcessEnv;
   /**
-   * Experiment id -> its variant ids (from experiments/, which core/ must not import). Given, every
-   * experiment under `experiments` must be one of these and name only its own variants.
+   * Experiment id -> its variant ids and grid keys (from experiments/, which core/ must not import). Given,
+   * every experiment under `experiments` must be one of these, name only its own variants and grid keys.
    */
-  knownVariants?: Record<string, readonly string[]>;
+  knownExperiments?: Record<string, KnownExperiment>;
   /** The directory of named kernel fragments (`<name>.config`); given, every named fragment must be a file in it. */
   fragmentsDir?: string;
 }
 
 type ParamValue = string | number | boolean;
 
-/** `N:M` proportions, as memcaslap's -F cmd lines and memtier's --ratio take them; 0:0 divides by zero. */
-function isProportion(v: ParamValue): boolean {
-  const m = typeof v === 'string' ? /^(\d+):(\d+)$/.exec(v) : null;
-  return !!m && Number(m[1]) + Number(m[2]) > 0;
+/** What the configuration knows of one experiment: its variants and the grid keys it reads (lab/config.ts passes the experiments' own). */
+export interface KnownExperiment {
+  variants: readonly string[];
+  grid: Record<string, { check: (v: ParamValue) => boolean; allowed: string }>;
 }
-
-const isCount = (v: ParamValue) => typeof v === 'number' && Number.isInteger(v) && v >= 1;
-
-/**
- * What each grid key means to the experiments that read it (experiments/*.ts), and the values it takes.
- * A key not listed here is read by no experiment: it would only multiply cells, so it is refused.
- */
-export const GRID_PARAMS: Record<string, { check: (v: ParamValue) => boolean; allowed: string }> = {
-  set_get: { check: isProportion, allowed: "SET:GET as 'N:M' with N+M > 0 (memcache: memcaslap's cmd proportions)" },
-  ratio: { check: isProportion, allowed: "SET:GET as 'N:M' with N+M > 0 (redis-getset: memtier --ratio)" },
-  threads: { check: isCount, allowed: 'a whole number >= 1 (client threads: memcaslap -T, memtier -t, redis-benchmark --threads)' },
-  concurrency: { check: isCount, allowed: 'a whole number >= 1 (memcache: memcaslap -c)' },
-  value_size: { check: isCount, allowed: 'a whole number of bytes >= 1 (memcache: memcaslap value size)' },
-  data_size: { check: isCount, allowed: 'a whole number of bytes >= 1 (redis-getset: memtier / redis-benchmark -d)' },
-  clients: { check: isCount, allowed: 'a whole number >= 1 (clients: memtier -c per thread, redis-benchmark -c)' },
-  requests: { check: isCount, allowed: 'a whole number >= 1 (requests: memtier -n per client, redis-benchmark -n)' },
-  filter: { check: (v) => typeof v === 'string' && v.trim() !== '', allowed: 'a non-empty ffkx-bench --benchmark_filter regex (datastructures)' },
-};
 
 export const DEFAULT_CONFIG = join(LAB_ROOT, 'lab.yaml');
 
@@ -346,7 +334,7 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
   problems.push(
     ...sourcePathProblems(profile, at),
     ...kernelFileProblems(profile, at, opts.fragmentsDir),
-    ...experimentProblems(profile, at, opts.knownVariants),
+    ...experimentProblems(profile, at, opts.knownExperiments),
   );
   if (problems.length) throw new ConfigError(problems);
   return { file, profileName: name, profile, overrides, cacheRoot: cacheRootFrom(env) };
@@ -392,38 +380,47 @@ function kernelFileProblems(profile: Profile, at: At, fragmentsDir: string | und
   return out;
 }
 
-/** Experiment ids and variants against the experiments' own (when known), grid values against GRID_PARAMS. */
-function experimentProblems(profile: Profile, at: At, known: Record<string, readonly string[]> | undefined): string[] {
+/** Experiment ids and variants against the experiments' own (when known), grid values against the grid keys each declares. */
+function experimentProblems(profile: Profile, at: At, known: Record<string, KnownExperiment> | undefined): string[] {
   const out: string[] = [];
   for (const [id, s] of Object.entries(profile.experiments)) {
     const base = ['experiments', id];
-    const variants = known?.[id];
-    if (known && !variants) {
+    const exp = known?.[id];
+    if (known && !exp) {
       out.push(`${at(base)}: experiments.${id}: no such experiment; allowed: ${Object.keys(known).join(', ')}`);
       continue;
     }
     s.variants.forEach((v, i) => {
-      if (variants && !variants.includes(v))
-        out.push(`${at([...base, 'variants', i])}: experiments.${id}.variants: '${v}' is not a variant of ${id}; allowed: ${variants.join(', ')}`);
+      if (exp && !exp.variants.includes(v))
+        out.push(`${at([...base, 'variants', i])}: experiments.${id}.variants: '${v}' is not a variant of ${id}; allowed: ${exp.variants.join(', ')}`);
       else if (s.variants.indexOf(v) !== i)
         out.push(`${at([...base, 'variants', i])}: experiments.${id}.variants: '${v}' is listed twice; list each variant once`);
     });
-    const grids: Array<[(string | number)[], Record<string, ParamValue[]> | undefined]> = [
-      [[...base, 'grid'], s.grid],
-      [[...base, 'quick', 'grid'], s.quick.grid],
-    ];
-    for (const [path, grid] of grids) {
-      for (const [key, values] of Object.entries(grid ?? {})) {
-        const param = GRID_PARAMS[key];
-        const field = [...path, key].join('.');
-        if (!param) {
-          out.push(`${at([...path, key])}: ${field}: no experiment reads grid key '${key}'; allowed: ${Object.keys(GRID_PARAMS).join(', ')}`);
-          continue;
-        }
-        values.forEach((v, i) => {
-          if (!param.check(v)) out.push(`${at([...path, key, i])}: ${field}: ${JSON.stringify(v)} is out of range; allowed: ${param.allowed}`);
-        });
+    if (exp) out.push(...gridProblems(id, s, exp, at));
+  }
+  return out;
+}
+
+/** Grid keys against the experiment's own, values against each key's range. */
+function gridProblems(id: string, s: ExperimentSettings, exp: KnownExperiment, at: At): string[] {
+  const out: string[] = [];
+  const base = ['experiments', id];
+  const grids: Array<[(string | number)[], Record<string, ParamValue[]> | undefined]> = [
+    [[...base, 'grid'], s.grid],
+    [[...base, 'quick', 'grid'], s.quick.grid],
+  ];
+  for (const [path, grid] of grids) {
+    for (const [key, values] of Object.entries(grid ?? {})) {
+      const param = exp.grid[key];
+      const field = [...path, key].join('.');
+      if (!param) {
+        const allowed = Object.keys(exp.grid).join(', ') || `none (${id} has no grid)`;
+        out.push(`${at([...path, key])}: ${field}: ${id} reads no grid key '${key}'; allowed: ${allowed}`);
+        continue;
       }
+      values.forEach((v, i) => {
+        if (!param.check(v)) out.push(`${at([...path, key, i])}: ${field}: ${JSON.stringify(v)} is out of range; allowed: ${param.allowed}`);
+      });
     }
   }
   return out;

@@ -29,7 +29,15 @@ export type LabEvent =
     }
   | { type: 'accel'; accel: 'kvm' | 'tcg' | 'native'; why: string }
   | { type: 'testbed-up'; kind: string; accel: string; link: string; nativeXdp: boolean; seconds: number }
-  | { type: 'capabilities'; kernelRelease: string; kflexKernel: boolean; ffkx: boolean; memtier: boolean; la57?: boolean }
+  | {
+      type: 'capabilities';
+      kernelRelease: string;
+      /** The declared BTF names found in the server kernel (undefined: no BTF). */
+      btf?: Record<string, boolean>;
+      /** The declared guest programs found, keyed role:path. */
+      programs: Record<string, boolean>;
+      la57?: boolean;
+    }
   | { type: 'cell-start'; index: number; total: number; experiment: string; variant: string; params: string; rep: number }
   | {
       type: 'cell';

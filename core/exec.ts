@@ -19,6 +19,8 @@ export interface RunOptions {
   input?: string;
   /** Return a non-zero exit instead of throwing. */
   allowFailure?: boolean;
+  /** Aborted: the process is killed with SIGKILL and the run ends as killed. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -49,6 +51,8 @@ export async function run(argv: Argv, opts: RunOptions = {}): Promise<RunResult>
     input: opts.input,
     timeout: opts.timeoutMs,
     timeoutSignal: 'SIGKILL',
+    signal: opts.signal,
+    killSignal: 'SIGKILL',
   })`${argv}`;
   p.stdout.on('data', (d: Buffer) => tailer.push(d));
   p.stderr.on('data', (d: Buffer) => tailer.push(d));

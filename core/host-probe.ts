@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { kvmUsable } from './kvm.js';
 import { accessSync, constants, existsSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
@@ -116,7 +117,6 @@ export async function cachedProbe<T>(cacheRoot: string, name: string, key: unkno
  */
 export async function kvmProbe(cacheRoot: string, kernel?: string): Promise<{ ok: boolean; why: string }> {
   // Loaded here: pidAlive's users (the reaper, the stages) need nothing of the doctor.
-  const { kvmUsable } = await import('./doctor.js');
   try {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
   } catch {

@@ -6,6 +6,8 @@ export interface HostExecOptions {
   logPath?: string;
   allowFailure?: boolean;
   input?: string;
+  /** Aborted: the command is killed (a cell past its bound is cancelled, not abandoned). */
+  signal?: AbortSignal;
 }
 
 /**

@@ -83,11 +83,7 @@ export function describe(e: LabEvent): string | undefined {
     case 'testbed-up':
       return `testbed: ${e.kind} up in ${fmtSeconds(e.seconds)}, accel ${e.accel}, link ${e.link}, native XDP ${e.nativeXdp ? 'verified' : 'not verified'}`;
     case 'capabilities':
-      return (
-        `server kernel ${e.kernelRelease}: KFlex ${e.kflexKernel ? 'yes' : 'no'}, ffkx ` +
-        `${e.ffkx ? 'yes' : 'no'}, memtier ` +
-        `${e.memtier ? 'yes' : 'no'}${e.la57 === undefined ? '' : `, LA57 ${e.la57 ? 'yes' : 'no'}`}`
-      );
+      return `server kernel ${e.kernelRelease}: ${capabilityLine(e)}`;
     case 'cell-start':
       return `[${e.index}/${e.total}] ${e.experiment}/${e.variant} ${e.params} rep ${e.rep}: running`;
     case 'cell':
@@ -115,4 +111,12 @@ export function fmtSeconds(s: number): string {
 
 export function attachView(bus: EventBus): () => void {
   return process.stderr.isTTY && process.env.CI !== 'true' ? ttyView(bus) : plainView(bus);
+}
+
+/** The probed capabilities in one line: BTF names, then programs (by their last path part), then LA57. */
+export function capabilityLine(e: { btf?: Record<string, boolean>; programs: Record<string, boolean>; la57?: boolean }): string {
+  const yn = (b: boolean) => (b ? 'yes' : 'no');
+  const btf = e.btf ? Object.entries(e.btf).map(([k, v]) => `${k} ${yn(v)}`) : ['no BTF'];
+  const progs = Object.entries(e.programs).map(([k, v]) => `${k.replace(/^(server|client):(.*\/)?/, '')} ${yn(v)}`);
+  return [...btf, ...progs, ...(e.la57 === undefined ? [] : [`LA57 ${yn(e.la57)}`])].join(', ');
 }

@@ -85,6 +85,7 @@ export class SshHost implements Host {
       logPath: opts.logPath,
       allowFailure: opts.allowFailure,
       input: opts.input,
+      signal: opts.signal,
     });
   }
   async copyIn(localPath: string, remotePath: string): Promise<void> {

@@ -1,4 +1,5 @@
-import type { Experiment } from './types.js';
+import type { Experiment, ExperimentView, Role } from './types.js';
+import { declaredNeeds } from './requirements.js';
 import { memcache } from './memcache.js';
 import { redisGetSet, redisZadd } from './redis.js';
 import { datastructures, guards } from './kflex-bench.js';
@@ -8,4 +9,25 @@ export const EXPERIMENTS: Experiment[] = [memcache, redisGetSet, redisZadd, data
 
 export function experimentById(id: string): Experiment | undefined {
   return EXPERIMENTS.find((e) => e.id === id);
+}
+
+/** What the report needs of each experiment (its headline metric and chart kind). */
+export function experimentViews(): Record<string, ExperimentView> {
+  return Object.fromEntries(EXPERIMENTS.map((e) => [e.id, { headline: e.headline, chart: e.chart }]));
+}
+
+/** A program the experiments run on a user's machine, as `hosts check`/`prepare` look for and install it. */
+export interface GuestProgram {
+  role: Role;
+  /** What `command -v` looks up: the path for a lab-built program, else the name. */
+  name: string;
+  apt?: string[];
+  notPackaged?: string;
+}
+
+/** Every guest program the experiments declare, per role (deduplicated), from the variants' own requirements. */
+export function guestPrograms(role: Role, experiments: readonly Experiment[] = EXPERIMENTS): GuestProgram[] {
+  return declaredNeeds(experiments)
+    .programs.filter((p) => p.role === role)
+    .map((p) => ({ role, name: p.path, apt: p.apt, notPackaged: p.notPackaged }));
 }

@@ -2,6 +2,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Experiment, VariantDef } from './types.js';
+import { text } from './grid.js';
+import { FFKX, KFLEX_KERNEL } from './requirements.js';
 import { parseGbenchJson, gbenchMetrics, parseGuardLines, compareGuards, SEED_GUARDS } from './parsers.js';
 import { KFLEX_GUEST_DIR } from '../core/guest.js';
 import { LabError, ExitCode } from '../core/errors.js';
@@ -10,7 +12,7 @@ import { LabError, ExitCode } from '../core/errors.js';
 const BENCH_VARIANT: VariantDef = {
   id: 'kflex',
   description: 'taskset -c 0 ffkx-bench --benchmark_filter=<filter>',
-  requires: ['kflex-kernel', 'ffkx'],
+  requires: [KFLEX_KERNEL, FFKX],
   heapGiB: 64,
   heap: 'bench',
 };
@@ -21,6 +23,17 @@ export const datastructures: Experiment = {
   title: 'Data structures: bpf_* vs ffkx_* (ffkx-bench)',
   claims: ['datastructures-ops'],
   headline: 'ns_per_op',
+  chart: 'pairs',
+  grid: { filter: text('ffkx-bench --benchmark_filter regex (datastructures)') },
+  deviations: () => [
+    {
+      topic: 'Google Benchmark output flag',
+      artifact: 'README: --benchmark_output',
+      lab: '--benchmark_out=FILE --benchmark_out_format=json',
+      why: '--benchmark_output is not a Google Benchmark flag',
+      affects: 'datastructures',
+    },
+  ],
   parsers: { gbench: parseGbenchJson },
   variants: [BENCH_VARIANT],
   // Each benchmark reloads its skeleton with a 64 GiB heap: minutes, not seconds.
@@ -73,6 +86,8 @@ export const guards: Experiment = {
   title: 'Guard elision (verifier range analysis)',
   claims: ['guard-elision'],
   headline: 'measured_elided',
+  chart: 'table',
+  grid: {},
   parsers: { guards: (t) => compareGuards(parseGuardLines(t), SEED_GUARDS) },
   variants: [
     {

@@ -1,4 +1,6 @@
 import type { Experiment } from './types.js';
+import { count, proportion } from './grid.js';
+import { FFKX, KFLEX_KERNEL, BMC, MEMCACHED, MEMCASLAP } from './requirements.js';
 import { GuestServer } from './server.js';
 import { parseMemcaslap, type Metrics } from './parsers.js';
 import { KFLEX_GUEST_DIR, SERVICE_PORT } from '../core/guest.js';
@@ -57,23 +59,41 @@ export const memcache: Experiment = {
   title: 'Memcache GET/SET offload (XDP, UDP)',
   claims: ['memcache-throughput'],
   headline: 'tps',
+  chart: 'variants',
+  grid: {
+    set_get: proportion("memcaslap's -F cmd proportions"),
+    threads: count('client threads: memcaslap -T'),
+    concurrency: count('concurrent connections: memcaslap -c'),
+    value_size: count('value bytes: memcaslap -F value line'),
+  },
+  deviations: () => [
+    {
+      topic: 'server/client pairing',
+      artifact: 'README pairs ffkx --kmemcached with memcaslap and --kmemcache with memtier_benchmark',
+      lab: 'memcaslap -U against --kmemcache (memcache over UDP in XDP); memtier_benchmark --protocol=redis against --kmemcached (RESP over TCP)',
+      why: "the code (src/Main.cpp) parses memcache in --kmemcache and Redis RESP in --kmemcached: the README's pairing cannot measure anything",
+      affects: 'memcache, redis-getset',
+    },
+  ],
   parsers: { memcaslap: parseMemcaslap },
   artifact: {
     command: 'memcaslap -s <hostname>:6969 -F config -U -T 128 -c 128 -S 1s -t 30s',
     params: { threads: 128, concurrency: 128 },
     duration_s: 30,
     source: "the artifact's README, 'Memcached offload for GETS/SETS'",
+    // Its -F config file sets the SET:GET proportion and the value size.
+    inCommand: ['set_get', 'value_size'],
   },
   variants: [
     {
       id: 'kflex',
       description: `ffkx --kmemcache --ifindex <link NIC> (XDP, 128 GiB heap)`,
-      requires: ['kflex-kernel', 'ffkx', 'native-xdp'],
+      requires: [KFLEX_KERNEL, FFKX, { kind: 'native-xdp' }, MEMCASLAP],
       heapGiB: 128,
       heap: 'kmemcache',
     },
-    { id: 'userspace', description: `memcached -U ${SERVICE_PORT} -p ${SERVICE_PORT}`, requires: [] },
-    { id: 'bmc', description: 'BMC (NSDI 21) eBPF cache in front of memcached', requires: ['bmc'] },
+    { id: 'userspace', description: `memcached -U ${SERVICE_PORT} -p ${SERVICE_PORT}`, requires: [MEMCACHED, MEMCASLAP] },
+    { id: 'bmc', description: 'BMC (NSDI 21) eBPF cache in front of memcached', requires: [BMC, MEMCACHED, MEMCASLAP] },
   ],
   estimateCellSeconds: (s, accel) => s.warmup_s + s.duration_s + (accel === 'tcg' ? 25 : 8),
   async runCell(ctx, variant) {

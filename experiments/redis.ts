@@ -1,4 +1,6 @@
 import type { Experiment, CellContext, CellOutcome, VariantDef } from './types.js';
+import { count, proportion } from './grid.js';
+import { FFKX, KFLEX_KERNEL, MEMTIER, REDIS_BENCHMARK, REDIS_SERVER, hasProgram } from './requirements.js';
 import { GuestServer } from './server.js';
 import { parseMemtier, parseRedisBenchmarkCsv, parseRedisBenchmark } from './parsers.js';
 import { KFLEX_GUEST_DIR, SERVICE_PORT } from '../core/guest.js';
@@ -169,6 +171,14 @@ export const redisGetSet: Experiment = {
   title: 'Redis GET/SET offload (sockmap, TCP)',
   claims: ['redis-getset-throughput'],
   headline: 'ops_sec',
+  chart: 'variants',
+  grid: {
+    ratio: proportion('memtier --ratio'),
+    data_size: count('value bytes: memtier / redis-benchmark -d'),
+    threads: count('client threads: memtier -t, redis-benchmark --threads'),
+    clients: count('clients: memtier -c per thread, redis-benchmark -c'),
+    requests: count('requests: memtier -n per client, redis-benchmark -n'),
+  },
   parsers: { memtier: parseMemtier, 'redis-benchmark': parseRedisBenchmark },
   artifact: {
     command: 'memtier_benchmark -s <hostname> -p 6969 --protocol=redis -d 64 -n 10000 -t 64 --ratio 10:90',
@@ -179,11 +189,11 @@ export const redisGetSet: Experiment = {
     {
       id: 'kflex',
       description: 'ffkx --kmemcached (sk_skb stream parser/verdict, 256 GiB heap)',
-      requires: ['kflex-kernel', 'ffkx', 'memtier'],
+      requires: [KFLEX_KERNEL, FFKX, MEMTIER],
       heapGiB: 256,
       heap: 'kmemcached',
     },
-    { id: 'userspace', description: `redis-server --port ${SERVICE_PORT}`, requires: [] },
+    { id: 'userspace', description: `redis-server --port ${SERVICE_PORT}`, requires: [REDIS_SERVER, REDIS_BENCHMARK] },
   ],
   estimateCellSeconds: (s, accel) => s.duration_s * 2 + (accel === 'tcg' ? 25 : 8),
   async runCell(ctx, variant) {
@@ -192,7 +202,7 @@ export const redisGetSet: Experiment = {
       const dataSize = Number(p.data_size ?? 64);
       const clients = p.clients === undefined ? undefined : Number(p.clients);
       const threads = Number(p.threads ?? 1);
-      if (ctx.caps.memtier) {
+      if (hasProgram(ctx.caps, MEMTIER)) {
         const requests = p.requests === undefined ? undefined : Number(p.requests);
         const out = await ctx.exec(
           ctx.client,
@@ -224,6 +234,12 @@ export const redisZadd: Experiment = {
   title: 'Redis ZADD offload (skiplist, sockmap)',
   claims: ['redis-zadd-throughput'],
   headline: 'rps',
+  chart: 'variants',
+  grid: {
+    threads: count('client threads: memtier -t, redis-benchmark --threads'),
+    clients: count('clients: memtier -c per thread, redis-benchmark -c'),
+    requests: count('requests: memtier -n per client, redis-benchmark -n'),
+  },
   parsers: { 'redis-benchmark': parseRedisBenchmark, memtier: parseMemtier },
   artifact: {
     command: 'redis-benchmark --threads 64 -h <hostname> -p 6969 -r 1000000 -n 2000000 zadd f__rand_int__f __rand_int__ ele:rand__rand_int__:__rand_int__',
@@ -231,8 +247,8 @@ export const redisZadd: Experiment = {
     source: "the artifact's README, 'Redis offload for ZADD'",
   },
   variants: [
-    { id: 'kflex', description: 'ffkx --kredis (256 GiB heap)', requires: ['kflex-kernel', 'ffkx', 'memtier'], heapGiB: 256, heap: 'kredis' },
-    { id: 'userspace', description: `redis-server --port ${SERVICE_PORT}`, requires: [] },
+    { id: 'kflex', description: 'ffkx --kredis (256 GiB heap)', requires: [KFLEX_KERNEL, FFKX, MEMTIER], heapGiB: 256, heap: 'kredis' },
+    { id: 'userspace', description: `redis-server --port ${SERVICE_PORT}`, requires: [REDIS_SERVER, REDIS_BENCHMARK] },
   ],
   estimateCellSeconds: (_s, accel) => (accel === 'tcg' ? 40 : 15),
   async runCell(ctx, variant) {
@@ -240,7 +256,7 @@ export const redisZadd: Experiment = {
     return withServer(ctx, variant, '--kredis', 'ToyRedis ready!', async () => {
       const load = { threads: Number(p.threads ?? 1), clients: p.clients === undefined ? undefined : Number(p.clients), requests: Number(p.requests ?? 20000) };
       // Both variants use the same client when memtier is there, so the comparison is like for like.
-      if (ctx.caps.memtier) {
+      if (hasProgram(ctx.caps, MEMTIER)) {
         const out = await ctx.exec(ctx.client, 'client', memtierZaddArgv(ctx.serverIp, load), { timeoutMs: ctx.boundMs });
         const m = parseMemtier(out.stdout);
         return { metrics: { ...m, rps: m.ops_sec! }, deviations: [MEMTIER_ZADD_DEVIATION] };

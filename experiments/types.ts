@@ -1,6 +1,7 @@
 import type { Host } from '../core/host.js';
 import type { Accel } from '../core/testbed.js';
-import type { ExperimentSettings, HeapProgram } from '../core/config.js';
+import type { ExperimentSettings, HeapProgram, Profile } from '../core/config.js';
+import type { Deviation } from '../core/rundir.js';
 import type { RunResult } from '../core/exec.js';
 import type { Metrics } from './parsers.js';
 
@@ -8,29 +9,53 @@ export type CellStatus = 'ok' | 'failed' | 'skipped';
 export type ParamValue = string | number | boolean;
 export type Params = Record<string, ParamValue>;
 
-/** What the guests offer, probed once per run before any cell. */
+/** What the guests offer, probed once per run before any cell (experiments/requirements.ts). */
 export interface Capabilities {
   kernelRelease: string;
-  /** The KFlex heap map type (BPF_MAP_TYPE_HEAP) is in the guest kernel's BTF. */
-  kflexKernel: boolean;
-  kflexKernelWhy: string;
-  /** ffkx and ffkx-bench are installed in the guest. */
-  ffkx: boolean;
-  ffkxWhy: string;
+  /** Which of the names the variants ask about are in the server kernel's BTF; undefined when it has no BTF. */
+  btf?: Record<string, boolean>;
+  /** Which declared guest programs exist, keyed `server:/path` or `client:name` (programKey). */
+  programs: Record<string, boolean>;
   nativeXdp: boolean;
   serverMemoryMb: number;
   serverCpus: number;
-  memtier: boolean;
   /** 5-level paging active in the server's kernel (the la57 CPU flag survives only when the kernel uses it). */
   la57: boolean;
   accel: Accel;
   linkIfindex: number;
-  /** The BMC baseline (NSDI '21) is built and installed in the guest. */
-  bmc: boolean;
-  bmcWhy: string;
 }
 
-export type Requirement = 'kflex-kernel' | 'ffkx' | 'native-xdp' | 'bmc' | 'memtier';
+/** Which side of the link a guest program runs on. */
+export type Role = 'server' | 'client';
+
+/**
+ * One thing a variant needs from the testbed, declared where the variant is. The run probes every declared
+ * need of the planned cells in one round trip per machine; `plan` forecasts it from the profile; `hosts
+ * check`/`prepare` install the programs. An unmet need skips the cell with `missing`, never fails it.
+ */
+export type Requirement =
+  | {
+      kind: 'btf';
+      /** A name (type, enum value or kfunc) that must be in the server kernel's BTF. */
+      name: string;
+      /** Why the cell is skipped without it ({release} is replaced by the kernel release). */
+      missing: string;
+      /** Whether a profile's kernel will have it, for `plan` before anything is built. */
+      planned(profile: Profile): boolean;
+    }
+  | {
+      kind: 'program';
+      role: Role;
+      /** An absolute path in the guest (a lab-built program), or a name looked up on PATH. */
+      path: string;
+      /** Debian/Ubuntu packages that provide it; undefined when no distribution packages it (see notPackaged). */
+      apt?: string[];
+      /** What to do when no package provides it. */
+      notPackaged?: string;
+      missing: string;
+      planned(profile: Profile): boolean;
+    }
+  | { kind: 'native-xdp' };
 
 export interface VariantDef {
   id: string;
@@ -65,6 +90,8 @@ export interface CellContext {
   caps: Capabilities;
   /** How long this whole cell may take (ms): its estimate times a factor plus a margin; client timeouts use it. */
   boundMs: number;
+  /** Aborted when the cell is cancelled (past its bound): ctx.exec kills its command, and no new one starts. */
+  signal: AbortSignal;
   /** The run directory (experiment 5 reads experiment 4's kernel logs from it). */
   runDir: string;
   /** Run on a guest, recording the exact command and its stdout/stderr as <name>.cmd/.stdout/.stderr in the cell dir. */
@@ -95,6 +122,23 @@ export interface ArtifactLoad {
   duration_s?: number;
   /** Where the artifact states it. */
   source: string;
+  /** Grid keys the artifact's command fixes some other way (a config file, a filter): never "also sets". */
+  inCommand?: string[];
+}
+
+/** One grid key an experiment reads, and the values it takes (config validation reports `allowed`). */
+export interface GridParam {
+  check(v: ParamValue): boolean;
+  allowed: string;
+}
+
+/** How the report draws an experiment: a bar per variant, ratio pairs (X_op beside bpf_X_op), or a table. */
+export type ChartKind = 'variants' | 'pairs' | 'table';
+
+/** What the report needs of an experiment: the metric it leads with and how it is drawn. */
+export interface ExperimentView {
+  headline: string;
+  chart: ChartKind;
 }
 
 /** One experiment of the artifact: its claim, variants, workload, parser and cost. */
@@ -108,6 +152,12 @@ export interface Experiment {
   variants: VariantDef[];
   /** The metric the summary and the report lead with. */
   headline: string;
+  /** The grid keys it reads: lab.yaml's grids are validated against these. */
+  grid: Record<string, GridParam>;
+  /** How the report draws it. */
+  chart: ChartKind;
+  /** Differences from the artifact every run of this experiment has, whatever the profile (e.g. an erratum). */
+  deviations?(profile: Profile): Deviation[];
   /** The parsers of its clients' output, for `kflex-lab parse NAME FILE` on a capture made by hand. */
   parsers: Record<string, (text: string) => unknown>;
   /** Rough seconds per cell on a host kind, for `plan` and the reproduce preamble. */

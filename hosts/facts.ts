@@ -1,4 +1,5 @@
 import { KFLEX_GUEST_DIR } from '../core/guest.js';
+import { guestPrograms } from '../experiments/index.js';
 import type { Host } from '../core/host.js';
 
 /** The btf section of GATHER_SCRIPT: nobtf, nobpftool, or how often BPF_MAP_TYPE_HEAP (KFlex's heap map) is in the kernel BTF. */
@@ -35,11 +36,19 @@ sec ntp; timedatectl show -p NTPSynchronized --value 2>/dev/null
 true
 `;
 
-/** Binaries the experiments run, per side (ffkx and ffkx-bench live in KFLEX_GUEST_DIR, checked apart). */
-export const NEEDED_BINARIES: Record<'server' | 'client', string[]> = {
-  server: ['memcached', 'redis-server', 'bpftool', 'ip', 'ss', 'taskset', 'pkill', 'dmesg', 'ethtool'],
-  client: ['memcaslap', 'redis-benchmark', 'memtier_benchmark', 'ip', 'ping', 'bash', 'pkill'],
+/** What the lab's own harness runs on each side; the experiments declare their own programs (experiments/index.ts guestPrograms). */
+export const HARNESS_BINARIES: Record<'server' | 'client', string[]> = {
+  server: ['bpftool', 'ip', 'ss', 'taskset', 'pkill', 'dmesg', 'ethtool'],
+  client: ['ip', 'ping', 'bash', 'pkill'],
 };
+
+/** Binaries looked up on PATH on each side: the harness's, then the experiments' (lab-built ones, by path, are checked apart). */
+export function neededBinaries(role: 'server' | 'client'): string[] {
+  const declared = guestPrograms(role)
+    .map((p) => p.name)
+    .filter((n) => !n.startsWith('/'));
+  return [...new Set([...HARNESS_BINARIES[role], ...declared])];
+}
 
 export function splitSections(text: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -267,7 +276,7 @@ export async function gatherFacts(
   host: Host,
   meta: { role: 'server' | 'client'; destination: string; linkIf: string },
 ): Promise<{ facts: HostFacts; raw: string }> {
-  const r = await host.exec(['sh', '-c', GATHER_SCRIPT, 'gather', meta.linkIf, ...NEEDED_BINARIES[meta.role]], { timeoutMs: 180_000 });
+  const r = await host.exec(['sh', '-c', GATHER_SCRIPT, 'gather', meta.linkIf, ...neededBinaries(meta.role)], { timeoutMs: 180_000 });
   return { facts: parseGather(r.stdout, meta), raw: r.stdout };
 }
 
@@ -296,3 +305,6 @@ export async function clockOffset(host: Host, samples = 3): Promise<{ offsetMs: 
   }
   return best!;
 }
+
+/** Binaries looked up on PATH per side (harness + experiments' declarations), for what installs them up front. */
+export const NEEDED_BINARIES: Record<'server' | 'client', string[]> = { server: neededBinaries('server'), client: neededBinaries('client') };

@@ -1,4 +1,6 @@
+import { basename } from 'node:path';
 import type { OsRelease } from './facts.js';
+import { guestPrograms } from '../experiments/index.js';
 
 /** The package managers the lab can drive on a user's machine (others get the binaries' names and a note). */
 export type PackageManager = 'apt' | undefined;
@@ -7,26 +9,20 @@ export function packageManagerOf(os: OsRelease): PackageManager {
   return os.id === 'debian' || os.id === 'ubuntu' || os.idLike.includes('debian') || os.idLike.includes('ubuntu') ? 'apt' : undefined;
 }
 
-/** Binaries no distribution package provides, and what to do instead. */
-export const NOT_PACKAGED: Record<string, string> = {
-  memtier_benchmark:
-    'not packaged by Debian or Ubuntu: build it from its source ' +
-    "(the lab's image builds RedisLabs/memtier_benchmark at the commit pinned in lab.yaml: autoreconf -ivf && ./configure && make && make install); " +
-    'without it redis-getset runs redis-benchmark instead and records the substitution',
-  ffkx:
-    "KFlex user space: `kflex-lab hosts prepare` copies the kflex stage's build when the host runs the guest suite, " +
-    'else build it on the host from the KFlex repository (see its README)',
-  'ffkx-bench': 'built with ffkx (see ffkx)',
-};
+/** Binaries no distribution package provides, and what to do instead: as the experiments declare them (by name). */
+export const NOT_PACKAGED: Record<string, string> = Object.fromEntries(
+  (['server', 'client'] as const).flatMap((role) =>
+    guestPrograms(role)
+      .filter((p) => p.notPackaged)
+      .map((p) => [basename(p.name), p.notPackaged!]),
+  ),
+);
+NOT_PACKAGED['ffkx-bench'] = 'built with ffkx (see ffkx)';
 
-/** Debian/Ubuntu packages that provide each binary the experiments run. */
+/** Debian/Ubuntu packages that provide each binary: the harness's here, the experiments' as they declare them. */
 export function aptPackagesFor(binary: string, os: OsRelease, kernelRelease: string): string[] | undefined {
   const ubuntu = os.id === 'ubuntu' || os.idLike.includes('ubuntu');
   const table: Record<string, string[]> = {
-    memcached: ['memcached'],
-    'redis-server': ['redis-server'],
-    memcaslap: ['libmemcached-tools'],
-    'redis-benchmark': ['redis-tools'],
     // Ubuntu ships bpftool in the kernel's tools package; Debian has its own.
     bpftool: ubuntu ? ['linux-tools-common', `linux-tools-${kernelRelease}`] : ['bpftool'],
     ip: ['iproute2'],
@@ -38,7 +34,8 @@ export function aptPackagesFor(binary: string, os: OsRelease, kernelRelease: str
     ethtool: ['ethtool'],
     bash: ['bash'],
   };
-  return table[binary];
+  const declared = (['server', 'client'] as const).flatMap((role) => guestPrograms(role)).find((p) => p.name === binary && p.apt);
+  return table[binary] ?? declared?.apt;
 }
 
 /** What to install for a list of missing binaries: packages (deduplicated, in order), and binaries no package has. */

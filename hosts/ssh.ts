@@ -86,6 +86,7 @@ export class OpenSshHost implements Host {
       logPath: opts.logPath,
       allowFailure: opts.allowFailure,
       input: opts.input,
+      signal: opts.signal,
     });
   }
   /** As the login user (scp cannot sudo): remote paths must be writable by them, e.g. under /tmp. */

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import type { ResolvedConfig } from '../core/config.js';
+import type { KnownExperiment, ResolvedConfig } from '../core/config.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { listProfiles } from '../core/config.js';
-import { EXPERIMENTS } from '../experiments/index.js';
+import { EXPERIMENTS, experimentViews } from '../experiments/index.js';
 import type { ClaimVerdict } from '../report/claims.js';
 
 // Every command loads this module (lab/config.ts checks variants against it), so the stages and the
@@ -15,9 +15,9 @@ export function experimentKnown(id: string): boolean {
   return EXPERIMENT_IDS.includes(id);
 }
 
-/** Every experiment's variant ids: configuration checks variants against these. */
-export function knownVariants(): Record<string, string[]> {
-  return Object.fromEntries(EXPERIMENTS.map((e) => [e.id, e.variants.map((v) => v.id)]));
+/** Every experiment's variant ids and grid keys: configuration checks lab.yaml against these. */
+export function knownExperiments(): Record<string, KnownExperiment> {
+  return Object.fromEntries(EXPERIMENTS.map((e) => [e.id, { variants: e.variants.map((v) => v.id), grid: e.grid }]));
 }
 
 export async function catalog(config: ResolvedConfig, file?: string) {
@@ -54,7 +54,7 @@ export async function reportRun(dir?: string): Promise<{ dir: string; table: str
   const runDir = dir ?? (await latestRun());
   if (!runDir) throw new LabError(`no run directory under ${resultsRoot()}`, ExitCode.usage);
   const inp = await readRunForReport(runDir);
-  const { verdicts } = await writeReport({ runDir, ...inp }, Object.fromEntries(EXPERIMENTS.map((e) => [e.id, e.headline])));
+  const { verdicts } = await writeReport({ runDir, ...inp }, experimentViews());
   return { dir: runDir, table: verdictTable(verdicts), html: `${runDir}/report.html` };
 }
 /** The claims table as text (the report module, and Vega with it, load only here). */

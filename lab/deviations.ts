@@ -1,26 +1,12 @@
 import type { ResolvedConfig } from '../core/config.js';
 import type { Deviation } from '../core/rundir.js';
 import type { Accel } from '../core/testbed.js';
-import type { CellRecord, ExperimentCell } from '../experiments/runner.js';
-import { paramsSlug } from '../experiments/runner.js';
+import type { CellRecord, ExperimentCell } from '../experiments/cells.js';
+import { paramsSlug } from '../experiments/cells.js';
 import { heapDeviations } from './sizing.js';
 
-/** Differences every run of the lab has from the artifact's manual procedure, whatever the profile. */
+/** Differences every run of the lab has from the artifact's manual procedure, whatever the profile (an experiment's own are in its file). */
 export const ALWAYS: Deviation[] = [
-  {
-    topic: 'server/client pairing',
-    artifact: 'README pairs ffkx --kmemcached with memcaslap and --kmemcache with memtier_benchmark',
-    lab: 'memcaslap -U against --kmemcache (memcache over UDP in XDP); memtier_benchmark --protocol=redis against --kmemcached (RESP over TCP)',
-    why: "the code (src/Main.cpp) parses memcache in --kmemcache and Redis RESP in --kmemcached: the README's pairing cannot measure anything",
-    affects: 'memcache, redis-getset',
-  },
-  {
-    topic: 'Google Benchmark output flag',
-    artifact: 'README: --benchmark_output',
-    lab: '--benchmark_out=FILE --benchmark_out_format=json',
-    why: '--benchmark_output is not a Google Benchmark flag',
-    affects: 'datastructures',
-  },
   {
     topic: 'XDP left attached',
     artifact: 'ffkx exits with its XDP program still attached to the NIC',
@@ -96,7 +82,7 @@ export function loadDeviations(cells: ExperimentCell[]): Deviation[] {
     const diffs = Object.entries(a.params)
       .filter(([k, v]) => String(c.params[k]) !== String(v))
       .map(([k, v]) => `${k} ${c.params[k] === undefined ? '(not set)' : c.params[k]} (artifact ${v})`);
-    const extra = Object.keys(c.params).filter((k) => !(k in a.params) && k !== 'filter' && k !== 'set_get' && k !== 'value_size');
+    const extra = Object.keys(c.params).filter((k) => !(k in a.params) && !a.inCommand?.includes(k));
     if (a.duration_s !== undefined && c.settings.duration_s !== a.duration_s) diffs.push(`measurement ${c.settings.duration_s} s (artifact ${a.duration_s} s)`);
     if (extra.length) diffs.push(`also sets ${extra.map((k) => `${k}=${c.params[k]}`).join(', ')}, which the artifact leaves at the client's default`);
     if (c.settings.warmup_s > 0) diffs.push(`${c.settings.warmup_s} s warm-up before measuring (the artifact has none)`);
@@ -134,7 +120,10 @@ export function runDeviations(config: ResolvedConfig, facts: { accel?: Accel; ce
       why: 'the lab builds its own testbed; bare-metal numbers need the SSH testbed',
       affects: 'all',
     });
-  out.push(...buildDeviations(config), ...heapDeviations(config.profile), ...ALWAYS, ...loadDeviations(facts.cells));
+  // Each experiment of the run declares its own standing differences (errata of the artifact, say).
+  const experiments = [...new Set(facts.cells.map((c) => c.experiment))];
+  const declared = experiments.flatMap((e) => e.deviations?.(config.profile) ?? []);
+  out.push(...buildDeviations(config), ...heapDeviations(config.profile), ...ALWAYS, ...declared, ...loadDeviations(facts.cells));
   // What a cell itself reported, e.g. a substituted client.
   const bySubst = new Map<string, string[]>();
   for (const r of facts.records ?? []) for (const d of r.deviations ?? []) bySubst.set(d, [...(bySubst.get(d) ?? []), `${r.experiment}/${r.variant}`]);

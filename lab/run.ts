@@ -11,8 +11,11 @@ import { LabError, ExitCode } from '../core/errors.js';
 import { doctor } from './doctor.js';
 import { createRunDir, hostFacts, buildManifest, writeManifest, readManifest, type Manifest } from '../core/rundir.js';
 import { writeBundle } from '../core/bundle.js';
-import { planCells, probeCapabilities, runCells, writeSummary, readCellRecord, needsRun, type CellRecord, type ExperimentCell } from '../experiments/runner.js';
-import { EXPERIMENTS } from '../experiments/index.js';
+import { planCells, readCellRecord, needsRun, type CellRecord, type ExperimentCell } from '../experiments/cells.js';
+import { FFKX, probeCapabilities } from '../experiments/requirements.js';
+import { runCells } from '../experiments/runner.js';
+import { writeSummary } from '../experiments/summary.js';
+import { EXPERIMENTS, experimentViews } from '../experiments/index.js';
 import type { ClaimVerdict } from '../report/claims.js';
 import { onInterrupt, interruption } from './signals.js';
 import { runDeviations } from './deviations.js';
@@ -93,7 +96,7 @@ export function resumeMismatch(recorded: RunRequest, now: RunRequest): string | 
 /** Minutes the experiments of a selection take on this host kind (for the preamble and `plan`). */
 export function estimateExperimentMinutes(config: ResolvedConfig, cells: ExperimentCell[], accel: Accel): number {
   // Without KFlex in the image every KFlex cell is skipped at once: it costs nothing.
-  const run = cells.filter((c) => config.profile.image.kflex || !c.variant.requires.includes('ffkx'));
+  const run = cells.filter((c) => config.profile.image.kflex || !c.variant.requires.includes(FFKX));
   return run.reduce((a, c) => a + c.experiment.estimateCellSeconds(c.settings, accel), 0) / 60;
 }
 
@@ -206,9 +209,7 @@ export class LabRun {
     if (opts.report !== false) {
       // Loaded here: the report renders charts with Vega, which nothing before the report needs.
       const { writeReport } = await import('../report/report.js');
-      verdicts = (
-        await writeReport({ runDir: this.runDir, manifest: this.manifest, rows, records }, Object.fromEntries(EXPERIMENTS.map((e) => [e.id, e.headline])))
-      ).verdicts;
+      verdicts = (await writeReport({ runDir: this.runDir, manifest: this.manifest, rows, records }, experimentViews())).verdicts;
       report = join(this.runDir, 'report.html');
     }
     if (opts.bundle !== false) bundle = await writeBundle(this.runDir);
@@ -258,7 +259,7 @@ async function pendingCells(cells: ExperimentCell[], runDir: string, resume: boo
  * still leave nothing running and a run that --resume finishes.
  */
 export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions): Promise<ReproduceResult> {
-  const cells = planCells(config.profile, opts);
+  const cells = planCells(config.profile, opts, EXPERIMENTS);
   if (!cells.length)
     throw new LabError(`no experiment selected (--only ${opts.only?.join(' ')}); known: ${EXPERIMENTS.map((e) => e.id).join(', ')}`, ExitCode.usage);
   const provider = TESTBEDS[opts.testbed ?? 'vm'];
@@ -334,7 +335,7 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
     let lost: string | undefined;
     try {
       const t = await run.bringUp(provider, outputs, accel.accel, sized);
-      const caps = await probeCapabilities(t.server, t.client, {
+      const caps = await probeCapabilities(t.server, t.client, EXPERIMENTS, {
         nativeXdp: t.link.nativeXdp,
         serverMemoryMb: t.serverMemoryMb,
         serverCpus: t.serverCpus,
@@ -346,9 +347,8 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
       run.bus.emit({
         type: 'capabilities',
         kernelRelease: caps.kernelRelease,
-        kflexKernel: caps.kflexKernel,
-        ffkx: caps.ffkx,
-        memtier: caps.memtier,
+        btf: caps.btf,
+        programs: caps.programs,
         la57: caps.la57,
       });
       ({ records, lost } = await runCells(cells, {

@@ -5,7 +5,8 @@ import { ARTIFACT_HEAPS } from '../core/config.js';
 import type { Deviation } from '../core/rundir.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { heapVmMemoryMb, heapPlacement } from '../experiments/heaps.js';
-import { unmetRequirement, type ExperimentCell } from '../experiments/runner.js';
+import { plannedCapabilities, unmetRequirement } from '../experiments/requirements.js';
+import type { ExperimentCell } from '../experiments/cells.js';
 import type { Capabilities } from '../experiments/types.js';
 
 /** The machine a plan is for: this host, or one described with --assume-host. */
@@ -105,22 +106,14 @@ export function forecast(
 ): { server: { memoryMb: number; why: string }; rows: CellForecast[] } {
   const p = config.profile;
   const server = sizeServer(p, host, cells);
-  const kflex = p.image.kflex && p.sources[p.kernel.source]?.kind !== 'debian-package';
   const caps: Capabilities = {
-    kernelRelease: 'planned',
-    kflexKernel: kflex,
-    kflexKernelWhy: "the profile's kernel is not a KFlex kernel (BPF_MAP_TYPE_HEAP will not be in its BTF)",
-    ffkx: p.image.kflex,
-    ffkxWhy: 'image.kflex is false in this profile',
-    nativeXdp: true,
-    serverMemoryMb: server.memoryMb,
-    serverCpus: p.vms.server.cpus,
-    memtier: true,
-    la57: host.la57 || !host.kvm, // under TCG QEMU's -cpu max emulates LA57; under KVM it is the host's CPU
-    accel: host.kvm ? 'kvm' : 'tcg',
-    linkIfindex: 0,
-    bmc: false,
-    bmcWhy: 'the BMC baseline is not built by this version of the lab',
+    ...plannedCapabilities(p, [...new Set(cells.map((c) => c.experiment))], {
+      serverMemoryMb: server.memoryMb,
+      serverCpus: p.vms.server.cpus,
+      la57: host.la57 || !host.kvm, // under TCG QEMU's -cpu max emulates LA57; under KVM it is the host's CPU
+      accel: host.kvm ? 'kvm' : 'tcg',
+    }),
+    kernelRelease: 'of this profile',
   };
   const seen = new Set<string>();
   const rows: CellForecast[] = [];

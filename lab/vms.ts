@@ -1,3 +1,4 @@
+import { EXPERIMENTS } from '../experiments/index.js';
 import { join } from 'node:path';
 import type { ResolvedConfig } from '../core/config.js';
 import type { Host } from '../core/host.js';
@@ -12,7 +13,7 @@ import { onInterrupt } from './signals.js';
 import { buildTargets, testbedArtifacts } from './stages.js';
 import { TESTBEDS } from './testbeds.js';
 import { sizeServer, sizedConfig, thisHost } from './sizing.js';
-import { planCells } from '../experiments/runner.js';
+import { planCells } from '../experiments/cells.js';
 
 /**
  * VMs live in named directories under <cache>/vms, so any lab process can find stale ones and clean them
@@ -50,7 +51,7 @@ export async function up(config: ResolvedConfig, o: { vm?: string; eventsFile?: 
     const artifacts = testbedArtifacts(outputs);
     const accel = await provider.accel(config, artifacts);
     bus.emit({ type: 'accel', ...accel });
-    const sizing = sizeServer(config.profile, thisHost(accel.accel === 'kvm'), planCells(config.profile));
+    const sizing = sizeServer(config.profile, thisHost(accel.accel === 'kvm'), planCells(config.profile, {}, EXPERIMENTS));
     if (config.profile.vms.server.memory_mb === 'auto')
       bus.emit({ type: 'step', scope: 'vms', message: `server VM: ${(sizing.memoryMb / 1024).toFixed(1)} GiB (${sizing.why})` });
     const t = (await provider.up({ config: sizedConfig(config, sizing.memoryMb), artifacts, accel: accel.accel, dir, owner: 'up', bus })) as VmTestbed;

@@ -1,6 +1,8 @@
+import type { ExperimentView } from '../experiments/types.js';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
-import { median, paramsSlug, type CellRecord } from '../experiments/runner.js';
+import { median } from '../experiments/summary.js';
+import { paramsSlug, type CellRecord } from '../experiments/cells.js';
 import { pairBenchmarks, type Claim } from './claims.js';
 import { pointLabels, type TimelineItem } from './model.js';
 
@@ -210,11 +212,12 @@ export async function guardChart(experiment: string, claim: Claim, records: Cell
   return { experiment, svg, dots: dots.length };
 }
 
-export async function experimentChart(experiment: string, headline: string, claim: Claim | undefined, records: CellRecord[]): Promise<Chart> {
+export async function experimentChart(experiment: string, view: ExperimentView | undefined, claim: Claim | undefined, records: CellRecord[]): Promise<Chart> {
   if (!records.length) return { experiment, empty: 'not in this run (no cell of it was planned)', dots: 0 };
-  if (claim?.comparison.kind === 'family-ratio') return pairedChart(experiment, claim, records);
-  if (claim?.comparison.kind === 'exact-table') return guardChart(experiment, claim, records);
-  return variantChart(experiment, headline || claim?.metric || '', records);
+  // The experiment declares how it is drawn; a run's claims say which prefixes pair up.
+  if (view?.chart === 'pairs' && claim) return pairedChart(experiment, claim, records);
+  if (view?.chart === 'table' && claim) return guardChart(experiment, claim, records);
+  return variantChart(experiment, view?.headline || claim?.metric || '', records);
 }
 
 export const TIMELINE_STATUS: Record<string, string> = {

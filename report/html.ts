@@ -1,4 +1,4 @@
-import type { ReportModel } from './report.js';
+import type { ReportModel } from './types.js';
 import type { EvidenceItem } from './model.js';
 import { verdictText } from './model.js';
 
@@ -20,7 +20,7 @@ h1{font-size:21px;margin:4px 0 0}h2{font-size:17px;margin:22px 0 8px}h3{font-siz
 #summary{display:grid;grid-template-columns:minmax(300px,1fr) 2fr;gap:16px;align-items:start}
 .counts{display:flex;gap:8px}.count{flex:1;border-radius:6px;padding:6px 8px;text-align:center;background:#f4f4f4}
 .count b{display:block;font-size:26px;line-height:1.1}.count.reproduced{background:#e3f4e6;color:#176b2c}
-.count.deviates{background:#fdebd3;color:#8a4d00}.count.notrun{background:#ececec;color:#444}
+.count.deviates{background:#fdebd3;color:#8a4d00}.count.inconclusive{background:#e6eefa;color:#1f4f8a}.count.notrun{background:#ececec;color:#444}
 .of{color:#555;font-size:12.5px;margin-top:4px}
 #in-force h2,#badges h2{margin:0 0 4px;font-size:15px}#in-force ul{margin:0;padding-left:18px;font-size:12.5px}
 #badges{margin-top:12px}#badges .note{color:#555;font-weight:400;font-size:12.5px}
@@ -31,7 +31,7 @@ h1{font-size:21px;margin:4px 0 0}h2{font-size:17px;margin:22px 0 8px}h3{font-siz
 li.met::before{content:"${MARK.met} ";color:#176b2c;font-weight:700}li.unmet::before{content:"${MARK.unmet} ";color:#b3261e;font-weight:700}
 li.info::before{content:"${MARK.info} ";color:#666}
 table{border-collapse:collapse;width:100%;margin:6px 0}th,td{border:1px solid #d0d0d0;padding:4px 6px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}#claims td{font-size:13px}.reproduced{color:#176b2c;font-weight:600}.deviates{color:#a15c00;font-weight:600}.notrun{color:#666}
+th{background:#f3f3f3}#claims td{font-size:13px}.reproduced{color:#176b2c;font-weight:600}.deviates{color:#a15c00;font-weight:600}.inconclusive{color:#1f4f8a;font-weight:600}.notrun{color:#666}
 .flag{display:inline-block;background:#e8e0ff;color:#3d2a87;border-radius:3px;padding:0 4px;font-size:11.5px;margin-top:2px}
 .logs a{margin-right:6px;white-space:nowrap}.logs a.skipped{color:#777}.logs a.failed{color:#b3261e}
 .chart{display:inline-block;margin:6px 18px 14px 0;vertical-align:top}.chart figcaption{font-size:12px;color:#555}
@@ -53,6 +53,7 @@ function summary(r: ReportModel): string {
 <div>${r.accel.banner ? `<div class="banner" id="accel-banner" role="note">${esc(r.accel.banner)}</div>` : ''}
 <div class="counts" id="verdict-counts"><div class="count reproduced"><b>${r.counts.reproduced}</b>reproduced</div>` +
     `<div class="count deviates"><b>${r.counts.deviates}</b>deviate</div>` +
+    `<div class="count inconclusive"><b>${r.counts.inconclusive}</b>inconclusive</div>` +
     `<div class="count notrun"><b>${r.counts.notRun}</b>not run</div></div>
 <div class="of">of ${total} claims · accelerator <b>${esc(r.accel.accel)}</b> · profile ${esc(r.manifest.profile)}</div></div>
 <div id="in-force"><h2>Scale-downs and substitutions in force</h2>${
@@ -100,7 +101,7 @@ function claims(r: ReportModel): string {
   return (
     `<section id="claims-section"><h2>Claims</h2>
 <table id="claims"><thead><tr><th>claim</th><th>paper value</th><th>KFlex</th><th>baseline</th>` +
-    `<th>ratio (spread)</th><th>verdict</th><th>chart, raw logs</th></tr></thead><tbody>
+    `<th>ratio [95% interval]</th><th>verdict</th><th>chart, raw logs</th></tr></thead><tbody>
 ${rows.join('\n')}
 </tbody></table></section>`
   );

@@ -1,4 +1,4 @@
-import type { ReportModel } from './report.js';
+import type { ReportModel } from './types.js';
 import { fmt, type TimelineItem } from './model.js';
 
 /** A table cell: no pipe or line break may end the cell early. */
@@ -29,10 +29,10 @@ export function renderMarkdown(r: ReportModel): string {
     `# kflex-lab report: ${r.run}`,
     '',
     ...(r.accel.banner ? [`> **${r.accel.banner}**`, ''] : []),
-    `**Verdicts** (${total} claims): ${r.counts.reproduced} reproduced · ${r.counts.deviates} deviate · ` +
+    `**Verdicts** (${total} claims): ${r.counts.reproduced} reproduced · ${r.counts.deviates} deviate · ${r.counts.inconclusive} inconclusive · ` +
       `${r.counts.notRun} not run — accelerator ${r.accel.accel}, profile ${r.manifest.profile}`,
     '',
-    '| claim | verdict | ratio (spread) |',
+    '| claim | verdict | ratio [95% interval] |',
     '|---|---|---|',
     // The reasons are in the badge evidence below, once per reason; this table stays one short line per claim.
     ...r.claims.map((c) => `| ${c.verdict.claim.id}${c.scaledHeap.length ? ' (scaled heap)' : ''} | ${c.verdict.verdict} | ${cell(c.ratio)} |`),
@@ -50,7 +50,7 @@ export function renderMarkdown(r: ReportModel): string {
   lines.push(
     '## Claims',
     '',
-    '| claim | paper value | KFlex | baseline | ratio (spread) |',
+    '| claim | paper value | KFlex | baseline | ratio [95% interval] |',
     '|---|---|---|---|---|',
     ...r.claims.map(
       (c) => `| ${c.verdict.claim.id} | ${c.verdict.claim.paper_value ?? 'not recorded'} | ${cell(c.kflex)} | ${cell(c.baseline)} | ${cell(c.ratio)} |`,

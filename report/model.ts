@@ -1,9 +1,13 @@
+import type { Capabilities } from '../experiments/types.js';
+import { capabilityLine } from '../core/progress.js';
 import type { Manifest, Deviation } from '../core/rundir.js';
 import type { LabEvent } from '../core/events.js';
 import type { Source } from '../core/config.js';
 import type { Params } from '../experiments/types.js';
-import { paramsSlug, type SummaryRow, type CellRecord } from '../experiments/runner.js';
+import { paramsSlug, type CellRecord } from '../experiments/cells.js';
+import type { SummaryRow } from '../experiments/summary.js';
 import type { ClaimVerdict } from './claims.js';
+import type { Interval } from './interval.js';
 
 /** A line of a run's events.jsonl: the event and when it was recorded. */
 export type TimedEvent = LabEvent & { t: string };
@@ -21,6 +25,7 @@ const short = (s: string | undefined, n = 12) => (s ? s.slice(0, n) : '');
 export interface VerdictCounts {
   reproduced: number;
   deviates: number;
+  inconclusive: number;
   notRun: number;
 }
 
@@ -28,6 +33,7 @@ export function verdictCounts(verdicts: ClaimVerdict[]): VerdictCounts {
   return {
     reproduced: verdicts.filter((v) => v.verdict === 'reproduced').length,
     deviates: verdicts.filter((v) => v.verdict === 'deviates').length,
+    inconclusive: verdicts.filter((v) => v.verdict === 'inconclusive').length,
     notRun: verdicts.filter((v) => v.verdict === 'not run').length,
   };
 }
@@ -200,25 +206,17 @@ function functional(m: Manifest, records: CellRecord[], events: TimedEvent[] | u
         `${x.warnings?.length ? ` (${x.warnings.join('; ')})` : ''}`,
     });
   }
-  const caps = m.capabilities as
-    | {
-        kernelRelease?: string;
-        kflexKernel?: boolean;
-        kflexKernelWhy?: string;
-        ffkx?: boolean;
-        ffkxWhy?: string;
-        la57?: boolean;
-        memtier?: boolean;
-        serverMemoryMb?: number;
-      }
-    | undefined;
+  const caps = m.capabilities as (Partial<Capabilities> & { kflexKernel?: boolean; ffkx?: boolean; memtier?: boolean }) | undefined;
   if (caps)
     items.push({
       ok: null,
       text:
-        `server guest: kernel ${caps.kernelRelease}; KFlex heap map: ${caps.kflexKernel ? 'yes' : `no (${caps.kflexKernelWhy})`}; ` +
-        `ffkx: ${caps.ffkx ? 'yes' : `no (${caps.ffkxWhy})`}; ` +
-        `5-level paging (la57): ${caps.la57 ? 'yes' : 'no'}; memtier: ${caps.memtier ? 'yes' : 'no'}; ${caps.serverMemoryMb} MiB`,
+        `server guest: kernel ${caps.kernelRelease}; ` +
+        // A run from before the experiments declared their needs has the three fixed answers.
+        (caps.programs
+          ? capabilityLine({ btf: caps.btf, programs: caps.programs, la57: caps.la57 })
+          : `KFlex heap map: ${caps.kflexKernel ? 'yes' : 'no'}; ffkx: ${caps.ffkx ? 'yes' : 'no'}; memtier: ${caps.memtier ? 'yes' : 'no'}; la57: ${caps.la57 ? 'yes' : 'no'}`) +
+        `; ${caps.serverMemoryMb} MiB`,
     });
   const n = (rs: CellRecord[], st: string) => rs.filter((r) => r.status === st).length;
   const failed = records.filter((r) => r.status === 'failed');
@@ -258,9 +256,10 @@ function reproduced(m: Manifest, verdicts: ClaimVerdict[]): BadgeEvidence {
   for (const v of verdicts.filter((x) => x.verdict !== 'not run')) {
     const scaled = heaps.filter((d) => affectsExperiment(d, v.claim.experiment));
     items.push({
-      ok: v.verdict === 'reproduced',
+      // An inconclusive claim is neither met nor unmet: the noise band straddles the paper's bound.
+      ok: v.verdict === 'inconclusive' ? null : v.verdict === 'reproduced',
       text:
-        `${v.claim.id}: ${v.verdict}${v.measured !== undefined ? ` (${fmt(v.measured)})` : ''}${v.reason ? ` — ${v.reason}` : ''}` +
+        `${v.claim.id}: ${v.verdict}${v.measured !== undefined ? ` (${measuredText(v)})` : ''}${v.reason ? ` — ${v.reason}` : ''}` +
         `${scaled.length ? `; on a scaled heap (${scaled.map((d) => d.lab).join('; ')})` : ''}`,
     });
   }
@@ -305,24 +304,41 @@ function sideText(s: ClaimVerdict['sides'][number] | undefined): string {
   return `${s.variant}: ${fmt(s.median)} (min ${fmt(s.min)}, max ${fmt(s.max)}, CV ${((s.cv ?? 0) * 100).toFixed(1)}%, n=${s.n})`;
 }
 
-/** The ratio of two medians, and the widest ratio the repetitions allow (num min / den max .. num max / den min). */
-function sideRatio(sides: ClaimVerdict['sides'], ratio: number | undefined): string {
+/** A ratio and its interval: `1.52 [1.41–1.60]`, or `1.52 (no interval, n=1/3)` with too few repetitions. */
+function withInterval(ratio: number | undefined, interval: Interval | undefined, n?: Array<number | undefined>): string {
   if (ratio === undefined) return 'not run';
-  const [n, d] = sides;
-  if (n?.min !== undefined && n.max !== undefined && d?.min && d.max) return `${fmt(ratio)} (${fmt(n.min / d.max)}–${fmt(n.max / d.min)})`;
-  return fmt(ratio);
+  if (interval) return `${fmt(ratio)} [${fmt(interval.lo)}–${fmt(interval.hi)}]`;
+  return `${fmt(ratio)} (no interval${n ? `, n=${n.map((x) => x ?? 0).join('/')}` : ''})`;
 }
 
+const sidesN = (sides: ClaimVerdict['sides']) => sides.map((s) => s.values?.length ?? s.n);
+
+/** The number a verdict rests on, with its interval when it has one. */
+export function measuredText(v: ClaimVerdict): string {
+  if (v.measured === undefined) return '–';
+  if (v.claim.comparison.kind === 'exact-table') return fmt(v.measured);
+  return `${withInterval(v.measured, v.interval)}${v.worst ? `, worst: ${v.worst}` : ''}`;
+}
+
+/** The ratio column: each point's or pair's ratio with its 95% interval and verdict, the worst one named. */
 function ratioText(v: ClaimVerdict, pointLabel: (slug: string) => string): string {
   if (v.measured === undefined) return '–';
   const c = v.claim.comparison;
   if (c.kind === 'ratio') {
-    if (v.points) return [...v.points.map((p) => `${pointLabel(p.params)}: ${sideRatio(p.sides, p.ratio)}`), `geo. mean ${fmt(v.measured)}`].join('\n');
-    return sideRatio(v.sides, v.measured);
+    if (v.points)
+      return [
+        ...v.points.map((p) => `${pointLabel(p.params)}: ${withInterval(p.ratio, p.interval, sidesN(p.sides))}${p.verdict ? ` ${p.verdict}` : ''}`),
+        `worst: ${pointLabel(v.worst ?? '')}`,
+      ].join('\n');
+    return withInterval(v.measured, v.interval, sidesN(v.sides));
   }
   if (c.kind === 'family-ratio' && v.pairs?.length) {
-    const rs = v.pairs.map((p) => p.ratio);
-    return `${fmt(v.measured)} geo. mean of ${rs.length} pairs (${fmt(Math.min(...rs))}–${fmt(Math.max(...rs))})`;
+    const geo = Math.exp(v.pairs.reduce((a, p) => a + Math.log(p.ratio), 0) / v.pairs.length);
+    return [
+      `worst: ${v.worst} ${withInterval(v.measured, v.interval)}`,
+      ...v.pairs.map((p) => `${p.benchmark}: ${withInterval(p.ratio, p.interval, p.n)} ${p.verdict ?? ''}`.trimEnd()),
+      `geo. mean of ${v.pairs.length} pairs ${fmt(geo)} (not judged)`,
+    ].join('\n');
   }
   return `${fmt(v.measured)} elided`;
 }

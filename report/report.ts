@@ -1,7 +1,9 @@
+import type { ExperimentView } from '../experiments/types.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, basename } from 'node:path';
 import type { Manifest, Deviation } from '../core/rundir.js';
-import type { SummaryRow, CellRecord } from '../experiments/runner.js';
+import type { SummaryRow } from '../experiments/summary.js';
+import type { CellRecord } from '../experiments/cells.js';
 import { loadClaims, judgeClaims, type ClaimVerdict } from './claims.js';
 import { experimentChart, timelineChart, type Chart } from './charts.js';
 import { renderHtml } from './html.js';
@@ -16,6 +18,7 @@ import {
   timeline,
   verdictCounts,
   verdictText,
+  measuredText,
   type BadgeEvidence,
   type ClaimRow,
   type TimedEvent,
@@ -32,21 +35,8 @@ export interface ReportInputs {
   events?: TimedEvent[];
 }
 
-/** Everything the HTML page and its Markdown twin show, in the order they show it. */
-export interface ReportModel {
-  run: string;
-  manifest: Manifest;
-  verdicts: ClaimVerdict[];
-  counts: VerdictCounts;
-  accel: { accel: string; banner?: string };
-  inForce: Deviation[];
-  badges: BadgeEvidence[];
-  claims: ClaimRow[];
-  charts: Chart[];
-  timeline: Chart & { items: TimelineItem[]; note?: string };
-  deviations: Deviation[];
-  provenance: Array<[string, string]>;
-}
+export type { ReportModel } from './types.js';
+import type { ReportModel } from './types.js';
 
 /** One line for a deviation: what the artifact does, what the lab did, why, and what it affects. */
 export function deviationText(d: Deviation | string): string {
@@ -114,10 +104,10 @@ function provenance(runDir: string, m: Manifest, events: TimedEvent[] | undefine
 }
 
 /** Build the report's content (no I/O): verdicts, badge evidence, claims, charts, timeline, deviations. */
-export async function buildReport(inp: ReportInputs, headlines: Record<string, string>): Promise<ReportModel> {
+export async function buildReport(inp: ReportInputs, views: Record<string, ExperimentView>): Promise<ReportModel> {
   const m = inp.manifest;
   const claims = loadClaims();
-  const verdicts = judgeClaims(claims, inp.rows);
+  const verdicts = judgeClaims(claims, inp.rows, inp.records);
   // Every claim's experiment has a figure (a claims row links to it), even one this run did not include.
   const experiments = [...new Set([...claims.map((c) => c.experiment), ...inp.records.map((r) => r.experiment), ...inp.rows.map((r) => r.experiment)])];
   const charts: Chart[] = [];
@@ -125,7 +115,7 @@ export async function buildReport(inp: ReportInputs, headlines: Record<string, s
     charts.push(
       await experimentChart(
         exp,
-        headlines[exp] ?? '',
+        views[exp],
         claims.find((c) => c.experiment === exp),
         inp.records.filter((r) => r.experiment === exp),
       ),
@@ -163,9 +153,9 @@ export async function readEvents(runDir: string): Promise<TimedEvent[] | undefin
   return out;
 }
 
-export async function writeReport(inp: ReportInputs, headlines: Record<string, string>): Promise<{ md: string; html: string; verdicts: ClaimVerdict[] }> {
+export async function writeReport(inp: ReportInputs, views: Record<string, ExperimentView>): Promise<{ md: string; html: string; verdicts: ClaimVerdict[] }> {
   const events = inp.events ?? (await readEvents(inp.runDir));
-  const model = await buildReport({ ...inp, events }, headlines);
+  const model = await buildReport({ ...inp, events }, views);
   const md = renderMarkdown(model);
   const html = renderHtml(model);
   await writeFile(join(inp.runDir, 'report.md'), md);
@@ -184,6 +174,7 @@ export async function readRunForReport(runDir: string): Promise<{ manifest: Mani
 
 export function verdictTable(verdicts: ClaimVerdict[]): string {
   const w = Math.max(...verdicts.map((v) => v.claim.id.length));
-  const measured = (v: ClaimVerdict) => (v.measured !== undefined ? fmt(v.measured).padStart(8) : '       –');
-  return verdicts.map((v) => `  ${v.claim.id.padEnd(w)}  ${measured(v)}  ${verdictText(v)}`).join('\n');
+  const measured = verdicts.map((v) => (v.measured !== undefined ? measuredText(v) : '–'));
+  const mw = Math.max(8, ...measured.map((m) => m.length));
+  return verdicts.map((v, i) => `  ${v.claim.id.padEnd(w)}  ${measured[i]!.padStart(mw)}  ${verdictText(v)}`).join('\n');
 }

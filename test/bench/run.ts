@@ -14,6 +14,7 @@
 //   reproduce    warm `reproduce --profile smoke --quick` (<= 90 s) and full (<= 3 min); each cell's fixed
 //                cost from its status.json (<= 3 s); with --cold the cache is removed first
 //   link         iperf3 throughput across the experiment link, per backend (socket, tap)
+import { EXPERIMENTS } from '../../experiments/index.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, rmSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,7 +33,10 @@ import { VmTestbed } from '../../vm/testbed.js';
 import { checkNativeXdp } from '../../vm/xdp-check.js';
 import { labKeys } from '../../core/keys.js';
 import { sshArgv } from '../../core/ssh.js';
-import { planCells, probeCapabilities, runCells, median, type CellRecord } from '../../experiments/runner.js';
+import { planCells, type CellRecord } from '../../experiments/cells.js';
+import { probeCapabilities } from '../../experiments/requirements.js';
+import { runCells } from '../../experiments/runner.js';
+import { median } from '../../experiments/summary.js';
 import { memcachedArgv, memcaslapArgv, memcaslapConfig } from '../../experiments/memcache.js';
 import { parseMemcaslap } from '../../experiments/parsers.js';
 import { SERVICE_PORT } from '../../core/guest.js';
@@ -236,7 +240,7 @@ if (want('probe')) {
       xdp.push((Date.now() - t0) / 1000);
       if (x.counted !== x.sent) line('native-XDP check', `counted ${x.counted} of ${x.sent}`);
       t0 = Date.now();
-      await probeCapabilities(t.server, t.client, facts);
+      await probeCapabilities(t.server, t.client, EXPERIMENTS, facts);
       caps.push((Date.now() - t0) / 1000);
     }
     line('native-XDP check (on running VMs)', range(xdp));
@@ -248,7 +252,7 @@ if (want('probe')) {
 if (want('harness')) {
   const t = await benchTestbed();
   if (t) {
-    const caps = await probeCapabilities(t.server, t.client, {
+    const caps = await probeCapabilities(t.server, t.client, EXPERIMENTS, {
       nativeXdp: true,
       serverMemoryMb: t.serverMemoryMb,
       serverCpus: t.serverCpus,
@@ -257,7 +261,7 @@ if (want('harness')) {
     });
     // The quick cell (no warm-up, so both sides run exactly one client command), measured for 10 s: a 5 s
     // run under TCG is mostly noise.
-    const quick = planCells(config.profile, { only: ['memcache'], quick: true }).find((c) => c.variant.id === 'userspace')!;
+    const quick = planCells(config.profile, { only: ['memcache'], quick: true }, EXPERIMENTS).find((c) => c.variant.id === 'userspace')!;
     const cell = { ...quick, settings: { ...quick.settings, duration_s: 10 } };
     const p = cell.params;
     const load = { threads: Number(p.threads ?? 1), concurrency: Number(p.concurrency ?? 8), udp: true, seconds: cell.settings.duration_s };

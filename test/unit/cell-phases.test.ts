@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { freePort } from '../../vm/state.js';
 import type { Host, HostExecOptions } from '../../core/host.js';
 import { run } from '../../core/exec.js';
-import { phaseClock } from '../../experiments/runner.js';
+import { phaseClock } from '../../experiments/cells.js';
 import { GuestServer, parseStartOutput } from '../../experiments/server.js';
 import { tempDir } from '../helpers.js';
 

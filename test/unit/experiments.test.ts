@@ -1,56 +1,32 @@
 import { describe, it, expect } from 'vitest';
 import { loadConfig } from '../../core/config.js';
-import {
-  planCells,
-  gridPoints,
-  paramsSlug,
-  unmetRequirement,
-  summarize,
-  summaryCsv,
-  median,
-  coefficientOfVariation,
-  effectiveSettings,
-  type CellRecord,
-} from '../../experiments/runner.js';
+import { planCells, gridPoints, paramsSlug, effectiveSettings, type CellRecord } from '../../experiments/cells.js';
+import { unmetRequirement } from '../../experiments/requirements.js';
+import { summarize, summaryCsv, median, coefficientOfVariation } from '../../experiments/summary.js';
 import { EXPERIMENTS } from '../../experiments/index.js';
 import { memcaslapConfig, memcaslapArgv, memcachedArgv } from '../../experiments/memcache.js';
 import { redisBenchmarkZaddArgv, memtierArgv } from '../../experiments/redis.js';
 import { judgeClaims, loadClaims } from '../../report/claims.js';
-import type { Capabilities } from '../../experiments/types.js';
+import { testCaps } from './support/caps.js';
+import { BMC, FFKX } from '../../experiments/requirements.js';
 import { regexOf } from '../helpers.js';
 
-const caps = (over: Partial<Capabilities> = {}): Capabilities => ({
-  kernelRelease: '6.1.192',
-  kflexKernel: false,
-  kflexKernelWhy: 'not a KFlex kernel',
-  ffkx: false,
-  ffkxWhy: 'no ffkx',
-  nativeXdp: true,
-  serverMemoryMb: 1024,
-  serverCpus: 1,
-  memtier: false,
-  la57: true,
-  accel: 'tcg',
-  linkIfindex: 3,
-  bmc: false,
-  bmcWhy: 'no bmc',
-  ...over,
-});
+const caps = (over: Parameters<typeof testCaps>[0] = {}) => testCaps(over);
 
 describe('experiment grid', () => {
   it('crosses experiments, variants, grid points and repetitions; --only and --quick select', () => {
     const smoke = loadConfig({ profile: 'smoke', env: {} }).profile;
-    const all = planCells(smoke);
+    const all = planCells(smoke, {}, EXPERIMENTS);
     expect(new Set(all.map((c) => c.experiment.id))).toEqual(new Set(['memcache', 'redis-getset', 'redis-zadd', 'datastructures', 'guards']));
     expect(all.filter((c) => c.experiment.id === 'memcache')).toHaveLength(4); // 2 variants x 1 point x 2 reps
-    const quick = planCells(smoke, { quick: true, only: ['redis-zadd'] });
+    const quick = planCells(smoke, { quick: true, only: ['redis-zadd'] }, EXPERIMENTS);
     expect(quick.map((c) => [c.variant.id, c.params.requests, c.rep])).toEqual([
       ['kflex', 5000, 1],
       ['userspace', 5000, 1],
     ]);
     expect(quick[1]!.path).toBe('runs/redis-zadd/userspace/requests=5000,threads=1,clients=8/rep-1');
     const paper = loadConfig({ env: {} }).profile;
-    expect(planCells(paper, { only: ['memcache'] })).toHaveLength(3 * 2 * 3);
+    expect(planCells(paper, { only: ['memcache'] }, EXPERIMENTS)).toHaveLength(3 * 2 * 3);
   });
 
   it('grid points and slugs', () => {
@@ -74,10 +50,13 @@ describe('experiment grid', () => {
 describe('requirements', () => {
   const byId = (e: string, v: string) => EXPERIMENTS.find((x) => x.id === e)!.variants.find((x) => x.id === v)!;
   it('skips KFlex variants with the probe reason, never the baselines', () => {
-    expect(unmetRequirement(byId('memcache', 'kflex'), caps())).toBe('not a KFlex kernel');
+    expect(unmetRequirement(byId('memcache', 'kflex'), caps())).toBe(
+      'guest kernel 6.1.192 is not a KFlex kernel: BPF_MAP_TYPE_HEAP is not in its BTF (use the paper profile)',
+    );
     expect(unmetRequirement(byId('memcache', 'userspace'), caps())).toBeUndefined();
-    expect(unmetRequirement(byId('memcache', 'kflex'), caps({ kflexKernel: true }))).toBe('no ffkx');
-    expect(unmetRequirement(byId('memcache', 'bmc'), caps({ kflexKernel: true }))).toBe('no bmc');
+    expect(unmetRequirement(byId('memcache', 'kflex'), caps({ kflexKernel: true }))).toBe(FFKX.missing);
+    expect(unmetRequirement(byId('memcache', 'bmc'), caps({ kflexKernel: true }))).toBe(BMC.missing);
+    expect(unmetRequirement(byId('memcache', 'userspace'), caps({ baselines: false }))).toMatch(/memcached is not installed on the server \(apt: memcached\)/);
   });
   it('refuses a heap that does not fit, with the numbers', () => {
     const why = unmetRequirement(byId('redis-zadd', 'kflex'), caps({ kflexKernel: true, ffkx: true, memtier: true, serverMemoryMb: 32768 }));
@@ -165,28 +144,34 @@ describe('summary', () => {
 
 describe('claims', () => {
   const claims = loadClaims();
+  const judge = (records: CellRecord[]) => judgeClaims(claims, summarize(records), records);
+  const twice = (r: CellRecord): CellRecord[] => [r, { ...r, rep: 2 }];
   it('never invents a paper value: null with "not recorded" unless a source is named', () => {
     for (const c of claims) if (c.paper_value === null) expect(c.paper_source).toMatch(/^not recorded/);
-    expect(claims.find((c) => c.id === 'guard-elision')).toMatchObject({ paper_value: 78, tolerance: 0 });
+    expect(claims.find((c) => c.id === 'guard-elision')).toMatchObject({ paper_value: 78 });
   });
   it('a claim whose KFlex side did not run is "not run" with the reason, and still shows the baseline', () => {
-    const rows = summarize([rec('memcache', 'userspace', 'ok', { tps: 3174 }), rec('memcache', 'kflex', 'skipped', undefined, 'not a KFlex kernel')]);
-    const v = judgeClaims(claims, rows).find((x) => x.claim.id === 'memcache-throughput')!;
+    const v = judge([rec('memcache', 'userspace', 'ok', { tps: 3174 }), rec('memcache', 'kflex', 'skipped', undefined, 'not a KFlex kernel')]).find(
+      (x) => x.claim.id === 'memcache-throughput',
+    )!;
     expect(v.verdict).toBe('not run');
     expect(v.reason).toBe('kflex: not a KFlex kernel');
     expect(v.sides.find((s) => s.variant === 'userspace')).toMatchObject({ median: 3174, n: 1 });
   });
-  it('ratio claims are judged by direction when the paper value is not recorded', () => {
-    const rows = summarize([rec('redis-zadd', 'userspace', 'ok', { rps: 100 }), rec('redis-zadd', 'kflex', 'ok', { rps: 250 })]);
-    const v = judgeClaims(claims, rows).find((x) => x.claim.id === 'redis-zadd-throughput')!;
+  it('ratio claims are judged by direction (the paper value is not recorded), over an interval of the repetitions', () => {
+    const v = judge([...twice(rec('redis-zadd', 'userspace', 'ok', { rps: 100 })), ...twice(rec('redis-zadd', 'kflex', 'ok', { rps: 250 }))]).find(
+      (x) => x.claim.id === 'redis-zadd-throughput',
+    )!;
     expect([v.verdict, v.measured]).toEqual(['reproduced', 2.5]);
-    const worse = judgeClaims(claims, summarize([rec('redis-zadd', 'userspace', 'ok', { rps: 100 }), rec('redis-zadd', 'kflex', 'ok', { rps: 50 })]));
+    const worse = judge([...twice(rec('redis-zadd', 'userspace', 'ok', { rps: 100 })), ...twice(rec('redis-zadd', 'kflex', 'ok', { rps: 50 }))]);
     expect(worse.find((x) => x.claim.id === 'redis-zadd-throughput')!.verdict).toBe('deviates');
+    const once = judge([rec('redis-zadd', 'userspace', 'ok', { rps: 100 }), rec('redis-zadd', 'kflex', 'ok', { rps: 250 })]);
+    expect(once.find((x) => x.claim.id === 'redis-zadd-throughput')!.verdict).toBe('inconclusive');
   });
   it('guard elision is reproduced only by an exact table', () => {
-    const ok = judgeClaims(claims, summarize([rec('guards', 'kflex', 'ok', { exact: 1, measured_elided: 78 })]));
+    const ok = judge([rec('guards', 'kflex', 'ok', { exact: 1, measured_elided: 78 })]);
     expect(ok.find((x) => x.claim.id === 'guard-elision')).toMatchObject({ verdict: 'reproduced', measured: 78 });
-    const off = judgeClaims(claims, summarize([rec('guards', 'kflex', 'ok', { exact: 0, measured_elided: 77 })]));
+    const off = judge([rec('guards', 'kflex', 'ok', { exact: 0, measured_elided: 77 })]);
     expect(off.find((x) => x.claim.id === 'guard-elision')!.verdict).toBe('deviates');
   });
 });
@@ -195,10 +180,10 @@ describe('deviations from the artifact', () => {
   it("the paper profile's client loads are the artifact's; smoke's smaller loads are recorded, with the artifact's line", async () => {
     const { loadDeviations, runDeviations } = await import('../../lab/deviations.js');
     const paper = loadConfig({ profile: 'paper', env: {} });
-    const paperCells = planCells(paper.profile, { only: ['memcache', 'redis-getset', 'redis-zadd'] }).filter((c) => c.variant.id === 'kflex');
+    const paperCells = planCells(paper.profile, { only: ['memcache', 'redis-getset', 'redis-zadd'] }, EXPERIMENTS).filter((c) => c.variant.id === 'kflex');
     expect(loadDeviations(paperCells).map((d) => `${d.affects}: ${d.lab}`)).toEqual([]);
     const smoke = loadConfig({ profile: 'smoke', env: {} });
-    const smokeCells = planCells(smoke.profile, { only: ['memcache', 'redis-getset', 'redis-zadd'] });
+    const smokeCells = planCells(smoke.profile, { only: ['memcache', 'redis-getset', 'redis-zadd'] }, EXPERIMENTS);
     const loads = loadDeviations(smokeCells);
     expect(loads.map((d) => d.affects.split(' ')[0])).toEqual(['memcache', 'redis-getset', 'redis-zadd']);
     expect(loads[0]!.artifact).toMatch(/-T 128 -c 128/);

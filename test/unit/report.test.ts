@@ -1,9 +1,11 @@
+import { experimentViews } from '../../experiments/index.js';
 import { describe, it, expect, beforeAll } from 'vitest';
 import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeReport, deviations } from '../../report/report.js';
 import { pinning, affectsExperiment, pointLabels, timeline, type TimedEvent } from '../../report/model.js';
-import { summarize, paramsSlug, type CellRecord } from '../../experiments/runner.js';
+import { summarize } from '../../experiments/summary.js';
+import { paramsSlug, type CellRecord } from '../../experiments/cells.js';
 import type { Manifest, Deviation } from '../../core/rundir.js';
 import type { LabEvent } from '../../core/events.js';
 import { tempDir } from '../helpers.js';
@@ -308,7 +310,7 @@ const marks = (n: Node, name: string) => all(n, (x) => x.tag === 'g' && cls(x, `
 
 // ------------------------------------------------------------ the tests
 
-const HEADLINES = { memcache: 'tps', 'redis-getset': 'ops_sec', 'redis-zadd': 'rps', datastructures: 'ns_per_op', guards: 'measured_elided' };
+const HEADLINES = experimentViews();
 
 async function assemble(opts: { withEvents: boolean }): Promise<{ dir: string; recs: CellRecord[]; html: string; md: string; doc: Node }> {
   const dir = tempDir('kflex-report-');
@@ -351,6 +353,7 @@ describe('report: one screen an evaluator can act on', () => {
     // memcache and datastructures reproduce, guards deviate (1 of 2 blocks), redis-getset and redis-zadd did not run.
     expect(counts).toMatch(/2\s*reproduced/);
     expect(counts).toMatch(/1\s*deviate/);
+    expect(counts).toMatch(/0\s*inconclusive/);
     expect(counts).toMatch(/2\s*not run/);
     expect(text(byId(r.doc, 'accel-banner'))).toMatch(/TCG.*functional only: not performance-comparable/);
     const topics = all(byId(r.doc, 'in-force'), (n) => n.tag === 'li').map((n) => n.attrs['data-topic']);
@@ -420,7 +423,7 @@ describe('report: one screen an evaluator can act on', () => {
     expect(r.html).not.toMatch(/\bawarded\b|badge (is )?earned/i);
   });
 
-  it('a claims row: values, ratio with its spread, verdict; links to its chart and its raw cell logs; scaled heaps marked', () => {
+  it('a claims row: values, ratio with its interval, verdict; links to its chart and its raw cell logs; scaled heaps marked', () => {
     const rows = all(byId(r.doc, 'claims'), (n) => n.tag === 'tr' && !!n.attrs['data-claim']);
     expect(rows.map((n) => n.attrs['data-claim'])).toEqual([
       'memcache-throughput',
@@ -443,7 +446,8 @@ describe('report: one screen an evaluator can act on', () => {
       'concurrency=8: userspace: 4,094 (min 4,087, max 4,101, CV 0.2%, n=3)',
       'concurrency=64: userspace: 4,651 (min 4,647, max 4,654, CV 0.1%, n=2)',
     ]);
-    expect(lines(tds[4]!)).toEqual(['concurrency=8: 1.24 (1.24–1.25)', 'concurrency=64: 1.22 (1.21–1.22)', 'geo. mean 1.23']);
+    // Each point's ratio with its 95% bootstrap interval over the repetitions and its verdict; the worst point named.
+    expect(lines(tds[4]!)).toEqual(['concurrency=8: 1.24 [1.24–1.25] reproduced', 'concurrency=64: 1.22 [1.21–1.22] reproduced', 'worst: concurrency=64']);
     expect(cells[5]).toBe('reproduced');
     expect(mem.attrs['data-scaled-heap']).toBe('true');
     expect(rows.filter((n) => n.attrs['data-scaled-heap']).map((n) => n.attrs['data-claim'])).toEqual([
@@ -458,8 +462,15 @@ describe('report: one screen an evaluator can act on', () => {
     for (const href of links.slice(1)) expect(existsSync(join(r.dir, href, 'status.json')), href).toBe(true);
     for (const row of rows) expect(all(row, (n) => n.tag === 'a')[0]!.attrs.href).toMatch(/^#chart-/);
     for (const row of rows) byId(r.doc, all(row, (n) => n.tag === 'a')[0]!.attrs.href!.slice(1));
-    const ds = rows[3]!.children.filter((c) => c.tag === 'td').map(text);
-    expect(ds[4]).toMatch(/^0\.8\d+ geo\. mean of 2 pairs \(0\.8\d*–0\.9\d*\)$/);
+    // The family claim lists every pair with its interval (two repetitions), the worst pair first; the geometric mean is not judged.
+    const ds = rows[3]!.children.filter((c) => c.tag === 'td');
+    expect(lines(ds[4]!)).toEqual([
+      expect.stringMatching(/^worst: Zipfian\/hashmap_lookup 0\.9\d* \[0\.88\d*–0\.92\d*\]$/),
+      // 321.5 / 401.5 ns; the interval's ends are 321 / 402 and 322 / 401.
+      'Zipfian/rbtree_update: 0.801 [0.799–0.803] reproduced',
+      expect.stringMatching(/^Zipfian\/hashmap_lookup: 0\.9\d* \[0\.88\d*–0\.92\d*\] reproduced$/),
+      'geo. mean of 2 pairs 0.85 (not judged)',
+    ]);
   });
 
   it('one dot per repetition in every chart, KFlex beside its baseline, readable parameter labels', () => {
@@ -525,7 +536,7 @@ describe('report: one screen an evaluator can act on', () => {
   it('report.md keeps the order, verdicts and badge evidence first, short enough to paste', () => {
     const at = (s: string) => r.md.indexOf(s);
     expect(at('> **TCG')).toBeGreaterThan(0);
-    expect(at('**Verdicts** (5 claims): 2 reproduced · 1 deviate · 2 not run')).toBeGreaterThan(at('> **TCG'));
+    expect(at('**Verdicts** (5 claims): 2 reproduced · 1 deviate · 0 inconclusive · 2 not run')).toBeGreaterThan(at('> **TCG'));
     expect(at('## ACM badge evidence')).toBeGreaterThan(at('**Verdicts**'));
     expect(at('### Available: 1 of 5 met')).toBeGreaterThan(at('## ACM badge evidence'));
     expect(at('### Reproduced: 2 of 5 claims reproduced')).toBeGreaterThan(at('### Functional'));

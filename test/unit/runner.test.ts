@@ -1,7 +1,11 @@
+import { testCaps } from './support/caps.js';
+import { KFLEX_KERNEL } from '../../experiments/requirements.js';
 import { describe, it, expect } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCells, planCells, writeSummary } from '../../experiments/runner.js';
+import { runCells } from '../../experiments/runner.js';
+import { planCells } from '../../experiments/cells.js';
+import { writeSummary } from '../../experiments/summary.js';
 import { EventBus, type LabEvent } from '../../core/events.js';
 import type { Host } from '../../core/host.js';
 import type { Experiment, Capabilities } from '../../experiments/types.js';
@@ -15,22 +19,7 @@ const stubHost = (name: string): Host => ({
   copyIn: async () => {},
   copyOut: async () => {},
 });
-const caps: Capabilities = {
-  kernelRelease: '6.1',
-  kflexKernel: false,
-  kflexKernelWhy: 'not KFlex',
-  ffkx: false,
-  ffkxWhy: 'no ffkx',
-  nativeXdp: true,
-  serverMemoryMb: 1024,
-  serverCpus: 1,
-  memtier: false,
-  la57: false,
-  accel: 'tcg',
-  linkIfindex: 3,
-  bmc: false,
-  bmcWhy: 'no',
-};
+const caps: Capabilities = testCaps({ kernelRelease: '6.1', la57: false });
 
 describe('cell runner', () => {
   it('keeps going after a failed cell, records everything, and --resume reruns only failed and missing cells', async () => {
@@ -41,9 +30,11 @@ describe('cell runner', () => {
       title: 't',
       claims: [],
       headline: 'tps',
+      chart: 'variants',
+      grid: {},
       parsers: {},
       variants: [
-        { id: 'kflex', description: '', requires: ['kflex-kernel'] },
+        { id: 'kflex', description: '', requires: [KFLEX_KERNEL] },
         { id: 'userspace', description: '', requires: [] },
       ],
       estimateCellSeconds: () => 1,
@@ -86,9 +77,11 @@ describe('cell runner', () => {
       title: 't',
       claims: [],
       headline: 'tps',
+      chart: 'variants',
+      grid: {},
       parsers: {},
       variants: [
-        { id: 'kflex', description: '', requires: ['kflex-kernel'] },
+        { id: 'kflex', description: '', requires: [KFLEX_KERNEL] },
         { id: 'userspace', description: '', requires: [] },
       ],
       estimateCellSeconds: () => 1,

@@ -1,13 +1,15 @@
+import { testCaps } from './support/caps.js';
+import { EXPERIMENTS } from '../../experiments/index.js';
 import { describe, it, expect } from 'vitest';
 import { loadConfig } from '../../core/config.js';
-import { planCells } from '../../experiments/runner.js';
+import { planCells } from '../../experiments/cells.js';
 import { forecast, parseAssumeHost, sizeServer, heapDeviations, type HostShape } from '../../lab/sizing.js';
 import { heapVmMemoryMb } from '../../experiments/heaps.js';
 
 const base: HostShape = { ramMb: 24 * 1024, cpus: 2, la57: false, kvm: false, source: 'this host' };
 const verdicts = (profile: string, spec: string) => {
   const c = loadConfig({ profile, env: {} });
-  const f = forecast(c, planCells(c.profile), parseAssumeHost(spec, base));
+  const f = forecast(c, planCells(c.profile, {}, EXPERIMENTS), parseAssumeHost(spec, base));
   return { ...f, byId: Object.fromEntries(f.rows.map((r) => [`${r.experiment}/${r.variant}`, r])) };
 };
 
@@ -49,7 +51,7 @@ describe('will my host run it? (plan --assume-host)', () => {
 
   it('auto never gives the server more than the host has after the client and the reserve', () => {
     const c = loadConfig({ profile: 'paper', env: {} });
-    const s = sizeServer(c.profile, { ...base, ramMb: 16 * 1024 }, planCells(c.profile));
+    const s = sizeServer(c.profile, { ...base, ramMb: 16 * 1024 }, planCells(c.profile, {}, EXPERIMENTS));
     expect(s.memoryMb).toBe(4096);
     expect(s.why).toMatch(/no KFlex heap fits/);
   });
@@ -69,24 +71,9 @@ describe('scaled heaps in the cells', () => {
     const { EventBus } = await import('../../core/events.js');
     const { tempDir } = await import('../helpers.js');
     const c = loadConfig({ profile: 'paper-scaled', env: {} });
-    const cells = planCells(c.profile, { only: ['memcache'], quick: true }).filter((x) => x.variant.id === 'kflex');
+    const cells = planCells(c.profile, { only: ['memcache'], quick: true }, EXPERIMENTS).filter((x) => x.variant.id === 'kflex');
     const host = { name: 'h', exec: async () => ({ code: 0, stdout: '', stderr: '' }), copyIn: async () => {}, copyOut: async () => {} };
-    const caps = {
-      kernelRelease: 'x',
-      kflexKernel: false,
-      kflexKernelWhy: 'not KFlex',
-      ffkx: false,
-      ffkxWhy: '',
-      nativeXdp: true,
-      serverMemoryMb: 1,
-      serverCpus: 1,
-      memtier: false,
-      la57: true,
-      accel: 'kvm' as const,
-      linkIfindex: 2,
-      bmc: false,
-      bmcWhy: '',
-    };
+    const caps = testCaps({ kernelRelease: 'x', serverMemoryMb: 1, accel: 'kvm', linkIfindex: 2 });
     const { records } = await runCells(cells, {
       runDir: tempDir(),
       server: host,

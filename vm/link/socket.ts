@@ -2,7 +2,7 @@
  * socket: QEMU's unprivileged socket netdev over loopback, the server listening and the client connecting
  * (so the server's QEMU must start first). Needs nothing from the host and leaves nothing behind.
  */
-import type { LinkBackend } from './index.js';
+import type { LinkBackend } from './types.js';
 
 export interface SocketLinkState {
   backend: 'socket';

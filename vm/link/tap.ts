@@ -6,7 +6,7 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { run } from '../../core/exec.js';
-import type { Availability, LinkBackend } from './index.js';
+import type { Availability, LinkBackend } from './types.js';
 
 export interface TapLinkState {
   backend: 'tap';
