@@ -117,7 +117,7 @@ describe('reproduce --profile smoke --quick', () => {
       const sections = ['summary', 'badges', 'claims', 'charts', 'deviations', 'provenance'];
       expect(await page.locator(sections.map((id) => `#${id}`).join(', ')).evaluateAll((els) => els.map((e) => e.id))).toEqual(sections);
       expect((await page.locator('#badges').boundingBox())!.y).toBeLessThan(900);
-      expect(await page.locator('#verdict-counts').innerText()).toMatch(/0\s*reproduced\s*0\s*deviate\s*5\s*not run/);
+      expect(await page.locator('#verdict-counts').innerText()).toMatch(/0\s*reproduced\s*0\s*deviate\s*0\s*inconclusive\s*5\s*not run/);
       if (manifest.host.accel === 'tcg') expect(await page.locator('#accel-banner').innerText()).toMatch(/functional only: not performance-comparable/);
       expect(await page.locator('#badges article').evaluateAll((as) => as.map((a) => a.getAttribute('data-badge')))).toEqual([
         'Available',
