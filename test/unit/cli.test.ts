@@ -61,7 +61,7 @@ describe('kflex-lab CLI', () => {
         regexOf(
           'm',
           /^(kflex-lab: )?--set kernel\.fragments=\[vm-guest,nosuch\]: /,
-          /kernel\.fragments: 'nosuch' is not a fragment in \S+kernel\/configs; allowed: bpf-xdp, tiny, vm-guest/,
+          /kernel\.fragments: 'nosuch' is not a fragment in \S+kernel\/configs; allowed: bpf-cells, bpf-xdp, tiny, vm-guest/,
         ),
       ],
       [['--source', 'kflex=/nonexistent'], /^(kflex-lab: )?--source kflex=\/nonexistent: sources\.kflex: path \/nonexistent does not exist/m],
@@ -107,7 +107,7 @@ describe('kflex-lab CLI', () => {
     expect(paper.out).toMatch(/kernel\s+git https:\/\/github\.com\/rs3lab\/KFlex-linux @ a6d01774811c6a8ce2f31abd7e06e4a9066ef37b/);
     expect(paper.out).toMatch(/^ {2}kflex\s+[0-9a-f]{16}/m);
     const smoke = cli('plan', '--profile', 'smoke');
-    expect(smoke.out).toMatch(/kernel\s+Debian package linux-source-6\.1/);
+    expect(smoke.out).toMatch(/kernel\s+Debian package linux-source-7\.3 7\.3\.4-1~bpo13\+1 \(trixie-backports\)/);
     expect(smoke.out).toMatch(/^ {2}kernel\s+[0-9a-f]{16}\s+~\s*\d+ min build/m);
     expect(smoke.out).toMatch(/estimate on this host \(\d+ CPUs\): ~\d+ min end to end/);
   });

@@ -160,7 +160,7 @@ describe('lab.yaml: values checked against the experiments, kernel/configs and t
   it('refuses a kernel fragment that is not in kernel/configs, or a fragment or base file that does not exist', () => {
     expect(problems(() => strict({ set: ['kernel.fragments=[vm-guest,nosuch]'] }))).toEqual([
       `--set kernel.fragments=[vm-guest,nosuch]: kernel.fragments: 'nosuch' is not a fragment in ${FRAGMENT_DIR}; ` +
-        `allowed: bpf-xdp, tiny, vm-guest (or a path to a .config fragment)`,
+        `allowed: bpf-cells, bpf-xdp, tiny, vm-guest (or a path to a .config fragment)`,
     ]);
     const text = base.replace('fragments: [vm-guest, bpf-xdp]', 'fragments: [vm-guest, bpf_xdp]');
     const file = writeConfig(text);
