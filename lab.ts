@@ -12,6 +12,7 @@ import { interruption } from './lab/signals.js';
 import { registerVmCommands } from './cli/vm-commands.js';
 import { registerExperimentCommands } from './cli/experiment-commands.js';
 import { registerHostsCommands } from './cli/hosts-commands.js';
+import { registerLabCommands } from './cli/lab-commands.js';
 
 const program = new Command('kflex-lab');
 program
@@ -83,71 +84,8 @@ program
     const config = configFrom(cmd);
     const { planRun } = await import('./lab/plan.js');
     const planned = await planRun(config, { assumeHost: o.assumeHost, kvm: o.assumeHost ? undefined : await kvmLikely() });
-    const p = config.profile;
-    if (o.json) {
-      console.log(
-        JSON.stringify(
-          { profile: config.profileName, config: p, stages: planned.stages, host: planned.host, server: planned.server, cells: planned.cells },
-          null,
-          2,
-        ),
-      );
-      return;
-    }
-    console.log(`profile ${config.profileName} (${config.file})\n  ${p.description.trim()}\n`);
-    if (Object.keys(config.overrides).length)
-      console.log(
-        `overrides:\n${Object.entries(config.overrides)
-          .map(([k, v]) => `  ${k}  <- ${v}`)
-          .join('\n')}\n`,
-      );
-    console.log('sources:');
-    for (const [name, s] of Object.entries(p.sources)) console.log(`  ${name.padEnd(8)} ${describeSource(s)}`);
-    console.log(
-      `\ntoolchain: policy ${p.toolchain.policy}, clang >= ${p.toolchain.min_version}${p.toolchain.package ? ` (package ${p.toolchain.package})` : ''}`,
-    );
-    console.log(
-      `kernel:    ${p.kernel.base} + fragments ` +
-        `${p.kernel.fragments.join(', ')}${Object.keys(p.kernel.extra).length ? ` + extra ${JSON.stringify(p.kernel.extra)}` : ''}`,
-    );
-    console.log(`image:     Debian ${p.image.suite}, ${p.image.size_mb} MiB, ${p.image.packages.length} packages${p.image.kflex ? ' + KFlex user space' : ''}`);
-    console.log(
-      `vms:       server ${p.vms.server.cpus} vCPU / ${p.vms.server.memory_mb} MiB, client ` +
-        `${p.vms.client.cpus} vCPU / ${p.vms.client.memory_mb} MiB, accel ${p.vms.accel}, link ` +
-        `${p.vms.link.backend} (mtu ${p.vms.link.mtu})`,
-    );
-    console.log(
-      `experiments: ${Object.entries(p.experiments)
-        .filter(([, e]) => e.enabled)
-        .map(([id, e]) => `${id} [${e.variants.join(', ')}] x${e.repetitions}`)
-        .join('; ')}`,
-    );
-    console.log('\nstages (dependency order):');
-    for (const s of planned.stages)
-      console.log(
-        `  ${s.id.padEnd(7)} ${s.fingerprint}  ` +
-          `${s.cached ? 'cached        ' : `~${s.minutes.toFixed(0).padStart(3)} min build`}  deps: ` +
-          `${s.deps.join(', ') || '-'}   ${s.description}`,
-      );
-    console.log(
-      `\nestimate on this host (${planned.cpus} CPUs): ~${planned.totalMinutes.toFixed(0)} min ` +
-        `end to end (stages that do not depend on each other overlap), ~${p.estimates.disk_gb} GiB ` +
-        `disk, ~${p.estimates.ram_gb} GiB RAM`,
-    );
-    console.log(`cache: ${config.cacheRoot}`);
-    const h = planned.host;
-    console.log(
-      `\nwill ${h.source === 'this host' ? 'this host' : 'the assumed host'} run it? ` +
-        `(${(h.ramMb / 1024).toFixed(0)} GiB RAM, ${h.cpus} CPUs, LA57 ${h.la57 ? 'yes' : 'no'}, ` +
-        `KVM ${h.kvm ? 'yes' : 'no'})`,
-    );
-    console.log(`  server VM: ${(planned.server.memoryMb / 1024).toFixed(1)} GiB (${planned.server.why})`);
-    for (const c of planned.cells)
-      console.log(
-        `  ${`${c.experiment}/${c.variant}`.padEnd(26)} ` +
-          `${c.heapGiB ? `heap ${c.heapGiB} GiB${c.scaled ? ' (scaled)' : ''}`.padEnd(22) : ''.padEnd(22)} ` +
-          `${c.verdict === 'run' ? 'runs' : `skipped: ${c.reason}`}`,
-      );
+    const { planJson, planText } = await import('./cli/plan.js');
+    console.log(o.json ? planJson(config, planned) : planText(config, planned));
   });
 
 /** Whether /dev/kvm is there to try (plan does not boot anything; reproduce probes with the real kernel). */
@@ -155,23 +93,10 @@ async function kvmLikely(): Promise<boolean> {
   return existsSync('/dev/kvm');
 }
 
-function describeSource(s: ResolvedConfig['profile']['sources'][string]): string {
-  switch (s.kind) {
-    case 'git':
-      return `git ${s.url} @ ${s.commit ?? s.ref}`;
-    case 'tarball':
-      return `tarball ${s.url} sha256 ${s.sha256.slice(0, 12)}…`;
-    case 'path':
-      return `local path ${s.path}`;
-    case 'debian-package':
-      return `Debian package ${s.package}${s.version ? ` ${s.version}` : ''} (${s.suite ?? "host's suites"})`;
-  }
-}
-
 program
   .command('build')
-  .description('build a stage and what it depends on (llvm, kernel, kflex, image, or all); finished stages come from the cache')
-  .argument('<stage>', 'llvm | kernel | kflex | image | all')
+  .description('build a stage and what it depends on (llvm, kernel, kflex, bmc, image, or all); finished stages come from the cache')
+  .argument('<stage>', 'llvm | kernel | kflex | bmc | image | all')
   .addOption(new Option('--force <stage...>', 'rebuild these stages even when cached (or all)'))
   .option('--configure-only', "kernel only: configure and verify the profile's kernel source (base + fragments + olddefconfig), compile nothing, cache nothing")
   .option(
@@ -226,6 +151,7 @@ program
 registerVmCommands(program);
 registerExperimentCommands(program);
 registerHostsCommands(program);
+registerLabCommands(program);
 
 program
   .command('bundle')

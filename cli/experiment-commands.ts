@@ -30,8 +30,9 @@ export function registerExperimentCommands(program: Command): void {
     .option('--only <experiment...>', `run only these experiments (${EXPERIMENT_IDS.join(', ')})`)
     .option('--quick', "fewer repetitions and shorter runs (each experiment's quick: settings)")
     .option('--resume <run>', 'finish a run directory: only missing or failed cells run (nothing boots when none is left)')
+    .option('--anyway', 'go on although no claim can be judged on this host (by default such a run stops before any build, naming a profile that would)')
     .option(...TESTBED_OPT)
-    .action(async (o: { only?: string[]; quick?: boolean; resume?: string; testbed?: string }, cmd: Command) => {
+    .action(async (o: { only?: string[]; quick?: boolean; resume?: string; testbed?: string; anyway?: boolean }, cmd: Command) => {
       for (const id of o.only ?? [])
         if (!experimentKnown(id)) throw new LabError(`--only ${id}: unknown experiment; known: ${EXPERIMENT_IDS.join(', ')}`, ExitCode.usage);
       const { reproduce } = await import('../lab/run.js');
@@ -40,6 +41,7 @@ export function registerExperimentCommands(program: Command): void {
         quick: o.quick,
         resume: o.resume ? resolve(o.resume) : undefined,
         eventsFile: globalOpts(cmd).events,
+        anyway: o.anyway,
         ...onHosts(o.testbed),
       });
       await printResult(r);

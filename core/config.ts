@@ -209,13 +209,11 @@ export interface KnownExperiment {
 
 export const DEFAULT_CONFIG = join(LAB_ROOT, 'lab.yaml');
 
-/**
- * Load lab.yaml, resolve `extends`, apply overrides, validate once.
- * Every problem is reported as `FILE:LINE:COL: field.path: what is wrong` (or names the override).
- */
-export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
-  const env = opts.env ?? process.env;
-  const file = resolve(opts.file ?? env.KFLEX_LAB_CONFIG ?? DEFAULT_CONFIG);
+type Where = (path: (string | number)[]) => string;
+type RawRoot = { default_profile?: string; profiles: Record<string, Record<string, unknown>> };
+
+/** The file parsed with positions: a YAML error or a file without `profiles:` is reported with its line. */
+function readDocument(file: string): { root: RawRoot; where: Where } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -233,15 +231,15 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
       }),
     );
   }
-  const root = doc.toJS() as { default_profile?: string; profiles?: Record<string, Record<string, unknown>> };
+  const root = doc.toJS() as Partial<RawRoot> | null;
   if (!root || typeof root !== 'object' || !root.profiles || typeof root.profiles !== 'object') {
     throw new ConfigError([`${where([])}: profiles: missing; the file must have a \`profiles:\` map (see lab.yaml in the repository)`]);
   }
-  const name = opts.profile ?? env.KFLEX_LAB_PROFILE ?? root.default_profile ?? 'paper';
-  if (!root.profiles[name]) {
-    throw new ConfigError([`${where(['profiles'])}: profiles.${name}: no such profile; known: ${Object.keys(root.profiles).join(', ')}`]);
-  }
-  // Resolve the extends chain, child last, and remember which profile defines each path (for positions).
+  return { root: root as RawRoot, where };
+}
+
+/** The `extends` chain of a profile, the profile itself first; a cycle or a missing parent names its line. */
+function extendsChain(root: RawRoot, name: string, where: Where): string[] {
   const chain: string[] = [];
   for (let p: string | undefined = name; p; ) {
     if (chain.includes(p)) throw new ConfigError([`${where(['profiles', p, 'extends'])}: profiles.${p}.extends: cycle ${[...chain, p].join(' -> ')}`]);
@@ -254,15 +252,14 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
     chain.push(p);
     p = prof.extends as string | undefined;
   }
-  let merged: Record<string, unknown> = {};
-  for (const p of [...chain].reverse()) {
-    const { extends: _ignored, ...body } = root.profiles[p]!;
-    merged = deepMerge(merged, body);
-  }
+  return chain;
+}
+
+/** Apply `--set`, KFLEX_LAB__* and `--source` to the merged profile; returns which override set each path. */
+function applyOverrides(merged: Record<string, unknown>, opts: LoadOptions, env: NodeJS.ProcessEnv, name: string): Record<string, string> {
   const overrides: Record<string, string> = {};
-  const overrideProblems: string[] = [];
-  const sets: Array<[string, string]> = [];
-  for (const s of opts.set ?? []) sets.push([s, `--set ${s}`]);
+  const problems: string[] = [];
+  const sets: Array<[string, string]> = (opts.set ?? []).map((s) => [s, `--set ${s}`]);
   for (const [k, v] of Object.entries(env)) {
     // KFLEX_LAB__VMS__SERVER__MEMORY_MB=4096 sets vms.server.memory_mb
     if (k.startsWith('KFLEX_LAB__') && v !== undefined) sets.push([`${k.slice(11).toLowerCase().split('__').join('.')}=${v}`, `environment ${k}`]);
@@ -270,7 +267,7 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
   for (const [s, origin] of sets) {
     const eq = s.indexOf('=');
     if (eq <= 0) {
-      overrideProblems.push(`${origin}: expected key.path=value, e.g. vms.server.memory_mb=4096`);
+      problems.push(`${origin}: expected key.path=value, e.g. vms.server.memory_mb=4096`);
       continue;
     }
     const key = s.slice(0, eq);
@@ -280,33 +277,72 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
   for (const s of opts.sources ?? []) {
     const eq = s.indexOf('=');
     const srcName = s.slice(0, eq);
-    if (eq <= 0 || !s.slice(eq + 1)) {
-      overrideProblems.push(`--source ${s}: expected NAME=/local/path, e.g. kflex=/src/KFlex`);
-      continue;
-    }
     const sources = (merged.sources ?? {}) as Record<string, unknown>;
-    if (!(srcName in sources)) {
-      overrideProblems.push(`--source ${s}: profile ${name} has no source named ${srcName}; known: ${Object.keys(sources).join(', ')}`);
-      continue;
+    if (eq <= 0 || !s.slice(eq + 1)) problems.push(`--source ${s}: expected NAME=/local/path, e.g. kflex=/src/KFlex`);
+    else if (!(srcName in sources)) problems.push(`--source ${s}: profile ${name} has no source named ${srcName}; known: ${Object.keys(sources).join(', ')}`);
+    else {
+      sources[srcName] = { kind: 'path', path: resolve(s.slice(eq + 1)) };
+      overrides[`sources.${srcName}`] = `--source ${s}`;
     }
-    sources[srcName] = { kind: 'path', path: resolve(s.slice(eq + 1)) };
-    overrides[`sources.${srcName}`] = `--source ${s}`;
   }
-  if (overrideProblems.length) throw new ConfigError(overrideProblems);
+  if (problems.length) throw new ConfigError(problems);
+  return overrides;
+}
 
-  /** The override that set this field (or a parent of it), else its position in the file, else an override below it. */
-  const at = (path: (string | number)[]): string => {
+/** Where a problem at `path` comes from: the override that set it (or a parent), else its line in the file, else an override below it. */
+function positionOf(overrides: Record<string, string>, root: RawRoot, chain: string[], where: Where): At {
+  return (path) => {
     const p = path.map(String);
     const dotted = p.join('.');
     const entries = Object.entries(overrides);
     const above = entries.find(([k]) => dotted === k || dotted.startsWith(`${k}.`));
     if (above) return above[1];
-    if (chain.some((c) => hasPath(root.profiles![c], p))) return where(locatePath(root.profiles!, chain, p));
+    if (chain.some((c) => hasPath(root.profiles[c], p))) return where(locatePath(root.profiles, chain, p));
     // e.g. `--set experiments.nosuch.variants=[x]` created the field this problem is about
     const below = dotted ? entries.find(([k]) => k.startsWith(`${dotted}.`)) : undefined;
-    return below ? below[1] : where(locatePath(root.profiles!, chain, p));
+    return below ? below[1] : where(locatePath(root.profiles, chain, p));
   };
+}
 
+/** Fields that name a source must name one the profile defines. */
+function sourceRefProblems(profile: Profile, name: string, where: (field: string[]) => string): string[] {
+  const out: string[] = [];
+  const ref = (field: string[], sourceName: string | undefined) => {
+    if (sourceName && !profile.sources[sourceName])
+      out.push(
+        `${where(field)}: ${field.join('.')}: names source '${sourceName}', which profiles.${name}.sources does not define; known: ` +
+          `${Object.keys(profile.sources).join(', ')}`,
+      );
+  };
+  ref(['kernel', 'source'], profile.kernel.source);
+  ref(['image', 'memtier'], profile.image.memtier);
+  if (profile.toolchain.policy === 'source') ref(['toolchain', 'source'], profile.toolchain.source);
+  if (profile.image.kflex) ref(['image', 'kflex'], 'kflex');
+  if (profile.image.bmc) ref(['image', 'bmc'], 'bmc');
+  return out;
+}
+
+/**
+ * Load lab.yaml, resolve `extends`, apply overrides, validate once.
+ * Every problem is reported as `FILE:LINE:COL: field.path: what is wrong` (or names the override).
+ */
+export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
+  const env = opts.env ?? process.env;
+  const file = resolve(opts.file ?? env.KFLEX_LAB_CONFIG ?? DEFAULT_CONFIG);
+  const { root, where } = readDocument(file);
+  const name = opts.profile ?? env.KFLEX_LAB_PROFILE ?? root.default_profile ?? 'paper';
+  if (!root.profiles[name]) {
+    throw new ConfigError([`${where(['profiles'])}: profiles.${name}: no such profile; known: ${Object.keys(root.profiles).join(', ')}`]);
+  }
+  // Resolve the extends chain, child last, and remember which profile defines each path (for positions).
+  const chain = extendsChain(root, name, where);
+  let merged: Record<string, unknown> = {};
+  for (const p of [...chain].reverse()) {
+    const { extends: _ignored, ...body } = root.profiles[p]!;
+    merged = deepMerge(merged, body);
+  }
+  const overrides = applyOverrides(merged, opts, env, name);
+  const at = positionOf(overrides, root, chain, where);
   const parsed = ProfileSchema.safeParse(merged);
   if (!parsed.success) {
     throw new ConfigError(
@@ -317,25 +353,12 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
     );
   }
   const profile = parsed.data;
-  const problems: string[] = [];
-  const ref = (field: string[], sourceName: string | undefined) => {
-    if (sourceName && !profile.sources[sourceName])
-      problems.push(
-        `${where(locatePath(root.profiles!, chain, field))}: ${field.join('.')}: names source ` +
-          `'${sourceName}', which profiles.${name}.sources does not define; known: ` +
-          `${Object.keys(profile.sources).join(', ')}`,
-      );
-  };
-  ref(['kernel', 'source'], profile.kernel.source);
-  ref(['image', 'memtier'], profile.image.memtier);
-  if (profile.toolchain.policy === 'source') ref(['toolchain', 'source'], profile.toolchain.source);
-  if (profile.image.kflex) ref(['image', 'kflex'], 'kflex');
-  if (profile.image.bmc) ref(['image', 'bmc'], 'bmc');
-  problems.push(
+  const problems = [
+    ...sourceRefProblems(profile, name, (field) => where(locatePath(root.profiles, chain, field))),
     ...sourcePathProblems(profile, at),
     ...kernelFileProblems(profile, at, opts.fragmentsDir),
     ...experimentProblems(profile, at, opts.knownExperiments),
-  );
+  ];
   if (problems.length) throw new ConfigError(problems);
   return { file, profileName: name, profile, overrides, cacheRoot: cacheRootFrom(env) };
 }

@@ -122,25 +122,51 @@ export async function runDoctor(
   const mm = await probe(['mmdebstrap', '--version']);
   if (mm) add({ name: 'mmdebstrap', level: 'ok', detail: `mmdebstrap ${parseMmdebstrapVersion(mm) ?? '?'}` });
 
-  const clang = await findClang(profile.toolchain.min_version, profile.toolchain.path);
-  if (clang && clang.version >= profile.toolchain.min_version && clang.bpf)
-    add({ name: 'clang', level: 'ok', detail: `${clang.path} ${clang.version} with the BPF target` });
-  else
-    add({
-      name: 'clang',
-      level: profile.toolchain.policy === 'system' ? 'fail' : 'warn',
-      detail: clang
-        ? `${clang.path} is ${clang.version}${clang.bpf ? '' : ' without the BPF target'}; the profile needs >= ${profile.toolchain.min_version}`
-        : `no clang >= ${profile.toolchain.min_version} on PATH; the llvm stage will ` +
-          `${profile.toolchain.policy === 'source' ? 'build it' : `install ${profile.toolchain.package ?? 'it'}`}`,
-      packages: profile.toolchain.package ? [profile.toolchain.package, profile.toolchain.package.replace('clang', 'llvm')] : undefined,
-    });
+  add(await clangCheck(profile));
 
   const pahole = await probe(['pahole', '--version']);
   const pv = pahole ? parsePaholeVersion(pahole) : undefined;
   if (pv !== undefined && pv < 1.16)
     add({ name: 'pahole', level: 'fail', detail: `pahole ${pv} is too old for DEBUG_INFO_BTF (>= 1.16)`, packages: ['dwarves'] });
 
+  checks.push(...resourceChecks(profile, opts.cacheDir));
+
+  if (opts.tap)
+    add(
+      opts.tap.ok
+        ? { name: 'tap link', level: 'ok', detail: opts.tap.why }
+        : { name: 'tap link', level: 'warn', detail: `${opts.tap.why}: the link falls back to the socket backend`, fix: opts.tap.fix },
+    );
+  const cg = cgroupV2FromMounts(readMounts());
+  add({
+    name: 'cgroup v2',
+    level: cg === 'unified' ? 'ok' : 'warn',
+    detail: `host cgroup layout: ${cg} (only the guests need cgroup v2 for ffkx; the image boots with it)`,
+  });
+  return checks;
+}
+
+/** A clang >= the profile's minimum with the BPF target, or what the llvm stage will do about it. */
+async function clangCheck(profile: Profile): Promise<Check> {
+  const clang = await findClang(profile.toolchain.min_version, profile.toolchain.path);
+  if (clang && clang.version >= profile.toolchain.min_version && clang.bpf)
+    return { name: 'clang', level: 'ok', detail: `${clang.path} ${clang.version} with the BPF target` };
+  return {
+    name: 'clang',
+    level: profile.toolchain.policy === 'system' ? 'fail' : 'warn',
+    detail: clang
+      ? `${clang.path} is ${clang.version}${clang.bpf ? '' : ' without the BPF target'}; the profile needs >= ${profile.toolchain.min_version}`
+      : `no clang >= ${profile.toolchain.min_version} on PATH; the llvm stage will ` +
+        `${profile.toolchain.policy === 'source' ? 'build it' : `install ${profile.toolchain.package ?? 'it'}`}`,
+    packages: profile.toolchain.package ? [profile.toolchain.package, profile.toolchain.package.replace('clang', 'llvm')] : undefined,
+  };
+}
+
+/** Disk for the cache, RAM for the two VMs, CPUs for their vCPUs. */
+function resourceChecks(profile: Profile, cacheDir: string): Check[] {
+  const checks: Check[] = [];
+  const add = (c: Check) => checks.push(c);
+  const opts = { cacheDir };
   const disk = statfsSync(existsSync(opts.cacheDir) ? opts.cacheDir : '/');
   const freeGb = (disk.bavail * disk.bsize) / 2 ** 30;
   add({
@@ -162,19 +188,6 @@ export async function runDoctor(
     name: 'cpus',
     level: n >= 2 ? 'ok' : 'warn',
     detail: `${n} CPUs (${cpus()[0]?.model ?? '?'}); VMs ask for ${profile.vms.server.cpus}+${profile.vms.client.cpus} vCPUs`,
-  });
-
-  if (opts.tap)
-    add(
-      opts.tap.ok
-        ? { name: 'tap link', level: 'ok', detail: opts.tap.why }
-        : { name: 'tap link', level: 'warn', detail: `${opts.tap.why}: the link falls back to the socket backend`, fix: opts.tap.fix },
-    );
-  const cg = cgroupV2FromMounts(readMounts());
-  add({
-    name: 'cgroup v2',
-    level: cg === 'unified' ? 'ok' : 'warn',
-    detail: `host cgroup layout: ${cg} (only the guests need cgroup v2 for ffkx; the image boots with it)`,
   });
   return checks;
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Profile, HeapProgram } from '../core/config.js';
 import { KFLEX_GUEST_DIR } from '../core/guest.js';
-import { checkNativeXdp, type XdpCheckResult } from '../vm/xdp-check.js';
+import { checkNativeXdp, type XdpCheckResult } from '../core/xdp-check.js';
 import { heapUnfit } from '../experiments/runner.js';
 import { heapVmMemoryMb } from '../experiments/heaps.js';
 import type { HostsConfig, Role } from './config.js';

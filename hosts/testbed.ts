@@ -6,7 +6,7 @@ import type { TestbedProvider } from '../core/testbed.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { CELL_PROCESSES } from '../experiments/server.js';
 import { SERVICE_PORT } from '../core/guest.js';
-import { checkNativeXdp, detachProbe, type XdpCheckResult } from '../vm/xdp-check.js';
+import { checkNativeXdp, detachProbe, type XdpCheckResult } from '../core/xdp-check.js';
 import { loadHostsConfig, type HostsConfig, type Role } from './config.js';
 import { HostPair, inspectHosts, xdpRefusalOf, ROLES, type Inspection } from './check.js';
 import { parseLinkXdp, clockOffset, type HostFacts } from './facts.js';

@@ -20,6 +20,7 @@ import type { ClaimVerdict } from '../report/claims.js';
 import { onInterrupt, interruption } from './signals.js';
 import { runDeviations } from './deviations.js';
 import { sizeServer, sizedConfig, thisHost } from './sizing.js';
+import { preflight } from './preflight.js';
 import { buildTargets, testbedArtifacts } from './stages.js';
 import { TESTBEDS, runVmDir, type TestbedProvider } from './testbeds.js';
 
@@ -36,6 +37,8 @@ export interface ReproduceOptions {
   testbed?: string;
   /** The testbed's description file (hosts.yaml for the hosts testbed). */
   testbedFile?: string;
+  /** Go on although no claim can be judged on this host (the preflight would stop the run). */
+  anyway?: boolean;
 }
 
 export interface ReproduceResult {
@@ -253,17 +256,8 @@ async function pendingCells(cells: ExperimentCell[], runDir: string, resume: boo
   return { pending, kept };
 }
 
-/**
- * The whole pipeline: doctor -> stages -> testbed up (with its native-XDP check) -> capability probe ->
- * cells -> testbed down -> summary, report, bundle. Ctrl-C, SIGTERM or a lost testbed at any point
- * still leave nothing running and a run that --resume finishes.
- */
-export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions): Promise<ReproduceResult> {
-  const cells = planCells(config.profile, opts, EXPERIMENTS);
-  if (!cells.length)
-    throw new LabError(`no experiment selected (--only ${opts.only?.join(' ')}); known: ${EXPERIMENTS.map((e) => e.id).join(', ')}`, ExitCode.usage);
-  const provider = TESTBEDS[opts.testbed ?? 'vm'];
-  if (!provider) throw new LabError(`unknown testbed '${opts.testbed}'; known: ${Object.keys(TESTBEDS).join(', ')}`, ExitCode.usage);
+/** Open (or reopen, for --resume) the run directory: a resume must ask what its run asked. */
+async function openRun(config: ResolvedConfig, opts: ReproduceOptions, cells: ExperimentCell[]): Promise<{ run: LabRun; request: RunRequest }> {
   const request = runRequest(config, opts);
   const run = await LabRun.open(config, { resume: opts.resume, eventsFile: opts.eventsFile });
   if (opts.resume) {
@@ -278,6 +272,100 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
   run.cells = cells;
   run.testbedFile = opts.testbedFile;
   if (opts.resume) run.accel = run.manifest.host.accel === 'unknown' ? undefined : run.manifest.host.accel;
+  return { run, request };
+}
+
+/** The doctor's hard failures for this testbed stop the run before anything builds. */
+async function doctorGate(config: ResolvedConfig, provider: TestbedProvider): Promise<void> {
+  const checks = await doctor(config);
+  const hard = checks.filter((c) => c.level === 'fail' && (!provider.doctor || provider.doctor.includes(c.name)));
+  if (hard.length)
+    throw new LabError(
+      `doctor: ${hard.map((c) => `${c.name}: ${c.detail}`).join('; ')}`,
+      ExitCode.infra,
+      'kflex-lab doctor (prints the fix for each, and one apt-get line)',
+    );
+}
+
+/** vms.server.memory_mb: auto is decided here, once, from this host and the heaps this run will need. */
+function sizeForRun(run: LabRun, config: ResolvedConfig, provider: TestbedProvider, pending: ExperimentCell[], accel: Accel): ResolvedConfig {
+  if (provider.kind !== 'vm') return config;
+  const sizing = sizeServer(config.profile, thisHost(accel === 'kvm'), pending);
+  run.manifest.server_memory = sizing;
+  if (config.profile.vms.server.memory_mb === 'auto') run.say(`server VM: ${(sizing.memoryMb / 1024).toFixed(1)} GiB (${sizing.why})`);
+  return sizedConfig(config, sizing.memoryMb);
+}
+
+function emitRunStart(run: LabRun, config: ResolvedConfig, opts: ReproduceOptions, pending: ExperimentCell[], accel: Accel): void {
+  const p = config.profile;
+  run.bus.emit({
+    type: 'run-start',
+    runDir: run.runDir,
+    profile: config.profileName,
+    cells: pending.length,
+    experiments: [...new Set(pending.map((c) => c.experiment.id))],
+    quick: !!opts.quick,
+    resume: !!opts.resume,
+    estimate: {
+      stagesMin: (p.estimates.minutes.kernel ?? 0) + (p.estimates.minutes.image ?? 0),
+      experimentsMin: estimateExperimentMinutes(config, pending, accel),
+      diskGb: p.estimates.disk_gb,
+      cpus: cpus().length,
+    },
+  });
+}
+
+/** Testbed up, capabilities probed once, every cell, testbed down (whatever happened). */
+async function runOnTestbed(
+  run: LabRun,
+  provider: TestbedProvider,
+  outputs: Record<string, StageOutput>,
+  accel: Accel,
+  sized: ResolvedConfig,
+  cells: ExperimentCell[],
+  resume: boolean,
+): Promise<{ records: CellRecord[]; lost?: string }> {
+  try {
+    const t = await run.bringUp(provider, outputs, accel, sized);
+    const caps = await probeCapabilities(t.server, t.client, EXPERIMENTS, {
+      nativeXdp: t.link.nativeXdp,
+      serverMemoryMb: t.serverMemoryMb,
+      serverCpus: t.serverCpus,
+      accel: t.accel,
+      linkIf: t.link.serverIf,
+    });
+    run.manifest.capabilities = caps;
+    await run.checkpoint();
+    run.bus.emit({ type: 'capabilities', kernelRelease: caps.kernelRelease, btf: caps.btf, programs: caps.programs, la57: caps.la57 });
+    return await runCells(cells, {
+      runDir: run.runDir,
+      server: t.server,
+      client: t.client,
+      serverIp: t.link.serverIp,
+      linkIf: t.link.serverIf,
+      caps,
+      bus: run.bus,
+      resume,
+      health: () => t.health(),
+    });
+  } finally {
+    await run.tearDown(outputs);
+  }
+}
+
+/**
+ * The whole pipeline: doctor -> preflight (which cells this host runs, and whether any claim can be judged)
+ * -> stages -> testbed up (with its native-XDP check) -> capability probe -> cells -> testbed down ->
+ * summary, report, bundle. Ctrl-C, SIGTERM or a lost testbed at any point still leave nothing running and a
+ * run that --resume finishes.
+ */
+export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions): Promise<ReproduceResult> {
+  const cells = planCells(config.profile, opts, EXPERIMENTS);
+  if (!cells.length)
+    throw new LabError(`no experiment selected (--only ${opts.only?.join(' ')}); known: ${EXPERIMENTS.map((e) => e.id).join(', ')}`, ExitCode.usage);
+  const provider = TESTBEDS[opts.testbed ?? 'vm'];
+  if (!provider) throw new LabError(`unknown testbed '${opts.testbed}'; known: ${Object.keys(TESTBEDS).join(', ')}`, ExitCode.usage);
+  const { run, request } = await openRun(config, opts, cells);
   let outputs: Record<string, StageOutput> = {};
   const stopSignals = onInterrupt(async (sig) => {
     run.bus.emit({ type: 'warn', scope: 'lab', message: `${sig}: stopping the testbed; finish this run later with: ${resumeCommand(request, run.runDir)}` });
@@ -290,14 +378,8 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
       run.say(`nothing left to run in ${run.runDir}: all ${kept.length} cells are done (ok or skipped); nothing booted`);
       return await run.finish(kept, opts, { nothingToRun: true });
     }
-    const checks = await doctor(config);
-    const hard = checks.filter((c) => c.level === 'fail' && (!provider.doctor || provider.doctor.includes(c.name)));
-    if (hard.length)
-      throw new LabError(
-        `doctor: ${hard.map((c) => `${c.name}: ${c.detail}`).join('; ')}`,
-        ExitCode.infra,
-        'kflex-lab doctor (prints the fix for each, and one apt-get line)',
-      );
+    await doctorGate(config, provider);
+    if (provider.kind === 'vm' && !opts.resume) preflight(config, pending, thisHost(await kvmLikely()), { anyway: opts.anyway, say: (l) => run.say(l) });
     // The manifest exists from the start, so even a run interrupted while building can be resumed.
     await run.checkpoint();
     run.say(`profile ${config.profileName} -> ${run.runDir}`);
@@ -307,67 +389,17 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
     const accel = await provider.accel(config, testbedArtifacts(outputs));
     run.accel = accel.accel;
     run.bus.emit({ type: 'accel', ...accel });
-    // vms.server.memory_mb: auto is decided here, once, from this host and the heaps this run will need.
-    let sized = config;
-    if (provider.kind === 'vm') {
-      const sizing = sizeServer(config.profile, thisHost(accel.accel === 'kvm'), pending);
-      sized = sizedConfig(config, sizing.memoryMb);
-      run.manifest.server_memory = sizing;
-      if (config.profile.vms.server.memory_mb === 'auto') run.say(`server VM: ${(sizing.memoryMb / 1024).toFixed(1)} GiB (${sizing.why})`);
-    }
-    const p = config.profile;
-    run.bus.emit({
-      type: 'run-start',
-      runDir: run.runDir,
-      profile: config.profileName,
-      cells: pending.length,
-      experiments: [...new Set(pending.map((c) => c.experiment.id))],
-      quick: !!opts.quick,
-      resume: !!opts.resume,
-      estimate: {
-        stagesMin: (p.estimates.minutes.kernel ?? 0) + (p.estimates.minutes.image ?? 0),
-        experimentsMin: estimateExperimentMinutes(config, pending, accel.accel),
-        diskGb: p.estimates.disk_gb,
-        cpus: cpus().length,
-      },
-    });
-    let records: CellRecord[];
-    let lost: string | undefined;
-    try {
-      const t = await run.bringUp(provider, outputs, accel.accel, sized);
-      const caps = await probeCapabilities(t.server, t.client, EXPERIMENTS, {
-        nativeXdp: t.link.nativeXdp,
-        serverMemoryMb: t.serverMemoryMb,
-        serverCpus: t.serverCpus,
-        accel: t.accel,
-        linkIf: t.link.serverIf,
-      });
-      run.manifest.capabilities = caps;
-      await run.checkpoint();
-      run.bus.emit({
-        type: 'capabilities',
-        kernelRelease: caps.kernelRelease,
-        btf: caps.btf,
-        programs: caps.programs,
-        la57: caps.la57,
-      });
-      ({ records, lost } = await runCells(cells, {
-        runDir: run.runDir,
-        server: t.server,
-        client: t.client,
-        serverIp: t.link.serverIp,
-        linkIf: t.link.serverIf,
-        caps,
-        bus: run.bus,
-        resume: !!opts.resume,
-        health: () => t.health(),
-      }));
-    } finally {
-      await run.tearDown(outputs);
-    }
+    const sized = sizeForRun(run, config, provider, pending, accel.accel);
+    emitRunStart(run, config, opts, pending, accel.accel);
+    const { records, lost } = await runOnTestbed(run, provider, outputs, accel.accel, sized, cells, !!opts.resume);
     return await run.finish(records, opts, { lost });
   } finally {
     stopSignals();
     run.close();
   }
+}
+
+/** Whether /dev/kvm is there to try: the preflight assumes KVM from it (the run probes with the real kernel). */
+async function kvmLikely(): Promise<boolean> {
+  return existsSync('/dev/kvm');
 }

@@ -7,7 +7,7 @@ import { LabError, ExitCode } from '../core/errors.js';
 import { LINK_IF } from '../core/guest.js';
 import { LAB_ROOT, labModule } from '../core/paths.js';
 import { Cluster } from './cluster.js';
-import { checkNativeXdp, type XdpCheckResult } from './xdp-check.js';
+import { checkNativeXdp, type XdpCheckResult } from '../core/xdp-check.js';
 import { cleanStaleVms, qemuPid, readSerialTail } from './state.js';
 import { describeLink } from './link/index.js';
 

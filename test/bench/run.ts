@@ -30,7 +30,7 @@ import { kernelMakeArgv } from '../../kernel/stage.js';
 import { qemuArgv, MACS, LINK_ADDRS, type VmRole } from '../../vm/spec.js';
 import { freePort } from '../../vm/state.js';
 import { VmTestbed } from '../../vm/testbed.js';
-import { checkNativeXdp } from '../../vm/xdp-check.js';
+import { checkNativeXdp } from '../../core/xdp-check.js';
 import { labKeys } from '../../core/keys.js';
 import { sshArgv } from '../../core/ssh.js';
 import { planCells, type CellRecord } from '../../experiments/cells.js';

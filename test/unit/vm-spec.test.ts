@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { qemuArgv, kernelCmdline, linkDeviceArgs, type VmSpec } from '../../vm/spec.js';
-import { parseProbeMapDump, parseXdpMode, explainXdpRefusal } from '../../vm/xdp-check.js';
+import { parseProbeMapDump, parseXdpMode, explainXdpRefusal } from '../../core/xdp-check.js';
 import { sshArgv, scpArgv } from '../../core/ssh.js';
 import { FIXTURES } from '../helpers.js';
 

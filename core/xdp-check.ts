@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import type { Host } from '../core/host.js';
-import { LabError, ExitCode } from '../core/errors.js';
+import type { Host } from './host.js';
+import { LabError, ExitCode } from './errors.js';
 
 export const PROBE_PIN = '/sys/fs/bpf/kflex_lab_probe';
 export const PROBE_MAPS = '/sys/fs/bpf/kflex_lab_probe_maps';

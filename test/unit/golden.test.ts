@@ -1,0 +1,66 @@
+import { describe, it, expect } from 'vitest';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../../core/config.js';
+import { planCluster } from '../../vm/cluster.js';
+import { qemuArgv } from '../../vm/spec.js';
+import { fixedMemoryMb } from '../../core/config.js';
+import { planCells } from '../../experiments/cells.js';
+import { EXPERIMENTS } from '../../experiments/index.js';
+import { forecast, parseAssumeHost } from '../../lab/sizing.js';
+import { forecastText } from '../../cli/plan.js';
+
+/**
+ * Output that is a contract, kept as files (as libbpf's CI keeps its expected outputs): a change to any of them
+ * shows up as a diff in review. Regenerate on purpose with KFLEX_UPDATE_GOLDEN=1 and read the diff.
+ */
+const GOLDEN = join(import.meta.dirname, '..', 'golden');
+function golden(name: string, text: string): void {
+  const file = join(GOLDEN, name);
+  // CI never writes one: a golden file missing from the commit is a failure there, not a new baseline.
+  if (process.env.KFLEX_UPDATE_GOLDEN === '1' || (!existsSync(file) && process.env.CI !== 'true')) writeFileSync(file, text);
+  expect(text).toBe(readFileSync(file, 'utf8'));
+}
+
+/** Both VMs' QEMU command lines for a profile, from fixed host facts (no host is read). */
+function clusterArgv(profile: string, host: { kvm: boolean; tap: boolean }): string {
+  const c = loadConfig({ profile, env: {} });
+  const vms = { ...c.profile.vms, server: { ...c.profile.vms.server, memory_mb: fixedMemoryMb(c.profile.vms.server.memory_mb, 16384) } };
+  const plan = planCluster({
+    kernel: '/cache/kernel/FP/bzImage',
+    dir: '/cache/vms/default',
+    vms,
+    owner: 'run',
+    labPid: 4242,
+    created: '2026-12-02T00:00:00.000Z',
+    host: {
+      kvm: { ok: host.kvm, why: host.kvm ? 'a Linux guest ran under KVM' : 'qemu -accel kvm fails' },
+      links: {
+        tap: host.tap ? { ok: true, why: 'tap with vhost-net', options: { vhost: true } } : { ok: false, why: 'not root', fix: 'run as root' },
+        socket: { ok: true, why: "QEMU's socket netdev needs no privileges", options: {} },
+      },
+      privileges: { euid: 0, qemuVersion: [7, 2], userExists: true },
+    },
+    ports: { server: 2222, client: 2223, link: 40000 },
+  });
+  return (['server', 'client'] as const).map((r) => `# ${r}\n${qemuArgv(plan.specs[r]).join('\n')}\n`).join('\n');
+}
+
+describe('golden files: output that is a contract', () => {
+  it('the QEMU argv of both VMs: smoke under TCG on the socket link, paper under KVM on the tap link', () => {
+    golden('qemu-argv.smoke.txt', clusterArgv('smoke', { kvm: false, tap: false }));
+    golden('qemu-argv.paper.txt', clusterArgv('paper', { kvm: true, tap: true }));
+  });
+
+  it('plan --assume-host for two hosts an evaluator might book', () => {
+    for (const [profile, spec, name] of [
+      ['paper', 'ram=256G,cpus=64,la57,kvm', 'plan.paper.256G-la57-kvm.txt'],
+      ['paper-scaled', 'ram=64G,cpus=16,la57,kvm', 'plan.paper-scaled.64G-la57-kvm.txt'],
+    ] as const) {
+      const c = loadConfig({ profile, env: {} });
+      const host = parseAssumeHost(spec, { ramMb: 0, cpus: 0, la57: false, kvm: false, source: 'this host' });
+      const f = forecast(c, planCells(c.profile, {}, EXPERIMENTS), host);
+      golden(name, `${forecastText({ host, server: f.server, cells: f.rows })}\n`);
+    }
+  });
+});
