@@ -113,6 +113,12 @@ export const guards: Experiment = {
       exact: c.exact ? 1 : 0,
       blocks: c.blocks,
       blocks_agreeing: c.blocks_agreeing,
+      // Loads split at libbpf's load-probe lines (experiments/guard-log.ts): those not complete, and the log's cut-off ends.
+      loads_found: c.loads_found,
+      loads_rejected: c.loads_rejected,
+      loads_stopped: c.loads_stopped,
+      cut_head: c.cut_off.some((x) => x.startsWith('the head')) ? 1 : 0,
+      cut_tail: c.cut_off.some((x) => x.startsWith('the tail')) ? 1 : 0,
       measured_total: c.measured_total,
       measured_elided: c.measured_elided,
       expected_total: c.expected_total,
@@ -120,12 +126,13 @@ export const guards: Experiment = {
     };
     // The claim's verdict names the programs that differ: one metric per differing row of the table.
     for (const d of c.differing) metrics[guardDiffersMetric(d.label, d.prog)] = d.blocks;
+    ctx.log(`guards: ${c.summary}`);
     for (const d of c.deviations) ctx.log(`guards: ${d}`);
     return { metrics, files: { 'comparison.json': JSON.stringify(c, null, 2) } };
   },
 };
 
-/** `differs.RBTree Delete (bench_ffkx_rbtr)`: how many blocks differ from the seed in that row. */
+/** `differs.RBTree Delete (bench_ffkx_rbtr)`: in how many skeleton loads that row differs from the seed. */
 export function guardDiffersMetric(label: string, prog: string): string {
   return `differs.${label} (${prog})`;
 }

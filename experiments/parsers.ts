@@ -328,150 +328,16 @@ function middle(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-export interface GuardLine {
-  prog: string;
-  range_analysis_call: number;
-  elided: number;
-}
-
-/**
- * The KFlex verifier's `prog=NAME range_analysis_call=N elided=M` messages (bpf_check() in
- * kernel/bpf/verifier.c: a plain printk, no log level, no newline, for every program it verifies). Without
- * a newline several can share one kernel-log line: match anywhere, in order. NAME is cut to 15 chars;
- * programs without a name (libbpf's feature probes) print `prog= ` and are not matched. Input without a
- * single such message is not a guard log: that is an error, as for the other parsers.
- */
-export function parseGuardLines(text: string): GuardLine[] {
-  const lines = [...text.matchAll(/prog=(\S{1,15}?) range_analysis_call=(\d+) elided=(\d+)/g)].map((m) => ({
-    prog: m[1]!,
-    range_analysis_call: Number(m[2]),
-    elided: Number(m[3]),
-  }));
-  if (!lines.length)
-    fail('guard-elision log', 'no "prog=NAME range_analysis_call=N elided=M" message (is this the kernel log of a KFlex kernel after ffkx-bench ran?)');
-  return lines;
-}
-
-export interface GuardExpectation extends GuardLine {
-  label: string;
-}
-
-/** The seed README's table, in order: the exact expected result of experiment 5. */
-export const SEED_GUARDS: GuardExpectation[] = [
-  { prog: 'bench_ffkx_link', range_analysis_call: 4, elided: 4, label: 'Linked List Update' },
-  { prog: 'bench_ffkx_link', range_analysis_call: 1, elided: 1, label: 'Linked List Lookup' },
-  { prog: 'bench_ffkx_link', range_analysis_call: 2, elided: 2, label: 'Linked List Delete' },
-  { prog: 'bench_ffkx_rbtr', range_analysis_call: 15, elided: 15, label: 'RBTree Update' },
-  { prog: 'bench_ffkx_rbtr', range_analysis_call: 2, elided: 2, label: 'RBTree Lookup' },
-  { prog: 'bench_ffkx_rbtr', range_analysis_call: 29, elided: 25, label: 'RBTree Delete' },
-  { prog: 'bench_ffkx_hash', range_analysis_call: 2, elided: 0, label: 'Hashmap Init' },
-  { prog: 'bench_ffkx_hash', range_analysis_call: 10, elided: 8, label: 'Hashmap Update' },
-  { prog: 'bench_ffkx_hash', range_analysis_call: 4, elided: 3, label: 'Hashmap Lookup' },
-  { prog: 'bench_ffkx_hash', range_analysis_call: 3, elided: 2, label: 'Hashmap Delete' },
-  { prog: 'bench_ffkx_skip', range_analysis_call: 15, elided: 10, label: 'Skiplist Update' },
-  { prog: 'bench_ffkx_skip', range_analysis_call: 3, elided: 2, label: 'Skiplist Lookup' },
-  { prog: 'bench_ffkx_skip', range_analysis_call: 9, elided: 4, label: 'Skiplist Delete' },
-  { prog: 'bench_ffkx_coun', range_analysis_call: 0, elided: 0, label: 'Countminsketch' },
-  { prog: 'bench_ffkx_coun', range_analysis_call: 0, elided: 0, label: 'Countsketch' },
-];
-
-/** The programs a guard table covers: the bench_ffkx_* ones (other programs of the skeleton print too). */
-const GUARD_PROG_PREFIX = 'bench_ffkx_';
-
-/**
- * Cut the measured bench_ffkx_* messages into blocks, one per load of the skeleton: ffkx-bench's fixture
- * opens and loads the whole bench_data_structures skeleton in SetUp for every benchmark, so a Zipfian run
- * prints the table's programs once per benchmark (31 times). A block follows the expected program order
- * and ends after the last expected program or where the order restarts; a load that stopped early (a
- * program the verifier rejected is printed, the ones after it are not) gives a short block.
- */
-export function splitGuardBlocks(measured: GuardLine[], expected: GuardExpectation[] = SEED_GUARDS): GuardLine[][] {
-  const blocks: GuardLine[][] = [];
-  let cur: GuardLine[] | undefined;
-  for (const g of measured.filter((x) => x.prog.startsWith(GUARD_PROG_PREFIX))) {
-    if (cur && cur.length < expected.length && expected[cur.length]!.prog === g.prog) cur.push(g);
-    else {
-      cur = [g];
-      blocks.push(cur);
-    }
-  }
-  return blocks;
-}
-
-export interface GuardRow extends GuardExpectation {
-  measured?: GuardLine;
-  match: boolean;
-}
-
-export interface GuardComparison {
-  /** The seed's table beside the first block (every block must equal it). */
-  rows: GuardRow[];
-  /** Skeleton loads found in the log, and how many of them equal the seed's table exactly. */
-  blocks: number;
-  blocks_agreeing: number;
-  /** Per seed row that differs in some block: in how many blocks. */
-  differing: Array<{ label: string; prog: string; blocks: number }>;
-  /** One sentence per block that differs, naming the programs. */
-  deviations: string[];
-  expected_total: number;
-  expected_elided: number;
-  /** Of the first block (a block is one load of the 15 programs, not the sum over blocks). */
-  measured_total: number;
-  measured_elided: number;
-  exact: boolean;
-}
-
-function compareBlock(block: GuardLine[], expected: GuardExpectation[]): GuardRow[] {
-  return expected.map((e, i) => {
-    const m = block[i];
-    return { ...e, measured: m, match: !!m && m.prog === e.prog && m.range_analysis_call === e.range_analysis_call && m.elided === e.elided };
-  });
-}
-
-function rowText(r: GuardRow): string {
-  const want = `seed ${r.range_analysis_call}/${r.elided}`;
-  if (!r.measured) return `${r.label} (${r.prog}) missing, ${want}`;
-  const who = r.measured.prog === r.prog ? '' : ` read prog=${r.measured.prog}`;
-  return `${r.label} (${r.prog})${who} range_analysis_call=${r.measured.range_analysis_call} elided=${r.measured.elided}, ${want}`;
-}
-
-/**
- * Compare every block of the log with the seed's table, position by position (names alone are ambiguous:
- * three programs read bench_ffkx_link). Exact when there is at least one block and every block equals the table.
- */
-export function compareGuards(measured: GuardLine[], expected: GuardExpectation[] = SEED_GUARDS): GuardComparison {
-  const blocks = splitGuardBlocks(measured, expected);
-  const compared = blocks.map((b) => compareBlock(b, expected));
-  const differing = expected
-    .map((e, i) => ({ label: e.label, prog: e.prog, blocks: compared.filter((rows) => !rows[i]!.match).length }))
-    .filter((d) => d.blocks > 0);
-  const deviations = compared.flatMap((rows, b) =>
-    rows.every((r) => r.match)
-      ? []
-      : [
-          `block ${b + 1} of ${blocks.length}: ${rows
-            .filter((r) => !r.match)
-            .map(rowText)
-            .join('; ')}`,
-        ],
-  );
-  if (!blocks.length)
-    deviations.push(
-      `no ${GUARD_PROG_PREFIX}* program in the log (${measured.length} other verifier messages): ffkx-bench's data-structure programs were not loaded`,
-    );
-  const sum = (xs: GuardLine[], k: 'range_analysis_call' | 'elided') => xs.reduce((a, x) => a + x[k], 0);
-  const first = blocks[0] ?? [];
-  const agreeing = compared.filter((rows) => rows.every((r) => r.match)).length;
-  return {
-    rows: compareBlock(first, expected),
-    blocks: blocks.length,
-    blocks_agreeing: agreeing,
-    differing,
-    deviations,
-    expected_total: sum(expected, 'range_analysis_call'),
-    expected_elided: sum(expected, 'elided'),
-    measured_total: sum(first, 'range_analysis_call'),
-    measured_elided: sum(first, 'elided'),
-    exact: blocks.length > 0 && agreeing === blocks.length,
-  };
-}
+// The guard-elision log (the verifier's prog=... messages), split by skeleton load: experiments/guard-log.ts.
+export {
+  parseGuardLines,
+  compareGuards,
+  splitGuardLoads,
+  SEED_GUARDS,
+  GUARD_PROG_PREFIX,
+  type GuardLine,
+  type GuardExpectation,
+  type GuardLoad,
+  type GuardRow,
+  type GuardComparison,
+} from './guard-log.js';

@@ -291,12 +291,13 @@ function judgeExactTable(claim: Claim, ev: Evidence): ClaimVerdict {
   const blocks = side('blocks').median;
   const agreeing = side('blocks_agreeing').median;
   const of = blocks === undefined ? '' : `${agreeing ?? 0} of ${blocks} skeleton loads`;
+  const rest = loadsNote(ev, blocks);
   if (exact.median === 1)
     return {
       claim,
       verdict: 'reproduced',
       measured: elided.median,
-      reason: `${of ? `${of} match` : 'the log matches'} the seed's table exactly`,
+      reason: `${of ? `${of} match` : 'the log matches'} the seed's table exactly${rest}`,
       sides: [elided],
     };
   // Rows named by the guards experiment: `differs.<label> (<program>)` = blocks in which that row differs.
@@ -304,5 +305,25 @@ function judgeExactTable(claim: Claim, ev: Evidence): ClaimVerdict {
     .filter((r) => r.metric.startsWith('differs.') && (r.median ?? 0) > 0)
     .map((r) => `${r.metric.slice('differs.'.length)} in ${r.median} block${r.median === 1 ? '' : 's'}`);
   const what = differs.length ? differs.join('; ') : 'no bench_ffkx_* program in the log';
-  return { claim, verdict: 'deviates', measured: elided.median, reason: `${of ? `${of} match the seed's table; ` : ''}differs: ${what}`, sides: [elided] };
+  return {
+    claim,
+    verdict: 'deviates',
+    measured: elided.median,
+    reason: `${of ? `${of} match the seed's table${rest}; ` : ''}differs: ${what}`,
+    sides: [elided],
+  };
+}
+
+/** The loads that are not complete (rejected, stopped) and the log's cut-off ends, from the guards metrics. */
+function loadsNote(ev: Evidence, complete: number | undefined): string {
+  const m = (k: string) => ev.rows.find((r) => r.variant === 'kflex' && r.metric === k)?.median;
+  const found = m('loads_found');
+  const notes = [
+    found !== undefined && complete !== undefined && found > complete ? `${found - complete} of ${found} loads not complete` : '',
+    m('loads_rejected') ? `${m('loads_rejected')} rejected by the verifier` : '',
+    m('loads_stopped') ? `${m('loads_stopped')} stopped inside the table` : '',
+    m('cut_head') ? "the log's head was cut off" : '',
+    m('cut_tail') ? 'the log ends inside a load' : '',
+  ].filter(Boolean);
+  return notes.length ? ` (${notes.join('; ')})` : '';
 }

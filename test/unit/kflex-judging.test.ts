@@ -8,7 +8,7 @@ import { summarize } from '../../experiments/summary.js';
 import { unmetRequirement } from '../../experiments/requirements.js';
 import type { CellRecord } from '../../experiments/cells.js';
 import { judgeClaims, loadClaims, pairBenchmarks } from '../../report/claims.js';
-import type { Capabilities, CellContext } from '../../experiments/types.js';
+import type { CellContext } from '../../experiments/types.js';
 import type { Metrics } from '../../experiments/parsers.js';
 import { FIXTURES, tempDir } from '../helpers.js';
 
@@ -151,6 +151,11 @@ describe('guard elision: judged per skeleton load', () => {
       exact: 1,
       blocks: 31,
       blocks_agreeing: 31,
+      loads_found: 31,
+      loads_rejected: 0,
+      loads_stopped: 0,
+      cut_head: 0,
+      cut_tail: 0,
       measured_total: 99,
       measured_elided: 78,
       expected_total: 99,
@@ -166,9 +171,43 @@ describe('guard elision: judged per skeleton load', () => {
     const ctx = benchCtx('', runDir);
     const out = await guards.runCell(ctx, guards.variants[0]!);
     expect(out.metrics).toMatchObject({ exact: 0, blocks: 31, blocks_agreeing: 30, [guardDiffersMetric('RBTree Delete', 'bench_ffkx_rbtr')]: 1 });
-    expect(ctx.logged).toEqual(['guards: block 7 of 31: RBTree Delete (bench_ffkx_rbtr) range_analysis_call=29 elided=24, seed 29/25']);
+    expect(ctx.logged).toEqual([
+      "guards: 31 loads in the log: 31 complete, 30 of them equal to the seed's table",
+      'guards: load 7 of 31: RBTree Delete (bench_ffkx_rbtr) range_analysis_call=29 elided=24, seed 29/25',
+    ]);
     const v = verdictOf('guard-elision', [rec('guards', out.metrics)]);
     expect([v.verdict, v.reason]).toEqual(['deviates', "30 of 31 skeleton loads match the seed's table; differs: RBTree Delete (bench_ffkx_rbtr) in 1 block"]);
+  });
+
+  // guards/five-loads-one-rejected-dmesg.txt (assembled, guards/README): load 3 of 5 rejected at RBTree Delete.
+  it('a rejected load: the four complete loads agree, the verdict deviates and says one load was rejected', async () => {
+    const runDir = tempDir();
+    writeLogs(runDir, [fx('guards/five-loads-one-rejected-dmesg.txt')]);
+    const out = await guards.runCell(benchCtx('', runDir), guards.variants[0]!);
+    expect(out.metrics).toMatchObject({ exact: 0, blocks: 4, blocks_agreeing: 4, loads_found: 5, loads_rejected: 1, loads_stopped: 0 });
+    const v = verdictOf('guard-elision', [rec('guards', out.metrics)]);
+    expect([v.verdict, v.reason]).toEqual([
+      'deviates',
+      "4 of 4 skeleton loads match the seed's table (1 of 5 loads not complete; 1 rejected by the verifier); differs: RBTree Delete (bench_ffkx_rbtr) in 1 block",
+    ]);
+  });
+
+  it('a correct run whose log head was overwritten reproduces, and says the head was cut off', async () => {
+    const runDir = tempDir();
+    writeLogs(runDir, [
+      fx('guards/zipfian-31-blocks-dmesg.txt')
+        .trimEnd()
+        .split('\n')
+        .slice(1 + 32)
+        .join('\n'),
+    ]);
+    const out = await guards.runCell(benchCtx('', runDir), guards.variants[0]!);
+    const v = verdictOf('guard-elision', [rec('guards', out.metrics)]);
+    expect([v.verdict, v.measured, v.reason]).toEqual([
+      'reproduced',
+      78,
+      "30 of 30 skeleton loads match the seed's table exactly (the log's head was cut off)",
+    ]);
   });
 
   it("reads every datastructures cell's kernel log (two repetitions: 62 loads)", async () => {
