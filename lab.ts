@@ -128,7 +128,7 @@ program
       return;
     }
     const { build } = await import('./lab/plan.js');
-    const outputs = await build(configFrom(cmd), stage, o.force ?? []);
+    const outputs = await build(configFrom(cmd), stage, o.force ?? [], globalOpts(cmd).events);
     for (const [id, out] of Object.entries(outputs)) console.log(`${id.padEnd(7)} ${out.dir}`);
     console.error(`built in ${fmtSeconds((Date.now() - started) / 1000)}`);
   });

@@ -3,7 +3,7 @@ import { cpus } from 'node:os';
 import type { ResolvedConfig } from '../core/config.js';
 import { plan as planStages } from '../core/runner.js';
 import { buildTargets, stageRegistry, TESTBED_TARGETS } from './stages.js';
-import { EventBus } from '../core/events.js';
+import { EventBus, recordEvents } from '../core/events.js';
 import { attachView } from '../core/progress.js';
 import type { StageOutput } from '../core/stage.js';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -46,10 +46,16 @@ export async function planRun(
   return { stages, totalMinutes, cpus: cpus().length, host, server: f.server, cells: f.rows };
 }
 
-/** `build`: a stage (or all) and what it depends on, with the progress view. */
-export async function build(config: ResolvedConfig, stage: string, force: string[]): Promise<Record<string, StageOutput>> {
+/** One bus for a verb: the progress view, and every event as a JSON line in --events FILE when given (as reproduce does). */
+export function verbBus(eventsFile?: string): { bus: EventBus; detach: () => void } {
   const bus = new EventBus();
-  const detach = attachView(bus);
+  const detachers = [attachView(bus), ...(eventsFile ? [recordEvents(bus, eventsFile)] : [])];
+  return { bus, detach: () => detachers.forEach((d) => d()) };
+}
+
+/** `build`: a stage (or all) and what it depends on, with the progress view (and --events). */
+export async function build(config: ResolvedConfig, stage: string, force: string[], eventsFile?: string): Promise<Record<string, StageOutput>> {
+  const { bus, detach } = verbBus(eventsFile);
   try {
     return await buildTargets(config, stage === 'all' ? [...stageRegistry(config).keys()] : [stage], bus, force);
   } finally {
