@@ -5,6 +5,8 @@ export interface AptSource {
   uri: string;
   suites: string[];
   components: string[];
+  /** The keyring this source is verified with (`Signed-By:` / `[signed-by=...]`), when it names a file. */
+  signedBy?: string;
 }
 
 /** Parse one-line (`deb URI suite comp...`) and deb822 (`URIs:`/`Suites:`) apt sources. */
@@ -13,8 +15,9 @@ export function parseAptSources(text: string, deb822: boolean): AptSource[] {
   if (!deb822) {
     for (const raw of text.split('\n')) {
       const line = raw.replace(/#.*/, '').trim();
-      const m = line.match(/^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s*(.*)$/);
-      if (m) out.push({ uri: m[1]!, suites: [m[2]!], components: m[3]!.split(/\s+/).filter(Boolean) });
+      const m = line.match(/^deb\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s*(.*)$/);
+      const signedBy = m?.[1]?.match(/(?:^|\s)signed-by=(\/\S+)/)?.[1];
+      if (m) out.push({ uri: m[2]!, suites: [m[3]!], components: m[4]!.split(/\s+/).filter(Boolean), ...(signedBy ? { signedBy } : {}) });
     }
     return out;
   }
@@ -29,7 +32,8 @@ export function parseAptSources(text: string, deb822: boolean): AptSource[] {
         .split(/\s+/) ?? [];
     const types = field('Types');
     if (!types.includes('deb')) continue;
-    for (const uri of field('URIs')) out.push({ uri, suites: field('Suites'), components: field('Components') });
+    const signedBy = field('Signed-By').find((k) => k.startsWith('/'));
+    for (const uri of field('URIs')) out.push({ uri, suites: field('Suites'), components: field('Components'), ...(signedBy ? { signedBy } : {}) });
   }
   return out;
 }

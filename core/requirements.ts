@@ -43,6 +43,7 @@ export const SOURCE_NEEDS: Record<Source['kind'], readonly HostNeed[]> = {
   ],
   'debian-package': [
     { name: 'apt-get', package: 'apt', why: 'downloads the Debian source package (apt-get download)' },
+    { name: 'apt-cache', package: 'apt', why: 'names the versions the archive has when a pinned version has left it (apt-cache madison)' },
     { name: 'dpkg-deb', package: 'dpkg', why: 'unpacks the downloaded .deb' },
     { name: 'tar', package: 'tar', why: 'unpacks the source tarball the package ships (/usr/src/*.tar.xz)' },
     { name: 'xz', package: 'xz-utils', why: 'tar calls xz for the .tar.xz that linux-source-* ships' },

@@ -147,11 +147,14 @@ export async function extractSingleRoot(file: string, dir: string): Promise<void
 
 /** The private sources.list lines: the host's own suites, or a named suite of the host's Debian mirror(s). */
 export function privateAptLines(sources: AptSource[], suite: string | undefined): string[] {
-  if (!suite) return sources.flatMap((s) => s.suites.map((x) => `deb ${s.uri} ${x} ${s.components.join(' ') || 'main'}`));
+  const opt = (s: AptSource) => (s.signedBy ? `[signed-by=${s.signedBy}] ` : '');
+  if (!suite) return sources.flatMap((s) => s.suites.map((x) => `deb ${opt(s)}${s.uri} ${x} ${s.components.join(' ') || 'main'}`));
   // Only Debian archives carry Debian's suites: another repository (a vendor's) would fail apt-get update.
   const archives = sources.filter((s) => !/security/.test(s.uri) && !s.suites.some((x) => /security/.test(x)));
   const debian = archives.filter((s) => /\/debian\/?$/.test(s.uri));
-  return [...new Set((debian.length ? debian : archives).map((s) => s.uri))].map((u) => `deb ${u} ${suite} main`);
+  // The host's keyring for that archive comes along (a keyring named by Signed-By is not in apt's default set).
+  const chosen = (debian.length ? debian : archives).filter((s, i, all) => all.findIndex((x) => x.uri === s.uri) === i);
+  return chosen.map((s) => `deb ${opt(s)}${s.uri} ${suite} main`);
 }
 
 /** One line of `apt-cache madison`: ` linux-source-7.3 | 7.3.4-1~bpo13+1 | URI trixie-backports/main amd64 Packages`. */

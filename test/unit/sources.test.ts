@@ -187,18 +187,22 @@ describe('debian-package sources pinned by version', () => {
   it("a named suite uses only the host's Debian archives: not the security archive, not a vendor's repository", () => {
     // This host's shape: deb822 in sources.list.d, main + security, plus a vendor repository.
     const host = parseAptSources(
-      'Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n' +
+      'Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n' +
         'Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n\n' +
         'Types: deb\nURIs: https://vendor.example/apt\nSuites: nodistro\nComponents: main\n',
       true,
     );
-    expect(privateAptLines(host, 'trixie-backports')).toEqual(['deb http://mirror.example/debian trixie-backports main']);
+    expect(privateAptLines(host, 'trixie-backports')).toEqual([
+      'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.example/debian trixie-backports main',
+    ]);
     expect(privateAptLines(host, undefined)).toEqual([
-      'deb http://mirror.example/debian bookworm main',
-      'deb http://mirror.example/debian bookworm-updates main',
+      'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.example/debian bookworm main',
+      'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.example/debian bookworm-updates main',
       'deb http://mirror.example/debian-security bookworm-security main',
       'deb https://vendor.example/apt nodistro main',
     ]);
+    // One-line sources carry it as an option; an inline key block (deb822) is not a file and is left out.
+    expect(parseAptSources('deb [arch=amd64 signed-by=/k.gpg] http://m.example/debian trixie main\n', false)[0]!.signedBy).toBe('/k.gpg');
   });
 
   it('the pinned version is part of the identity (a new pin rebuilds the kernel)', async () => {
