@@ -1,6 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { golden } from './support/golden.js';
 import { loadConfig } from '../../core/config.js';
 import { planCluster } from '../../vm/cluster.js';
 import { qemuArgv } from '../../vm/spec.js';
@@ -9,18 +8,6 @@ import { planCells } from '../../experiments/cells.js';
 import { EXPERIMENTS } from '../../experiments/index.js';
 import { forecast, parseAssumeHost } from '../../lab/sizing.js';
 import { forecastText } from '../../cli/plan.js';
-
-/**
- * Output that is a contract, kept as files (as libbpf's CI keeps its expected outputs): a change to any of them
- * shows up as a diff in review. Regenerate on purpose with KFLEX_UPDATE_GOLDEN=1 and read the diff.
- */
-const GOLDEN = join(import.meta.dirname, '..', 'golden');
-function golden(name: string, text: string): void {
-  const file = join(GOLDEN, name);
-  // CI never writes one: a golden file missing from the commit is a failure there, not a new baseline.
-  if (process.env.KFLEX_UPDATE_GOLDEN === '1' || (!existsSync(file) && process.env.CI !== 'true')) writeFileSync(file, text);
-  expect(text).toBe(readFileSync(file, 'utf8'));
-}
 
 /** Both VMs' QEMU command lines for a profile, from fixed host facts (no host is read). */
 function clusterArgv(profile: string, host: { kvm: boolean; tap: boolean }): string {

@@ -1,7 +1,8 @@
+import { golden } from './support/golden.js';
 import { experimentViews } from '../../experiments/index.js';
 import { describe, it, expect, beforeAll } from 'vitest';
 import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { writeReport, deviations } from '../../report/report.js';
 import { pinning, affectsExperiment, pointLabels, timeline, type TimedEvent } from '../../report/model.js';
 import { summarize } from '../../experiments/summary.js';
@@ -340,6 +341,10 @@ describe('report: one screen an evaluator can act on', () => {
   let r: Awaited<ReturnType<typeof assemble>>;
   beforeAll(async () => {
     r = await assemble({ withEvents: true });
+  });
+
+  it('report.md of the fixture run is a golden file (its temporary run directory masked)', () => {
+    golden('report.fixture.md', r.md.split(r.dir).join('<run>').split(basename(r.dir)).join('<run>'));
   });
 
   it('puts the summary and the badge evidence before the claims table, then charts, deviations, provenance', () => {
