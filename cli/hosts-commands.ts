@@ -4,6 +4,7 @@ import { configFrom, globalOpts } from './common.js';
 
 // The hosts verbs' code loads when one runs, not at every start of the CLI.
 const hostsLab = () => import('../lab/hosts.js');
+const cloudlabLab = () => import('../lab/cloudlab.js');
 type HostCheck = Awaited<ReturnType<Awaited<ReturnType<typeof hostsLab>>['hostsCheck']>>['checks'][number];
 
 const testbedOpt = [
@@ -21,6 +22,7 @@ function printChecks(checks: HostCheck[]): void {
 
 export function registerHostsCommands(program: Command): void {
   const hosts = program.command('hosts').description('your own machines as the testbed, over OpenSSH: check them, prepare them; then reproduce --testbed FILE');
+  registerCloudlabCommands(hosts);
 
   hosts
     .command('check')
@@ -96,5 +98,40 @@ export function registerHostsCommands(program: Command): void {
         for (const [role, p] of Object.entries(r.records)) console.log(`${role}: recorded in ${p} (kflex-lab hosts prepare --list / --undo)`);
       }
       if (Object.keys(r.unreachable).length || r.outcomes.some((x) => !x.ok)) process.exitCode = ExitCode.checkFailed;
+    });
+}
+
+/** CloudLab in, hosts.yaml out: the profile to book, and the booked experiment's manifest as a testbed file. */
+function registerCloudlabCommands(hosts: Command): void {
+  hosts
+    .command('cloudlab-profile')
+    .description(
+      'write a geni-lib profile.py for a repository-based CloudLab profile: two raw nodes (server, client), ' +
+        'one link with fixed addresses (10.0.0.1, 10.0.0.2), a startup script that installs what hosts prepare would',
+    )
+    .option('-o, --out <file>', 'write it here (default: standard output)')
+    .option('--hardware-type <type>', "the profile's default hardware type (default c6420: Intel X710 NIC, as the paper's testbed)")
+    .option('--nodes <n>', "the profile's default node count (default 2; more are spare clients)", (v) => Number(v))
+    .option('--image <urn>', "the profile's default OS image URN (default Ubuntu 24.04, emulab-ops//UBUNTU24-64-STD)")
+    .action(async (o: { out?: string; hardwareType?: string; nodes?: number; image?: string }) => {
+      const text = (await cloudlabLab()).writeCloudlabProfile({ out: o.out, hardwareType: o.hardwareType, nodeCount: o.nodes, image: o.image });
+      if (o.out) console.error(`wrote ${o.out}: put it at the top of a git repository and create a CloudLab profile from that repository`);
+      else process.stdout.write(text);
+    });
+
+  hosts
+    .command('from-manifest')
+    .description(
+      "turn a CloudLab experiment's manifest (GENI RSpec v3, the Manifest tab) into hosts.yaml on standard output: " +
+        "each node's SSH destination and login, its link NIC by MAC and address (the NIC's name is resolved on the host by hosts check)",
+    )
+    .argument('<manifest>', 'the manifest XML file')
+    .option('--server <node>', 'client_id of the server node (default: the node named server, or the first of two)')
+    .option('--client <node>', 'client_id of the client node (default: the node named client, or the second of two)')
+    .option('--link <name>', 'client_id of the link to use when several join the two nodes')
+    .option('--user <name>', 'your login name (a manifest lists one login per project member; default: $USER when it is among them)')
+    .action(async (file: string, o: { server?: string; client?: string; link?: string; user?: string }) => {
+      const text = (await cloudlabLab()).hostsFromManifest(file, { ...o, localUser: process.env.USER });
+      process.stdout.write(text);
     });
 }

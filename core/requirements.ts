@@ -75,6 +75,7 @@ export const TEST_NEEDS: readonly HostNeed[] = [
   { name: 'pgrep', package: 'procps', why: 'the e2e VM tests look for leftover QEMUs' },
   { name: 'pkill', package: 'procps', why: 'npm run bench stops the bare QEMU it timed' },
   { name: 'chroot', package: 'coreutils', why: 'test/e2e/0-fresh-host runs .ci/install-deps in a minimal Debian root' },
+  { name: 'python3', package: 'python3', why: 'test/unit/cloudlab parses the generated CloudLab profile.py with Python' },
 ];
 
 /** The toolchain packages a profile names (toolchain.package, e.g. clang-19, and its llvm-19 for llc). */

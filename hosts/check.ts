@@ -5,17 +5,18 @@ import { join } from 'node:path';
 import type { Profile, HeapProgram } from '../core/config.js';
 import { KFLEX_GUEST_DIR } from '../core/guest.js';
 import { checkNativeXdp, type XdpCheckResult } from '../core/xdp-check.js';
-import { heapUnfit } from '../experiments/runner.js';
+import { heapUnfit } from '../experiments/requirements.js';
 import { heapVmMemoryMb } from '../experiments/heaps.js';
-import type { HostsConfig, Role } from './config.js';
+import type { HostsConfig, HostSpec, Role } from './config.js';
 import { OpenSshHost, targetOf } from './ssh.js';
-import { gatherFacts, clockOffset, parseRouteGet, type HostFacts } from './facts.js';
+import { gatherFacts, clockOffset, parseRouteGet, parseIpAddr, type HostFacts, type IfAddr } from './facts.js';
 import {
   sameMachineRefusal,
   sshInterfaceRefusal,
   sshInterfaces,
   linkInterfaceRefusal,
   linkAddress,
+  linkByMac,
   clientRouteRefusal,
   foreignXdpRefusal,
   rootRefusal,
@@ -73,8 +74,11 @@ export async function inspectHosts(pair: HostPair): Promise<Inspection> {
   await Promise.all(
     ROLES.map(async (role) => {
       const h = pair.host(role);
+      let macRefusal: string | undefined;
       try {
-        const g = await gatherFacts(h.asLoginUser(), { role, destination: cfg[role].destination, linkIf: cfg[role].link.interface });
+        const byMac = await resolveLinkInterface(h, role, cfg[role]);
+        macRefusal = byMac.refusal;
+        const g = await gatherFacts(h.asLoginUser(), { role, destination: cfg[role].destination, linkIf: byMac.ifname });
         ins.facts[role] = g.facts;
         ins.raw[role] = g.raw;
       } catch (e) {
@@ -95,7 +99,7 @@ export async function inspectHosts(pair: HostPair): Promise<Inspection> {
         ins.uid[role] = f.uid;
         refuse('root', role, rootRefusal(role, f.uid, false, undefined));
       }
-      const missing = linkInterfaceRefusal(f);
+      const missing = macRefusal ?? linkInterfaceRefusal(f);
       refuse('link nic', role, missing);
       if (missing) return;
       const addr = linkAddress(f, cfg[role].link.address);
@@ -117,6 +121,28 @@ export async function inspectHosts(pair: HostPair): Promise<Inspection> {
     refuse('client route', 'client', clientRouteRefusal(c.linkIf, ins.clientRouteDev, ins.serverIp));
   }
   return ins;
+}
+
+/**
+ * The link NIC's name on the host: `interface:` as configured, or the interface whose MAC is `mac:` (one
+ * `ip -j link` as the login user). A MAC that matches nothing keeps a placeholder name and says why.
+ */
+async function resolveLinkInterface(h: OpenSshHost, role: Role, spec: HostSpec): Promise<{ ifname: string; refusal?: string }> {
+  const mac = spec.link.mac;
+  if (!mac) return { ifname: spec.link.interface! };
+  const r = await h.asLoginUser().exec(['ip', '-j', 'link'], { allowFailure: true, timeoutMs: 30_000 });
+  let ifs: IfAddr[] = [];
+  try {
+    ifs = parseIpAddr(r.stdout);
+  } catch {
+    return {
+      ifname: spec.link.interface ?? `(mac ${mac})`,
+      refusal: `${role}.link.mac: cannot list the interfaces on ${spec.destination}: ${r.stderr.trim()}`,
+    };
+  }
+  const m = linkByMac(ifs, { role, destination: spec.destination, mac, configuredIf: spec.link.interface });
+  if (m.refusal !== undefined) return { ifname: spec.link.interface ?? `(mac ${mac})`, refusal: m.refusal };
+  return { ifname: m.ifname };
 }
 
 /** Why native XDP was not verified, from the probe's error (its advice is about virtio-net VMs, so only ip's words are kept). */

@@ -19,6 +19,11 @@ const Destination = z
   .refine((d) => !d.includes('://'), 'an ssh_config alias, host or user@host; instead of ssh://user@host:port write destination: host with user: and port:');
 // Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no '/', ':' or whitespace.
 const Interface = z.string().regex(/^[^\s/:]{1,15}$/, 'a Linux interface name (1-15 characters, no "/", ":" or spaces), e.g. eth1 or enp1s0f0');
+// A MAC address as ip prints it (or as a CloudLab manifest spells it, without colons): stored as aa:bb:cc:dd:ee:ff.
+const Mac = z
+  .string()
+  .regex(/^(?:[0-9A-Fa-f]{2}[:-]?){5}[0-9A-Fa-f]{2}$/, 'a MAC address, e.g. 3c:fd:fe:55:f8:a2 (or 3cfdfe55f8a2)')
+  .transform(normalizeMac);
 const Ipv4 = z
   .string()
   .regex(
@@ -44,7 +49,10 @@ const HostSchema = z
       .optional(),
     link: z
       .object({
-        interface: Interface,
+        /** The link NIC by name; or by `mac:` (resolved on the host by `hosts check` and the testbed); at least one. */
+        interface: Interface.optional(),
+        /** The link NIC by MAC address, as a testbed's manifest gives it (names differ between images and kernels). */
+        mac: Mac.optional(),
         /** Discovered with `ip -j addr show dev IF` (its first IPv4 address) when left out. */
         address: Ipv4.optional(),
       })
@@ -70,6 +78,12 @@ export interface HostsConfig {
   sshConfig?: string;
   server: HostSpec;
   client: HostSpec;
+}
+
+/** aa:bb:cc:dd:ee:ff, lower case, from any of 3CFDFE55F8A2, 3c-fd-fe-55-f8-a2, 3c:fd:fe:55:f8:a2. */
+export function normalizeMac(mac: string): string {
+  const hex = mac.replace(/[:-]/g, '').toLowerCase();
+  return hex.match(/../g)!.join(':');
 }
 
 /** The name under which a host's installs are recorded (`<cache>/hosts/<name>/installed.json`). */
@@ -104,6 +118,11 @@ export function parseHostsConfig(text: string, file: string, opts: { home?: stri
           `give the ssh_config to pass to ssh -F (relative paths are relative to ${file}), or leave it out for ~/.ssh/config`,
       );
   }
+  for (const role of ['server', 'client'] as const)
+    if (!c[role].link.interface && !c[role].link.mac)
+      problems.push(
+        `${where([role, 'link'])}: ${role}.link: names no NIC; give interface: (e.g. enp1s0f0) or mac: (e.g. 3c:fd:fe:55:f8:a2, resolved on the host)`,
+      );
   const same = (a: HostSpec, b: HostSpec) => a.destination === b.destination && a.user === b.user && a.port === b.port;
   if (same(c.server, c.client))
     problems.push(

@@ -63,6 +63,30 @@ export function linkInterfaceRefusal(f: Pick<HostFacts, 'role' | 'destination' |
   );
 }
 
+/**
+ * The link NIC named by its MAC (hosts.yaml `mac:`, e.g. from a CloudLab manifest), among the host's
+ * interfaces (`ip -j link`); a configured `interface:` must be that same NIC.
+ */
+export function linkByMac(
+  ifs: IfAddr[],
+  o: { role: string; destination: string; mac: string; configuredIf?: string },
+): { ifname: string; refusal?: undefined } | { ifname?: undefined; refusal: string } {
+  const hits = ifs.filter((i) => i.mac?.toLowerCase() === o.mac && i.ifname !== 'lo');
+  const seen = ifs
+    .filter((i) => i.ifname !== 'lo')
+    .map((i) => `${i.ifname} ${i.mac ?? '?'}`)
+    .join(', ');
+  if (!hits.length) return { refusal: `${o.role}.link.mac: no interface on ${o.destination} has MAC ${o.mac}; its interfaces: ${seen || 'none'}` };
+  // A bond or VLAN can share its parent's MAC: only an unambiguous match names the NIC.
+  const physical = hits.length > 1 ? hits.filter((i) => !/[.@]/.test(i.ifname)) : hits;
+  if (physical.length !== 1)
+    return { refusal: `${o.role}.link.mac: ${hits.map((i) => i.ifname).join(', ')} on ${o.destination} all have MAC ${o.mac}; name the NIC with interface:` };
+  const ifname = physical[0]!.ifname;
+  if (o.configuredIf && o.configuredIf !== ifname)
+    return { refusal: `${o.role}.link: interface ${o.configuredIf} and mac ${o.mac} disagree: on ${o.destination} that MAC is ${ifname}; fix one of them` };
+  return { ifname };
+}
+
 /** A configured address must be on the link NIC; a missing one is discovered there. */
 export function linkAddress(f: Pick<HostFacts, 'role' | 'interfaces' | 'linkIf'>, configured: string | undefined): { address?: string; refusal?: string } {
   const nic = f.interfaces.find((i) => i.ifname === f.linkIf);

@@ -61,7 +61,7 @@ client:
     expect(p).toContainEqual(expect.stringMatching(/^\/x\/hosts\.yaml:3:22: server\.link\.interface: a Linux interface name/));
     expect(p).toContainEqual(expect.stringMatching(/^\/x\/hosts\.yaml:3:39: server\.link\.address: an IPv4 address/));
     expect(p).toContainEqual(expect.stringMatching(/^\/x\/hosts\.yaml:6:9: client\.sudo: expected boolean, got string/));
-    expect(p).toContainEqual(expect.stringMatching(/^\/x\/hosts\.yaml:7:9: client\.link: unknown field\(s\) adress; allowed: interface, address/));
+    expect(p).toContainEqual(expect.stringMatching(/^\/x\/hosts\.yaml:7:9: client\.link: unknown field\(s\) adress; allowed: interface, mac, address/));
   });
 
   it('a missing section or field says so at the nearest enclosing line', () => {
