@@ -93,7 +93,9 @@ export function pinning(src: Source): { pinned: boolean; how: string } {
     case 'tarball':
       return { pinned: true, how: `tarball sha256 ${short(src.sha256)}` };
     case 'debian-package':
-      return { pinned: false, how: `Debian package ${src.package} (a name: the archive serves whatever version is current)` };
+      return src.version
+        ? { pinned: true, how: `Debian package ${src.package} ${src.version}${src.suite ? ` (${src.suite})` : ''}, exactly that version downloaded` }
+        : { pinned: false, how: `Debian package ${src.package} (a name: the archive serves whatever version is current)` };
     case 'path':
       return { pinned: false, how: `local path ${src.path} (not published)` };
   }

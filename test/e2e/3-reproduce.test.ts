@@ -125,7 +125,9 @@ describe('reproduce --profile smoke --quick', () => {
         'Reproduced',
       ]);
       expect(await page.locator('[data-badge="Functional"]').innerText()).toMatch(/native XDP: driver mode, (\d+) of \1 datagrams counted/);
-      expect(await page.locator('[data-badge="Available"]').innerText()).toMatch(/kernel: not pinned: Debian package linux-source-6\.1/);
+      expect(await page.locator('[data-badge="Available"]').innerText()).toMatch(
+        /kernel: pinned by Debian package linux-source-7\.3 7\.3\.4-1~bpo13\+1 \(trixie-backports\)/,
+      );
 
       expect(await page.locator('#claims tbody tr').count()).toBe(5);
       expect(await page.locator('tr[data-claim="guard-elision"] td').nth(5).innerText()).toMatch(/^not run \(/);

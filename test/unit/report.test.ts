@@ -568,11 +568,15 @@ describe('report: one screen an evaluator can act on', () => {
 });
 
 describe('report model pieces', () => {
-  it('pinning: a commit or a digest pins; a ref, a package name or a path does not', () => {
+  it('pinning: a commit, a digest or a package version pins; a ref, a bare package name or a path does not', () => {
     expect(pinning({ kind: 'git', url: 'u', commit: COMMIT }).pinned).toBe(true);
     expect(pinning({ kind: 'tarball', url: 'u', sha256: 'a'.repeat(64) }).pinned).toBe(true);
     expect(pinning({ kind: 'git', url: 'u', ref: 'v1' })).toEqual({ pinned: false, how: expect.stringMatching(/git ref v1/) });
     expect(pinning({ kind: 'debian-package', package: 'linux-source-6.1' }).pinned).toBe(false);
+    expect(pinning({ kind: 'debian-package', package: 'linux-source-7.3', version: '7.3.4-1~bpo13+1', suite: 'trixie-backports' })).toEqual({
+      pinned: true,
+      how: 'Debian package linux-source-7.3 7.3.4-1~bpo13+1 (trixie-backports), exactly that version downloaded',
+    });
     expect(pinning({ kind: 'path', path: '/x' }).pinned).toBe(false);
   });
 
