@@ -20,6 +20,15 @@ function printChecks(checks: HostCheck[]): void {
   }
 }
 
+/** What --undo stopped (the lab's own processes still running) and removed, per host. */
+function printUndo(r: Array<{ host: string; stopped: string[]; removed: string[]; failed: string[] }>): void {
+  for (const h of r)
+    console.log(
+      `${h.host}: ${h.stopped.length ? `stopped the lab's ${h.stopped.join(', ')}; ` : ''}` +
+        `removed ${h.removed.length ? h.removed.join(' ') : 'nothing'}${h.failed.length ? `; could not remove ${h.failed.join(' ')}` : ''}`,
+    );
+}
+
 export function registerHostsCommands(program: Command): void {
   const hosts = program.command('hosts').description('your own machines as the testbed, over OpenSSH: check them, prepare them; then reproduce --testbed FILE');
   registerCloudlabCommands(hosts);
@@ -75,11 +84,7 @@ export function registerHostsCommands(program: Command): void {
       if (o.undo) {
         const r = await lab.hostsUndo(config, o.testbed, say);
         if (o.json) console.log(JSON.stringify(r, null, 2));
-        else
-          for (const h of r)
-            console.log(
-              `${h.host}: removed ${h.removed.length ? h.removed.join(' ') : 'nothing'}${h.failed.length ? `; could not remove ${h.failed.join(' ')}` : ''}`,
-            );
+        else printUndo(r);
         if (r.some((h) => h.failed.length)) process.exitCode = ExitCode.checkFailed;
         return;
       }

@@ -1,7 +1,7 @@
 import type { Experiment } from './types.js';
 import { count, proportion } from './grid.js';
 import { FFKX, KFLEX_KERNEL, BMC, MEMCACHED, MEMCASLAP } from './requirements.js';
-import { GuestServer } from './server.js';
+import { GuestServer, clientConnections, serverNofile } from './server.js';
 import { parseMemcaslap, type Metrics } from './parsers.js';
 import { KFLEX_GUEST_DIR, SERVICE_PORT } from '../core/guest.js';
 
@@ -105,27 +105,32 @@ export const memcache: Experiment = {
       : new GuestServer(ctx.server, 'memcached', memcachedArgv(ctx.caps.serverCpus));
     let metrics: Metrics | undefined;
     let log = '';
+    const run = { threads, concurrency: Number(p.concurrency ?? 8), udp: true };
+    // Enough open files for every connection the client opens (none over UDP), plus a margin; recorded.
+    const nofile = serverNofile(clientConnections(memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.duration_s })));
     try {
       // The client's -F file is written while the server starts: the two machines work at once.
       const [s] = await Promise.all([
-        server.start(kflex ? { text: 'Memcache ready!' } : { tcpPort: SERVICE_PORT }, kflex ? 900_000 : 60_000),
+        server.start(kflex ? { text: 'Memcache ready!' } : { tcpPort: SERVICE_PORT }, kflex ? 900_000 : 60_000, { nofile }),
         ctx.exec(ctx.client, 'config', ['sh', '-c', 'cat > /tmp/memcaslap.cfg'], {
           input: memcaslapConfig(String(p.set_get ?? '10:90'), Number(p.value_size ?? 32)),
         }),
       ]);
       ctx.phase('ready', Date.now() - s.readySeconds * 1000);
-      const run = { threads, concurrency: Number(p.concurrency ?? 8), udp: true };
-      if (ctx.settings.warmup_s > 0) {
-        ctx.phase('warm-up');
-        await ctx.exec(ctx.client, 'warmup', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.warmup_s }), {
-          timeoutMs: (ctx.settings.warmup_s + 120) * 1000,
+      // A server that dies under the load fails the cell as that, not as the client's error.
+      const out = await server.during(async () => {
+        if (ctx.settings.warmup_s > 0) {
+          ctx.phase('warm-up');
+          await ctx.exec(ctx.client, 'warmup', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.warmup_s }), {
+            timeoutMs: (ctx.settings.warmup_s + 120) * 1000,
+          });
+        }
+        ctx.phase('measurement');
+        return ctx.exec(ctx.client, 'client', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.duration_s }), {
+          timeoutMs: (ctx.settings.duration_s + 180) * 1000,
         });
-      }
-      ctx.phase('measurement');
-      const out = await ctx.exec(ctx.client, 'client', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.duration_s }), {
-        timeoutMs: (ctx.settings.duration_s + 180) * 1000,
       });
-      metrics = parseMemcaslap(out.stdout);
+      metrics = { ...parseMemcaslap(out.stdout), server_nofile: s.nofile ?? 0 };
     } finally {
       // Stopped (and ffkx's XDP program detached) whatever happened; its log comes back in the same round trip.
       ctx.phase('reset');

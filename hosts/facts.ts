@@ -38,8 +38,9 @@ true
 
 /** What the lab's own harness runs on each side; the experiments declare their own programs (experiments/index.ts guestPrograms). */
 export const HARNESS_BINARIES: Record<'server' | 'client', string[]> = {
-  server: ['bpftool', 'ip', 'ss', 'taskset', 'pkill', 'dmesg', 'ethtool'],
-  client: ['ip', 'ping', 'bash', 'pkill'],
+  // pgrep only notes programs of the cells' names already running (left alone): the lab stops nothing by name.
+  server: ['bpftool', 'ip', 'ss', 'taskset', 'pgrep', 'dmesg', 'ethtool'],
+  client: ['ip', 'ping', 'bash', 'pgrep'],
 };
 
 /** Binaries looked up on PATH on each side: the harness's, then the experiments' (lab-built ones, by path, are checked apart). */

@@ -29,7 +29,7 @@ export function aptPackagesFor(binary: string, os: OsRelease, kernelRelease: str
     ss: ['iproute2'],
     taskset: ['util-linux'],
     dmesg: ['util-linux'],
-    pkill: ['procps'],
+    pgrep: ['procps'],
     ping: ['iputils-ping'],
     ethtool: ['ethtool'],
     bash: ['bash'],

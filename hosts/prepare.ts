@@ -9,6 +9,7 @@ import { HostPair, inspectHosts, ROLES } from './check.js';
 import type { HostFacts } from './facts.js';
 import { installPlan, packageManagerOf, NOT_PACKAGED } from './packages.js';
 import type { OpenSshHost } from './ssh.js';
+import { allLedgersArgv, parseGuard } from '../core/processes.js';
 
 /** What `prepare` changed on a host, so it can be listed and undone. */
 export type InstallEntry =
@@ -234,22 +235,28 @@ export async function prepareHosts(
   }
 }
 
-/** `hosts prepare --undo`: remove what prepare recorded (packages it added, files it copied), then forget it. */
+/**
+ * `hosts prepare --undo`: stop what the lab's cells started and still runs there (every ledger in
+ * LEDGER_DIR, by PID and start time: nothing else), then remove what prepare recorded (packages it added,
+ * files it copied), then forget it.
+ */
 export async function undoPrepare(
   cfg: HostsConfig,
   o: { cacheRoot: string; log?: (l: string) => void },
-): Promise<Array<{ host: Role; removed: string[]; failed: string[] }>> {
+): Promise<Array<{ host: Role; stopped: string[]; removed: string[]; failed: string[] }>> {
   const pair = HostPair.open(cfg);
-  const out: Array<{ host: Role; removed: string[]; failed: string[] }> = [];
+  const out: Array<{ host: Role; stopped: string[]; removed: string[]; failed: string[] }> = [];
   try {
     for (const role of ROLES) {
       const spec = cfg[role];
+      const h = pair.host(role);
+      const g = parseGuard((await h.exec(allLedgersArgv(10), { allowFailure: true, timeoutMs: 120_000 })).stdout);
+      const stopped = g.stopped.map((p) => `${p.tag} ${p.pid}`);
       const record = readRecord(o.cacheRoot, hostName(spec), spec.destination);
       if (!record.entries.length) {
-        out.push({ host: role, removed: [], failed: [] });
+        out.push({ host: role, stopped, removed: [], failed: [] });
         continue;
       }
-      const h = pair.host(role);
       const pkgs = [...new Set(record.entries.flatMap((e) => (e.kind === 'apt' ? e.installed : [])))];
       const files = record.entries.flatMap((e) => (e.kind === 'file' ? [e.path] : []));
       if (files.length) await h.exec(['rm', '-f', '--', ...files], { allowFailure: true });
@@ -264,7 +271,7 @@ export async function undoPrepare(
       const failed = [...pkgs.filter((p) => still.has(p)), ...left.stdout.split('\n').filter(Boolean)];
       record.entries = record.entries.filter((e) => (e.kind === 'apt' ? e.installed.some((p) => failed.includes(p)) : failed.includes(e.path)));
       await writeRecord(o.cacheRoot, record);
-      out.push({ host: role, removed: [...pkgs, ...files].filter((x) => !failed.includes(x)), failed });
+      out.push({ host: role, stopped, removed: [...pkgs, ...files].filter((x) => !failed.includes(x)), failed });
     }
     return out;
   } finally {

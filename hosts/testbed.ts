@@ -1,29 +1,35 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { LAB_ROOT, labModule } from '../core/paths.js';
 import type { EventBus } from '../core/events.js';
 import type { Testbed, LinkFacts } from '../core/testbed.js';
 import type { TestbedProvider } from '../core/testbed.js';
 import { LabError, ExitCode } from '../core/errors.js';
-import { CELL_PROCESSES } from '../experiments/server.js';
+import { ledgerPath, stopTracked, TrackedHost } from '../core/processes.js';
+import type { Host } from '../core/host.js';
 import { SERVICE_PORT } from '../core/guest.js';
 import { checkNativeXdp, detachProbe, type XdpCheckResult } from '../core/xdp-check.js';
 import { loadHostsConfig, type HostsConfig, type Role } from './config.js';
 import { HostPair, inspectHosts, xdpRefusalOf, ROLES, type Inspection } from './check.js';
 import { parseLinkXdp, clockOffset, type HostFacts } from './facts.js';
 
-/** pids of the processes the cells start (servers, clients) running on a host: `pgrep -x` per name. */
-export async function cellPids(host: HostPair['server'], role: Role): Promise<Record<string, number[]>> {
+/** Programs whose instances on the hosts are noted before a run: the user's own, left alone, but worth a warning. */
+const SERVICE_NAMES = { server: ['ffkx', 'ffkx-bench', 'memcached', 'redis-server'], client: ['memcaslap', 'memtier_benchmark', 'redis-benchmark'] };
+
+/** pids of programs of those names already running on a host (`pgrep -x`, read-only): never stopped by the lab. */
+export async function runningByName(host: Host, role: Role): Promise<Record<string, number[]>> {
   // pgrep -x matches the kernel's 15-character comm: memtier_benchmark runs as memtier_benchma.
-  const names = CELL_PROCESSES[role].map((n) => n.slice(0, 15));
+  const names = SERVICE_NAMES[role].map((n) => n.slice(0, 15));
   const r = await host.exec(['sh', '-c', 'for n in "$@"; do printf "%s:" "$n"; pgrep -x "$n" | tr "\\n" " "; echo; done', 'pids', ...names], {
     allowFailure: true,
     timeoutMs: 30_000,
   });
   const byComm = parsePgrep(r.stdout);
-  return Object.fromEntries(CELL_PROCESSES[role].map((n) => [n, byComm[n.slice(0, 15)] ?? []]));
+  return Object.fromEntries(SERVICE_NAMES[role].map((n) => [n, byComm[n.slice(0, 15)] ?? []]));
 }
 
-/** Lines "name:pid pid ..." from cellPids' loop. */
+/** Lines "name:pid pid ..." from runningByName's loop. */
 export function parsePgrep(text: string): Record<string, number[]> {
   const out: Record<string, number[]> = {};
   for (const line of text.split('\n')) {
@@ -33,14 +39,19 @@ export function parsePgrep(text: string): Record<string, number[]> {
   return out;
 }
 
-/** Processes that run now and did not before the run: the ones the lab left behind. */
-export function leftovers(before: Record<string, number[]>, after: Record<string, number[]>): Record<string, number[]> {
-  const out: Record<string, number[]> = {};
-  for (const [n, pids] of Object.entries(after)) {
-    const fresh = pids.filter((p) => !(before[n] ?? []).includes(p));
-    if (fresh.length) out[n] = fresh;
-  }
-  return out;
+/** Programs of the cells' names that ran before the run: the user's, never stopped by the lab; but a server on the service port makes cells fail. */
+function warnAlreadyRunning(before: Record<Role, Record<string, number[]>>, bus: EventBus): void {
+  const busy = ROLES.flatMap((r) =>
+    Object.entries(before[r])
+      .filter(([, pids]) => pids.length)
+      .map(([n, pids]) => `${r}: ${n} (pid ${pids.join(', ')})`),
+  );
+  if (busy.length)
+    bus.emit({
+      type: 'warn',
+      scope: 'hosts',
+      message: `already running before the run (left alone): ${busy.join('; ')}; a server on port ${SERVICE_PORT} will make the cells that start one fail`,
+    });
 }
 
 /** A manifest entry for a host: what it is, not how to log into it beyond its destination. */
@@ -70,7 +81,9 @@ function hostRecord(f: HostFacts, ip: string | undefined, sudo: boolean): Record
 /**
  * Two machines of the user's, reached over OpenSSH, as a Testbed. Nothing is installed or booted: the lab
  * attaches its probe to the server's link NIC (and only that NIC) to prove native XDP, runs the cells, and
- * on down() stops whatever the cells left running and checks that no XDP program stays attached.
+ * on down() stops what the cells started and still runs (as the hosts' ledger recorded it, by PID and start
+ * time: never by name) and checks that no XDP program stays attached. A detached reaper (hosts/reaper.ts)
+ * does the same if the lab is killed before down().
  */
 export class SshTestbed implements Testbed {
   readonly kind = 'hosts';
@@ -79,16 +92,20 @@ export class SshTestbed implements Testbed {
   private failures: Partial<Record<Role, number>> = {};
   private lastHealth = { at: 0, why: undefined as string | undefined };
   private readonly record: Record<string, unknown>;
+  private readonly tracked: Record<Role, TrackedHost>;
 
   private constructor(
     readonly cfg: HostsConfig,
     private readonly pair: HostPair,
     readonly ins: Inspection,
     readonly link: LinkFacts,
-    private readonly before: Record<Role, Record<string, number[]>>,
+    private readonly ledger: string,
+    private readonly reaperMarker: string,
     private readonly bus: EventBus,
     private readonly logDir: string,
   ) {
+    // Every command the cells run on the hosts is recorded in the ledger before it runs.
+    this.tracked = { server: new TrackedHost(pair.server, ledger), client: new TrackedHost(pair.client, ledger) };
     const { server: s, client: c } = ins.facts as Record<Role, HostFacts>;
     this.record = {
       testbed: 'hosts',
@@ -100,11 +117,11 @@ export class SshTestbed implements Testbed {
     };
   }
 
-  get server() {
-    return this.pair.server;
+  get server(): Host {
+    return this.tracked.server;
   }
-  get client() {
-    return this.pair.client;
+  get client(): Host {
+    return this.tracked.client;
   }
   get serverMemoryMb() {
     return this.ins.facts.server!.memory.totalMb;
@@ -156,7 +173,7 @@ export class SshTestbed implements Testbed {
           message: `native XDP on the server's ${s.linkIf} (${s.nic.driver}): mode ${xdp!.mode}, sent ${xdp!.sent}, counted ${xdp!.counted}; detached`,
         });
       const [cs, cc] = await Promise.all([clockOffset(pair.server.asLoginUser()), clockOffset(pair.client.asLoginUser())]);
-      const before = { server: await cellPids(pair.server, 'server'), client: await cellPids(pair.client, 'client') };
+      const before = { server: await runningByName(pair.server, 'server'), client: await runningByName(pair.client, 'client') };
       const nic = (f: HostFacts) => `${f.linkIf} (${f.nic.driver ?? 'unknown driver'}${f.nic.firmware ? `, fw ${f.nic.firmware}` : ''})`;
       const link: LinkFacts = {
         serverIf: s.linkIf,
@@ -166,24 +183,17 @@ export class SshTestbed implements Testbed {
         xdpCheck: xdp ? { ...xdp, ...(xdpWhy ? { refused: xdpWhy } : {}) } : { refused: xdpWhy },
         describe: `hosts: server ${s.hostname} ${nic(s)} ${ins.serverIp} <-> client ${c.hostname} ${nic(c)} ${ins.clientIp}`,
       };
-      const t = new SshTestbed(cfg, pair, ins, link, before, o.bus, o.logDir);
+      const ledger = ledgerPath(`${basename(o.logDir)}-${process.pid}-${Date.now().toString(36)}`);
+      const marker = join(o.logDir, 'hosts-reaper.json');
+      startHostsReaper(process.pid, marker, { hostsFile: cfg.file, ledger, serverIf: s.linkIf });
+      const t = new SshTestbed(cfg, pair, ins, link, ledger, marker, o.bus, o.logDir);
+      t.record.ledger = ledger;
       t.record.clock_offset_ms = {
         client_minus_server: Math.round((cc.offsetMs - cs.offsetMs) * 10) / 10,
         uncertainty: Math.round((cc.uncertaintyMs + cs.uncertaintyMs) * 10) / 10,
       };
       t.record.already_running = before;
-      const busy = ROLES.flatMap((r) =>
-        Object.entries(before[r])
-          .filter(([, pids]) => pids.length)
-          .map(([n, pids]) => `${r}: ${n} (pid ${pids.join(', ')})`),
-      );
-      // Not ours, so never stopped by the lab; but a server already on the service port makes its cells fail.
-      if (busy.length)
-        o.bus.emit({
-          type: 'warn',
-          scope: 'hosts',
-          message: `already running before the run (left alone): ${busy.join('; ')}; a server on port ${SERVICE_PORT} will make the cells that start one fail`,
-        });
+      warnAlreadyRunning(before, o.bus);
       const skew = Math.abs(cc.offsetMs - cs.offsetMs);
       if (skew > 100 + cc.uncertaintyMs + cs.uncertaintyMs)
         o.bus.emit({
@@ -222,7 +232,10 @@ export class SshTestbed implements Testbed {
     return undefined;
   }
 
-  /** Stop what the cells left running, detach XDP from the server's link NIC, and check that both held. */
+  /**
+   * Stop what the cells started and still runs (the ledger's processes whose PID and start time match),
+   * detach XDP from the server's link NIC, and check that both held. Nothing else is stopped.
+   */
   async down(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -230,13 +243,10 @@ export class SshTestbed implements Testbed {
     const problems: string[] = [];
     try {
       for (const role of ROLES) {
-        const h = this.pair.host(role);
-        const left = leftovers(this.before[role], await cellPids(h, role));
-        const pids = Object.values(left).flat();
-        if (pids.length) await h.exec(['kill', '-9', ...pids.map(String)], { allowFailure: true, timeoutMs: 30_000 });
-        const still = leftovers(this.before[role], await cellPids(h, role));
-        report[`${role}_stopped`] = left;
-        if (Object.keys(still).length) problems.push(`${role}: still running after kill -9: ${JSON.stringify(still)}`);
+        const g = await stopTracked(this.tracked[role], { graceS: 10 });
+        report[`${role}_stopped`] = g.stopped.map((p) => `${p.tag} ${p.pid} (SIG${p.signal})`);
+        if (g.survived.length) problems.push(`${role}: still running after SIGKILL: ${g.survived.map((p) => `${p.tag} ${p.pid}`).join(', ')}`);
+        else await this.pair.host(role).exec(['rm', '-f', this.ledger], { allowFailure: true, timeoutMs: 30_000 });
       }
       const ifname = this.link.serverIf;
       await detachProbe(this.pair.server, ifname);
@@ -249,6 +259,8 @@ export class SshTestbed implements Testbed {
       problems.push(`teardown: ${(e as Error).message.split('\n')[0]}`);
     } finally {
       await this.pair.close();
+      // Torn down by the lab itself: the reaper has nothing left to do.
+      rmSync(this.reaperMarker, { force: true });
     }
     report.left_running = problems;
     this.record.down = report;
@@ -276,3 +288,22 @@ export const hostsProvider: TestbedProvider = {
     return SshTestbed.up(loadHostsConfig(file), { probeObject: ctx.artifacts.probeObject, bus: ctx.bus, logDir: ctx.dir });
   },
 };
+
+/** What the hosts reaper needs to stop a killed run's processes: written by up(), removed by down(). */
+export interface HostsReaperMarker {
+  hostsFile: string;
+  ledger: string;
+  serverIf: string;
+}
+
+/**
+ * Start the detached reaper (hosts/reaper.ts) for a run on the hosts: when this lab process is gone (even
+ * after SIGKILL) while `marker` still exists, it stops the ledger's processes on both hosts and detaches XDP
+ * from the server's link NIC, over the same OpenSSH setup. down() removes the marker, and the reaper leaves.
+ */
+export function startHostsReaper(labPid: number, marker: string, m: HostsReaperMarker): void {
+  writeFileSync(marker, `${JSON.stringify(m, null, 2)}\n`);
+  const reaper = labModule('hosts/reaper');
+  const child = spawn(process.execPath, [...reaper.nodeArgs, reaper.path, String(labPid), marker], { detached: true, stdio: 'ignore', cwd: LAB_ROOT });
+  child.unref();
+}

@@ -10,6 +10,8 @@ import { Cluster } from './cluster.js';
 import { checkNativeXdp, type XdpCheckResult } from '../core/xdp-check.js';
 import { cleanStaleVms, qemuPid, readSerialTail } from './state.js';
 import { describeLink } from './link/index.js';
+import type { Host } from '../core/host.js';
+import { ledgerPath, TrackedHost } from '../core/processes.js';
 
 export interface VmTestbedInputs {
   kernel: string;
@@ -43,18 +45,24 @@ export class VmTestbed implements Testbed {
   readonly kind = 'vm';
   private stopped = false;
 
+  private readonly tracked?: { server: TrackedHost; client: TrackedHost };
+
   private constructor(
     readonly cluster: Cluster,
     readonly link: LinkFacts,
     readonly xdp: XdpCheckResult | undefined,
     private readonly profile: Profile,
-  ) {}
-
-  get server() {
-    return this.cluster.server.host;
+    /** For a run's VMs: the guests' ledger, in which every command the cells run is recorded before it runs. */
+    ledger?: string,
+  ) {
+    if (ledger) this.tracked = { server: new TrackedHost(cluster.server.host, ledger), client: new TrackedHost(cluster.client.host, ledger) };
   }
-  get client() {
-    return this.cluster.client.host;
+
+  get server(): Host {
+    return this.tracked?.server ?? this.cluster.server.host;
+  }
+  get client(): Host {
+    return this.tracked?.client ?? this.cluster.client.host;
   }
   get accel() {
     return this.cluster.state.accel;
@@ -96,7 +104,8 @@ export class VmTestbed implements Testbed {
       if (refused) throw new LabError(`native XDP check: ${refused}`, ExitCode.infra);
       const describe = describeLink(cluster.state.link);
       const link: LinkFacts = { serverIf: LINK_IF, serverIp: cluster.server.linkIp, clientIp: cluster.client.linkIp, nativeXdp: true, xdpCheck: xdp, describe };
-      return new VmTestbed(cluster, link, xdp, inp.profile);
+      // A cell past its bound stops what the ledger recorded (experiments/server.ts resetHosts); the VMs die with the run.
+      return new VmTestbed(cluster, link, xdp, inp.profile, inp.owner === 'run' ? ledgerPath(`run-${process.pid}`) : undefined);
     } catch (e) {
       await cluster.down();
       throw e;

@@ -1,13 +1,15 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { existsSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { lab, explain, readEvents } from './cli.js';
+import { lab, explain, readEvents, backgroundLab } from './cli.js';
 import { tempDir } from '../helpers.js';
 import { loadConfig } from '../../core/config.js';
+import { MACS } from '../../vm/spec.js';
+import { FIXTURES } from '../helpers.js';
 
 // The lab's own VMs stand in for two bare-metal machines: the hosts testbed reaches them only through the
 // ordinary ssh_config that `up` writes, as it would reach a user's machines through ~/.ssh/config.
-const VM = 'hosts-e2e';
+const VM = process.env.KFLEX_E2E_HOSTS_VM ?? 'hosts-e2e';
 const cache = loadConfig({ profile: 'smoke' }).cacheRoot;
 const vmDir = join(cache, 'vms', VM);
 const work = tempDir('kflex-hosts-');
@@ -170,6 +172,109 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
     expect(JSON.parse((await onVm('server', ['ip', '-j', 'link', 'show', 'dev', 'eth1'])).stdout)[0].xdp).toBeUndefined();
   });
 
+  it('hosts from-manifest: a manifest of the VMs becomes a hosts.yaml that hosts check accepts, the link NIC found by its MAC', async () => {
+    const manifest = join(FIXTURES, 'cloudlab', 'lab-vms.xml');
+    const xml = readFileSync(manifest, 'utf8');
+    // The fixture names the VMs' own link MACs: it fails here if vm/spec.ts changes them.
+    for (const role of ['server', 'client'] as const) expect(xml).toContain(`mac_address="${MACS[role].link.replace(/:/g, '')}"`);
+    const r = await lab(['hosts', 'from-manifest', manifest]);
+    expect(r.code, explain(r)).toBe(0);
+    expect(r.stdout).toMatch(
+      /server:\n {2}destination: server\n {2}user: root\n {2}sudo: false\n {2}link:\n {4}mac: 52:54:00:77:01:01\n {4}address: 10\.77\.0\.1\n/,
+    );
+    const converted = join(work, 'from-manifest.yaml');
+    writeFileSync(converted, `ssh_config: ${join(vmDir, 'ssh_config')}\n${r.stdout}`);
+    const c = await lab(['hosts', 'check', '--profile', 'smoke', '--testbed', converted, '--json']);
+    expect(c.code, explain(c)).toBe(0);
+    const j = JSON.parse(c.stdout) as CheckJson;
+    expect([j.facts.server!.linkIf, j.facts.client!.linkIf]).toEqual(['eth1', 'eth1']);
+    expect(j.link).toEqual({ serverIp: '10.77.0.1', clientIp: '10.77.0.2' });
+    expect(j.xdp).toMatchObject({ mode: 'driver', sent: 100, counted: 100 });
+  });
+
+  describe("the lab stops only what it started: the user's memcached and redis-server survive", () => {
+    const userPids: Record<string, string> = {};
+    // The user's own servers, on ports of their own (not the lab's 6969), daemonized as a user would.
+    const START_USER =
+      'memcached -u root -p 11299 -U 0 -d -P /tmp/user-memcached.pid && ' +
+      "redis-server --port 6399 --daemonize yes --pidfile /tmp/user-redis.pid --save '' --appendonly no && " +
+      'for i in $(seq 1 50); do [ -s /tmp/user-redis.pid ] && break; sleep 0.1; done; cat /tmp/user-memcached.pid /tmp/user-redis.pid';
+    // A client that never ends, so the cell hangs past its bound (and a killed run has something to stop).
+    const HANG = "printf '#!/bin/sh\\nexec sleep 100001\\n' > /usr/local/bin/memcaslap && chmod +x /usr/local/bin/memcaslap";
+    const set = ['--set', 'experiments.memcache.warmup_s=0', '--set', 'experiments.memcache.variants=[userspace]'];
+    const userAlive = async () => {
+      const r = await onVm('server', ['sh', '-c', `for p in ${userPids.memcached} ${userPids.redis}; do cat /proc/$p/comm; done`]);
+      return r.stdout.trim().split('\n');
+    };
+    const cellProcesses = async () => ({
+      server: (await onVm('server', ['sh', '-c', "ss -Hltnp 'sport = :6969' | grep -o 'pid=[0-9]*' | sort -u; true"])).stdout.trim(),
+      client: (await onVm('client', ['sh', '-c', "pgrep -f 'sleep 100001'; true"])).stdout.trim(),
+    });
+
+    it('the user starts a memcached and a redis-server; the client gets a memcaslap that never ends', async () => {
+      const r = await onVm('server', ['sh', '-c', START_USER]);
+      expect(r.code, explain(r)).toBe(0);
+      const [memcached, redis] = r.stdout.trim().split('\n');
+      Object.assign(userPids, { memcached, redis });
+      expect(await userAlive()).toEqual(['memcached', 'redis-server']);
+      expect((await onVm('client', ['sh', '-c', HANG])).code).toBe(0);
+    });
+
+    it('a cell that overruns its bound is cancelled: its memcached and client are stopped, the user servers keep running', async () => {
+      const events = join(work, 'overrun.jsonl');
+      const r = await lab(['reproduce', '--profile', 'smoke', '--quick', '--only', 'memcache', ...set, '--testbed', hostsYaml, '--events', events], env);
+      expect(r.code, explain(r)).toBe(1);
+      const ev = readEvents(events);
+      expect(ev.find((e) => e.type === 'warn' && /already running before the run \(left alone\): server: memcached/.test(String(e.message)))).toBeDefined();
+      expect(ev.find((e) => e.type === 'cell' && e.variant === 'userspace')).toMatchObject({
+        status: 'failed',
+        reason: expect.stringMatching(/^exceeded its bound of \d+ s .*its processes were stopped/),
+      });
+      expect(await cellProcesses()).toEqual({ server: '', client: '' });
+      expect(await userAlive()).toEqual(['memcached', 'redis-server']);
+      const runDir = join(results, readdirSync(results).sort().at(-1)!);
+      const m = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8'));
+      expect(m.testbed.down).toMatchObject({ left_running: [], xdp_detached: true });
+      // The ledger of the run is gone from both hosts once all it recorded is stopped.
+      for (const role of ['server', 'client'] as const)
+        expect((await onVm(role, ['sh', '-c', `test -e ${m.testbed.ledger} && echo left; true`])).stdout.trim()).toBe('');
+    });
+
+    it('a run killed with SIGKILL mid-cell: the hosts reaper stops what its cell started, and nothing else', async () => {
+      const events = join(work, 'killed.jsonl');
+      const bg = backgroundLab(['reproduce', '--profile', 'smoke', '--quick', '--only', 'memcache', ...set, '--testbed', hostsYaml, '--events', events], env);
+      const started = await bg.waitFor(events, (e) => e.type === 'cell-start', 10 * 60_000);
+      expect(started, bg.output().slice(-3000)).toBeDefined();
+      let running = { server: '', client: '' };
+      for (const end = Date.now() + 120_000; Date.now() < end && !(running.server && running.client); ) {
+        running = await cellProcesses();
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+      expect(running.server, bg.output().slice(-3000)).toMatch(/^pid=\d+$/);
+      expect(running.client).toMatch(/^\d+$/);
+      bg.child.kill('SIGKILL');
+      await bg.exited;
+      let left = running;
+      for (const end = Date.now() + 90_000; Date.now() < end && (left.server || left.client); ) {
+        await new Promise((res) => setTimeout(res, 1000));
+        left = await cellProcesses();
+      }
+      expect(left).toEqual({ server: '', client: '' });
+      expect(await userAlive()).toEqual(['memcached', 'redis-server']);
+      const runDir = join(results, readdirSync(results).sort().at(-1)!);
+      const log = readFileSync(join(cache, 'vms', runDir.split('/').at(-1)!, 'hosts-reaper.log'), 'utf8');
+      expect(log).toMatch(/lab gone before its teardown/);
+      expect(log).toMatch(/server: stopped memcached \d+; survived 0/);
+      expect(log).toMatch(/client: stopped memcaslap \d+; survived 0/);
+    });
+
+    it('the user servers are still the same processes; the never-ending client goes', async () => {
+      expect(await userAlive()).toEqual(['memcached', 'redis-server']);
+      await onVm('server', ['sh', '-c', `kill ${userPids.memcached} ${userPids.redis}`]);
+      expect((await onVm('client', ['rm', '-f', '/usr/local/bin/memcaslap'])).code).toBe(0);
+    });
+  });
+
   it('prepare --undo removes what prepare installed, and only that', async () => {
     const list = await lab(['hosts', 'prepare', '--profile', 'smoke', '--testbed', hostsYaml, '--list', '--json']);
     expect(list.code, explain(list)).toBe(0);
@@ -180,8 +285,8 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
     const r = await lab(['hosts', 'prepare', '--profile', 'smoke', '--testbed', hostsYaml, '--undo', '--json']);
     expect(r.code, explain(r)).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual([
-      { host: 'server', removed: [], failed: [] },
-      { host: 'client', removed: ['redis-tools'], failed: [] },
+      { host: 'server', stopped: [], removed: [], failed: [] },
+      { host: 'client', stopped: [], removed: ['redis-tools'], failed: [] },
     ]);
     expect((await onVm('client', ['sh', '-c', 'command -v redis-benchmark'])).code).not.toBe(0);
     expect((await onVm('server', ['sh', '-c', 'command -v memcached'])).code).toBe(0);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { cloudlabProfile, startupPackages, startupScript, CLOUDLAB_HARDWARE, DEFAULT_HARDWARE } from '../../hosts/cloudlab.js';
 import { parseManifest, hostsYamlFromManifest, type FromManifestOptions } from '../../hosts/manifest.js';
 import { parseHostsConfig } from '../../hosts/config.js';
-import { parseGather, type HostFacts } from '../../hosts/facts.js';
+import { neededBinaries, parseGather, type HostFacts } from '../../hosts/facts.js';
 import { linkByMac } from '../../hosts/safety.js';
 import { planPrepare } from '../../hosts/prepare.js';
 import { ConfigError } from '../../core/errors.js';
@@ -94,7 +94,8 @@ describe('hosts cloudlab-profile: the geni-lib profile.py', () => {
       ...f,
       kernel: '6.8.0-31-generic',
       os: os === 'debian' ? f.os : { id: 'ubuntu', idLike: ['debian'], versionId: '24.04', codename: 'noble', pretty: 'Ubuntu 24.04 LTS' },
-      binaries: Object.fromEntries(Object.keys(f.binaries).map((b) => [b, undefined])),
+      // What gather asks a host for (neededBinaries), none of it there.
+      binaries: Object.fromEntries(neededBinaries(f.role).map((b) => [b, undefined])),
     });
     for (const [role, f] of [
       ['server', 'gather-server.txt'],
