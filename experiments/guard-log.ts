@@ -285,7 +285,8 @@ function loadDeviation(l: GuardLoad, rows: GuardRow[], of: string, expected: Gua
   }
   if (l.status === 'stopped' && !last)
     parts.push(
-      `stops after ${l.rows.length ? at(l.rows.length - 1) : 'none of the table'}: ${at(l.rows.length)} and the rest not verified (rejected before range analysis?)`,
+      `stops after ${l.rows.length ? at(l.rows.length - 1) : 'none of the table'}: ${at(l.rows.length)} ` +
+        'and the rest not verified (rejected before range analysis?)',
     );
   if (l.strays.length)
     parts.push(`${l.strays.length} lines fit no position (${l.strays.map((g) => `prog=${g.prog} ${g.range_analysis_call}/${g.elided}`).join(', ')})`);
@@ -299,7 +300,8 @@ function cutOffText(loads: GuardLoad[], expected: GuardExpectation[]): string[] 
   if (head)
     out.push(
       head.rows.length
-        ? `the head: the log begins inside a load, at ${expected[head.start]!.label} (${head.rows.length} of ${expected.length} table rows; the rest was overwritten)`
+        ? `the head: the log begins inside a load, at ${expected[head.start]!.label} ` +
+            `(${head.rows.length} of ${expected.length} table rows; the rest was overwritten)`
         : `the head: ${head.strays.length} table lines before the first load fit no position of the table`,
     );
   const last = loads.at(-1);
@@ -323,7 +325,8 @@ export function compareGuards(measured: GuardLine[], expected: GuardExpectation[
   const deviations = compared.flatMap(({ l, rows }) => loadDeviation(l, rows, of, expected, l === loads.at(-1)) ?? []);
   if (!loads.length)
     deviations.push(
-      `no ${GUARD_PROG_PREFIX}* program in the log (${measured.filter((g) => g.prog).length} other verifier messages): ffkx-bench's data-structure programs were not loaded`,
+      `no ${GUARD_PROG_PREFIX}* program in the log (${measured.filter((g) => g.prog).length} other verifier messages): ` +
+        "ffkx-bench's data-structure programs were not loaded",
     );
   const differing = expected
     .map((e, i) => ({ label: e.label, prog: e.prog, blocks: compared.filter((c) => c.rows[i]!.measured && !c.rows[i]!.match).length }))

@@ -173,7 +173,8 @@ function against(verdict: IntervalVerdict, interval: Interval | undefined, e: Ex
 function pointText(p: PointRatio & { ratio: number; verdict: IntervalVerdict }, e: Expectation): string {
   const reps = p.sides.map((s) => `${s.values?.length ?? 0} ${s.variant}`).join(' / ');
   if (!p.interval) return `${Number(p.ratio.toPrecision(3))} with no interval (${reps} repetitions)${against(p.verdict, undefined, e)}`;
-  return `${ratioWithInterval(p.ratio, p.interval)} (${Math.round(INTERVAL_LEVEL * 100)}% bootstrap interval over ${reps} repetitions)${against(p.verdict, p.interval, e)}`;
+  const level = Math.round(INTERVAL_LEVEL * 100);
+  return `${ratioWithInterval(p.ratio, p.interval)} (${level}% bootstrap interval over ${reps} repetitions)${against(p.verdict, p.interval, e)}`;
 }
 
 /** Set the measured numbers beside each claim. A side that did not run makes the claim `not run` with its reason. */

@@ -31,7 +31,8 @@ h1{font-size:21px;margin:4px 0 0}h2{font-size:17px;margin:22px 0 8px}h3{font-siz
 li.met::before{content:"${MARK.met} ";color:#176b2c;font-weight:700}li.unmet::before{content:"${MARK.unmet} ";color:#b3261e;font-weight:700}
 li.info::before{content:"${MARK.info} ";color:#666}
 table{border-collapse:collapse;width:100%;margin:6px 0}th,td{border:1px solid #d0d0d0;padding:4px 6px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}#claims td{font-size:13px}.reproduced{color:#176b2c;font-weight:600}.deviates{color:#a15c00;font-weight:600}.inconclusive{color:#1f4f8a;font-weight:600}.notrun{color:#666}
+th{background:#f3f3f3}#claims td{font-size:13px}.reproduced{color:#176b2c;font-weight:600}.deviates{color:#a15c00;font-weight:600}.notrun{color:#666}
+.inconclusive{color:#1f4f8a;font-weight:600}
 .flag{display:inline-block;background:#e8e0ff;color:#3d2a87;border-radius:3px;padding:0 4px;font-size:11.5px;margin-top:2px}
 .logs a{margin-right:6px;white-space:nowrap}.logs a.skipped{color:#777}.logs a.failed{color:#b3261e}
 .chart{display:inline-block;margin:6px 18px 14px 0;vertical-align:top}.chart figcaption{font-size:12px;color:#555}

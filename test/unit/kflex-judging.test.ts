@@ -188,7 +188,8 @@ describe('guard elision: judged per skeleton load', () => {
     const v = verdictOf('guard-elision', [rec('guards', out.metrics)]);
     expect([v.verdict, v.reason]).toEqual([
       'deviates',
-      "4 of 4 skeleton loads match the seed's table (1 of 5 loads not complete; 1 rejected by the verifier); differs: RBTree Delete (bench_ffkx_rbtr) in 1 block",
+      "4 of 4 skeleton loads match the seed's table (1 of 5 loads not complete; 1 rejected by the verifier); " +
+        'differs: RBTree Delete (bench_ffkx_rbtr) in 1 block',
     ]);
   });
 

@@ -388,7 +388,8 @@ describe('guard elision', () => {
     const c = compareGuards(lines);
     expect(c).toMatchObject({ exact: false, loads_found: 5, loads_complete: 4, loads_agreeing: 4, loads_rejected: 1, blocks: 4, blocks_agreeing: 4 });
     expect(c.deviations).toEqual([
-      "load 3 of 5: RBTree Delete (bench_ffkx_rbtr) rejected at range_analysis_call=17 elided=14 (printed 2 times: libbpf's retry with a log), 9 table programs after it not loaded",
+      'load 3 of 5: RBTree Delete (bench_ffkx_rbtr) rejected at range_analysis_call=17 elided=14 ' +
+        "(printed 2 times: libbpf's retry with a log), 9 table programs after it not loaded",
     ]);
     expect(c.differing).toEqual([{ label: 'RBTree Delete', prog: 'bench_ffkx_rbtr', blocks: 1 }]);
     expect(c.summary).toBe("5 loads in the log: 4 complete, 4 of them equal to the seed's table; 1 rejected");
@@ -420,7 +421,8 @@ describe('guard elision', () => {
     const c = compareGuards(parseGuardLines(middle));
     expect(c).toMatchObject({ exact: false, loads_found: 31, loads_complete: 30, loads_agreeing: 30, loads_stopped: 1 });
     expect(c.deviations).toEqual([
-      'load 14 of 31: stops after Skiplist Update (bench_ffkx_skip): Skiplist Lookup (bench_ffkx_skip) and the rest not verified (rejected before range analysis?)',
+      'load 14 of 31: stops after Skiplist Update (bench_ffkx_skip): Skiplist Lookup (bench_ffkx_skip) ' +
+        'and the rest not verified (rejected before range analysis?)',
     ]);
     const lastSkip = all.findLastIndex((l) => l.includes('prog=bench_ffkx_skip range_analysis_call=15'));
     const tail = compareGuards(parseGuardLines(all.slice(0, lastSkip + 1).join('\n')));
