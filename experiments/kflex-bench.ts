@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Experiment, VariantDef } from './types.js';
+import type { Deviation } from '../core/rundir.js';
 import { text } from './grid.js';
 import { FFKX, KFLEX_KERNEL } from './requirements.js';
 import { parseGbenchJson, gbenchMetrics, parseGuardLines, compareGuards, SEED_GUARDS } from './parsers.js';
@@ -25,7 +26,7 @@ export const datastructures: Experiment = {
   headline: 'ns_per_op',
   chart: 'pairs',
   grid: { filter: text('ffkx-bench --benchmark_filter regex (datastructures)') },
-  deviations: () => [
+  deviations: (profile) => [
     {
       topic: 'Google Benchmark output flag',
       artifact: 'README: --benchmark_output',
@@ -33,6 +34,7 @@ export const datastructures: Experiment = {
       why: '--benchmark_output is not a Google Benchmark flag',
       affects: 'datastructures',
     },
+    benchmarkSelection((profile.experiments.datastructures?.grid?.filter ?? ['Zipfian']).map(String)),
   ],
   parsers: { gbench: parseGbenchJson },
   variants: [BENCH_VARIANT],
@@ -71,6 +73,24 @@ export const datastructures: Experiment = {
     return { metrics, files: { 'gbench.json': json, ...(errors.length ? { 'errors.txt': `${errors.join('\n')}\n` } : {}) } };
   },
 };
+
+/**
+ * Which benchmarks run: the README runs ./ffkx-bench whole (62 benchmarks, Uniform and Zipfian), the authors'
+ * bench.sh (KFlex 567387b) runs `taskset -c 0 ./ffkx-bench --benchmark_filter=Zipfian --benchmark_format=csv`.
+ * The lab runs the profile's filter (bench.sh's by default), pinned to CPU 0 as bench.sh does.
+ */
+export function benchmarkSelection(filters: string[]): Deviation {
+  return {
+    topic: 'benchmark selection',
+    artifact: "README: ./ffkx-bench (all 62 benchmarks); the authors' bench.sh: taskset -c 0 ./ffkx-bench --benchmark_filter=Zipfian --benchmark_format=csv",
+    lab: `taskset -c 0 ffkx-bench ${filters.map((f) => `--benchmark_filter=${f}`).join(' or ')} (JSON output)`,
+    why:
+      filters.length === 1 && filters[0] === 'Zipfian'
+        ? "bench.sh's selection (31 Zipfian benchmarks): the README's Uniform half is not measured, and the guard log holds 31 skeleton loads"
+        : "the profile's filter: neither the README's whole run nor bench.sh's Zipfian selection",
+    affects: 'datastructures, guards',
+  };
+}
 
 /**
  * Experiment 5: the verifier's guard-elision messages from the kernel log captured around experiment 4's

@@ -125,13 +125,25 @@ export function redisBenchmarkZaddArgv(server: string, p: { threads: number; cli
 
 /**
  * ZADD through memtier_benchmark, for the runs where redis-benchmark cannot be used: redis-benchmark always
- * sends CONFIG GET first and waits forever for an answer ffkx --kredis never gives. memtier substitutes only
- * whole arguments, so the seed's f__rand_int__f / ele:rand... shapes become key = score = a random number
- * below 1000000 (empty key prefix, so the score parses) and a random member of 16 bytes.
+ * sends CONFIG GET first and waits forever for an answer ffkx --kredis never gives.
+ *
+ * The connections are the seed's: redis-benchmark's -c (default 50) is the total its --threads share, so
+ * memtier opens the same total, as -t T -c C with T the largest divisor of the total not above the threads
+ * (the seed's --threads 64 and 50 clients: -t 50 -c 1), and -n is the per-connection share of the requests.
+ *
+ * What it sends (memtier 2.1.1, checked with redis-cli MONITOR: test/fixtures/clients/memtier-zadd-standin.*):
+ * `ZADD <key> <score> xxxxxxxxxxxxxxxx`. Each `__key__` is its own draw (client.cpp create_arbitrary_request:
+ * one get_key_for_conn per placeholder; obj_gen.cpp get_key_index: random_range for pattern R), so key and
+ * score are independent uniform numbers in 1..999999 (empty key prefix, so the score parses); `__data__` is
+ * the 16-byte value buffer, 'x' bytes without --random-data: one constant member. Every connection starts
+ * from the same seed (obj_gen.cpp random_generator(): set_seed(0); client.cpp reseeds only for --randomize
+ * or --distinct-client-seed), so --distinct-client-seed gives each connection its own sequence, as the seed's
+ * clients draw independently.
  */
 export function memtierZaddArgv(server: string, p: { threads: number; clients?: number; requests: number }): string[] {
-  const clients = p.clients ?? 50;
-  const perClient = Math.max(1, Math.ceil(p.requests / (p.threads * clients)));
+  const connections = Math.max(1, p.clients ?? 50);
+  const threads = largestDivisorAtMost(connections, Math.max(1, p.threads));
+  const perClient = Math.max(1, Math.ceil(p.requests / connections));
   return [
     'memtier_benchmark',
     '-s',
@@ -140,9 +152,9 @@ export function memtierZaddArgv(server: string, p: { threads: number; clients?: 
     String(SERVICE_PORT),
     '--protocol=redis',
     '-t',
-    String(p.threads),
+    String(threads),
     '-c',
-    String(clients),
+    String(connections / threads),
     '-n',
     String(perClient),
     '--command=ZADD __key__ __key__ __data__',
@@ -152,15 +164,23 @@ export function memtierZaddArgv(server: string, p: { threads: number; clients?: 
     '--key-maximum=999999',
     '-d',
     '16',
+    '--distinct-client-seed',
     '--hide-histogram',
   ];
 }
 
+function largestDivisorAtMost(n: number, max: number): number {
+  for (let d = Math.min(n, max); d > 1; d--) if (n % d === 0) return d;
+  return 1;
+}
+
 export const MEMTIER_ZADD_DEVIATION =
-  "ZADD driven by memtier_benchmark --command 'ZADD __key__ __key__ __data__' (key = score = " +
-  "random 1..999999, 16-byte member) instead of the seed's redis-benchmark line: " +
-  'redis-benchmark blocks forever on its startup CONFIG GET, which ffkx --kredis never ' +
-  'answers; the key distribution differs';
+  "ZADD driven by memtier_benchmark --command 'ZADD __key__ __key__ __data__' instead of the seed's redis-benchmark line " +
+  '(redis-benchmark blocks forever on its startup CONFIG GET, which ffkx --kredis never answers). Same total connections ' +
+  '(redis-benchmark -c, default 50) and requests; it sends ZADD <key> <score> xxxxxxxxxxxxxxxx: key and score independent ' +
+  'uniform draws in 1..999999, one per connection stream (--distinct-client-seed), and a constant 16-byte member, where ' +
+  'the seed sends key f<12 digits>f, a 12-digit score and a random member ele:rand<12 digits>:<12 digits> (so a key drawn ' +
+  "twice gets a second member under the seed's load, an updated score under this one)";
 
 /**
  * Experiment 2. ffkx --kmemcached offloads Redis GET/SET over TCP with sockmap (the seed README pairs it
@@ -237,7 +257,7 @@ export const redisZadd: Experiment = {
   chart: 'variants',
   grid: {
     threads: count('client threads: memtier -t, redis-benchmark --threads'),
-    clients: count('clients: memtier -c per thread, redis-benchmark -c'),
+    clients: count('clients: the total connections, redis-benchmark -c (memtier: -t x -c of that total)'),
     requests: count('requests: memtier -n per client, redis-benchmark -n'),
   },
   parsers: { 'redis-benchmark': parseRedisBenchmark, memtier: parseMemtier },

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { existsSync, realpathSync } from 'node:fs';
-import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import type { Stage, StageContext, StageOutput } from '../core/stage.js';
 import type { ResolvedConfig } from '../core/config.js';
@@ -9,6 +9,7 @@ import { materialize, sha256File } from '../core/sources.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { SOURCE_NEEDS, requireNeeds, type HostNeed } from '../core/requirements.js';
 import { KERNEL_PROGRAMS, kernelMakeArgv, kernelOutputs } from './stage.js';
+import { parseConfig } from './kconfig.js';
 
 /**
  * What `make bindeb-pkg` runs beyond the kernel build's own programs (KERNEL_PROGRAMS). Found by tracing
@@ -230,6 +231,8 @@ export class KernelDebStage implements Stage {
       config_sha256: wantSha,
       package_version: image.version,
       arch: image.arch,
+      // The most CPUs the packaged kernel will use on a host (the guest fragment sizes it for bare metal).
+      nr_cpus: nrCpusOf(await readFile(join(build, '.config'), 'utf8')),
       packages,
       files: extras,
       make: argv,
@@ -241,17 +244,35 @@ export class KernelDebStage implements Stage {
   }
 }
 
-/** What the kernel-deb stage produced: its packages (paths in the cache entry) and the release they hold. */
-export function kernelDebOutputs(o: StageOutput): { dir: string; release: string; packages: Array<KernelDebPackage & { path: string }> } {
+/** CONFIG_NR_CPUS of a .config; undefined when it is not set. */
+export function nrCpusOf(config: string): number | undefined {
+  const v = parseConfig(config).get('CONFIG_NR_CPUS');
+  return v === undefined ? undefined : Number(v);
+}
+
+/** What the kernel-deb stage produced: its packages (paths in the cache entry), the release they hold, and its CPU limit. */
+export function kernelDebOutputs(o: StageOutput): {
+  dir: string;
+  release: string;
+  packages: Array<KernelDebPackage & { path: string }>;
+  nrCpus?: number;
+} {
   const packages = (o.manifest.packages as KernelDebPackage[] | undefined) ?? [];
-  return { dir: o.dir, release: String(o.manifest.release), packages: packages.map((p) => ({ ...p, path: join(o.dir, p.file) })) };
+  const nrCpus = typeof o.manifest.nr_cpus === 'number' ? o.manifest.nr_cpus : undefined;
+  return { dir: o.dir, release: String(o.manifest.release), packages: packages.map((p) => ({ ...p, path: join(o.dir, p.file) })), nrCpus };
 }
 
 /**
  * The steps to boot the packages on a host of one's own, printed by `build kernel --deb`: the lab
  * itself installs nothing and reboots nothing.
  */
-export function installSteps(o: { release: string; packages: Array<{ role: DebRole; file: string; path: string }>; kflex: boolean; config: string }): string[] {
+export function installSteps(o: {
+  release: string;
+  packages: Array<{ role: DebRole; file: string; path: string }>;
+  kflex: boolean;
+  config: string;
+  nrCpus?: number;
+}): string[] {
   const by = (r: DebRole) => o.packages.find((p) => p.role === r);
   const image = by('image');
   const headers = by('headers');
@@ -271,6 +292,12 @@ export function installSteps(o: { release: string; packages: Array<{ role: DebRo
     `                 (its 'kflex kernel' line turns ok when BPF_MAP_TYPE_HEAP is in the running kernel's BTF)`,
     `Its configuration is the profile's (${o.config}): check that your host's disk and NIC drivers are in it`,
     `(e.g. --set kernel.extra.CONFIG_I40E=y for an X710), or set kernel.base to the host's /boot/config-$(uname -r).`,
+    ...(o.nrCpus !== undefined
+      ? [
+          `It uses at most ${o.nrCpus} CPUs (CONFIG_NR_CPUS): a host with more logical CPUs runs on ${o.nrCpus} of them; ` +
+            `raise it with --set kernel.extra.CONFIG_NR_CPUS=N (the VMs' kernel is rebuilt too: it is the same configuration).`,
+        ]
+      : []),
     ...(o.kflex
       ? []
       : ['This profile builds no KFlex: its kernel is not a KFlex kernel. For the KFlex experiments: kflex-lab build kernel --deb --profile paper']),

@@ -5,11 +5,13 @@ import { unmetRequirement } from '../../experiments/requirements.js';
 import { summarize, summaryCsv, median, coefficientOfVariation } from '../../experiments/summary.js';
 import { EXPERIMENTS } from '../../experiments/index.js';
 import { memcaslapConfig, memcaslapArgv, memcachedArgv } from '../../experiments/memcache.js';
-import { redisBenchmarkZaddArgv, memtierArgv } from '../../experiments/redis.js';
+import { redisBenchmarkZaddArgv, memtierArgv, MEMTIER_ZADD_DEVIATION } from '../../experiments/redis.js';
 import { judgeClaims, loadClaims } from '../../report/claims.js';
 import { testCaps } from './support/caps.js';
 import { BMC, FFKX } from '../../experiments/requirements.js';
-import { regexOf } from '../helpers.js';
+import { regexOf, FIXTURES } from '../helpers.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const caps = (over: Parameters<typeof testCaps>[0] = {}) => testCaps(over);
 
@@ -17,7 +19,7 @@ describe('experiment grid', () => {
   it('crosses experiments, variants, grid points and repetitions; --only and --quick select', () => {
     const smoke = loadConfig({ profile: 'smoke', env: {} }).profile;
     const all = planCells(smoke, {}, EXPERIMENTS);
-    expect(new Set(all.map((c) => c.experiment.id))).toEqual(new Set(['memcache', 'redis-getset', 'redis-zadd', 'datastructures', 'guards']));
+    expect(new Set(all.map((c) => c.experiment.id))).toEqual(new Set(['mechanisms', 'memcache', 'redis-getset', 'redis-zadd', 'datastructures', 'guards']));
     expect(all.filter((c) => c.experiment.id === 'memcache')).toHaveLength(4); // 2 variants x 1 point x 2 reps
     const quick = planCells(smoke, { quick: true, only: ['redis-zadd'] }, EXPERIMENTS);
     expect(quick.map((c) => [c.variant.id, c.params.requests, c.rep])).toEqual([
@@ -205,10 +207,33 @@ describe('clients ffkx can answer', () => {
     const zadd = EXPERIMENTS.find((e) => e.id === 'redis-zadd')!.variants.find((v) => v.id === 'kflex')!;
     expect(unmetRequirement(zadd, c)).toMatch(/blocks forever on its startup CONFIG GET/);
   });
-  it('the ZADD load through memtier: whole-argument placeholders, an empty key prefix so the score parses, requests split per client', async () => {
+  it("the ZADD load through memtier: the seed's 50 connections in total, whole-argument placeholders, an empty key prefix, requests per connection", async () => {
     const { memtierZaddArgv } = await import('../../experiments/redis.js');
     const a = memtierZaddArgv('10.77.0.1', { threads: 64, requests: 2000000 });
-    expect(a).toEqual(expect.arrayContaining(['-t', '64', '-c', '50', '-n', '625', '--command=ZADD __key__ __key__ __data__', '--key-prefix=']));
+    // redis-benchmark --threads 64 with its default -c 50: 50 connections in all, 40,000 requests each.
+    expect(a).toEqual(expect.arrayContaining(['-t', '50', '-c', '1', '-n', '40000', '--command=ZADD __key__ __key__ __data__', '--key-prefix=']));
+    expect(a).toContain('--distinct-client-seed');
+    const conns = (x: string[]) => Number(x[x.indexOf('-t') + 1]) * Number(x[x.indexOf('-c') + 1]);
+    const eight = memtierZaddArgv('h', { threads: 8, requests: 1000 });
+    expect([eight[eight.indexOf('-t') + 1], conns(eight)]).toEqual(['5', 50]);
+    const smoke = memtierZaddArgv('h', { threads: 1, clients: 8, requests: 20000 });
+    expect([smoke[smoke.indexOf('-t') + 1], conns(smoke), smoke[smoke.indexOf('-n') + 1]]).toEqual(['1', 8, '2500']);
+  });
+
+  // Captured (clients/README): the stand-in's arguments at -t 2 -c 2 -n 3, without --distinct-client-seed, seen by redis-cli MONITOR.
+  it('what the ZADD stand-in sends: key and score drawn apart, a constant 16-byte member, one sequence for every connection unless seeded apart', () => {
+    const seen = readFileSync(join(FIXTURES, 'clients/memtier-zadd-standin.monitor.txt'), 'utf8')
+      .split('\n')
+      .map((l) => l.match(/\[0 ([\d.:]+)\] "ZADD" "(\d+)" "(\d+)" "(.*)"$/))
+      .filter((m) => m !== null);
+    expect(seen).toHaveLength(12);
+    expect(seen.some((m) => m[2] !== m[3])).toBe(true);
+    expect(new Set(seen.map((m) => m[4]))).toEqual(new Set(['x'.repeat(16)]));
+    const perConn = new Map<string, string[]>();
+    for (const m of seen) perConn.set(m[1]!, [...(perConn.get(m[1]!) ?? []), `${m[2]} ${m[3]}`]);
+    expect(perConn.size).toBe(4);
+    expect(new Set([...perConn.values()].map((v) => v.join(',')))).toHaveProperty('size', 1);
+    expect(MEMTIER_ZADD_DEVIATION).toMatch(/key and score independent uniform draws in 1\.\.999999.*constant 16-byte member/);
   });
 });
 

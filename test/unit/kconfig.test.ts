@@ -153,14 +153,16 @@ describe('fragments per kernel version', () => {
   });
 
   it("the paper profile's kernel (KFlex-linux v6.9) is asked exactly what it was before the guards", () => {
-    // sha256 of the sorted option lines of vm-guest + bpf-xdp at commit f4feff0, before any version guard.
+    // sha256 of the sorted option lines of vm-guest + bpf-xdp at commit f4feff0, before any version guard, with
+    // the one change made on purpose since: CONFIG_NR_CPUS 64 -> 512 (issue 23: `build kernel --deb` for bare metal).
     const lines = ['vm-guest', 'bpf-xdp'].flatMap((f) => options(selectFragment(fragment(f), v('6.9.0'), f).text)).sort();
     expect(lines).toHaveLength(80);
+    expect(lines).toContain('CONFIG_NR_CPUS=512');
     expect(
       createHash('sha256')
         .update(`${lines.join('\n')}\n`)
         .digest('hex'),
-    ).toBe('239c803dd5fedbf2ee000f9c668f1726913ea11fe9868465f0371cafc54f5041');
+    ).toBe('cd9ddccc5da1b68f3a954aa5fa772b47c77a1ab2dc88e8bc889b7238bf2cef3b');
   });
 
   it("the cells' fragment asks for kallsyms, BPF events, clsact and what arenas are built with", () => {

@@ -7,6 +7,7 @@ import {
   isPackagingProduct,
   kernelWorkDir,
   missingImageFiles,
+  nrCpusOf,
   packagingEnv,
   parseDebName,
 } from '../../kernel/deb.js';
@@ -133,6 +134,13 @@ describe('kernel-deb: the install and boot steps', () => {
     expect(text).not.toMatch(/dpkg -i .*libc-dev/);
     expect(text).toMatch(/update-grub[\s\S]*reboot[\s\S]*uname -r on the host prints 6\.9\.0[\s\S]*kflex-lab hosts check/);
     expect(text).toContain('(defconfig + vm-guest + bpf-xdp)');
+    // Without the packaged configuration's CPU limit nothing is said; with it, how to raise it.
+    expect(text).not.toContain('CONFIG_NR_CPUS');
+    expect(installSteps({ release: '6.9.0', packages, kflex: true, config: 'x', nrCpus: 512 }).join('\n')).toMatch(
+      /at most 512 CPUs \(CONFIG_NR_CPUS\).*--set kernel\.extra\.CONFIG_NR_CPUS=N/,
+    );
+    expect(nrCpusOf('CONFIG_SMP=y\nCONFIG_NR_CPUS=512\n')).toBe(512);
+    expect(nrCpusOf('# CONFIG_SMP is not set\n')).toBeUndefined();
     expect(text).not.toContain('not a KFlex kernel');
   });
 
