@@ -233,6 +233,14 @@ describe('clients ffkx can answer', () => {
     for (const m of seen) perConn.set(m[1]!, [...(perConn.get(m[1]!) ?? []), `${m[2]} ${m[3]}`]);
     expect(perConn.size).toBe(4);
     expect(new Set([...perConn.values()].map((v) => v.join(',')))).toHaveProperty('size', 1);
+    // The same run with --distinct-client-seed, as memtierZaddArgv passes it: four connections, four sequences.
+    const distinct = new Map<string, string[]>();
+    for (const l of readFileSync(join(FIXTURES, 'clients/memtier-zadd-standin-distinct.monitor.txt'), 'utf8').split('\n')) {
+      const m = l.match(/\[0 ([\d.:]+)\] "ZADD" "(\d+)" "(\d+)"/);
+      if (m) distinct.set(m[1]!, [...(distinct.get(m[1]!) ?? []), `${m[2]} ${m[3]}`]);
+    }
+    expect(distinct.size).toBe(4);
+    expect(new Set([...distinct.values()].map((v) => v.join(',')))).toHaveProperty('size', 4);
     expect(MEMTIER_ZADD_DEVIATION).toMatch(/key and score independent uniform draws in 1\.\.999999.*constant 16-byte member/);
   });
 });
