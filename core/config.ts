@@ -122,6 +122,8 @@ export const ProfileSchema = z
         memtier: z.string().optional(),
         /** Build BMC (sources.bmc) into the image: as published (`artifact`, the KFlex kernel) or with the lab's patch for upstream 7.x. */
         bmc: z.union([z.literal(false), z.enum(['artifact', 'upstream'])]).default(false),
+        /** Build the arena data-structure benchmark (bpf/arena) against the profile's kernel tree (Linux 7.x: libarena). */
+        arena: z.boolean().default(false),
       })
       .strict(),
     vms: z

@@ -8,6 +8,7 @@ import { KERNEL_DEB_PROGRAMS } from '../kernel/deb.js';
 import { IMAGE_PROGRAMS } from '../images/stage.js';
 import { KFLEX_PROGRAMS } from '../images/kflex.js';
 import { BMC_PROGRAMS } from '../images/bmc.js';
+import { ARENA_PROGRAMS } from '../images/arena.js';
 
 // The stages declare what they run on the host; this gathers the declarations per profile for the doctor,
 // and for every profile for .ci/host-packages (what .ci/install-deps installs).
@@ -26,6 +27,7 @@ export function profileNeedGroups(profile: Profile): NeedGroup[] {
   ];
   if (profile.image.kflex) groups.push({ stage: 'kflex', needs: [...KFLEX_PROGRAMS, ...sourceNeeds('kflex')] });
   if (profile.image.bmc) groups.push({ stage: 'bmc', needs: [...BMC_PROGRAMS, ...sourceNeeds('bmc')] });
+  if (profile.image.arena) groups.push({ stage: 'arena', needs: [...ARENA_PROGRAMS, ...sourceNeeds(profile.kernel.source)] });
   // memtier is built only when its source is reachable; the image stage records it missing otherwise.
   const memtier = sourceNeeds(profile.image.memtier).map((n) => ({
     ...n,

@@ -8,6 +8,7 @@ import { KernelStage, kernelOutputs } from '../kernel/stage.js';
 import { ImageStage, imageOutputs } from '../images/stage.js';
 import { KflexStage } from '../images/kflex.js';
 import { BmcStage } from '../images/bmc.js';
+import { ArenaStage } from '../images/arena.js';
 import { KernelDebStage } from '../kernel/deb.js';
 
 /**
@@ -17,7 +18,7 @@ import { KernelDebStage } from '../kernel/deb.js';
 export function stageRegistry(config: ResolvedConfig, o: { onDemand?: boolean } = {}): Map<string, Stage> {
   const withKflex = config.profile.image.kflex;
   // Payload stages: their output is copied into the guest by the image stage (images/stage.ts guestPayload).
-  const payloads: Stage[] = [...(config.profile.image.bmc ? [new BmcStage()] : [])];
+  const payloads: Stage[] = [...(config.profile.image.bmc ? [new BmcStage()] : []), ...(config.profile.image.arena ? [new ArenaStage()] : [])];
   const stages: Stage[] = [
     new LlvmStage(),
     new KernelStage(),
