@@ -1,7 +1,7 @@
 import type { Experiment, CellContext, CellOutcome, VariantDef } from './types.js';
 import { count, proportion } from './grid.js';
 import { FFKX, KFLEX_KERNEL, MEMTIER, REDIS_BENCHMARK, REDIS_SERVER, hasProgram } from './requirements.js';
-import { GuestServer } from './server.js';
+import { GuestServer, clientConnections, serverNofile } from './server.js';
 import { parseMemtier, parseRedisBenchmarkCsv, parseRedisBenchmark } from './parsers.js';
 import { KFLEX_GUEST_DIR, SERVICE_PORT } from '../core/guest.js';
 
@@ -31,22 +31,28 @@ function redisServer(ctx: CellContext, variant: VariantDef, mode: '--kmemcached'
       };
 }
 
-/** The server up and ready, the measurement (body), then the server stopped (ffkx's XDP detached) and its log kept. */
-async function withServer(
-  ctx: CellContext,
-  variant: VariantDef,
-  mode: '--kmemcached' | '--kredis',
-  ready: string,
-  body: () => Promise<CellOutcome>,
-): Promise<CellOutcome> {
+/** A cell's client: the argv it runs (its connections size the server's open-file limit) and how its output reads. */
+interface RedisClient {
+  argv: string[];
+  outcome(stdout: string): CellOutcome;
+}
+
+/**
+ * The server up and ready, with an open-file limit for the client's connections (ffkx keeps every accepted
+ * connection and stops accepting at the first failed accept4), the client's run, then the server stopped
+ * (ffkx's XDP detached) and its log kept. A server that died under the load fails the cell as that.
+ */
+async function withServer(ctx: CellContext, variant: VariantDef, mode: '--kmemcached' | '--kredis', ready: string, client: RedisClient): Promise<CellOutcome> {
   const s = redisServer(ctx, variant, mode, ready);
   let out: CellOutcome | undefined;
   let log = '';
   try {
-    const { readySeconds } = await s.server.start(s.ready, s.timeoutMs);
+    const { readySeconds, nofile } = await s.server.start(s.ready, s.timeoutMs, { nofile: serverNofile(clientConnections(client.argv)) });
     ctx.phase('ready', Date.now() - readySeconds * 1000);
     ctx.phase('measurement');
-    out = await body();
+    const run = await s.server.during(() => ctx.exec(ctx.client, 'client', client.argv, { timeoutMs: ctx.boundMs }));
+    out = client.outcome(run.stdout);
+    out = { ...out, metrics: { ...out.metrics, server_nofile: nofile ?? 0 } };
   } finally {
     ctx.phase('reset');
     log = await s.server.stop({ detachXdpFrom: variant.id === 'kflex' ? ctx.linkIf : undefined });
@@ -182,6 +188,37 @@ export const MEMTIER_ZADD_DEVIATION =
   'the seed sends key f<12 digits>f, a 12-digit score and a random member ele:rand<12 digits>:<12 digits> (so a key drawn ' +
   "twice gets a second member under the seed's load, an updated score under this one)";
 
+/** redis-getset's client: memtier when the image has it, else redis-benchmark's SET and GET phases (recorded). */
+function getsetClient(ctx: CellContext): RedisClient {
+  const p = ctx.params;
+  const dataSize = Number(p.data_size ?? 64);
+  const clients = p.clients === undefined ? undefined : Number(p.clients);
+  const threads = Number(p.threads ?? 1);
+  if (hasProgram(ctx.caps, MEMTIER)) {
+    const requests = p.requests === undefined ? undefined : Number(p.requests);
+    return {
+      argv: memtierArgv(ctx.serverIp, { ratio: String(p.ratio ?? '10:90'), dataSize, threads, clients, requests, seconds: ctx.settings.duration_s }),
+      outcome: (stdout) => ({ metrics: parseMemtier(stdout) }),
+    };
+  }
+  // Substitute: redis-benchmark runs a SET phase then a GET phase, so the SET:GET ratio is not applied.
+  // The substitute needs a total count: memtier's per-client count times its connections, else a rate guess.
+  const requests = p.requests !== undefined ? Number(p.requests) * threads * (clients ?? 50) : 2000 * ctx.settings.duration_s;
+  return {
+    argv: redisBenchmarkGetSetArgv(ctx.serverIp, { dataSize, clients, requests }),
+    outcome: (stdout) => {
+      const m = parseRedisBenchmarkCsv(stdout);
+      return {
+        metrics: { ...m, ops_sec: m.rps! },
+        deviations: [
+          `memtier_benchmark is not in the image: substituted redis-benchmark -t set,get ` +
+            `(${requests} requests per phase; the ${String(p.ratio ?? '10:90')} SET:GET ratio is not applied)`,
+        ],
+      };
+    },
+  };
+}
+
 /**
  * Experiment 2. ffkx --kmemcached offloads Redis GET/SET over TCP with sockmap (the seed README pairs it
  * with memcaslap; the code speaks RESP, so the client is memtier_benchmark --protocol=redis).
@@ -217,34 +254,7 @@ export const redisGetSet: Experiment = {
   ],
   estimateCellSeconds: (s, accel) => s.duration_s * 2 + (accel === 'tcg' ? 25 : 8),
   async runCell(ctx, variant) {
-    const p = ctx.params;
-    return withServer(ctx, variant, '--kmemcached', 'Memcached ready!', async () => {
-      const dataSize = Number(p.data_size ?? 64);
-      const clients = p.clients === undefined ? undefined : Number(p.clients);
-      const threads = Number(p.threads ?? 1);
-      if (hasProgram(ctx.caps, MEMTIER)) {
-        const requests = p.requests === undefined ? undefined : Number(p.requests);
-        const out = await ctx.exec(
-          ctx.client,
-          'client',
-          memtierArgv(ctx.serverIp, { ratio: String(p.ratio ?? '10:90'), dataSize, threads, clients, requests, seconds: ctx.settings.duration_s }),
-          { timeoutMs: ctx.boundMs },
-        );
-        return { metrics: parseMemtier(out.stdout) };
-      }
-      // Substitute: redis-benchmark runs a SET phase then a GET phase, so the SET:GET ratio is not applied.
-      // The substitute needs a total count: memtier's per-client count times its connections, else a rate guess.
-      const requests = p.requests !== undefined ? Number(p.requests) * threads * (clients ?? 50) : 2000 * ctx.settings.duration_s;
-      const out = await ctx.exec(ctx.client, 'client', redisBenchmarkGetSetArgv(ctx.serverIp, { dataSize, clients, requests }), { timeoutMs: ctx.boundMs });
-      const m = parseRedisBenchmarkCsv(out.stdout);
-      return {
-        metrics: { ...m, ops_sec: m.rps! },
-        deviations: [
-          `memtier_benchmark is not in the image: substituted redis-benchmark -t set,get ` +
-            `(${requests} requests per phase; the ${String(p.ratio ?? '10:90')} SET:GET ratio is not applied)`,
-        ],
-      };
-    });
+    return withServer(ctx, variant, '--kmemcached', 'Memcached ready!', getsetClient(ctx));
   },
 };
 
@@ -273,16 +283,17 @@ export const redisZadd: Experiment = {
   estimateCellSeconds: (_s, accel) => (accel === 'tcg' ? 40 : 15),
   async runCell(ctx, variant) {
     const p = ctx.params;
-    return withServer(ctx, variant, '--kredis', 'ToyRedis ready!', async () => {
-      const load = { threads: Number(p.threads ?? 1), clients: p.clients === undefined ? undefined : Number(p.clients), requests: Number(p.requests ?? 20000) };
-      // Both variants use the same client when memtier is there, so the comparison is like for like.
-      if (hasProgram(ctx.caps, MEMTIER)) {
-        const out = await ctx.exec(ctx.client, 'client', memtierZaddArgv(ctx.serverIp, load), { timeoutMs: ctx.boundMs });
-        const m = parseMemtier(out.stdout);
-        return { metrics: { ...m, rps: m.ops_sec! }, deviations: [MEMTIER_ZADD_DEVIATION] };
-      }
-      const out = await ctx.exec(ctx.client, 'client', redisBenchmarkZaddArgv(ctx.serverIp, load), { timeoutMs: ctx.boundMs });
-      return { metrics: parseRedisBenchmarkCsv(out.stdout) };
-    });
+    const load = { threads: Number(p.threads ?? 1), clients: p.clients === undefined ? undefined : Number(p.clients), requests: Number(p.requests ?? 20000) };
+    // Both variants use the same client when memtier is there, so the comparison is like for like.
+    const client: RedisClient = hasProgram(ctx.caps, MEMTIER)
+      ? {
+          argv: memtierZaddArgv(ctx.serverIp, load),
+          outcome: (stdout) => {
+            const m = parseMemtier(stdout);
+            return { metrics: { ...m, rps: m.ops_sec! }, deviations: [MEMTIER_ZADD_DEVIATION] };
+          },
+        }
+      : { argv: redisBenchmarkZaddArgv(ctx.serverIp, load), outcome: (stdout) => ({ metrics: parseRedisBenchmarkCsv(stdout) }) };
+    return withServer(ctx, variant, '--kredis', 'ToyRedis ready!', client);
   },
 };
