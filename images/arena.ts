@@ -20,11 +20,15 @@ export { ARENA_GUEST_DIR } from '../core/guest.js';
 export const ARENA_SRC_DIR = join(LAB_ROOT, 'bpf', 'arena');
 
 /**
- * What the build root needs: clang-19 for the BPF programs, gcc and make for libbpf, bpftool and the runner
- * (linked statically: libelf.a, libz.a, libzstd.a), python3 for libbpf's bpf_helper_defs.h (scripts/bpf_doc.py).
+ * What the build root needs: clang-19 for the BPF programs; gcc and make for libbpf, bpftool and the runner
+ * (the tree's libbpf linked in statically; trixie's libelf.a cannot be, it lacks elfutils' libeu); python3 for
+ * libbpf's bpf_helper_defs.h (scripts/bpf_doc.py); libssl-dev and llvm-19 (llvm-strip) for bpftool (7.x signs
+ * programs: sign.c includes openssl; its own skeletons are stripped).
  */
-export const ARENA_BUILD_PACKAGES = ['build-essential', 'clang-19', 'make', 'pkg-config', 'python3', 'libelf-dev', 'zlib1g-dev', 'libzstd-dev'];
-/** What the guest gets: the static runner (the BPF objects are embedded in it) and the objects themselves. */
+export const ARENA_BUILD_PACKAGES = ['build-essential', 'clang-19', 'llvm-19', 'make', 'pkg-config', 'python3', 'libelf-dev', 'zlib1g-dev', 'libssl-dev'];
+/** What the runner loads in the guest: the suite's libelf (zlib is essential). */
+export const ARENA_GUEST_PACKAGES = ['libelf1t64'];
+/** What the guest gets: the runner (the BPF objects are embedded in it) and the objects themselves. */
 export const ARENA_FILES = ['kflex-arena-bench', 'bench_arena.bpf.o', 'bench_kern.bpf.o'];
 /** The runner's name in the guest. */
 export const ARENA_RUNNER = `${ARENA_GUEST_DIR}/kflex-arena-bench`;
@@ -55,8 +59,7 @@ export const ARENA_PROGRAMS: readonly HostNeed[] = [
 /** The make command inside the build root (bpf/arena/Makefile), and the check that it produced every file. */
 export function arenaBuildCommand(o: { dir: string; ksrc: string; btf: string; out: string }): string {
   const make = `make -C ${o.dir} KSRC=${o.ksrc} VMLINUX=${o.btf} OUT=${o.out} CLANG=clang-19 -j"$(nproc)"`;
-  const check = ARENA_FILES.map((f) => `test -s ${o.out}/${f} || { echo "arena build produced no ${f}" >&2; exit 1; }`).join(' && ');
-  return `${make} && ${check}`;
+  return `${make} && for f in ${ARENA_FILES.join(' ')}; do test -s ${o.out}/$f || { echo "arena build produced no $f" >&2; exit 1; }; done`;
 }
 
 /** The mmdebstrap customize hooks: bring in the sources, the kernel tree's parts and the BTF, build, copy the payload out. */
@@ -152,7 +155,7 @@ export class ArenaStage implements Stage {
       // The image stage copies every dependency that names a payload into the guest (images/stage.ts).
       payload: 'arena',
       guest_dir: ARENA_GUEST_DIR,
-      guest_packages: [],
+      guest_packages: ARENA_GUEST_PACKAGES,
     };
     await writeFile(join(ctx.outDir, 'arena.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     return manifest;
