@@ -70,6 +70,8 @@ export interface TestbedProvider {
 /** Stage products a testbed uses: the XDP probe always; the kernel and base image when it boots VMs. */
 export interface TestbedArtifacts {
   probeObject: string;
+  /** Every BPF object the llvm stage built (the XDP probe, the mechanism probes ...), by file name. */
+  bpfObjects: Record<string, string>;
   kernel?: string;
   baseImage?: string;
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Profile, ExperimentSettings } from '../core/config.js';
 import type { Accel } from '../core/testbed.js';
-import type { CellStatus, Experiment, Params, ParamValue, VariantDef, CellPhase } from './types.js';
+import type { CellStatus, CellTable, Experiment, Params, ParamValue, VariantDef, CellPhase } from './types.js';
 import type { Metrics } from './parsers.js';
 
 // The cell model: what a run plans, records and reads back. A leaf: report/, hosts/ and lab/ read it;
@@ -40,6 +40,8 @@ export interface CellRecord {
   phases?: Partial<Record<CellPhase, number>>;
   /** Everything but warm-up and measurement: what the harness costs per cell. */
   fixed_seconds?: number;
+  /** A table the cell stated, for the report. */
+  table?: CellTable;
 }
 
 /** Marks of the phases a cell enters, turned into seconds per phase at the end. */
@@ -133,7 +135,7 @@ export async function readCellRecord(runDir: string, path: string): Promise<Cell
  * needs to fill its heap before its ready line. Past it the cell fails and the run goes on.
  */
 export function cellBoundSeconds(cell: Pick<ExperimentCell, 'experiment' | 'variant' | 'settings' | 'heapGiB'>, accel: Accel): number {
-  const est = cell.experiment.estimateCellSeconds(cell.settings, accel);
+  const est = cell.experiment.estimateCellSeconds(cell.settings, accel, cell.variant);
   const heapFill = cell.heapGiB ? (accel === 'tcg' ? 1800 : 600) : 0;
   return Math.ceil(2 * est + 120 + heapFill);
 }

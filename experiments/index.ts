@@ -3,9 +3,10 @@ import { declaredNeeds } from './requirements.js';
 import { memcache } from './memcache.js';
 import { redisGetSet, redisZadd } from './redis.js';
 import { datastructures, guards } from './kflex-bench.js';
+import { mechanisms } from './mechanisms.js';
 
-/** The artifact's five experiments, in the order they run (5 reads 4's kernel log). */
-export const EXPERIMENTS: Experiment[] = [memcache, redisGetSet, redisZadd, datastructures, guards];
+/** The experiments, in the order they run: the mechanism probe first (seconds), then the artifact's five (5 reads 4's kernel log). */
+export const EXPERIMENTS: Experiment[] = [mechanisms, memcache, redisGetSet, redisZadd, datastructures, guards];
 
 export function experimentById(id: string): Experiment | undefined {
   return EXPERIMENTS.find((e) => e.id === id);
@@ -13,7 +14,9 @@ export function experimentById(id: string): Experiment | undefined {
 
 /** What the report needs of each experiment (its headline metric and chart kind). */
 export function experimentViews(): Record<string, ExperimentView> {
-  return Object.fromEntries(EXPERIMENTS.map((e) => [e.id, { headline: e.headline, chart: e.chart }]));
+  return Object.fromEntries(
+    EXPERIMENTS.map((e) => [e.id, { headline: e.headline, chart: e.chart, heapVariants: e.variants.filter((v) => v.heap || v.heapGiB).map((v) => v.id) }]),
+  );
 }
 
 /** A program the experiments run on a user's machine, as `hosts check`/`prepare` look for and install it. */

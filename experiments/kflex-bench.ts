@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Experiment, VariantDef } from './types.js';
 import type { Deviation } from '../core/rundir.js';
-import { text } from './grid.js';
+import { count, text } from './grid.js';
+import { ARENA_VARIANT, arenaProfileDeviations, runArenaCell } from './arena.js';
 import { FFKX, KFLEX_KERNEL } from './requirements.js';
 import { parseGbenchJson, gbenchMetrics, parseGuardLines, compareGuards, SEED_GUARDS } from './parsers.js';
 import { KFLEX_GUEST_DIR } from '../core/guest.js';
@@ -21,12 +22,17 @@ const BENCH_VARIANT: VariantDef = {
 /** Experiment 4: ffkx-bench (Google Benchmark), pinned to CPU 0 as the authors' script does. */
 export const datastructures: Experiment = {
   id: 'datastructures',
-  title: 'Data structures: bpf_* vs ffkx_* (ffkx-bench)',
-  claims: ['datastructures-ops'],
+  title: 'Data structures: bpf_* vs ffkx_* (ffkx-bench), and bpf_* vs arena_* on upstream BPF arenas (kflex-arena-bench)',
+  claims: ['datastructures-ops', 'arena-datastructures-ops'],
   headline: 'ns_per_op',
   chart: 'pairs',
-  grid: { filter: text('ffkx-bench --benchmark_filter regex (datastructures)') },
+  grid: {
+    filter: text('benchmark name regex: ffkx-bench --benchmark_filter, kflex-arena-bench --filter'),
+    items: count('keys per distribution and operations per benchmark (kflex-arena-bench --items; ffkx-bench: 100000)'),
+    list_items: count('the same for the linked lists (kflex-arena-bench --list-items)'),
+  },
   deviations: (profile) => [
+    ...arenaProfileDeviations(profile),
     {
       topic: 'Google Benchmark output flag',
       artifact: 'README: --benchmark_output',
@@ -37,10 +43,12 @@ export const datastructures: Experiment = {
     benchmarkSelection((profile.experiments.datastructures?.grid?.filter ?? ['Zipfian']).map(String)),
   ],
   parsers: { gbench: parseGbenchJson },
-  variants: [BENCH_VARIANT],
+  variants: [BENCH_VARIANT, ARENA_VARIANT],
   // Each benchmark reloads its skeleton with a 64 GiB heap: minutes, not seconds.
-  estimateCellSeconds: (_s, accel) => (accel === 'tcg' ? 3600 : 900),
-  async runCell(ctx) {
+  // ffkx-bench reloads its skeleton with a 64 GiB heap per benchmark: minutes each; the arena runner's scaled run is short.
+  estimateCellSeconds: (_s, accel, variant) => (variant?.id === 'arena' ? (accel === 'tcg' ? 300 : 120) : accel === 'tcg' ? 3600 : 900),
+  async runCell(ctx, variant) {
+    if (variant.id === 'arena') return runArenaCell(ctx);
     const filter = String(ctx.params.filter ?? 'Zipfian');
     // No server: ffkx-bench loads its skeleton (and fills its heap) inside the measured run.
     ctx.phase('measurement');

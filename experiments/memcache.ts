@@ -1,9 +1,10 @@
 import type { Experiment } from './types.js';
+import { runBmcCell } from './bmc.js';
 import { count, proportion } from './grid.js';
 import { FFKX, KFLEX_KERNEL, BMC, MEMCACHED, MEMCASLAP } from './requirements.js';
 import { GuestServer, clientConnections, serverNofile } from './server.js';
 import { parseMemcaslap, type Metrics } from './parsers.js';
-import { KFLEX_GUEST_DIR, SERVICE_PORT } from '../core/guest.js';
+import { BMC_PORT, KFLEX_GUEST_DIR, SERVICE_PORT } from '../core/guest.js';
 
 /** memcaslap's -F file: key/value `min max proportion`, cmd `type proportion` (0 = set, 1 = get). */
 export function memcaslapConfig(setGet: string, valueSize: number, keySize = 32): string {
@@ -93,12 +94,22 @@ export const memcache: Experiment = {
       heap: 'kmemcache',
     },
     { id: 'userspace', description: `memcached -U ${SERVICE_PORT} -p ${SERVICE_PORT}`, requires: [MEMCACHED, MEMCASLAP] },
-    { id: 'bmc', description: 'BMC (NSDI 21) eBPF cache in front of memcached', requires: [BMC, MEMCACHED, MEMCASLAP] },
+    {
+      id: 'bmc',
+      description: `BMC (NSDI '21, rs3lab/bmc-cache): its XDP cache in driver mode and its tc egress program in front of memcached on UDP ${BMC_PORT}`,
+      requires: [BMC, MEMCACHED, MEMCASLAP, { kind: 'native-xdp' }],
+    },
   ],
   estimateCellSeconds: (s, accel) => s.warmup_s + s.duration_s + (accel === 'tcg' ? 25 : 8),
   async runCell(ctx, variant) {
     const p = ctx.params;
     const threads = Number(p.threads ?? 1);
+    if (variant.id === 'bmc')
+      return runBmcCell(ctx, {
+        threads,
+        concurrency: Number(p.concurrency ?? 8),
+        config: memcaslapConfig(String(p.set_get ?? '10:90'), Number(p.value_size ?? 32)),
+      });
     const kflex = variant.id === 'kflex';
     const server = kflex
       ? new GuestServer(ctx.server, 'ffkx', [`${KFLEX_GUEST_DIR}/ffkx`, '--kmemcache', '--ifindex', String(ctx.caps.linkIfindex)])

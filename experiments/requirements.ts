@@ -1,6 +1,6 @@
 import type { Profile } from '../core/config.js';
 import type { Host } from '../core/host.js';
-import { LINK_IF, KFLEX_GUEST_DIR } from '../core/guest.js';
+import { BMC_GUEST_DIR, LINK_IF, KFLEX_GUEST_DIR } from '../core/guest.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { heapPlacement, heapVmMemoryMb } from './heaps.js';
 import type { Capabilities, Experiment, Requirement, Role, VariantDef } from './types.js';
@@ -49,14 +49,14 @@ export const MEMTIER: ProgramNeed = {
   planned: (p) => !!p.image.memtier,
 };
 
-/** The BMC baseline: until a stage builds it, no image has it. */
+/** The BMC baseline, built by the bmc stage into the image (image.bmc). */
 export const BMC: ProgramNeed = {
   kind: 'program',
   role: 'server',
-  path: '/opt/bmc/bmc',
-  notPackaged: 'built by the lab from rs3lab/bmc-cache',
-  missing: 'the BMC baseline is not built by this version of the lab (no BMC stage); see docs/ARCHITECTURE.md',
-  planned: () => false,
+  path: `${BMC_GUEST_DIR}/bmc`,
+  notPackaged: 'built by the lab from rs3lab/bmc-cache (the bmc stage): `kflex-lab hosts prepare` does not install it',
+  missing: `${BMC_GUEST_DIR}/bmc is not in the image (image.bmc is false in this profile)`,
+  planned: (p) => !!p.image.bmc,
 };
 
 /** A program the baselines and clients run from the distribution: declared once, with its package. */

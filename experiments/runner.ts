@@ -26,6 +26,8 @@ export interface CellEnv {
   healthIntervalMs?: number;
   /** How long a cancelled cell's own cleanup may take before the run goes on without it (ms). */
   cancelGraceMs?: number;
+  /** The lab's own BPF objects built on this host, by file name. */
+  objects?: Record<string, string>;
 }
 
 /** health()'s reason if the testbed is gone now or within `ms`, else undefined. */
@@ -134,7 +136,7 @@ async function recordOf(
   }
   for (const [name, content] of Object.entries(r.out.files ?? {})) await writeFile(join(dir, name), content);
   await writeFile(join(dir, 'metrics.json'), `${JSON.stringify(r.out.metrics, null, 2)}\n`);
-  return { record: { ...base, status: 'ok', metrics: r.out.metrics, deviations: r.out.deviations } };
+  return { record: { ...base, status: 'ok', metrics: r.out.metrics, deviations: r.out.deviations, ...(r.out.table ? { table: r.out.table } : {}) } };
 }
 
 /** The server's kernel log of this cell (experiment 5 reads experiment 4's); a wrap is a deviation of the cell. */
@@ -237,6 +239,7 @@ function cellContext(cell: ExperimentCell, dir: string, env: CellEnv, boundMs: n
     cellDir: dir,
     caps: env.caps,
     runDir: env.runDir,
+    objects: env.objects ?? {},
     log: (line) => env.bus.emit({ type: 'line', stage: 'experiments', line }),
     async exec(host, name, argv, opts = {}) {
       if (signal.aborted) throw new Error(`${name}: not started, the cell was cancelled`);

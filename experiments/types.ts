@@ -94,6 +94,8 @@ export interface CellContext {
   signal: AbortSignal;
   /** The run directory (experiment 5 reads experiment 4's kernel logs from it). */
   runDir: string;
+  /** The lab's own BPF objects built on this host (by file name), for cells that load them in a guest. */
+  objects: Record<string, string>;
   /** Run on a guest, recording the exact command and its stdout/stderr as <name>.cmd/.stdout/.stderr in the cell dir. */
   exec(host: Host, name: string, argv: readonly string[], opts?: { timeoutMs?: number; allowFailure?: boolean; input?: string }): Promise<RunResult>;
   log(line: string): void;
@@ -101,8 +103,17 @@ export interface CellContext {
   phase(name: CellPhase, at?: number): void;
 }
 
+/** A small table a cell states (e.g. which mechanisms a kernel has): the report shows it as it is. */
+export interface CellTable {
+  title: string;
+  columns: string[];
+  rows: string[][];
+}
+
 export interface CellOutcome {
   metrics: Metrics;
+  /** A table for the report, kept in the cell's record. */
+  table?: CellTable;
   /** What differs from the paper's setup (e.g. a substituted client). */
   deviations?: string[];
   /** Extra files to keep, name -> content. */
@@ -139,6 +150,8 @@ export type ChartKind = 'variants' | 'pairs' | 'table';
 export interface ExperimentView {
   headline: string;
   chart: ChartKind;
+  /** Variants that allocate a KFlex heap: a claim comparing one of them is marked when its heap is scaled. */
+  heapVariants?: string[];
 }
 
 /** One experiment of the artifact: its claim, variants, workload, parser and cost. */
@@ -161,6 +174,6 @@ export interface Experiment {
   /** The parsers of its clients' output, for `kflex-lab parse NAME FILE` on a capture made by hand. */
   parsers: Record<string, (text: string) => unknown>;
   /** Rough seconds per cell on a host kind, for `plan` and the reproduce preamble. */
-  estimateCellSeconds(settings: ExperimentSettings, accel: Accel): number;
+  estimateCellSeconds(settings: ExperimentSettings, accel: Accel, variant?: VariantDef): number;
   runCell(ctx: CellContext, variant: VariantDef): Promise<CellOutcome>;
 }

@@ -12,8 +12,7 @@ import { FRAGMENT_DIR } from '../kernel/stage.js';
 /** The variants a claim compares: a ratio's two sides, or (a family ratio, a table) the variant it names, else any. */
 function claimVariants(c: Claim): string[] | undefined {
   if (c.comparison.kind === 'ratio') return [c.comparison.numerator, c.comparison.denominator];
-  const v = (c as Claim & { variant?: string }).variant;
-  return v ? [v] : undefined;
+  return c.variant ? [c.variant] : undefined;
 }
 
 /** Claims whose every compared variant would run on this host, by the forecast's rows. */

@@ -100,7 +100,7 @@ export function resumeMismatch(recorded: RunRequest, now: RunRequest): string | 
 export function estimateExperimentMinutes(config: ResolvedConfig, cells: ExperimentCell[], accel: Accel): number {
   // Without KFlex in the image every KFlex cell is skipped at once: it costs nothing.
   const run = cells.filter((c) => config.profile.image.kflex || !c.variant.requires.includes(FFKX));
-  return run.reduce((a, c) => a + c.experiment.estimateCellSeconds(c.settings, accel), 0) / 60;
+  return run.reduce((a, c) => a + c.experiment.estimateCellSeconds(c.settings, accel, c.variant), 0) / 60;
 }
 
 export function countCells(records: CellRecord[]): CellCounts {
@@ -347,6 +347,7 @@ async function runOnTestbed(
       bus: run.bus,
       resume,
       health: () => t.health(),
+      objects: testbedArtifacts(outputs).bpfObjects,
     });
   } finally {
     await run.tearDown(outputs);

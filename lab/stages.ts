@@ -47,6 +47,7 @@ export function testbedArtifacts(outputs: Record<string, StageOutput>): TestbedA
   if (!outputs.llvm) throw new Error('stage llvm did not run (it builds the XDP probe)');
   return {
     probeObject: llvmOutputs(outputs.llvm).probeObject,
+    bpfObjects: llvmOutputs(outputs.llvm).mechanismObjects,
     kernel: outputs.kernel ? kernelOutputs(outputs.kernel).bzImage : undefined,
     baseImage: outputs.image ? imageOutputs(outputs.image).baseImage : undefined,
   };

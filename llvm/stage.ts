@@ -6,10 +6,10 @@ import { freemem, cpus } from 'node:os';
 import type { Stage, StageContext } from '../core/stage.js';
 import type { ResolvedConfig, Profile } from '../core/config.js';
 import { findClang, type ClangFound } from '../core/doctor.js';
-import { run, probe } from '../core/exec.js';
+import { run, probe, type RunOptions } from '../core/exec.js';
 import { materialize, sourceIdentity } from '../core/sources.js';
 import { LabError, ExitCode } from '../core/errors.js';
-import { bpfCompileArgv, XDP_PROBE_SRC } from '../bpf/build.js';
+import { bpfCompileArgv, XDP_PROBE_SRC, MECHANISMS_DIR, mechanismFiles } from '../bpf/build.js';
 import { SOURCE_NEEDS, requireNeeds, type HostNeed } from '../core/requirements.js';
 
 /** What the llvm stage runs besides the clang itself (the doctor's clang check covers any clang >= the minimum). */
@@ -89,7 +89,7 @@ export async function resolveToolchain(p: Profile['toolchain']): Promise<{ how: 
   return { how: 'source' };
 }
 
-/** LLVM >= the profile's minimum with the BPF target, proven by compiling the lab's XDP probe. */
+/** LLVM >= the profile's minimum with the BPF target, proven by compiling the lab's XDP probe and its mechanism probes. */
 export class LlvmStage implements Stage {
   readonly id = 'llvm';
   readonly version = '1';
@@ -105,6 +105,7 @@ export class LlvmStage implements Stage {
       clang: r.clang ? { path: r.clang.path, version: r.clang.version } : undefined,
       source: r.how === 'source' ? await sourceIdentity(config.profile.sources[t.source]!) : undefined,
       probe: await readFile(XDP_PROBE_SRC, 'utf8'),
+      mechanisms: await mechanismSourcesText(),
     };
   }
 
@@ -138,8 +139,40 @@ export class LlvmStage implements Stage {
     const obj = join(ctx.outDir, 'xdp_probe.bpf.o');
     await run(bpfCompileArgv(clang.path, XDP_PROBE_SRC, obj), runOpts);
     ctx.log(`compiled ${XDP_PROBE_SRC} with ${clang.path} ${clang.version}`);
-    return { how: r.how, clang: clang.path, clang_version: clang.version, llc_bpf: clang.bpf, xdp_probe: 'xdp_probe.bpf.o' };
+    const mechanisms = await compileMechanisms(clang.path, join(ctx.outDir, MECHANISMS_OUT), runOpts);
+    ctx.log(`compiled ${mechanisms.length} mechanism probes from ${MECHANISMS_DIR}`);
+    return {
+      how: r.how,
+      clang: clang.path,
+      clang_version: clang.version,
+      llc_bpf: clang.bpf,
+      xdp_probe: 'xdp_probe.bpf.o',
+      mechanisms: mechanisms.map((o) => `${MECHANISMS_OUT}/${o}`),
+    };
   }
+}
+
+/** Where the stage puts the mechanism probes' objects, under its output directory. */
+const MECHANISMS_OUT = 'mechanisms';
+
+/** The mechanism probes' sources and headers by name (part of the stage's inputs: an edited probe rebuilds it). */
+async function mechanismSourcesText(): Promise<Record<string, string>> {
+  const { sources, headers } = mechanismFiles();
+  const text: Record<string, string> = {};
+  for (const n of [...headers, ...sources]) text[n] = await readFile(join(MECHANISMS_DIR, n), 'utf8');
+  return text;
+}
+
+/** Compile every bpf/mechanisms/*.bpf.c to <outDir>/<name>.bpf.o with the stage's clang; the objects' names. */
+async function compileMechanisms(clang: string, outDir: string, runOpts: RunOptions): Promise<string[]> {
+  await mkdir(outDir, { recursive: true });
+  const objects: string[] = [];
+  for (const src of mechanismFiles().sources) {
+    const obj = src.replace(/\.c$/, '.o');
+    await run(bpfCompileArgv(clang, join(MECHANISMS_DIR, src), join(outDir, obj)), runOpts);
+    objects.push(obj);
+  }
+  return objects;
 }
 
 async function buildFromSource(ctx: StageContext): Promise<ClangFound> {
@@ -172,7 +205,16 @@ async function buildFromSource(ctx: StageContext): Promise<ClangFound> {
   return found;
 }
 
-/** What the llvm stage produced: the lab's XDP probe compiled for the BPF target, and the clang that did it. */
-export function llvmOutputs(o: StageOutput): { probeObject: string; clang: string; clangVersion: number } {
-  return { probeObject: join(o.dir, 'xdp_probe.bpf.o'), clang: String(o.manifest.clang), clangVersion: Number(o.manifest.clang_version) };
+/**
+ * What the llvm stage produced: the lab's XDP probe and its mechanism probes (object name -> path) compiled
+ * for the BPF target, and the clang that did it.
+ */
+export function llvmOutputs(o: StageOutput): { probeObject: string; mechanismObjects: Record<string, string>; clang: string; clangVersion: number } {
+  const mechanisms = Array.isArray(o.manifest.mechanisms) ? (o.manifest.mechanisms as string[]) : [];
+  return {
+    probeObject: join(o.dir, 'xdp_probe.bpf.o'),
+    mechanismObjects: Object.fromEntries(mechanisms.map((rel) => [rel.slice(rel.lastIndexOf('/') + 1), join(o.dir, rel)])),
+    clang: String(o.manifest.clang),
+    clangVersion: Number(o.manifest.clang_version),
+  };
 }

@@ -26,6 +26,8 @@ const ClaimSchema = z.object({
   id: z.string(),
   wording: z.string(),
   experiment: z.string(),
+  /** The one variant whose cells hold both families (family-ratio, exact-table): its rows alone are judged. */
+  variant: z.string().optional(),
   metric: z.string(),
   comparison: z.union([
     z.object({ kind: z.literal('ratio'), numerator: z.string(), denominator: z.string(), expect: Expect }),
@@ -180,7 +182,8 @@ function pointText(p: PointRatio & { ratio: number; verdict: IntervalVerdict }, 
 /** Set the measured numbers beside each claim. A side that did not run makes the claim `not run` with its reason. */
 export function judgeClaims(claims: Claim[], rows: SummaryRow[], records: CellRecord[]): ClaimVerdict[] {
   return claims.map((claim) => {
-    const ev = { rows: rows.filter((r) => r.experiment === claim.experiment), records: records.filter((r) => r.experiment === claim.experiment) };
+    const mine = (r: { experiment: string; variant: string }) => r.experiment === claim.experiment && (!claim.variant || r.variant === claim.variant);
+    const ev = { rows: rows.filter(mine), records: records.filter(mine) };
     const c = claim.comparison;
     if (c.kind === 'ratio') return judgeRatio(claim, c, ev);
     if (c.kind === 'family-ratio') return judgeFamily(claim, c, ev);
@@ -254,7 +257,9 @@ function judgeFamily(claim: Claim, c: RatioComparison, ev: Evidence): ClaimVerdi
     ev.rows.filter((r) => r.metric.endsWith(`.${claim.metric}`) && r.median !== undefined).map((r) => [r.metric.slice(0, -claim.metric.length - 1), r.median!]),
   );
   const { pairs, unpaired } = pairBenchmarks(medians, c.numerator, c.denominator);
-  const sides: Side[] = [{ variant: 'kflex', n: ev.rows[0]?.n_ok ?? 0, reason: ev.rows[0]?.reason ?? (ev.rows.length ? undefined : 'not in this run') }];
+  const sides: Side[] = [
+    { variant: claim.variant ?? 'kflex', n: ev.rows[0]?.n_ok ?? 0, reason: ev.rows[0]?.reason ?? (ev.rows.length ? undefined : 'not in this run') },
+  ];
   if (!pairs.length)
     return {
       claim,

@@ -139,6 +139,17 @@ ${rows.join('\n')}
 </tbody></table></section>`;
 }
 
+/** The tables cells stated (the mechanism probe's, say), as they stated them. */
+function tables(r: ReportModel): string {
+  if (!r.tables.length) return '';
+  const one = (t: ReportModel['tables'][number]) =>
+    `<h3 id="table-${esc(t.experiment)}">${esc(t.title)} <small>(${esc(t.experiment)}/${esc(t.variant)})</small></h3>` +
+    `<table class="cell-table" data-experiment="${esc(t.experiment)}"><thead><tr>${t.columns.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>` +
+    t.rows.map((row) => `<tr>${row.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('\n') +
+    '</tbody></table>';
+  return `<section id="tables"><h2>Tables</h2>${r.tables.map(one).join('\n')}</section>`;
+}
+
 function provenance(r: ReportModel): string {
   return (
     `<section id="provenance"><h2>Provenance</h2><dl>${r.provenance.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>
@@ -160,6 +171,7 @@ export function renderHtml(r: ReportModel): string {
 ${summary(r)}
 ${badges(r)}
 ${claims(r)}
+${tables(r)}
 ${charts(r)}
 ${deviations(r)}
 ${provenance(r)}

@@ -1,4 +1,4 @@
-import type { Capabilities } from '../experiments/types.js';
+import type { Capabilities, ExperimentView } from '../experiments/types.js';
 import { capabilityLine } from '../core/progress.js';
 import type { Manifest, Deviation } from '../core/rundir.js';
 import type { LabEvent } from '../core/events.js';
@@ -349,7 +349,21 @@ export function cellHref(r: CellRecord): string {
   return `runs/${r.experiment}/${r.variant}/${paramsSlug(r.params)}/rep-${r.rep}/`;
 }
 
-export function claimRows(verdicts: ClaimVerdict[], rows: SummaryRow[], records: CellRecord[], m: Manifest): ClaimRow[] {
+/** Whether a claim compares a variant that allocates a KFlex heap (unknown: assume it does, as older runs were judged). */
+function comparesHeapVariant(claim: ClaimVerdict['claim'], heapVariants: string[] | undefined): boolean {
+  if (!heapVariants) return true;
+  const c = claim.comparison;
+  const compared = c.kind === 'ratio' ? [c.numerator, c.denominator] : claim.variant ? [claim.variant] : heapVariants;
+  return compared.some((x) => heapVariants.includes(x));
+}
+
+export function claimRows(
+  verdicts: ClaimVerdict[],
+  rows: SummaryRow[],
+  records: CellRecord[],
+  m: Manifest,
+  views?: Record<string, ExperimentView>,
+): ClaimRow[] {
   const heaps = structuredDeviations(m).filter((d) => d.topic === 'scaled heap');
   return verdicts.map((v) => {
     const c = v.claim.comparison;
@@ -388,13 +402,18 @@ export function claimRows(verdicts: ClaimVerdict[], rows: SummaryRow[], records:
       kflex,
       baseline,
       ratio: ratioText(v, pointLabel),
-      chart: exp,
+      // datastructures has a chart per claimed variant (report.ts chartId); other experiments one.
+      chart:
+        verdicts.filter((x) => x.claim.experiment === exp).every((x) => x.claim.variant) && verdicts.filter((x) => x.claim.experiment === exp).length > 1
+          ? `${exp}-${v.claim.variant}`
+          : exp,
       cells: mine.map((r) => ({
         href: cellHref(r),
         label: `${r.variant}${many ? ` ${points.label(r.params).replace(/\n/g, ',')}` : ''} rep ${r.rep}`,
         status: r.status,
       })),
-      scaledHeap: heaps.filter((d) => affectsExperiment(d, exp)),
+      // A ratio is on a scaled heap only when one of its two sides ran on one (BMC against memcached is not).
+      scaledHeap: heaps.filter((d) => affectsExperiment(d, exp) && comparesHeapVariant(v.claim, views?.[exp]?.heapVariants)),
     };
   });
 }

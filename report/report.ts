@@ -103,6 +103,19 @@ function provenance(runDir: string, m: Manifest, events: TimedEvent[] | undefine
   return out;
 }
 
+/** The anchor of a claim's chart: its experiment, or experiment-variant when the experiment has a chart per variant. */
+export function chartId(exp: string, claim: { variant?: string } | undefined): string {
+  return claim?.variant ? `${exp}-${claim.variant}` : exp;
+}
+
+/** The tables cells stated: the last ok repetition's per experiment and variant. */
+function cellTables(records: CellRecord[]): ReportModel['tables'] {
+  const last = new Map<string, ReportModel['tables'][number]>();
+  for (const r of records)
+    if (r.status === 'ok' && r.table) last.set(`${r.experiment}/${r.variant}`, { experiment: r.experiment, variant: r.variant, ...r.table });
+  return [...last.values()];
+}
+
 /** Build the report's content (no I/O): verdicts, badge evidence, claims, charts, timeline, deviations. */
 export async function buildReport(inp: ReportInputs, views: Record<string, ExperimentView>): Promise<ReportModel> {
   const m = inp.manifest;
@@ -111,15 +124,16 @@ export async function buildReport(inp: ReportInputs, views: Record<string, Exper
   // Every claim's experiment has a figure (a claims row links to it), even one this run did not include.
   const experiments = [...new Set([...claims.map((c) => c.experiment), ...inp.records.map((r) => r.experiment), ...inp.rows.map((r) => r.experiment)])];
   const charts: Chart[] = [];
-  for (const exp of experiments)
-    charts.push(
-      await experimentChart(
-        exp,
-        views[exp],
-        claims.find((c) => c.experiment === exp),
-        inp.records.filter((r) => r.experiment === exp),
-      ),
-    );
+  for (const exp of experiments) {
+    // An experiment whose claims each judge one variant (datastructures: kflex, arena) gets a chart per claim.
+    const own = claims.filter((c) => c.experiment === exp);
+    const perVariant = own.length > 1 && own.every((c) => c.variant);
+    for (const claim of perVariant ? own : [own[0]]) {
+      const records = inp.records.filter((r) => r.experiment === exp && (!perVariant || r.variant === claim!.variant));
+      const chart = await experimentChart(exp, views[exp], claim, records);
+      charts.push(perVariant ? { ...chart, experiment: chartId(exp, claim) } : chart);
+    }
+  }
   const tl = timeline(m, inp.records, inp.events);
   return {
     run: basename(inp.runDir),
@@ -129,8 +143,9 @@ export async function buildReport(inp: ReportInputs, views: Record<string, Exper
     accel: acceleratorFacts(m),
     inForce: inForce(m),
     badges: badgeEvidence(m, inp.records, verdicts, inp.events),
-    claims: claimRows(verdicts, inp.rows, inp.records, m),
+    claims: claimRows(verdicts, inp.rows, inp.records, m, views),
     charts,
+    tables: cellTables(inp.records),
     timeline: { ...(await timelineChart(tl.items, tl.origin)), items: tl.items, note: tl.note },
     deviations: deviationRows(m, inp.records),
     provenance: provenance(inp.runDir, m, inp.events),

@@ -1,4 +1,5 @@
 import type { Manifest, Deviation } from '../core/rundir.js';
+import type { CellTable } from '../experiments/types.js';
 import type { ClaimVerdict } from './claims.js';
 import type { Chart } from './charts.js';
 import type { BadgeEvidence, ClaimRow, TimelineItem, VerdictCounts } from './model.js';
@@ -14,6 +15,8 @@ export interface ReportModel {
   badges: BadgeEvidence[];
   claims: ClaimRow[];
   charts: Chart[];
+  /** Tables cells stated (e.g. the mechanism probe's), the last repetition's per experiment and variant. */
+  tables: Array<CellTable & { experiment: string; variant: string }>;
   timeline: Chart & { items: TimelineItem[]; note?: string };
   deviations: Deviation[];
   provenance: Array<[string, string]>;

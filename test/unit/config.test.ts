@@ -147,13 +147,15 @@ describe('lab.yaml: values checked against the experiments, kernel/configs and t
 
   it('refuses an experiment id no experiment has', () => {
     expect(problems(() => strict({ set: ['experiments.nosuch.variants=[kflex]'] }))).toEqual([
-      '--set experiments.nosuch.variants=[kflex]: experiments.nosuch: no such experiment; allowed: memcache, redis-getset, redis-zadd, datastructures, guards',
+      '--set experiments.nosuch.variants=[kflex]: experiments.nosuch: no such experiment; allowed: mechanisms, memcache, redis-getset, redis-zadd, datastructures, guards',
     ]);
     const text = base.replace('      guards:\n', '      gaurds:\n');
     const file = writeConfig(text);
     // A block mapping's position is its first field's line (where its value node starts), as for unknown fields.
     expect(problems(() => strict({ file }))).toEqual([
-      expect.stringMatching(new RegExp(`^${file}:${lineOf(text, 'gaurds:') + 1}:\\d+: experiments\\.gaurds: no such experiment; allowed: memcache, `)),
+      expect.stringMatching(
+        new RegExp(`^${file}:${lineOf(text, 'gaurds:') + 1}:\\d+: experiments\\.gaurds: no such experiment; allowed: mechanisms, memcache, `),
+      ),
     ]);
   });
 
@@ -214,7 +216,10 @@ describe('lab.yaml: values checked against the experiments, kernel/configs and t
       ['experiments.memcache.grid.set_get=["0:0"]', /grid\.set_get: "0:0" is out of range; allowed: SET:GET as 'N:M' with N\+M > 0/],
       ['experiments.redis-getset.grid.ratio=["1/9"]', /grid\.ratio: "1\/9" is out of range/],
       ['experiments.redis-zadd.quick.grid.requests=[-5]', /experiments\.redis-zadd\.quick\.grid\.requests: -5 is out of range/],
-      ['experiments.datastructures.grid.filter=[""]', /grid\.filter: "" is out of range; allowed: a non-empty ffkx-bench --benchmark_filter regex/],
+      [
+        'experiments.datastructures.grid.filter=[""]',
+        /grid\.filter: "" is out of range; allowed: a non-empty benchmark name regex: ffkx-bench --benchmark_filter, kflex-arena-bench --filter/,
+      ],
       [
         'experiments.memcache.grid.thread=[1]',
         /experiments\.memcache\.grid\.thread: memcache reads no grid key 'thread'; allowed: set_get, threads, concurrency, value_size/,

@@ -106,7 +106,7 @@ describe('declared host programs: the doctor checks them, install-deps installs 
     const checks = await runDoctor(smoke, { cacheDir: tempDir(), needs: groups, path: stubPath(groups, ['rsync', 'mmdebstrap']) });
     expect(checks.filter((c) => c.level === 'fail').map((c) => c.name)).toEqual(expect.arrayContaining(['rsync', 'mmdebstrap']));
     expect(checks.find((c) => c.name === 'mmdebstrap' && c.level === 'fail')!.detail).toMatch(
-      /the bmc and image stages need it: builds BMC in a throwaway root/,
+      /the bmc, arena and image stages need it: builds BMC in a throwaway root/,
     );
     expect(aptLine(checks)).toMatch(/\brsync\b/);
     expect(aptLine(checks)).toMatch(/\bmmdebstrap\b/);
@@ -149,7 +149,7 @@ describe('declared host programs: the doctor checks them, install-deps installs 
   it('the profiles check what their stages run: smoke fetches a Debian package, paper git sources and builds KFlex', async () => {
     const names = (gs: NeedGroup[], stage: string) => gs.find((g) => g.stage === stage)?.needs.map((n) => n.name) ?? [];
     const s = await profileNeedGroups(smoke);
-    expect(s.map((g) => g.stage)).toEqual(['llvm', 'kernel', 'bmc', 'image', 'testbed']);
+    expect(s.map((g) => g.stage)).toEqual(['llvm', 'kernel', 'bmc', 'arena', 'image', 'testbed']);
     expect(names(s, 'kernel')).toEqual(expect.arrayContaining(['make', 'gcc', 'flex', 'bison', 'bc', 'pahole', 'rsync', 'apt-get', 'dpkg-deb', 'tar', 'xz']));
     expect(names(s, 'kernel')).not.toContain('git');
     const p = await profileNeedGroups(loadConfig({ profile: 'paper', env: {} }).profile);

@@ -20,7 +20,7 @@ describe('experiment grid', () => {
     const smoke = loadConfig({ profile: 'smoke', env: {} }).profile;
     const all = planCells(smoke, {}, EXPERIMENTS);
     expect(new Set(all.map((c) => c.experiment.id))).toEqual(new Set(['mechanisms', 'memcache', 'redis-getset', 'redis-zadd', 'datastructures', 'guards']));
-    expect(all.filter((c) => c.experiment.id === 'memcache')).toHaveLength(4); // 2 variants x 1 point x 2 reps
+    expect(all.filter((c) => c.experiment.id === 'memcache')).toHaveLength(6); // 3 variants (kflex, userspace, bmc) x 1 point x 2 reps
     const quick = planCells(smoke, { quick: true, only: ['redis-zadd'] }, EXPERIMENTS);
     expect(quick.map((c) => [c.variant.id, c.params.requests, c.rep])).toEqual([
       ['kflex', 5000, 1],

@@ -39,7 +39,12 @@ describe('run directories', () => {
       stages: { kernel: { fingerprint: 'abc' } },
       deviations: [heap],
     });
-    expect((back.config as { sources: Record<string, unknown> }).sources.kernel).toEqual({ kind: 'debian-package', package: 'linux-source-6.1' });
+    expect((back.config as { sources: Record<string, unknown> }).sources.kernel).toEqual({
+      kind: 'debian-package',
+      package: 'linux-source-7.3',
+      version: '7.3.4-1~bpo13+1',
+      suite: 'trixie-backports',
+    });
   });
 });
 

@@ -48,7 +48,7 @@ describe('cell runner', () => {
         return { metrics: { tps: 100 * ctx.rep }, files: { 'server.log': 'ok' } };
       },
     };
-    const profile = loadConfig({ profile: 'smoke', env: {} }).profile;
+    const profile = loadConfig({ profile: 'smoke', env: {}, set: ['experiments.memcache.variants=[kflex,userspace]'] }).profile;
     const cells = planCells(profile, { only: ['memcache'] }, [exp]);
     expect(cells).toHaveLength(4);
     const runDir = tempDir();
@@ -95,7 +95,7 @@ describe('cell runner', () => {
         return { metrics: { tps: 1 } };
       },
     };
-    const profile = loadConfig({ profile: 'smoke', env: {} }).profile;
+    const profile = loadConfig({ profile: 'smoke', env: {}, set: ['experiments.memcache.variants=[kflex,userspace]'] }).profile;
     const userspace = planCells(profile, { only: ['memcache'] }, [exp]).filter((c) => c.variant.id === 'userspace');
     const cells = [...userspace, { ...userspace[0]!, rep: 3, path: userspace[0]!.path.replace('rep-1', 'rep-3') }];
     expect(cells).toHaveLength(3);
