@@ -202,26 +202,7 @@ export class KernelDebStage implements Stage {
         ExitCode.infra,
       );
 
-    const packages: KernelDebPackage[] = [];
-    const extras: string[] = [];
-    for (const f of (await readdir(work)).filter(isPackagingProduct).sort()) {
-      await rename(join(work, f), join(ctx.outDir, f));
-      const d = parseDebName(f);
-      if (!d) {
-        extras.push(f);
-        continue;
-      }
-      packages.push({ ...d, role: debRole(d.package, release), sha256: await sha256File(join(ctx.outDir, f)), bytes: (await stat(join(ctx.outDir, f))).size });
-    }
-    const image = packages.find((p) => p.role === 'image');
-    if (!image)
-      throw new LabError(
-        `kernel-deb: bindeb-pkg made no linux-image-${release} package (made: ${packages.map((p) => p.file).join(', ') || 'none'}); log: ${ctx.logPath}`,
-        ExitCode.infra,
-      );
-    const listing = (await run(['dpkg-deb', '-c', join(ctx.outDir, image.file)])).stdout;
-    const missing = missingImageFiles(listing, release);
-    if (missing.length) throw new LabError(`kernel-deb: ${image.file} lacks ${missing.join(', ')}: it would not boot`, ExitCode.infra);
+    const { packages, extras, image } = await collectPackages(work, ctx.outDir, release, ctx.logPath);
     // The staged package trees (as large as the packages, unpacked) are rebuilt by every bindeb-pkg.
     await rm(join(build, 'debian'), { recursive: true, force: true });
 
@@ -242,6 +223,36 @@ export class KernelDebStage implements Stage {
       package_seconds: (Date.now() - started) / 1000,
     };
   }
+}
+
+/** Move bindeb-pkg's products into the output, describe each .deb, and check the image package would boot. */
+async function collectPackages(
+  work: string,
+  outDir: string,
+  release: string,
+  logPath: string,
+): Promise<{ packages: KernelDebPackage[]; extras: string[]; image: KernelDebPackage }> {
+  const packages: KernelDebPackage[] = [];
+  const extras: string[] = [];
+  for (const f of (await readdir(work)).filter(isPackagingProduct).sort()) {
+    await rename(join(work, f), join(outDir, f));
+    const d = parseDebName(f);
+    if (!d) {
+      extras.push(f);
+      continue;
+    }
+    packages.push({ ...d, role: debRole(d.package, release), sha256: await sha256File(join(outDir, f)), bytes: (await stat(join(outDir, f))).size });
+  }
+  const image = packages.find((p) => p.role === 'image');
+  if (!image)
+    throw new LabError(
+      `kernel-deb: bindeb-pkg made no linux-image-${release} package (made: ${packages.map((p) => p.file).join(', ') || 'none'}); log: ${logPath}`,
+      ExitCode.infra,
+    );
+  const listing = (await run(['dpkg-deb', '-c', join(outDir, image.file)])).stdout;
+  const missing = missingImageFiles(listing, release);
+  if (missing.length) throw new LabError(`kernel-deb: ${image.file} lacks ${missing.join(', ')}: it would not boot`, ExitCode.infra);
+  return { packages, extras, image };
 }
 
 /** CONFIG_NR_CPUS of a .config; undefined when it is not set. */
