@@ -190,6 +190,111 @@ export function profileHeaps(
   return [...out].sort((a, b) => b - a);
 }
 
+/** The server's own checks: KFlex kernel, 5-level paging, the heaps against its RAM, ffkx. */
+function serverChecks(f: HostFacts, heaps: number[]): HostCheck[] {
+  const role = 'server' as const;
+  const checks: HostCheck[] = [];
+  const add = (c: HostCheck) => checks.push(c);
+  const o = { heaps };
+  const btf = f.btf;
+  if (btf.kind === 'kflex')
+    add({ host: role, name: 'kflex kernel', level: 'ok', detail: `BPF_MAP_TYPE_HEAP is in the kernel's BTF (${btf.hits} hits): a KFlex kernel` });
+  else
+    add({
+      host: role,
+      name: 'kflex kernel',
+      level: 'warn',
+      detail:
+        btf.kind === 'no-btf'
+          ? `kernel ${f.kernel} has no BTF (/sys/kernel/btf/vmlinux): cannot probe for KFlex; KFlex cells will be skipped`
+          : btf.kind === 'no-bpftool'
+            ? 'no bpftool to read the kernel BTF with: KFlex cannot be probed (install bpftool)'
+            : `kernel ${f.kernel} is not a KFlex kernel (BPF_MAP_TYPE_HEAP is not in its BTF): KFlex cells will be skipped, user-space cells run`,
+      fix:
+        'to run the KFlex cells, boot the KFlex kernel on this host: ' +
+        'kflex-lab build kernel --deb --profile paper builds it ' +
+        '(KFlex-linux at the pinned commit, verified config) as Debian packages and prints the steps: ' +
+        'dpkg -i, update-grub, reboot into it, then hosts check again. The lab never reboots a machine by itself.',
+    });
+  add({
+    host: role,
+    name: 'la57',
+    level: 'ok',
+    detail: f.cpu.la57
+      ? '5-level paging active (la57 in /proc/cpuinfo)'
+      : '4-level paging (no la57 in /proc/cpuinfo): only heaps of 256 GiB and more can be placed ' +
+        '(64 and 128 GiB and every scaled heap need 5-level paging)',
+  });
+  // The runner's own rule decides; the words are shorter than its (which speak of VM settings).
+  const unfit = o.heaps.filter((g) => heapUnfit(g, { serverMemoryMb: f.memory.totalMb, la57: f.cpu.la57 }));
+  const why = (g: number) =>
+    f.memory.totalMb < heapVmMemoryMb(g)
+      ? `${g} GiB (needs ~${Math.ceil(heapVmMemoryMb(g) / 1024)} GiB of RAM)`
+      : `${g} GiB (cannot be placed without 5-level paging)`;
+  add(
+    unfit.length
+      ? {
+          host: role,
+          name: 'heap ram',
+          level: 'warn',
+          detail:
+            `${(f.memory.totalMb / 1024).toFixed(1)} GiB of RAM${f.cpu.la57 ? '' : ', 4-level paging'}` +
+            `: the KFlex heaps ${unfit.map(why).join(', ')} do not fit; those KFlex cells will be skipped`,
+        }
+      : {
+          host: role,
+          name: 'heap ram',
+          level: 'ok',
+          detail: o.heaps.length
+            ? `${(f.memory.totalMb / 1024).toFixed(1)} GiB holds the profile's heaps (${o.heaps.join(', ')} GiB)`
+            : 'the profile runs no KFlex heap',
+        },
+  );
+  const files = Object.entries(f.kflexFiles)
+    .filter(([, p]) => !p)
+    .map(([n]) => n);
+  add(
+    files.length
+      ? {
+          host: role,
+          name: 'ffkx',
+          level: 'warn',
+          detail: `${files.join(', ')} not in ${KFLEX_GUEST_DIR}: KFlex cells will be skipped`,
+          fix: 'kflex-lab hosts prepare --testbed FILE (copies the kflex stage build when the host runs the guest suite, else says what to do)',
+        }
+      : { host: role, name: 'ffkx', level: 'ok', detail: `ffkx and ffkx-bench in ${KFLEX_GUEST_DIR}` },
+  );
+
+  return checks;
+}
+
+/** The binaries the harness and the experiments run: missing ones, and the line that installs them. */
+function binaryCheck(role: Role, f: HostFacts): { check: HostCheck; line?: string } {
+  const missing = Object.entries(f.binaries)
+    .filter(([, p]) => !p)
+    .map(([b]) => b);
+  const plan = installPlan(missing, f.os, f.kernel);
+  // A line to paste as the login user: sudo unless that user is root.
+  const line = installLine(plan, f.uid === 0, f.os);
+  const soft = new Set(['memtier_benchmark', 'ethtool']);
+  const hard = missing.filter((b) => !soft.has(b));
+  return {
+    line,
+    check: missing.length
+      ? {
+          host: role,
+          name: 'binaries',
+          level: hard.length ? 'fail' : 'warn',
+          detail: `missing: ${missing.join(', ')}${missing
+            .filter((b) => NOT_PACKAGED[b])
+            .map((b) => `; ${b}: ${NOT_PACKAGED[b]}`)
+            .join('')}`,
+          fix: line,
+        }
+      : { host: role, name: 'binaries', level: 'ok', detail: `all there: ${Object.keys(f.binaries).join(' ')}` },
+  };
+}
+
 /** What each host needs and lacks, as checks (pure: from the inspection, so it is tested on captured facts). */
 export function assess(
   ins: Inspection,
@@ -208,76 +313,7 @@ export function assess(
       level: 'ok',
       detail: `${f.hostname}: Linux ${f.kernel} (${f.os.pretty}), ${f.cpus} CPUs (${f.cpu.model}), ${(f.memory.totalMb / 1024).toFixed(1)} GiB RAM`,
     });
-    if (role === 'server') {
-      const btf = f.btf;
-      if (btf.kind === 'kflex')
-        add({ host: role, name: 'kflex kernel', level: 'ok', detail: `BPF_MAP_TYPE_HEAP is in the kernel's BTF (${btf.hits} hits): a KFlex kernel` });
-      else
-        add({
-          host: role,
-          name: 'kflex kernel',
-          level: 'warn',
-          detail:
-            btf.kind === 'no-btf'
-              ? `kernel ${f.kernel} has no BTF (/sys/kernel/btf/vmlinux): cannot probe for KFlex; KFlex cells will be skipped`
-              : btf.kind === 'no-bpftool'
-                ? 'no bpftool to read the kernel BTF with: KFlex cannot be probed (install bpftool)'
-                : `kernel ${f.kernel} is not a KFlex kernel (BPF_MAP_TYPE_HEAP is not in its BTF): KFlex cells will be skipped, user-space cells run`,
-          fix:
-            'to run the KFlex cells, boot the KFlex kernel on this host: ' +
-            'kflex-lab build kernel --deb --profile paper builds it ' +
-            '(KFlex-linux at the pinned commit, verified config) as Debian packages and prints the steps: ' +
-            'dpkg -i, update-grub, reboot into it, then hosts check again. The lab never reboots a machine by itself.',
-        });
-      add({
-        host: role,
-        name: 'la57',
-        level: 'ok',
-        detail: f.cpu.la57
-          ? '5-level paging active (la57 in /proc/cpuinfo)'
-          : '4-level paging (no la57 in /proc/cpuinfo): only heaps of 256 GiB and more can be placed ' +
-            '(64 and 128 GiB and every scaled heap need 5-level paging)',
-      });
-      // The runner's own rule decides; the words are shorter than its (which speak of VM settings).
-      const unfit = o.heaps.filter((g) => heapUnfit(g, { serverMemoryMb: f.memory.totalMb, la57: f.cpu.la57 }));
-      const why = (g: number) =>
-        f.memory.totalMb < heapVmMemoryMb(g)
-          ? `${g} GiB (needs ~${Math.ceil(heapVmMemoryMb(g) / 1024)} GiB of RAM)`
-          : `${g} GiB (cannot be placed without 5-level paging)`;
-      add(
-        unfit.length
-          ? {
-              host: role,
-              name: 'heap ram',
-              level: 'warn',
-              detail:
-                `${(f.memory.totalMb / 1024).toFixed(1)} GiB of RAM${f.cpu.la57 ? '' : ', 4-level paging'}` +
-                `: the KFlex heaps ${unfit.map(why).join(', ')} do not fit; those KFlex cells will be skipped`,
-            }
-          : {
-              host: role,
-              name: 'heap ram',
-              level: 'ok',
-              detail: o.heaps.length
-                ? `${(f.memory.totalMb / 1024).toFixed(1)} GiB holds the profile's heaps (${o.heaps.join(', ')} GiB)`
-                : 'the profile runs no KFlex heap',
-            },
-      );
-      const files = Object.entries(f.kflexFiles)
-        .filter(([, p]) => !p)
-        .map(([n]) => n);
-      add(
-        files.length
-          ? {
-              host: role,
-              name: 'ffkx',
-              level: 'warn',
-              detail: `${files.join(', ')} not in ${KFLEX_GUEST_DIR}: KFlex cells will be skipped`,
-              fix: 'kflex-lab hosts prepare --testbed FILE (copies the kflex stage build when the host runs the guest suite, else says what to do)',
-            }
-          : { host: role, name: 'ffkx', level: 'ok', detail: `ffkx and ffkx-bench in ${KFLEX_GUEST_DIR}` },
-      );
-    }
+    if (role === 'server') checks.push(...serverChecks(f, o.heaps));
     const want = o.profileCpus[role];
     add({
       host: role,
@@ -306,29 +342,9 @@ export function assess(
         detail: `the client's ${f.linkIf} also carries this SSH session: the experiments share the link with it`,
         fix: 'reach the client through another interface (a management network or ProxyJump)',
       });
-    const missing = Object.entries(f.binaries)
-      .filter(([, p]) => !p)
-      .map(([b]) => b);
-    const plan = installPlan(missing, f.os, f.kernel);
-    // A line to paste as the login user: sudo unless that user is root.
-    const line = installLine(plan, f.uid === 0, f.os);
-    if (line) install[role] = line;
-    const soft = new Set(['memtier_benchmark', 'ethtool']);
-    const hard = missing.filter((b) => !soft.has(b));
-    add(
-      missing.length
-        ? {
-            host: role,
-            name: 'binaries',
-            level: hard.length ? 'fail' : 'warn',
-            detail: `missing: ${missing.join(', ')}${missing
-              .filter((b) => NOT_PACKAGED[b])
-              .map((b) => `; ${b}: ${NOT_PACKAGED[b]}`)
-              .join('')}`,
-            fix: line,
-          }
-        : { host: role, name: 'binaries', level: 'ok', detail: `all there: ${Object.keys(f.binaries).join(' ')}` },
-    );
+    const bins = binaryCheck(role, f);
+    add(bins.check);
+    if (bins.line) install[role] = bins.line;
     if (f.ntpSynchronized === false)
       add({ host: role, name: 'ntp', level: 'warn', detail: 'the clock is not NTP-synchronized (timedatectl): logs of the two hosts may not line up' });
   }
