@@ -55,7 +55,9 @@ export const BMC: ProgramNeed = {
   role: 'server',
   path: `${BMC_GUEST_DIR}/bmc`,
   notPackaged: 'built by the lab from rs3lab/bmc-cache (the bmc stage): `kflex-lab hosts prepare` does not install it',
-  missing: `${BMC_GUEST_DIR}/bmc is not in the image (image.bmc is false in this profile)`,
+  missing:
+    `${BMC_GUEST_DIR}/bmc is not in the image: image.bmc is false in this profile, or the bmc stage could not fetch ` +
+    'rs3lab/bmc-cache (its manifest says why; pass --source bmc=/path/to/bmc-cache)',
   planned: (p) => !!p.image.bmc,
 };
 

@@ -159,7 +159,17 @@ export class BmcStage implements Stage {
     if (!source) throw new LabError('image.bmc is set but the profile has no source named bmc; add sources.bmc to lab.yaml', ExitCode.usage);
     requireNeeds('bmc', [...BMC_PROGRAMS, ...SOURCE_NEEDS[source.kind]]);
     const { variant, entries } = this.settings(ctx.config);
-    const src = await materialize(source, { name: 'bmc', workDir: ctx.outDir, log: ctx.log, exec: ctx.exec, expect: 'bmc/bmc_kern.c' });
+    // An unreachable source (no GitHub here) leaves BMC out of the image, saying why, as memtier's does: the
+    // memcache/bmc cell is then skipped with that reason, and the rest of the run goes on.
+    let src: Awaited<ReturnType<typeof materialize>>;
+    try {
+      src = await materialize(source, { name: 'bmc', workDir: ctx.outDir, log: ctx.log, exec: ctx.exec, expect: 'bmc/bmc_kern.c' });
+    } catch (e) {
+      if (source.kind !== 'git') throw e;
+      const reason = `source bmc unreachable (${(e as Error).message.split('\n')[0]}); pass --source bmc=/path/to/bmc-cache`;
+      ctx.log(`BMC will not be in the image: ${reason}`);
+      return { built: false, reason, variant };
+    }
     for (const f of ['bmc/bmc_user.c', 'bmc/bmc_common.h', 'bmc/Makefile', 'bmc/bpf_kfuncs.h'])
       if (!existsSync(join(src.dir, f)))
         throw new LabError(`source bmc: ${src.origin} is not the rs3lab/bmc-cache tree (no ${f}); pass --source bmc=/path/to/bmc-cache`, ExitCode.usage);
