@@ -66,6 +66,33 @@ export function guestPayload(o: StageOutput): GuestPayload | undefined {
   return { stage: o.stage, from: join(o.dir, payload), guestDir, packages: pkgs };
 }
 
+/**
+ * The payloads of the image's payload stages, and what image.json records of each: its guest directory and
+ * source, or why it is left out (a stage whose manifest says `built: false`, e.g. BMC's source unreachable).
+ */
+export function imagePayloads(
+  ids: readonly string[],
+  deps: Record<string, StageOutput>,
+  log: (line: string) => void = () => undefined,
+): { payloads: GuestPayload[]; record: Record<string, unknown> } {
+  const payloads: GuestPayload[] = [];
+  const record: Record<string, unknown> = {};
+  for (const id of ids) {
+    const o = deps[id];
+    if (!o) throw new LabError(`image: payload stage ${id} did not run`, ExitCode.infra);
+    if (o.manifest.built === false) {
+      record[id] = { built: false, reason: String(o.manifest.reason ?? 'not built') };
+      log(`${id} is left out of the image: ${String(o.manifest.reason ?? 'not built')}`);
+      continue;
+    }
+    const p = guestPayload(o);
+    if (!p) throw new LabError(`image: stage ${id} declares no payload (guest_dir) in its manifest ${join(o.dir, 'stage.json')}`, ExitCode.infra);
+    payloads.push(p);
+    record[id] = { dir: p.guestDir, from: o.manifest.source };
+  }
+  return { payloads, record };
+}
+
 /** mmdebstrap hooks that copy each payload's files into its guest directory. */
 export function payloadHooks(payloads: readonly GuestPayload[]): string[] {
   return payloads.flatMap((p) => [`mkdir -p "$1${p.guestDir}"`, `copy-in ${p.from}/. ${p.guestDir}`]);
@@ -132,12 +159,7 @@ export class ImageStage implements Stage {
       hooks.push(`mkdir -p "$1${KFLEX_GUEST_DIR}"`, `copy-in ${join(k.dir, 'kflex')}/. ${KFLEX_GUEST_DIR}`);
     }
     // Payload stages (bmc, ...): their declared directory and runtime packages.
-    const payloads = this.payloads.map((id) => {
-      const o = ctx.deps[id];
-      const p = o && guestPayload(o);
-      if (!p) throw new LabError(`image: stage ${id} ${o ? 'declares no payload (guest_dir) in its manifest' : 'did not run'}`, ExitCode.infra);
-      return p;
-    });
+    const { payloads, record: payloadRecord } = imagePayloads(this.payloads, ctx.deps, ctx.log);
     include.push(...new Set(payloads.flatMap((p) => p.packages).filter((pkg) => !include.includes(pkg))));
     hooks.push(...payloadHooks(payloads));
     const memtier = await memtierHooks(ctx, include, hooks);
@@ -175,7 +197,7 @@ export class ImageStage implements Stage {
       packages: versions,
       memtier,
       kflex: i.kflex ? { dir: KFLEX_GUEST_DIR, from: ctx.deps.kflex?.manifest.source } : null,
-      payloads: Object.fromEntries(payloads.map((p) => [p.stage, { dir: p.guestDir, from: ctx.deps[p.stage]?.manifest.source }])),
+      payloads: payloadRecord,
       image: 'base.qcow2',
       image_bytes: size,
       image_sha256: await sha256File(base),

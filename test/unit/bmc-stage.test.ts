@@ -13,7 +13,7 @@ import {
   bmcDeviations,
   bmcPatchHooks,
 } from '../../images/bmc.js';
-import { guestPayload, payloadHooks } from '../../images/stage.js';
+import { guestPayload, imagePayloads, payloadHooks } from '../../images/stage.js';
 import { stageRegistry } from '../../lab/stages.js';
 import { loadConfig } from '../../core/config.js';
 import type { StageOutput } from '../../core/stage.js';
@@ -133,6 +133,19 @@ describe('payload stages in the image', () => {
     const p = guestPayload(out({ payload: 'bmc', guest_dir: '/opt/bmc', guest_packages: ['libbpf-dev'] }));
     expect(p).toEqual({ stage: 'bmc', from: '/cache/bmc/f/bmc', guestDir: '/opt/bmc', packages: ['libbpf-dev'] });
     expect(payloadHooks([p!])).toEqual(['mkdir -p "$1/opt/bmc"', 'copy-in /cache/bmc/f/bmc/. /opt/bmc']);
+  });
+  it('a payload stage that built nothing (source unreachable) is left out of the image with its reason; one that did not run stops it', () => {
+    const built = { ...out({ payload: 'bmc', guest_dir: '/opt/bmc', guest_packages: ['libbpf-dev'], source: { commit: 'c' } }) };
+    const unbuilt = { ...out({ built: false, reason: 'source bmc unreachable (...); pass --source bmc=/path/to/bmc-cache' }), stage: 'arena' };
+    const logged: string[] = [];
+    const r = imagePayloads(['bmc', 'arena'], { bmc: built, arena: unbuilt }, (l) => logged.push(l));
+    expect(r.payloads.map((p) => p.stage)).toEqual(['bmc']);
+    expect(r.record).toEqual({
+      bmc: { dir: '/opt/bmc', from: { commit: 'c' } },
+      arena: { built: false, reason: 'source bmc unreachable (...); pass --source bmc=/path/to/bmc-cache' },
+    });
+    expect(logged).toEqual(['arena is left out of the image: source bmc unreachable (...); pass --source bmc=/path/to/bmc-cache']);
+    expect(() => imagePayloads(['bmc'], {})).toThrow(/payload stage bmc did not run/);
   });
   it('an output without a payload is none; a malformed one names the manifest and the fix', () => {
     expect(guestPayload(out({ files: [] }))).toBeUndefined();
