@@ -40,7 +40,8 @@ export function profileText(config: ResolvedConfig): string {
   out.push('\nsources:', ...Object.entries(p.sources).map(([name, s]) => `  ${name.padEnd(8)} ${describeSource(s)}`));
   out.push(
     `\ntoolchain: policy ${p.toolchain.policy}, clang >= ${p.toolchain.min_version}${p.toolchain.package ? ` (package ${p.toolchain.package})` : ''}`,
-    `kernel:    ${p.kernel.base} + fragments ${p.kernel.fragments.join(', ')}${Object.keys(p.kernel.extra).length ? ` + extra ${JSON.stringify(p.kernel.extra)}` : ''}`,
+    `kernel:    ${p.kernel.base} + fragments ${p.kernel.fragments.join(', ')}` +
+      `${Object.keys(p.kernel.extra).length ? ` + extra ${JSON.stringify(p.kernel.extra)}` : ''}`,
     `image:     Debian ${p.image.suite}, ${p.image.size_mb} MiB, ${p.image.packages.length} packages${p.image.kflex ? ' + KFlex user space' : ''}`,
     `vms:       server ${p.vms.server.cpus} vCPU / ${p.vms.server.memory_mb} MiB, client ${p.vms.client.cpus} vCPU / ${p.vms.client.memory_mb} MiB, ` +
       `accel ${p.vms.accel}, link ${p.vms.link.backend} (mtu ${p.vms.link.mtu})`,

@@ -81,7 +81,7 @@ export async function runArenaCell(ctx: CellContext): Promise<CellOutcome> {
   if (checks.failures.length || r.code !== 0)
     throw new LabError(
       `kflex-arena-bench: ${checks.failures.length ? `${checks.failures.length} structure check(s) failed` : `exited ${r.code}`}: ` +
-        `${(checks.failures.length ? checks.failures.map((f) => `${f.benchmark}: ${f.reason}`) : r.stderr.trim().split('\n').slice(-5)).slice(0, 5).join(' / ')}`,
+        (checks.failures.length ? checks.failures.map((f) => `${f.benchmark}: ${f.reason}`) : r.stderr.trim().split('\n').slice(-5)).slice(0, 5).join(' / '),
       ExitCode.checkFailed,
     );
   const json = (await ctx.exec(ctx.server, 'json', ['cat', out])).stdout;

@@ -97,7 +97,8 @@ export const MECHANISMS: readonly Mechanism[] = [
     upstreamProbe: 'arena',
     kflexProbe: 'kflex_heap',
     kflexNote:
-      'map type 34 after ARENA (KFlex bpf/vmlinux.h, bpf/include/ffkx_heap.bpf.h ffkx_heap()); the fork had arenas too (bpf/vmlinux.h: BPF_MAP_TYPE_ARENA = 33)',
+      'map type 34 after ARENA (KFlex bpf/vmlinux.h, bpf/include/ffkx_heap.bpf.h ffkx_heap()); ' +
+      'the fork had arenas too (bpf/vmlinux.h: BPF_MAP_TYPE_ARENA = 33)',
   },
   {
     id: 'loop',

@@ -122,7 +122,9 @@ async function recordOf(
       record: {
         ...base,
         status: 'failed',
-        reason: `exceeded its bound of ${boundS} s (2 x its estimate + 120 s${cell.heapGiB ? ' + the heap fill' : ''}); it was cancelled and its processes were stopped`,
+        reason:
+          `exceeded its bound of ${boundS} s (2 x its estimate + 120 s${cell.heapGiB ? ' + the heap fill' : ''}); ` +
+          'it was cancelled and its processes were stopped',
       },
     };
   if ('dead' in r) return { record: { ...base, status: 'failed', reason: `testbed lost during this cell: ${r.dead}` }, lost: r.dead };

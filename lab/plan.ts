@@ -50,7 +50,12 @@ export async function planRun(
 export function verbBus(eventsFile?: string): { bus: EventBus; detach: () => void } {
   const bus = new EventBus();
   const detachers = [attachView(bus), ...(eventsFile ? [recordEvents(bus, eventsFile)] : [])];
-  return { bus, detach: () => detachers.forEach((d) => d()) };
+  return {
+    bus,
+    detach: () => {
+      for (const d of detachers) d();
+    },
+  };
 }
 
 /** `build`: a stage (or all) and what it depends on, with the progress view (and --events). */

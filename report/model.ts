@@ -217,7 +217,8 @@ function functional(m: Manifest, records: CellRecord[], events: TimedEvent[] | u
         // A run from before the experiments declared their needs has the three fixed answers.
         (caps.programs
           ? capabilityLine({ btf: caps.btf, programs: caps.programs, la57: caps.la57 })
-          : `KFlex heap map: ${caps.kflexKernel ? 'yes' : 'no'}; ffkx: ${caps.ffkx ? 'yes' : 'no'}; memtier: ${caps.memtier ? 'yes' : 'no'}; la57: ${caps.la57 ? 'yes' : 'no'}`) +
+          : `KFlex heap map: ${caps.kflexKernel ? 'yes' : 'no'}; ffkx: ${caps.ffkx ? 'yes' : 'no'}; ` +
+            `memtier: ${caps.memtier ? 'yes' : 'no'}; la57: ${caps.la57 ? 'yes' : 'no'}`) +
         `; ${caps.serverMemoryMb} MiB`,
     });
   const n = (rs: CellRecord[], st: string) => rs.filter((r) => r.status === st).length;

@@ -17,7 +17,7 @@ describe('reproduce --profile smoke --quick', () => {
   const events = join(tempDir(), 'events.jsonl');
   let runDir = '';
 
-  it('runs every experiment: baselines, BMC, the arena pairs and the mechanism probe measured; KFlex cells skipped with the probe reason; every file kept', async () => {
+  it('runs every experiment: baselines, BMC, the arena pairs and the mechanism probe; KFlex cells skipped with the probe reason; files kept', async () => {
     const r = await lab(['reproduce', '--profile', 'smoke', '--quick', ...bmcArgs, '--events', events], { KFLEX_LAB_RESULTS: results });
     expect(r.code, explain(r)).toBe(0);
     runDir = join(results, readdirSync(results).find((d) => /^\d{8}T\d{6}Z-smoke$/.test(d))!);

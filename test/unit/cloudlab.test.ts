@@ -179,7 +179,8 @@ describe('hosts from-manifest: a CloudLab manifest into hosts.yaml', () => {
 
   it('a node with several interfaces: the one on the link that joins the chosen server and client, whatever its order', () => {
     expect(problems(() => convert('several-interfaces.xml'))).toEqual([
-      `${fixture('several-interfaces.xml')}: 3 <node> elements (node-0, node-1, node-2) and none named server/client: say which with --server NODE --client NODE`,
+      `${fixture('several-interfaces.xml')}: 3 <node> elements (node-0, node-1, node-2) and none named server/client: ` +
+        'say which with --server NODE --client NODE',
     ]);
     const a = parseHostsConfig(convert('several-interfaces.xml', { server: 'node-0', client: 'node-1' }), 'h.yaml');
     expect(a.server).toMatchObject({ destination: 'hp041.utah.cloudlab.us', user: 'carol', link: { mac: '98:03:9b:a1:00:01', address: '10.10.1.1' } });

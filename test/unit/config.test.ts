@@ -147,7 +147,8 @@ describe('lab.yaml: values checked against the experiments, kernel/configs and t
 
   it('refuses an experiment id no experiment has', () => {
     expect(problems(() => strict({ set: ['experiments.nosuch.variants=[kflex]'] }))).toEqual([
-      '--set experiments.nosuch.variants=[kflex]: experiments.nosuch: no such experiment; allowed: mechanisms, memcache, redis-getset, redis-zadd, datastructures, guards',
+      '--set experiments.nosuch.variants=[kflex]: experiments.nosuch: no such experiment; ' +
+        'allowed: mechanisms, memcache, redis-getset, redis-zadd, datastructures, guards',
     ]);
     const text = base.replace('      guards:\n', '      gaurds:\n');
     const file = writeConfig(text);

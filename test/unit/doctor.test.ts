@@ -106,7 +106,7 @@ describe('declared host programs: the doctor checks them, install-deps installs 
     const checks = await runDoctor(smoke, { cacheDir: tempDir(), needs: groups, path: stubPath(groups, ['rsync', 'mmdebstrap']) });
     expect(checks.filter((c) => c.level === 'fail').map((c) => c.name)).toEqual(expect.arrayContaining(['rsync', 'mmdebstrap']));
     expect(checks.find((c) => c.name === 'mmdebstrap' && c.level === 'fail')!.detail).toMatch(
-      /the bmc, arena and image stages need it: builds BMC in a throwaway root/,
+      /the bmc and arena and image stages need it: builds BMC in a throwaway root/,
     );
     expect(aptLine(checks)).toMatch(/\brsync\b/);
     expect(aptLine(checks)).toMatch(/\bmmdebstrap\b/);

@@ -207,7 +207,7 @@ describe('clients ffkx can answer', () => {
     const zadd = EXPERIMENTS.find((e) => e.id === 'redis-zadd')!.variants.find((v) => v.id === 'kflex')!;
     expect(unmetRequirement(zadd, c)).toMatch(/blocks forever on its startup CONFIG GET/);
   });
-  it("the ZADD load through memtier: the seed's 50 connections in total, whole-argument placeholders, an empty key prefix, requests per connection", async () => {
+  it("the ZADD load through memtier: the seed's 50 connections, whole-argument placeholders, an empty key prefix, requests per connection", async () => {
     const { memtierZaddArgv } = await import('../../experiments/redis.js');
     const a = memtierZaddArgv('10.77.0.1', { threads: 64, requests: 2000000 });
     // redis-benchmark --threads 64 with its default -c 50: 50 connections in all, 40,000 requests each.

@@ -214,7 +214,10 @@ describe("a cell's servers and clients on a tracked host", () => {
         throw new Error('memtier_benchmark: connection refused');
       }),
     ).rejects.toThrow(
-      /^dies \(pid \d+\) died during the run; the client then failed: memtier_benchmark: connection refused\. Its log ends:\n {2}\| up\n {2}\| out of file descriptors/,
+      new RegExp(
+        '^dies \\(pid \\d+\\) died during the run; the client then failed: memtier_benchmark: connection refused\\. ' +
+          'Its log ends:\\n {2}\\| up\\n {2}\\| out of file descriptors',
+      ),
     );
     const alive = new GuestServer(new TrackedHost(local, join(d, 'l.pids')), 'lives', ['sleep', '1000'], join(d, 'a.log'));
     await alive.start({}, 10_000);

@@ -187,7 +187,8 @@ describe('debian-package sources pinned by version', () => {
   it("a named suite uses only the host's Debian archives: not the security archive, not a vendor's repository", () => {
     // This host's shape: deb822 in sources.list.d, main + security, plus a vendor repository.
     const host = parseAptSources(
-      'Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n' +
+      'Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n' +
+        'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n' +
         'Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n\n' +
         'Types: deb\nURIs: https://vendor.example/apt\nSuites: nodistro\nComponents: main\n',
       true,
