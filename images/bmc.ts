@@ -118,7 +118,9 @@ export function bmcDeviations(m: { variant: BmcVariant; cache: { entries: number
     out.push({
       topic: 'BMC cache scaled down',
       artifact: `${BMC_ARTIFACT_ENTRIES.toLocaleString('en')} entries (${((BMC_ARTIFACT_ENTRIES * BMC_ENTRY_BYTES) / 1e9).toFixed(2)} GB, preallocated)`,
-      lab: `${m.cache.entries.toLocaleString('en')} entries (${((m.cache.entries * BMC_ENTRY_BYTES) / 2 ** 20).toFixed(0)} MiB), BMC_CACHE_ENTRY_COUNT rewritten at build time`,
+      lab:
+        `${m.cache.entries.toLocaleString('en')} entries (${((m.cache.entries * BMC_ENTRY_BYTES) / 2 ** 20).toFixed(0)} MiB), ` +
+        'BMC_CACHE_ENTRY_COUNT rewritten at build time',
       why: `the artifact's array does not fit in the server VM; the lab gives the cache ${BMC_CACHE_RAM_SHARE * 100}% of its RAM`,
       affects: 'memcache/bmc (more hash collisions: fewer hits on large key sets)',
     });
