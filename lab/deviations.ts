@@ -4,6 +4,7 @@ import type { Accel } from '../core/testbed.js';
 import type { CellRecord, ExperimentCell } from '../experiments/cells.js';
 import { paramsSlug } from '../experiments/cells.js';
 import { heapDeviations } from './sizing.js';
+import { bmcCacheEntries, bmcDeviations } from '../images/bmc.js';
 
 /** Differences every run of the lab has from the artifact's manual procedure, whatever the profile (an experiment's own are in its file). */
 export const ALWAYS: Deviation[] = [
@@ -61,6 +62,8 @@ function buildDeviations(config: ResolvedConfig): Deviation[] {
       : 'the smoke profile runs where the KFlex kernel cannot be built or booted: KFlex cells are skipped',
     affects: isKflex ? 'all' : 'all KFlex cells (skipped)',
   });
+  // BMC as built for this profile: the lab's patch for upstream, its cache scaled to the server VM.
+  if (p.image.bmc) out.push(...bmcDeviations({ variant: p.image.bmc, cache: { entries: bmcCacheEntries(p.vms.server.memory_mb) } }));
   if (!p.image.kflex)
     out.push({
       topic: 'KFlex user space',
