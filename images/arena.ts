@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Stage, StageContext, StageOutput } from '../core/stage.js';
@@ -30,6 +30,8 @@ export const ARENA_BUILD_PACKAGES = ['build-essential', 'clang-19', 'llvm-19', '
 export const ARENA_GUEST_PACKAGES = ['libelf1t64'];
 /** What the guest gets: the runner (the BPF objects are embedded in it) and the objects themselves. */
 export const ARENA_FILES = ['kflex-arena-bench', 'bench_arena.bpf.o', 'bench_kern.bpf.o'];
+/** The built kernel's configuration, beside the runner (its --kconfig default). */
+export const ARENA_KCONFIG = 'kernel.config';
 /** The runner's name in the guest. */
 export const ARENA_RUNNER = `${ARENA_GUEST_DIR}/kflex-arena-bench`;
 
@@ -95,7 +97,7 @@ async function sourceHashes(dir: string): Promise<Record<string, string>> {
  */
 export class ArenaStage implements Stage {
   readonly id = 'arena';
-  readonly version = '1';
+  readonly version = '2';
   readonly deps = ['kernel'] as const;
   readonly description = 'arena benchmark (kflex-arena-bench, BPF objects) built against the kernel tree and BTF';
 
@@ -143,8 +145,11 @@ export class ArenaStage implements Stage {
     await rm(btf, { force: true });
     if (!existsSync(join(ctx.outDir, 'payload'))) throw new LabError('arena build root produced no /payload directory; see the log', ExitCode.infra);
     await rename(join(ctx.outDir, 'payload'), join(ctx.outDir, 'arena'));
+    // libbpf resolves libarena's __kconfig externs (CONFIG_NR_CPUS) from the running kernel's configuration;
+    // a guest kernel without IKCONFIG has none, so the runner reads this one beside it (bpf/arena/runner.c).
+    await copyFile(kernelOutputs(kernel).config, join(ctx.outDir, 'arena', ARENA_KCONFIG));
     const files = (await readdir(join(ctx.outDir, 'arena'))).sort();
-    const missing = ARENA_FILES.filter((f) => !files.includes(f));
+    const missing = [...ARENA_FILES, ARENA_KCONFIG].filter((f) => !files.includes(f));
     if (missing.length) throw new LabError(`arena build produced no ${missing.join(', ')}; see the log`, ExitCode.infra);
     if (!src.readOnly) await run(['rm', '-rf', src.dir]);
     const manifest = {

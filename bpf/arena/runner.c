@@ -68,7 +68,7 @@ static struct {
 	unsigned items, list_items, batch, reps;
 	uint64_t seed;
 	int break_id, cpu;
-	const char *out, *filter;
+	const char *out, *filter, *kconfig;
 	bool list_tests, verbose;
 } opt = { .items = 100000, .batch = 1024, .reps = 1, .seed = 1, .cpu = -1 };
 
@@ -283,6 +283,47 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
+/*
+ * The kernel configuration libbpf resolves __kconfig externs from (libarena reads CONFIG_NR_CPUS). libbpf
+ * reads /boot/config-$(uname -r) or /proc/config.gz itself; a guest with neither gets the file given with
+ * --kconfig, or the kernel.config the arena stage puts beside this program.
+ */
+static char *kconfig_text;
+
+static void load_kconfig(void)
+{
+	char path[4096], release[256];
+	struct utsname u;
+	const char *file = opt.kconfig;
+	FILE *f;
+	long n;
+
+	uname(&u);
+	snprintf(release, sizeof(release), "/boot/config-%s", u.release);
+	if (!file) {
+		ssize_t len = readlink("/proc/self/exe", path, sizeof(path) - 32);
+
+		if (!access(release, R_OK) || !access("/proc/config.gz", R_OK) || len <= 0)
+			return;
+		path[len] = 0;
+		strcpy(strrchr(path, '/') ? strrchr(path, '/') + 1 : path, "kernel.config");
+		if (access(path, R_OK))
+			return;
+		file = path;
+	}
+	f = fopen(file, "r");
+	if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+		fprintf(stderr, "--kconfig: cannot read %s: %s\n", file, strerror(errno));
+		exit(2);
+	}
+	kconfig_text = calloc(1, n + 1);
+	if (!kconfig_text || fread(kconfig_text, 1, n, f) != (size_t)n) {
+		fprintf(stderr, "--kconfig: cannot read %s\n", file);
+		exit(2);
+	}
+	fclose(f);
+}
+
 /* One loaded skeleton, whichever side: its object, and its .bss arrays mmapped by libbpf. */
 struct loaded {
 	struct bench_kern *kern;
@@ -314,11 +355,12 @@ static int load(struct loaded *l, enum side side, const char *const *want, unsig
 	memset(l, 0, sizeof(*l));
 	liblog_len = 0;
 	liblog[0] = 0;
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .kconfig = kconfig_text);
 	if (side == KERN) {
-		l->kern = bench_kern__open();
+		l->kern = bench_kern__open_opts(&oo);
 		l->obj = l->kern ? l->kern->obj : NULL;
 	} else {
-		l->arena = bench_arena__open();
+		l->arena = bench_arena__open_opts(&oo);
 		l->obj = l->arena ? l->arena->obj : NULL;
 	}
 	if (!l->obj) {
@@ -769,6 +811,8 @@ static void usage(FILE *f)
 		"  --batch N           operations per BPF_PROG_TEST_RUN call (default 1024, at most %d)\n"
 		"  --seed N            seed of the key distributions (default 1)\n"
 		"  --cpu N             pin the runner to CPU N (ffkx-bench's bench.sh runs under taskset -c 0)\n"
+		"  --kconfig FILE      the kernel's .config, when /boot/config-$(uname -r) and /proc/config.gz are missing\n"
+		"                      (default: kernel.config beside this program, if there)\n"
 		"  --break STRUCT      TEST ONLY: make STRUCT's update drop keys, to prove the check fails\n"
 		"  --list-tests        print the benchmark names and exit\n"
 		"  --verbose           print libbpf's messages\n",
@@ -793,6 +837,7 @@ static void parse(int argc, char **argv)
 		{ "out", 1, 0, 'o' },	    { "filter", 1, 0, 'f' }, { "items", 1, 0, 'n' }, { "list-items", 1, 0, 'l' },
 		{ "repetitions", 1, 0, 'r' }, { "batch", 1, 0, 'b' },  { "seed", 1, 0, 's' },	 { "cpu", 1, 0, 'c' },
 		{ "break", 1, 0, 'x' },	    { "list-tests", 0, 0, 't' }, { "verbose", 0, 0, 'v' }, { "help", 0, 0, 'h' },
+		{ "kconfig", 1, 0, 'k' },
 		{ 0 },
 	};
 	int c;
@@ -808,6 +853,7 @@ static void parse(int argc, char **argv)
 		case 's': opt.seed = strtoull(optarg, NULL, 10); break;
 		case 'c': opt.cpu = parse_uint("--cpu", optarg, 0, 4095); break;
 		case 't': opt.list_tests = true; break;
+		case 'k': opt.kconfig = optarg; break;
 		case 'v': opt.verbose = true; break;
 		case 'x':
 			for (size_t i = 0; i < NSTRUCTS; i++)
@@ -863,6 +909,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "--cpu %d: %s (not pinned)\n", opt.cpu, strerror(errno));
 	}
 	libbpf_set_print(libbpf_print);
+	load_kconfig();
 	for (int d = 0; d < 2; d++) {
 		uint64_t *keys = NULL, *lkeys = NULL;
 
