@@ -26,7 +26,6 @@ function clusterArgv(profile: string, host: { kvm: boolean; tap: boolean }): str
         tap: host.tap ? { ok: true, why: 'tap with vhost-net', options: { vhost: true } } : { ok: false, why: 'not root', fix: 'run as root' },
         socket: { ok: true, why: "QEMU's socket netdev needs no privileges", options: {} },
       },
-      privileges: { euid: 0, qemuVersion: [7, 2], userExists: true },
     },
     ports: { server: 2222, client: 2223, link: 40000 },
   });
