@@ -24,17 +24,21 @@
   })
 
 __u32 limit = 1000; // in .data: writable by user space, so the verifier cannot bound a loop by it
-__u64 counted;      // results, for a reader of the .bss map
+// Counters start from this 0 the verifier cannot know (the selftests' verifier_iterating_callbacks.c
+// does the same): from a known 0 every round is a new state and the verifier gives up after a million
+// instructions ("BPF program is too large") instead of seeing the loop converge.
+__u32 zero;
+__u64 counted; // results, for a reader of the .bss map
 __u64 spins;
 
 SEC("xdp")
 int mech_cond_break(void *ctx) {
-  __u32 n = 0;
-  for (__u32 i = 0; i < limit; i++) {
+  __u32 n = zero;
+  for (__u32 i = zero; i < limit; i++) {
     n++;
     cond_break;
   }
-  __u64 s = 0;
+  __u64 s = zero;
   for (;;) {
     cond_break;
     s++;
