@@ -46,7 +46,7 @@ export const datastructures: Experiment = {
   variants: [BENCH_VARIANT, ARENA_VARIANT],
   // Each benchmark reloads its skeleton with a 64 GiB heap: minutes, not seconds.
   // ffkx-bench reloads its skeleton with a 64 GiB heap per benchmark: minutes each; the arena runner's scaled run is short.
-  estimateCellSeconds: (_s, accel, variant) => (variant?.id === 'arena' ? (accel === 'tcg' ? 300 : 120) : accel === 'tcg' ? 3600 : 900),
+  estimateCellSeconds: (_s, accel, variant) => (variant?.id === 'arena' ? (accel === 'tcg' ? 1800 : 300) : accel === 'tcg' ? 3600 : 900),
   async runCell(ctx, variant) {
     if (variant.id === 'arena') return runArenaCell(ctx);
     const filter = String(ctx.params.filter ?? 'Zipfian');
