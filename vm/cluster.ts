@@ -1,4 +1,4 @@
-import { mkdir, chmod, rm, writeFile } from 'node:fs/promises';
+import { mkdir, chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { QemuProcess, buildArgs } from 'node-qemu';
 import { fixedMemoryMb, type Profile } from '../core/config.js';
@@ -10,7 +10,7 @@ import { kvmProbe, pidAlive } from '../core/host-probe.js';
 import { LINK_IF } from '../core/guest.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { retry, RetryAborted, RetryTimeout } from '../core/retry.js';
-import { qemuConfig, LINK_ADDRS, MACS, type VmSpec, type VmRole, type Accel } from './spec.js';
+import { qemuConfig, LINK_ADDRS, MACS, QEMU_USER, parseQemuVersion, privilegeDrop, type VmSpec, type VmRole, type Accel } from './spec.js';
 import { chooseLink, describeLink, linkAvailability, linkBackendOf, planLink, type LinkAvailability } from './link/index.js';
 import { readState, writeState, teardownDir, freePorts, qemuPid, isStale, readSerialTail, sshControlPath, type ClusterState } from './state.js';
 
@@ -30,6 +30,8 @@ export interface ClusterHostFacts {
   /** Only probed when vms.accel is auto (the probe boots the kernel under KVM). */
   kvm?: { ok: boolean; why: string };
   links: LinkAvailability;
+  /** Who starts QEMU and which QEMU: decides whether and how it drops root (vm/spec.ts privilegeDrop). */
+  privileges?: { euid: number; qemuVersion?: [number, number]; userExists: boolean };
 }
 
 export interface PlanInputs {
@@ -81,7 +83,8 @@ export function planCluster(p: PlanInputs): ClusterPlan {
     qmpSocket: join(p.dir, `${role}.qmp`),
     pidfile: join(p.dir, `${role}.pid`),
   });
-  const specs = { server: spec('server'), client: spec('client') };
+  const dropTo = p.host.privileges ? privilegeDrop(p.host.privileges) : undefined;
+  const specs = { server: { ...spec('server'), dropTo }, client: { ...spec('client'), dropTo } };
   const vm = (s: VmSpec) => ({ pidfile: s.pidfile, qmp: s.qmpSocket, serial: s.serialLog, sshPort: s.sshPort, disk: s.disk });
   const state: ClusterState = {
     owner: p.owner,
@@ -95,7 +98,10 @@ export function planCluster(p: PlanInputs): ClusterPlan {
   return {
     state,
     specs,
-    steps: [`accel ${accel}${p.host.kvm && !p.host.kvm.ok ? ` (${p.host.kvm.why})` : ''}, link ${describeLink(link)}: ${choice.why}`],
+    steps: [
+      `accel ${accel}${p.host.kvm && !p.host.kvm.ok ? ` (${p.host.kvm.why})` : ''}, link ${describeLink(link)}: ${choice.why}`,
+      ...(dropTo ? [`QEMU drops root to '${dropTo.user}' once its devices are open (-${dropTo.flag})`] : []),
+    ],
     warnings: accel === 'tcg' ? ['no usable KVM: TCG emulation, results are functional only, not performance-comparable'] : [],
   };
 }
@@ -170,7 +176,11 @@ export class Cluster {
       bus.emit({ type: 'step', scope: 'vms', message: `cleaning a stale VM run in ${dir}` });
       await teardownDir(dir);
     }
-    const host: ClusterHostFacts = { kvm: profile.vms.accel === 'auto' ? await kvmProbe(inp.cacheRoot, inp.kernel) : undefined, links: linkAvailability() };
+    const host: ClusterHostFacts = {
+      kvm: profile.vms.accel === 'auto' ? await kvmProbe(inp.cacheRoot, inp.kernel) : undefined,
+      links: linkAvailability(),
+      privileges: await privilegeFacts(),
+    };
     const [server, client, link] = (await freePorts(3)) as [number, number, number];
     const plan = planCluster({
       kernel: inp.kernel,
@@ -235,6 +245,15 @@ export class Cluster {
   async down(): Promise<void> {
     await teardownDir(this.dir);
   }
+}
+
+/** The facts privilegeDrop decides on: this process's uid, QEMU's version, whether QEMU_USER exists. */
+async function privilegeFacts(): Promise<NonNullable<ClusterHostFacts['privileges']>> {
+  const euid = process.geteuid?.() ?? -1;
+  if (euid !== 0) return { euid, userExists: false };
+  const v = await run(['qemu-system-x86_64', '--version'], { allowFailure: true, timeoutMs: 30_000 });
+  const passwd = await readFile('/etc/passwd', 'utf8').catch(() => '');
+  return { euid, qemuVersion: parseQemuVersion(v.stdout), userExists: passwd.split('\n').some((l) => l.startsWith(`${QEMU_USER}:`)) };
 }
 
 async function startQemu(spec: VmSpec, wrapper: string[]): Promise<void> {

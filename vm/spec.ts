@@ -1,7 +1,8 @@
 import { buildArgs, type QemuConfig } from 'node-qemu';
 import { linkBackendOf, type LinkState } from './link/index.js';
 
-export type VmRole = 'server' | 'client';
+export type { VmRole } from './link/types.js';
+import type { VmRole } from './link/types.js';
 export type Accel = 'kvm' | 'tcg';
 
 export interface VmSpec {
@@ -22,6 +23,39 @@ export interface VmSpec {
   serialLog: string;
   qmpSocket: string;
   pidfile: string;
+  /** Once QEMU has opened its devices it becomes this user (a guest escape lands nowhere useful); unset: it keeps the lab's user. */
+  dropTo?: PrivilegeDrop;
+}
+
+/** The unprivileged user QEMU switches to, and the flag its version understands. */
+export interface PrivilegeDrop {
+  user: string;
+  /** `-run-with user=` on QEMU >= 9 (where `-runas` is deprecated, then removed), `-runas` before. */
+  flag: 'run-with' | 'runas';
+}
+
+/** The user a root-started QEMU becomes: Debian's `nobody` owns no file the guest could be used to reach. */
+export const QEMU_USER = 'nobody';
+
+/** Pure: `QEMU emulator version 7.2.22 (Debian ...)` -> [7, 2]; undefined when the text holds no version. */
+export function parseQemuVersion(text: string): [number, number] | undefined {
+  const m = text.match(/QEMU emulator version (\d+)\.(\d+)/);
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}
+
+/**
+ * Pure: whether and how QEMU drops root. Only a root-started QEMU can (and must) switch users; the user
+ * has to exist on the host. QEMU 9.0 added `-run-with user=`; older ones know only `-runas`.
+ */
+export function privilegeDrop(o: { euid: number; qemuVersion?: [number, number]; userExists: boolean; user?: string }): PrivilegeDrop | undefined {
+  if (o.euid !== 0 || !o.userExists || !o.qemuVersion) return undefined;
+  return { user: o.user ?? QEMU_USER, flag: o.qemuVersion[0] >= 9 ? 'run-with' : 'runas' };
+}
+
+/** The argv words for a privilege drop. */
+export function privilegeDropArgs(d: PrivilegeDrop | undefined): string[] {
+  if (!d) return [];
+  return d.flag === 'run-with' ? ['-run-with', `user=${d.user}`] : ['-runas', d.user];
 }
 
 export const LINK_ADDRS: Record<VmRole, string> = { server: '10.77.0.1/24', client: '10.77.0.2/24' };
@@ -97,6 +131,7 @@ export function qemuConfig(spec: VmSpec): QemuConfig {
       ...linkDeviceArgs(spec),
       '-device',
       'virtio-rng-pci,addr=0x6',
+      ...privilegeDropArgs(spec.dropTo),
     ],
   };
 }

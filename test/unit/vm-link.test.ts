@@ -141,6 +141,14 @@ describe('cluster plan (pure)', () => {
     expect(sshConfigText(st, keys)).toContain('  ProxyCommand ip netns exec kflexlab-4242 nc 127.0.0.1 %p\n');
   });
 
+  it('a root-started QEMU 7.2 drops to nobody with -runas in both VMs, and the plan says so; as a user it keeps its uid', () => {
+    const p = planCluster(inputs({ host: { links: avail(), privileges: { euid: 0, qemuVersion: [7, 2], userExists: true } } }));
+    for (const role of ['server', 'client'] as const) expect(qemuArgv(p.specs[role]).slice(-2)).toEqual(['-runas', 'nobody']);
+    expect(p.steps).toContain("QEMU drops root to 'nobody' once its devices are open (-runas)");
+    const user = planCluster(inputs({ host: { links: avail(), privileges: { euid: 1000, userExists: false } } }));
+    expect(qemuArgv(user.specs.server)).not.toContain('-runas');
+  });
+
   it('socket: the chosen port, server listens and client connects; no wrapper, no ProxyCommand', () => {
     const p = planCluster(inputs({ host: { kvm: { ok: true, why: 'a Linux guest ran under KVM' }, links: avail({ tun: false }) } }));
     expect(p.state.link).toEqual({ backend: 'socket', port: 40000 });

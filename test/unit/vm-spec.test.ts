@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { qemuArgv, kernelCmdline, linkDeviceArgs, type VmSpec } from '../../vm/spec.js';
+import { qemuArgv, kernelCmdline, linkDeviceArgs, parseQemuVersion, privilegeDrop, type VmSpec } from '../../vm/spec.js';
 import { parseProbeMapDump, parseXdpMode, explainXdpRefusal } from '../../core/xdp-check.js';
 import { sshArgv, scpArgv } from '../../core/ssh.js';
 import { FIXTURES } from '../helpers.js';
@@ -72,6 +72,35 @@ describe('QEMU argv', () => {
       'systemd.hostname=server',
     ])
       expect(c.split(' ')).toContain(w);
+  });
+});
+
+describe('QEMU gives up root once its devices are open', () => {
+  const drop = (euid: number, v: string, userExists = true) => privilegeDrop({ euid, qemuVersion: parseQemuVersion(v), userExists });
+  it('reads the version QEMU prints', () => {
+    expect(parseQemuVersion('QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright (c) 2003-2022')).toEqual([7, 2]);
+    expect(parseQemuVersion('QEMU emulator version 10.0.2')).toEqual([10, 0]);
+    expect(parseQemuVersion('command not found')).toBeUndefined();
+  });
+  it('QEMU < 9 (this host: 7.2): -runas nobody, as the last words of the argv', () => {
+    const a = qemuArgv(spec({ dropTo: drop(0, 'QEMU emulator version 7.2.22') }));
+    expect(a.slice(-2)).toEqual(['-runas', 'nobody']);
+    expect(a).not.toContain('-run-with');
+  });
+  it('QEMU >= 9: -run-with user=nobody (-runas is deprecated there, then removed)', () => {
+    for (const v of ['QEMU emulator version 9.0.0', 'QEMU emulator version 10.1.0']) {
+      const a = qemuArgv(spec({ dropTo: drop(0, v) }));
+      expect(valuesAfter(a, '-run-with')).toEqual(['user=nobody']);
+      expect(a).not.toContain('-runas');
+    }
+  });
+  it('no drop when the lab is not root (QEMU could not switch), when the user is missing, or the version is unknown', () => {
+    expect(drop(1000, 'QEMU emulator version 7.2.22')).toBeUndefined();
+    expect(drop(0, 'QEMU emulator version 7.2.22', false)).toBeUndefined();
+    expect(drop(0, 'garbage')).toBeUndefined();
+    const a = qemuArgv(spec());
+    expect(a).not.toContain('-runas');
+    expect(a).not.toContain('-run-with');
   });
 });
 
