@@ -6,7 +6,7 @@
  * not; an XDP probe that loads is also run once (bpftool prog run) and must return XDP_PASS, which it does
  * only when the mechanism behaved.
  */
-import { basename, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { Host } from '../core/host.js';
 import { LabError, ExitCode } from '../core/errors.js';
 
@@ -140,25 +140,41 @@ export const PROBE_PASS = 2;
 export const objectOf = (p: MechanismProbe): string => p.program.replace(/\.c$/, '.o');
 
 /**
+ * Lines kept from the start and the end of what bpftool printed for one probe: a verifier log can be
+ * 500,000 lines. The end must hold the verdict and, from Linux 7.x, the structured report after it
+ * (Verification failed / Reason / At / Causal path / Suggestion: about 40 lines).
+ */
+export const KEEP_HEAD = 10;
+export const KEEP_TAIL = 100;
+
+/**
  * The guest script (sh, one round trip): for each probe, `bpftool prog load` of its object (pinned so it
- * stays loaded for the run), everything bpftool and libbpf said (on a failed load libbpf prints the
- * verifier's log), a `bpftool prog run` of a loaded XDP probe on a 64-byte zero packet, then the unpin.
+ * stays loaded for the run), what bpftool and libbpf said (on a failed load libbpf prints the verifier's
+ * log; its first KEEP_HEAD and last KEEP_TAIL lines are kept, the rest is counted in an `@@omitted N
+ * lines` line), a `bpftool prog run` of a loaded XDP probe on a 64-byte zero packet, then the unpin.
  * Markers: `@@kernel`, then per probe `@@probe ID`, `@@load RC`, `@@run RC` (loaded XDP probes only),
  * `@@end`. $1 is the directory holding the objects.
  */
 export function mechanismsScript(probes: readonly MechanismProbe[] = MECHANISM_PROBES, pinPrefix = MECHANISMS_PIN_PREFIX): string {
-  const lines = ['dir="$1"', 'mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf', 'head -c 64 /dev/zero > "$dir/packet"', 'echo @@kernel; uname -r'];
+  const lines = [
+    'dir="$1"',
+    'mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf',
+    'head -c 64 /dev/zero > "$dir/packet"',
+    'echo @@kernel; uname -r',
+    `clip() { awk -v h=${KEEP_HEAD} -v t=${KEEP_TAIL} '{ l[NR] = $0 } END { for (i = 1; i <= NR; i++) ` +
+      `if (i <= h || i > NR - t) print l[i]; else if (i == h + 1) print "@@omitted " (NR - h - t) " lines" }'; }`,
+  ];
   for (const p of probes) {
     if (!/^[a-z0-9_]+$/.test(p.id)) throw new Error(`mechanism probe id ${JSON.stringify(p.id)}: only a-z, 0-9 and _ (it names a pin)`);
     const pin = `${pinPrefix}${p.id}`;
     lines.push(
       `echo @@probe ${p.id}; rm -f ${pin}`,
       `out=$(bpftool prog load "$dir/${objectOf(p)}" ${pin} 2>&1); rc=$?`,
-      `echo "@@load $rc"; [ -n "$out" ] && printf '%s\\n' "$out"`,
+      `echo "@@load $rc"; [ -n "$out" ] && printf '%s\\n' "$out" | clip`,
     );
     if (p.progType === 'xdp')
       lines.push(
-        `if [ $rc -eq 0 ]; then out=$(bpftool prog run pinned ${pin} data_in "$dir/packet" repeat 1 2>&1); echo "@@run $?"; printf '%s\\n' "$out"; fi`,
+        `if [ $rc -eq 0 ]; then out=$(bpftool prog run pinned ${pin} data_in "$dir/packet" repeat 1 2>&1); echo "@@run $?"; printf '%s\\n' "$out" | clip; fi`,
       );
     lines.push(`rm -f ${pin}; echo @@end`);
   }
@@ -189,23 +205,31 @@ const WRAPPER_LINES = [
   /^libbpf: failed to load BPF skeleton/,
   /^Error: failed to (load|open) (object file|program)/,
   /^libbpf: prog '[^']*': failed to load: -?\d+$/,
-  /^libbpf: prog '[^']*': -- (BEGIN|END) PROG LOAD LOG --$/,
 ];
 /** The verifier's closing statistics, not its verdict. */
 const VERIFIER_STATS = [/^processed \d+ insns/, /^verification time /, /^stack depth /];
 
 /**
- * Why a probe did not load, in at most `n` lines: the end of the verifier's log when libbpf printed one
- * (between `-- BEGIN PROG LOAD LOG --` and `-- END PROG LOAD LOG --`, without the closing statistics),
- * otherwise libbpf's and bpftool's own lines without the ones that only say "failed to load object".
+ * Why a probe did not load: the last `n` lines of the verifier's log when libbpf printed one (between
+ * `-- BEGIN PROG LOAD LOG --` and `-- END PROG LOAD LOG --`, without the closing statistics; when the
+ * verifier adds a structured report (Linux 7.x: `Verification failed: ...`, Reason, At, Causal path,
+ * Suggestion), the last `n` lines before it and its headline), otherwise libbpf's and bpftool's own
+ * lines without the ones that only say "failed to load object".
  */
 export function loadFailureMessage(output: string, n = 3): string {
-  const lines = output.split('\n').map((l) => l.trimEnd());
+  const lines = output
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => !/^@@omitted \d+ lines$/.test(l));
   const begin = lines.findIndex((l) => /-- BEGIN PROG LOAD LOG --$/.test(l));
   const end = lines.findIndex((l, i) => i > begin && /-- END PROG LOAD LOG --$/.test(l));
   let picked: string[];
-  if (begin >= 0) {
-    picked = lines.slice(begin + 1, end > begin ? end : undefined).filter((l) => l.trim() && !VERIFIER_STATS.some((r) => r.test(l)));
+  if (begin >= 0 || end >= 0) {
+    // The log, also when its start was clipped away (it then runs from the first line to its END marker).
+    const log = lines.slice(begin + 1, end >= 0 ? end : undefined).filter((l) => l.trim() && !VERIFIER_STATS.some((r) => r.test(l)));
+    const report = log.findIndex((l) => /^Verification failed: /.test(l));
+    if (report > 0) return [...log.slice(0, report).slice(-n), log[report]!].join('\n');
+    picked = log;
   } else {
     picked = lines.filter((l) => l.trim() && !WRAPPER_LINES.some((r) => r.test(l)));
   }
@@ -263,20 +287,44 @@ export function mechanismRows(report: MechanismsReport, mechanisms: readonly Mec
 }
 
 /**
- * Copy the probes' objects to the server, run the script there, and parse it. `objects` maps an object's
- * file name (as llvmOutputs().mechanismObjects does) to its path on this host.
+ * Guest side of the copy: stdin holds one `NAME BASE64` line per object; each is decoded into $1. A
+ * failure prints `@@copy-failed NAME` and stops. One round trip with the script instead of one copy per
+ * object (each costs seconds under TCG); awk splits the lines (sh's `read` takes seconds per object).
+ */
+export const UNPACK_SCRIPT = `mkdir -p "$1" && awk -v d="$1" '{ f = d "/" $1 ".b64"; print $2 > f; close(f) }' || { echo "@@copy-failed $1"; exit 0; }
+for f in "$1"/*.b64; do base64 -d "$f" > "\${f%.b64}" && rm -f "$f" || { echo "@@copy-failed \${f##*/}"; exit 0; }; done`;
+
+/** The copy's stdin: one `NAME BASE64` line per probe object, from `objects` (object file name -> path here). */
+export async function unpackInput(objects: Record<string, string>, probes: readonly MechanismProbe[] = MECHANISM_PROBES): Promise<string> {
+  const lines: string[] = [];
+  for (const p of probes) {
+    const local = objects[objectOf(p)];
+    if (!local) throw new LabError(`no object ${objectOf(p)} for the ${p.id} mechanism probe: rebuild the llvm stage (kflex-lab build llvm)`, ExitCode.infra);
+    lines.push(`${objectOf(p)} ${(await readFile(local)).toString('base64')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Copy the probes' objects to the server and run the script there, in one round trip, and parse it.
+ * `objects` maps an object's file name to its path on this host (as llvmOutputs().mechanismObjects does).
  */
 export async function probeMechanisms(
   server: Host,
   objects: Record<string, string>,
   probes: readonly MechanismProbe[] = MECHANISM_PROBES,
 ): Promise<MechanismsReport & { raw: string }> {
-  await server.exec(['mkdir', '-p', MECHANISMS_GUEST_DIR], { timeoutMs: 30_000 });
-  for (const p of probes) {
-    const local = objects[objectOf(p)];
-    if (!local) throw new LabError(`no object ${objectOf(p)} for the ${p.id} mechanism probe: rebuild the llvm stage (kflex-lab build llvm)`, ExitCode.infra);
-    await server.copyIn(local, join(MECHANISMS_GUEST_DIR, basename(local)));
-  }
-  const r = await server.exec(['sh', '-c', mechanismsScript(probes), 'mechanisms', MECHANISMS_GUEST_DIR], { timeoutMs: 300_000, allowFailure: true });
+  const input = await unpackInput(objects, probes);
+  const r = await server.exec(['sh', '-c', `${UNPACK_SCRIPT}\n${mechanismsScript(probes)}`, 'mechanisms', MECHANISMS_GUEST_DIR], {
+    input,
+    timeoutMs: 300_000,
+    allowFailure: true,
+  });
+  const copy = r.stdout.match(/^@@copy-failed (.*)$/m);
+  if (copy)
+    throw new LabError(
+      `could not write the mechanism probe ${copy[1]} to the server's ${MECHANISMS_GUEST_DIR}: ${r.stderr.trim().slice(-300)}`,
+      ExitCode.infra,
+    );
   return { ...parseMechanismsOutput(r.stdout, probes), raw: r.stdout };
 }
