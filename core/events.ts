@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { appendFileSync } from 'node:fs';
+import type { Accel } from './accel.js';
 
 /** Counts of cells by status. */
 export interface CellCounts {
@@ -27,7 +28,7 @@ export type LabEvent =
       resume: boolean;
       estimate: { stagesMin: number; experimentsMin: number; diskGb: number; cpus: number };
     }
-  | { type: 'accel'; accel: 'kvm' | 'tcg' | 'native'; why: string }
+  | { type: 'accel'; accel: Accel; why: string }
   | { type: 'testbed-up'; kind: string; accel: string; link: string; nativeXdp: boolean; seconds: number }
   | {
       type: 'capabilities';

@@ -7,6 +7,7 @@ import { probe } from './exec.js';
 import { parseQemuVersion } from './doctor.js';
 import type { StageOutput } from './stage.js';
 import { LAB_ROOT } from './paths.js';
+import type { VmAccel } from './accel.js';
 
 export { LAB_ROOT };
 
@@ -42,7 +43,8 @@ export interface HostFacts {
   cores: number;
   ram_gb: number;
   kernel: string;
-  accel: 'kvm' | 'tcg' | 'unknown';
+  /** The VMs' accelerator; 'unknown' before the testbed is up and for real hosts. */
+  accel: VmAccel | 'unknown';
   qemu: string | undefined;
   node: string;
   lab_commit: string | undefined;

@@ -1,6 +1,10 @@
 import type { Host } from './host.js';
 import type { ResolvedConfig } from './config.js';
 import type { EventBus } from './events.js';
+import type { Accel } from './accel.js';
+
+/** Re-exported for lab/run.ts until its import moves to core/accel.ts. */
+export type { Accel };
 
 /** What the experiments know of the link between the two machines. */
 export interface LinkFacts {
@@ -15,9 +19,6 @@ export interface LinkFacts {
   /** One line for the preamble and the manifest, e.g. "tap (2 queues, vhost-net)". */
   describe: string;
 }
-
-/** The accelerator the machines really run on: 'native' for real hosts. */
-export type Accel = 'kvm' | 'tcg' | 'native';
 
 /**
  * Two machines joined by a link, ready for the experiments: the lab's VMs, or hosts reached over SSH.

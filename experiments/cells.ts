@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Profile, ExperimentSettings } from '../core/config.js';
-import type { Accel } from '../core/testbed.js';
+import type { Accel } from '../core/accel.js';
 import type { CellStatus, CellTable, Experiment, Params, ParamValue, VariantDef, CellPhase } from './types.js';
 import type { Metrics } from './parsers.js';
 

@@ -1,5 +1,6 @@
 import type { Profile } from '../core/config.js';
 import type { Host } from '../core/host.js';
+import type { Accel } from '../core/accel.js';
 import { BMC_GUEST_DIR, LINK_IF, KFLEX_GUEST_DIR } from '../core/guest.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { heapPlacement, heapVmMemoryMb } from './heaps.js';
@@ -176,7 +177,7 @@ export async function probeCapabilities(
   server: Host,
   client: Host,
   experiments: readonly Experiment[],
-  facts: { nativeXdp: boolean; serverMemoryMb: number; serverCpus: number; accel: 'kvm' | 'tcg' | 'native'; linkIf?: string },
+  facts: { nativeXdp: boolean; serverMemoryMb: number; serverCpus: number; accel: Accel; linkIf?: string },
 ): Promise<Capabilities> {
   const linkIf = facts.linkIf ?? LINK_IF;
   const needs = declaredNeeds(experiments);

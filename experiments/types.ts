@@ -1,5 +1,5 @@
 import type { Host } from '../core/host.js';
-import type { Accel } from '../core/testbed.js';
+import type { Accel } from '../core/accel.js';
 import type { ExperimentSettings, HeapProgram, Profile } from '../core/config.js';
 import type { Deviation } from '../core/rundir.js';
 import type { RunResult } from '../core/exec.js';
@@ -71,10 +71,11 @@ export interface VariantDef {
 
 /**
  * Where a cell's time goes, recorded in its status.json: everything but warm-up and measurement is the
- * cell's fixed cost. The runner opens `server-start` (with the kernel-log mark before the cell) and
+ * cell's fixed cost. The runner opens `heap-free` (a KFlex cell after another waits for the last heap's
+ * memory, experiments/heap-free.ts), `server-start` (with the kernel-log mark before the cell) and
  * `collection` (the kernel log after it); experiments mark the rest as they reach it.
  */
-export const CELL_PHASES = ['server-start', 'ready', 'warm-up', 'measurement', 'reset', 'collection'] as const;
+export const CELL_PHASES = ['heap-free', 'server-start', 'ready', 'warm-up', 'measurement', 'reset', 'collection'] as const;
 export type CellPhase = (typeof CELL_PHASES)[number];
 
 /** Everything one cell (experiment x variant x parameters x repetition) gets. */

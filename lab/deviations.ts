@@ -1,6 +1,6 @@
 import type { ResolvedConfig } from '../core/config.js';
 import type { Deviation } from '../core/rundir.js';
-import type { Accel } from '../core/testbed.js';
+import type { Accel } from '../core/accel.js';
 import type { CellRecord, ExperimentCell } from '../experiments/cells.js';
 import { paramsSlug } from '../experiments/cells.js';
 import { heapDeviations } from './sizing.js';

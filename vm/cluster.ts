@@ -10,7 +10,8 @@ import { kvmProbe, pidAlive } from '../core/host-probe.js';
 import { LINK_IF } from '../core/guest.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { retry, RetryAborted, RetryTimeout } from '../core/retry.js';
-import { qemuConfig, LINK_ADDRS, MACS, QEMU_USER, parseQemuVersion, privilegeDrop, type VmSpec, type VmRole, type Accel } from './spec.js';
+import { qemuConfig, LINK_ADDRS, MACS, QEMU_USER, parseQemuVersion, privilegeDrop, type VmSpec, type VmRole } from './spec.js';
+import type { VmAccel } from '../core/accel.js';
 import { chooseLink, describeLink, linkAvailability, linkBackendOf, planLink, type LinkAvailability } from './link/index.js';
 import { readState, writeState, teardownDir, freePorts, qemuPid, isStale, readSerialTail, sshControlPath, type ClusterState } from './state.js';
 
@@ -57,7 +58,7 @@ export interface ClusterPlan {
 
 /** Pure: everything `up` will start, decided from the inputs, the host's facts and the chosen ports. */
 export function planCluster(p: PlanInputs): ClusterPlan {
-  const accel: Accel = p.vms.accel === 'auto' ? (p.host.kvm?.ok ? 'kvm' : 'tcg') : p.vms.accel;
+  const accel: VmAccel = p.vms.accel === 'auto' ? (p.host.kvm?.ok ? 'kvm' : 'tcg') : p.vms.accel;
   const choice = chooseLink(p.vms.link.backend, p.host.links);
   // The tag only has to be unique among live lab processes, and short for interface names.
   const link = planLink(choice, {

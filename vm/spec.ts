@@ -3,13 +3,13 @@ import { linkBackendOf, type LinkState } from './link/index.js';
 
 export type { VmRole } from './link/types.js';
 import type { VmRole } from './link/types.js';
-export type Accel = 'kvm' | 'tcg';
+import type { VmAccel } from '../core/accel.js';
 
 export interface VmSpec {
   role: VmRole;
   cpus: number;
   memoryMb: number;
-  accel: Accel;
+  accel: VmAccel;
   kernel: string;
   disk: string;
   sshPort: number;

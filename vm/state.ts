@@ -7,7 +7,8 @@ import { QMPClient } from 'node-qemu';
 import { pidAlive } from '../core/host-probe.js';
 import { waitUntil } from '../core/retry.js';
 import { linkBackendOf, type LinkState } from './link/index.js';
-import type { VmRole, Accel } from './spec.js';
+import type { VmRole } from './spec.js';
+import type { VmAccel } from '../core/accel.js';
 
 /** What a VM directory records so that any later lab process can find, use and stop its VMs. */
 export interface ClusterState {
@@ -16,7 +17,7 @@ export interface ClusterState {
   labPid: number;
   phase: 'booting' | 'ready' | 'stopping';
   created: string;
-  accel: Accel;
+  accel: VmAccel;
   /** Tagged by `backend`; each backend (vm/link/) defines its member and tears it down. */
   link: LinkState;
   vms: Record<VmRole, { pidfile: string; qmp: string; serial: string; sshPort: number; disk: string }>;
