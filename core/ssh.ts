@@ -1,5 +1,6 @@
 import type { Host, HostExecOptions } from './host.js';
 import { run, type RunResult } from './exec.js';
+import { shellLine } from './shell.js';
 
 export interface SshTarget {
   name: string;
@@ -24,14 +25,6 @@ export interface SshTarget {
 
 /** Seconds an idle shared connection stays open: long enough for a student's next `kflex-lab exec`. */
 export const CONTROL_PERSIST_S = 300;
-
-/**
- * POSIX single quoting for the remote shell (dash, bash, zsh alike; bash's $'...' is not POSIX). Plain
- * words stay bare so logs read naturally.
- */
-export function shQuote(a: string): string {
-  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
-}
 
 /** ssh/scp options shared by every call: the lab's key, the pinned host key, no prompts, bounded connects. */
 export function sshOptions(t: SshTarget): string[] {
@@ -64,7 +57,7 @@ export function sshArgv(t: SshTarget, remote: readonly string[], opts: { tty?: b
     '-p',
     String(t.port),
     `${t.user}@${t.host}`,
-    ...(remote.length ? ['--', remote.map(shQuote).join(' ')] : []),
+    ...(remote.length ? ['--', shellLine(remote)] : []),
   ];
 }
 

@@ -1,4 +1,5 @@
 import { ConfigError } from '../core/errors.js';
+import { shQuote } from '../core/shell.js';
 import type { Role } from './config.js';
 import { neededBinaries, type OsRelease } from './facts.js';
 import { installPlan, NOT_PACKAGED } from './packages.js';
@@ -89,7 +90,7 @@ export function startupPackages(role: Role, distro: keyof typeof DISTROS): { pac
 export function startupScript(): string {
   const list = (role: Role, d: keyof typeof DISTROS) => startupPackages(role, d).packages.join(' ');
   const unpackaged = [...new Set([...startupPackages('server', 'debian').unpackaged, ...startupPackages('client', 'debian').unpackaged])];
-  const notes = unpackaged.map((b) => `echo ${shWord(`kflex-lab: ${b} is not installed by this script: ${NOT_PACKAGED[b] ?? 'no package provides it'}`)}`);
+  const notes = unpackaged.map((b) => `echo ${shQuote(`kflex-lab: ${b} is not installed by this script: ${NOT_PACKAGED[b] ?? 'no package provides it'}`)}`);
   const lines = [
     '#!/bin/bash',
     '# kflex-lab startup script: installs what `kflex-lab hosts prepare` would (generated from hosts/facts.ts neededBinaries',
@@ -119,10 +120,6 @@ export function startupScript(): string {
     '',
   ];
   return lines.join('\n');
-}
-
-function shWord(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /** A Python string literal (JSON's escapes are Python's too). */

@@ -1,5 +1,6 @@
 import type { Host, HostExecOptions } from '../core/host.js';
 import { run, type RunResult } from '../core/exec.js';
+import { shellLine } from '../core/shell.js';
 import type { HostSpec } from './config.js';
 
 /**
@@ -39,17 +40,9 @@ export function openSshOptions(t: OpenSshTarget): string[] {
   return [...(t.sshConfig ? ['-F', t.sshConfig] : []), ...o.flatMap(([k, v]) => ['-o', `${k}=${v}`])];
 }
 
-/**
- * POSIX single quoting: the user's login shell may be dash, zsh or fish, where bash's $'...' (zx's quote)
- * is not understood. Plain words stay bare so logs read naturally.
- */
-export function shQuote(a: string): string {
-  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
-}
-
 /** ssh argv for a remote argv: each element quoted for the remote shell, so it arrives as one word. */
 export function openSshArgv(t: OpenSshTarget, remote: readonly string[], opts: { tty?: boolean } = {}): string[] {
-  return ['ssh', ...openSshOptions(t), ...(opts.tty ? ['-t'] : []), '--', t.destination, ...(remote.length ? [remote.map(shQuote).join(' ')] : [])];
+  return ['ssh', ...openSshOptions(t), ...(opts.tty ? ['-t'] : []), '--', t.destination, ...(remote.length ? [shellLine(remote)] : [])];
 }
 
 /** scp's remote spec (hosts.yaml refuses ssh:// destinations, so `dest:path` is always right). */
