@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { LabError, ExitCode } from '../core/errors.js';
+import { fmtSeconds } from '../core/duration.js';
 import type { ReproduceResult } from '../lab/run.js';
 import { EXPERIMENT_IDS, experimentKnown, parseCapture, reportRun, PARSERS, verdictTable } from '../lab/catalog.js';
 
@@ -12,13 +13,11 @@ async function printResult(r: ReproduceResult): Promise<void> {
   if (r.bundle) console.log(`bundle: ${r.bundle}`);
   if (r.lost) console.log(`testbed lost: ${r.lost.split('\n')[0]}\nfinish the cells it could not run with: ${r.resumeCommand}`);
   const c = r.counts;
-  console.log(`cells: ${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped${r.nothingToRun ? ' (nothing left to run)' : ''}; ${fmt(r.seconds)} in all`);
+  console.log(`cells: ${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped${r.nothingToRun ? ' (nothing left to run)' : ''}; ${fmtSeconds(r.seconds)} in all`);
 }
 
 const TESTBED_OPT = ['--testbed <hosts.yaml>', "run on your own two machines over SSH instead of the lab's VMs (see kflex-lab hosts check)"] as const;
 const onHosts = (file?: string) => (file ? { testbed: 'hosts', testbedFile: resolve(file) } : {});
-
-const fmt = (s: number) => (s < 60 ? `${s.toFixed(1)}s` : `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`);
 
 export function registerExperimentCommands(program: Command): void {
   program

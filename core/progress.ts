@@ -1,4 +1,8 @@
 import type { EventBus, LabEvent } from './events.js';
+import { fmtSeconds } from './duration.js';
+
+/** Re-exported for lab.ts (another change has it open) until it imports core/duration.ts itself. */
+export { fmtSeconds };
 
 type LogUpdate = typeof import('log-update')['logUpdateStderr'];
 
@@ -103,11 +107,6 @@ export function describe(e: LabEvent): string | undefined {
   }
 }
 
-export function fmtSeconds(s: number): string {
-  if (s < 60) return `${s.toFixed(1)}s`;
-  const m = Math.floor(s / 60);
-  return `${m}m${String(Math.round(s - m * 60)).padStart(2, '0')}s`;
-}
 
 export function attachView(bus: EventBus): () => void {
   return process.stderr.isTTY && process.env.CI !== 'true' ? ttyView(bus) : plainView(bus);
