@@ -12,6 +12,14 @@ export interface RetryOptions {
   what: string;
   /** Stop early: checked before each attempt; a string is the reason to stop. */
   abort?: () => string | undefined | Promise<string | undefined>;
+  /** The time and the pause between attempts; Date.now and a timer unless given (tests, or a pause a signal ends). */
+  clock?: RetryClock;
+}
+
+/** Where a wait reads the time and how it pauses. */
+export interface RetryClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
 }
 
 /** An attempt's answer: `done` with a value, or not yet, with why (kept for the timeout message). */
@@ -41,7 +49,8 @@ export class RetryAborted extends Error {
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function retry<T>(attempt: () => Promise<Attempt<T>> | Attempt<T>, o: RetryOptions): Promise<T> {
-  const deadline = Date.now() + o.timeoutMs;
+  const clock = o.clock ?? { now: Date.now, sleep };
+  const deadline = clock.now() + o.timeoutMs;
   const interval = o.intervalMs ?? 250;
   let lastWhy: string | undefined;
   for (;;) {
@@ -50,9 +59,9 @@ export async function retry<T>(attempt: () => Promise<Attempt<T>> | Attempt<T>, 
     const r = await attempt();
     if (r.done) return r.value;
     lastWhy = r.why ?? lastWhy;
-    const left = deadline - Date.now();
+    const left = deadline - clock.now();
     if (left <= 0) throw new RetryTimeout(o.what, o.timeoutMs, lastWhy);
-    await sleep(Math.min(interval, left));
+    await clock.sleep(Math.min(interval, left));
   }
 }
 

@@ -9,6 +9,7 @@ import { waitUntil } from '../core/retry.js';
 import { cellBoundSeconds, missingInput, needsRun, paramsSlug, phaseClock, readCellRecord, type CellRecord, type ExperimentCell } from './cells.js';
 import { unmetRequirement } from './requirements.js';
 import { kmsgSeq, kmsgSince } from './kmsg.js';
+import { HeapFreeGate, heapFreeBoundSeconds } from './heaps.js';
 
 /** What the cells run on: the testbed's two hosts and link, and how to tell that it is gone. */
 export interface CellEnv {
@@ -28,6 +29,8 @@ export interface CellEnv {
   cancelGraceMs?: number;
   /** The lab's own BPF objects built on this host, by file name. */
   objects?: Record<string, string>;
+  /** Between KFlex cells, the wait for the last heap's memory (experiments/heaps.ts); tests pass their own. */
+  heapGate?: HeapFreeGate;
 }
 
 /** health()'s reason if the testbed is gone now or within `ms`, else undefined. */
@@ -82,7 +85,7 @@ type Race = { out: CellOutcome } | { error: Error } | { dead: string } | { overd
  * cell is cancelled: its commands are aborted, the hosts are reset (only what the cell started), and its
  * own cleanup is awaited (bounded), so nothing of it runs on into the next cell.
  */
-async function raceCell(cell: ExperimentCell, dir: string, env: CellEnv, boundS: number, phase: CellContext['phase']): Promise<Race> {
+async function raceCell(cell: ExperimentCell, dir: string, env: CellEnv, boundS: number, phase: CellContext['phase'], gate: HeapFreeGate): Promise<Race> {
   const abort = new AbortController();
   const watch = env.health ? watchHealth(env.health, env.healthIntervalMs ?? 1000) : undefined;
   const dead = watch?.lost.then((why) => ({ dead: why })) ?? new Promise<never>(() => {});
@@ -90,10 +93,14 @@ async function raceCell(cell: ExperimentCell, dir: string, env: CellEnv, boundS:
   const overdue = new Promise<{ overdue: true }>((resolve) => {
     boundTimer = setTimeout(() => resolve({ overdue: true }), boundS * 1000);
   });
-  const work = cell.experiment.runCell(cellContext(cell, dir, env, boundS * 1000, phase, abort.signal), cell.variant).then(
-    (out) => ({ out }),
-    (e: unknown) => ({ error: e as Error }),
-  );
+  const ctx = cellContext(cell, dir, env, boundS * 1000, phase, abort.signal);
+  const work = gate
+    .before(cell, ctx)
+    .then(() => cell.experiment.runCell(ctx, cell.variant))
+    .then(
+      (out) => ({ out }),
+      (e: unknown) => ({ error: e as Error }),
+    );
   try {
     const r = await Promise.race([work, dead, overdue]);
     if ('overdue' in r) {
@@ -115,6 +122,7 @@ async function recordOf(
   dir: string,
   env: CellEnv,
   boundS: number,
+  waited: boolean,
 ): Promise<{ record: Omit<CellRecord, 'seconds' | 'started'> & Partial<CellRecord>; lost?: string }> {
   const base = recordBase(cell);
   if ('overdue' in r)
@@ -123,7 +131,7 @@ async function recordOf(
         ...base,
         status: 'failed',
         reason:
-          `exceeded its bound of ${boundS} s (2 x its estimate + 120 s${cell.heapGiB ? ' + the heap fill' : ''}); ` +
+          `exceeded its bound of ${boundS} s (2 x its estimate + 120 s${cell.heapGiB ? ' + the heap fill' : ''}${waited ? ' + the last heap freed' : ''}); ` +
           'it was cancelled and its processes were stopped',
       },
     };
@@ -154,16 +162,18 @@ async function keepKernelLog(env: CellEnv, dir: string, logFrom: number): Promis
 }
 
 /** One cell that is to run: start event, the race, its record, its kernel log. */
-async function runOneCell(cell: ExperimentCell, dir: string, env: CellEnv): Promise<{ record: CellRecord; lost?: string }> {
+async function runOneCell(cell: ExperimentCell, dir: string, env: CellEnv, gate: HeapFreeGate): Promise<{ record: CellRecord; lost?: string }> {
   const started = Date.now();
   const clock = phaseClock(started);
-  const boundS = cellBoundSeconds(cell, env.caps.accel);
-  clock.mark('server-start');
+  // A KFlex cell after another first waits for the last heap's memory (its `heap-free` phase): its bound grows by that wait's.
+  const waits = gate.waits(cell);
+  const boundS = cellBoundSeconds(cell, env.caps.accel) + (waits ? heapFreeBoundSeconds(env.caps.accel) : 0);
+  clock.mark(waits ? 'heap-free' : 'server-start');
   let out: Awaited<ReturnType<typeof recordOf>>;
   try {
     const logFrom = await kmsgSeq(env.server);
-    const r = await raceCell(cell, dir, env, boundS, clock.mark);
-    out = await recordOf(r, cell, dir, env, boundS);
+    const r = await raceCell(cell, dir, env, boundS, clock.mark, gate);
+    out = await recordOf(r, cell, dir, env, boundS, waits);
     if (!out.lost) {
       clock.mark('collection');
       const gap = await keepKernelLog(env, dir, logFrom);
@@ -185,6 +195,7 @@ async function runOneCell(cell: ExperimentCell, dir: string, env: CellEnv): Prom
 export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{ records: CellRecord[]; lost?: string }> {
   const records: CellRecord[] = [];
   let lost: string | undefined;
+  const gate = env.heapGate ?? new HeapFreeGate();
   for (const [n, cell] of cells.entries()) {
     const at = { index: n + 1, total: cells.length, experiment: cell.experiment.id, variant: cell.variant.id, params: paramsSlug(cell.params), rep: cell.rep };
     const emit = (r: CellRecord, status: CellRecord['status'] | 'kept' = r.status) => {
@@ -207,7 +218,7 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
     if (skip) record = { ...recordBase(cell), status: 'skipped', reason: skip, seconds: 0, ...(lost ? { rerun: true } : {}) };
     else {
       env.bus.emit({ type: 'cell-start', ...at });
-      const r = await runOneCell(cell, dir, env);
+      const r = await runOneCell(cell, dir, env, gate);
       record = r.record;
       if (r.lost) {
         lost = r.lost;

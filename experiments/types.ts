@@ -72,7 +72,7 @@ export interface VariantDef {
 /**
  * Where a cell's time goes, recorded in its status.json: everything but warm-up and measurement is the
  * cell's fixed cost. The runner opens `heap-free` (a KFlex cell after another waits for the last heap's
- * memory, experiments/heap-free.ts), `server-start` (with the kernel-log mark before the cell) and
+ * memory, experiments/heaps.ts), `server-start` (with the kernel-log mark before the cell) and
  * `collection` (the kernel log after it); experiments mark the rest as they reach it.
  */
 export const CELL_PHASES = ['heap-free', 'server-start', 'ready', 'warm-up', 'measurement', 'reset', 'collection'] as const;
