@@ -9,7 +9,8 @@ type HostCheck = Awaited<ReturnType<Awaited<ReturnType<typeof hostsLab>>['hostsC
 
 const testbedOpt = [
   '--testbed <file>',
-  'hosts.yaml: server and client as OpenSSH destinations, their link NIC (see README, "Bare metal / your own machines")',
+  'hosts.yaml: server and client as OpenSSH destinations, their link NIC (see README, "Bare metal / your own machines"); ' +
+    "default: the profile's testbed: section (e.g. --profile paper-cloudlab)",
 ] as const;
 
 function printChecks(checks: HostCheck[]): void {
@@ -40,18 +41,17 @@ export function registerHostsCommands(program: Command): void {
         "the link NIC's driver and native XDP (the lab's probe, attached in driver mode and " +
         'detached), the binaries the experiments need, clock offset; one install line per host',
     )
-    .requiredOption(...testbedOpt)
+    .option(...testbedOpt)
     .option('--json', 'machine-readable output')
-    .action(async (o: { testbed: string; json?: boolean }, cmd: Command) => {
-      const r = await (await hostsLab()).hostsCheck(configFrom(cmd), o.testbed, { eventsFile: globalOpts(cmd).events });
+    .action(async (o: { testbed?: string; json?: boolean }, cmd: Command) => {
+      const config = configFrom(cmd);
+      const r = await (await hostsLab()).hostsCheck(config, o.testbed, { eventsFile: globalOpts(cmd).events });
       if (o.json) console.log(JSON.stringify(r, null, 2));
       else {
         printChecks(r.checks);
         const lines = Object.entries(r.install);
-        if (lines.length)
-          console.log(
-            `\nto install what is missing (or: kflex-lab hosts prepare --testbed ${o.testbed}):\n${lines.map(([h, l]) => `  ${h}: ${l}`).join('\n')}`,
-          );
+        const prepare = `kflex-lab hosts prepare ${o.testbed ? `--testbed ${o.testbed}` : `--profile ${config.profileName}`}`;
+        if (lines.length) console.log(`\nto install what is missing (or: ${prepare}):\n${lines.map(([h, l]) => `  ${h}: ${l}`).join('\n')}`);
       }
       if (!r.ok) process.exitCode = ExitCode.checkFailed;
     });
@@ -63,12 +63,12 @@ export function registerHostsCommands(program: Command): void {
         "stage's build where the host runs its suite; every change is recorded (--list) and can be " +
         'undone (--undo)',
     )
-    .requiredOption(...testbedOpt)
+    .option(...testbedOpt)
     .option('--dry-run', 'print what would be done, change nothing')
     .option('--list', 'print what prepare installed on each host (from <cache>/hosts/<name>/installed.json)')
     .option('--undo', 'remove what prepare installed (packages it added, files it copied)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { testbed: string; dryRun?: boolean; list?: boolean; undo?: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (o: { testbed?: string; dryRun?: boolean; list?: boolean; undo?: boolean; json?: boolean }, cmd: Command) => {
       const config = configFrom(cmd);
       const say = (l: string) => console.error(l);
       const lab = await hostsLab();
@@ -92,7 +92,7 @@ export function registerHostsCommands(program: Command): void {
       if (o.json) console.log(JSON.stringify(r, null, 2));
       else {
         for (const [role, why] of Object.entries(r.unreachable)) console.log(`${role}: unreachable: ${why}`);
-        if (!r.steps.length) console.log('nothing to do: both hosts have what the experiments need');
+        if (!r.steps.length && !Object.keys(r.unreachable).length) console.log('nothing to do: both hosts have what the experiments need');
         for (const s of r.steps) {
           const done = r.outcomes.find((x) => x.step === s);
           console.log(
@@ -115,11 +115,17 @@ function registerCloudlabCommands(hosts: Command): void {
         'one link with fixed addresses (10.0.0.1, 10.0.0.2), a startup script that installs what hosts prepare would',
     )
     .option('-o, --out <file>', 'write it here (default: standard output)')
-    .option('--hardware-type <type>', "the profile's default hardware type (default c6420: Intel X710 NIC, as the paper's testbed)")
+    .option(
+      '--hardware-type <type>',
+      "the profile's default hardware type (default: the lab profile's testbed.cloudlab.hardware_type, else c6420: Intel X710 NIC, as the paper's testbed)",
+    )
     .option('--nodes <n>', "the profile's default node count (default 2; more are spare clients)", (v) => Number(v))
     .option('--image <urn>', "the profile's default OS image URN (default Ubuntu 24.04, emulab-ops//UBUNTU24-64-STD)")
-    .action(async (o: { out?: string; hardwareType?: string; nodes?: number; image?: string }) => {
-      const text = (await cloudlabLab()).writeCloudlabProfile({ out: o.out, hardwareType: o.hardwareType, nodeCount: o.nodes, image: o.image });
+    .action(async (o: { out?: string; hardwareType?: string; nodes?: number; image?: string }, cmd: Command) => {
+      // The profile's testbed.cloudlab.hardware_type (e.g. --profile paper-cloudlab) is the default when given.
+      const t = configFrom(cmd).profile.testbed;
+      const hardwareType = o.hardwareType ?? (t?.kind === 'hosts' ? t.cloudlab?.hardware_type : undefined);
+      const text = (await cloudlabLab()).writeCloudlabProfile({ out: o.out, hardwareType, nodeCount: o.nodes, image: o.image });
       if (o.out) console.error(`wrote ${o.out}: put it at the top of a git repository and create a CloudLab profile from that repository`);
       else process.stdout.write(text);
     });

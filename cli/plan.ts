@@ -45,6 +45,12 @@ export function profileText(config: ResolvedConfig): string {
     `image:     Debian ${p.image.suite}, ${p.image.size_mb} MiB, ${p.image.packages.length} packages${p.image.kflex ? ' + KFlex user space' : ''}`,
     `vms:       server ${p.vms.server.cpus} vCPU / ${p.vms.server.memory_mb} MiB, client ${p.vms.client.cpus} vCPU / ${p.vms.client.memory_mb} MiB, ` +
       `accel ${p.vms.accel}, link ${p.vms.link.backend} (mtu ${p.vms.link.mtu})`,
+    ...(p.testbed?.kind === 'hosts'
+      ? [
+          `testbed:   two hosts over SSH (${p.testbed.file ? `file ${p.testbed.file}` : 'inline hosts'}` +
+            `${p.testbed.cloudlab ? `; CloudLab ${p.testbed.cloudlab.hardware_type}` : ''}; --testbed FILE overrides): the vms above are not used`,
+        ]
+      : []),
     `experiments: ${Object.entries(p.experiments)
       .filter(([, e]) => e.enabled)
       .map(([id, e]) => `${id} [${e.variants.join(', ')}] x${e.repetitions}`)
@@ -73,14 +79,15 @@ export function stagesText(config: ResolvedConfig, planned: Planned): string {
 /** Which cells the host (this one or an assumed one) will run, and why not: the contract `plan --assume-host` answers. */
 export function forecastText(planned: Pick<Planned, 'host' | 'server' | 'cells'>): string {
   const h = planned.host;
+  const bare = planned.server.bareMetal;
   const head =
     `will ${h.source === 'this host' ? 'this host' : 'the assumed host'} run it? ` +
-    `(${(h.ramMb / 1024).toFixed(0)} GiB RAM, ${h.cpus} CPUs, LA57 ${h.la57 ? 'yes' : 'no'}, KVM ${h.kvm ? 'yes' : 'no'})`;
+    `(${(h.ramMb / 1024).toFixed(0)} GiB RAM, ${h.cpus} CPUs, LA57 ${h.la57 ? 'yes' : 'no'}, ${bare ? 'bare metal' : `KVM ${h.kvm ? 'yes' : 'no'}`})`;
   const cells = planned.cells.map(
     (c) =>
       `  ${`${c.experiment}/${c.variant}`.padEnd(26)} ` +
       `${(c.heapGiB ? `heap ${c.heapGiB} GiB${c.scaled ? ' (scaled)' : ''}` : '').padEnd(22)} ` +
       `${c.verdict === 'run' ? 'runs' : `skipped: ${c.reason}`}`,
   );
-  return [head, `  server VM: ${(planned.server.memoryMb / 1024).toFixed(1)} GiB (${planned.server.why})`, ...cells].join('\n');
+  return [head, `  server${bare ? '' : ' VM'}: ${(planned.server.memoryMb / 1024).toFixed(1)} GiB (${planned.server.why})`, ...cells].join('\n');
 }

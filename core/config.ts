@@ -1,5 +1,5 @@
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { resolve, join, isAbsolute } from 'node:path';
+import { resolve, join, isAbsolute, dirname } from 'node:path';
 import { homedir } from 'node:os';
 import { parseDocument, LineCounter, parse as parseYaml, isNode, type Document } from 'yaml';
 import { z } from 'zod';
@@ -84,6 +84,31 @@ export const ExperimentSettingsSchema = z
   .strict();
 export type ExperimentSettings = z.infer<typeof ExperimentSettingsSchema>;
 
+/** A CloudLab hardware type as CloudLab spells its node types (c6420, c6525-25g, xl170). */
+const HardwareType = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'a CloudLab hardware type such as c6420');
+
+/**
+ * Where the cells run: `vm` (the default: the lab's own VMs) or `hosts` (two machines of yours over OpenSSH,
+ * from a hosts.yaml, `file:`, e.g. what `hosts from-manifest` wrote, or with hosts.yaml's fields inline,
+ * `hosts:`). `--testbed FILE` on the command line overrides it. Relative files are taken from the working
+ * directory, as `--testbed` is.
+ */
+export const TestbedSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('vm') }).strict(),
+  z
+    .object({
+      kind: z.literal('hosts'),
+      /** A hosts.yaml; null drops a parent profile's (to give `hosts:` instead). */
+      file: z.string().min(1).nullable().optional(),
+      /** hosts.yaml's fields (ssh_config, server, client) inline; validated by the hosts testbed's own rules. */
+      hosts: z.record(z.unknown()).nullable().optional(),
+      /** What to book: `hosts cloudlab-profile` writes this type as the profile's default. */
+      cloudlab: z.object({ hardware_type: HardwareType }).strict().optional(),
+    })
+    .strict(),
+]);
+export type TestbedSection = z.infer<typeof TestbedSchema>;
+
 export const ProfileSchema = z
   .object({
     description: z.string(),
@@ -158,6 +183,7 @@ export const ProfileSchema = z
       .strict()
       .default({ heap_gib: { ...ARTIFACT_HEAPS } }),
     experiments: z.record(ExperimentSettingsSchema),
+    testbed: TestbedSchema.optional(),
     estimates: z
       .object({
         disk_gb: z.number().positive(),
@@ -178,6 +204,8 @@ export interface ResolvedConfig {
   overrides: Record<string, string>;
   /** Where stage outputs live (KFLEX_LAB_CACHE, else ~/.cache/kflex-lab). */
   cacheRoot: string;
+  /** Where the profile's `testbed:` section was set (FILE:LINE:COL or the override), for messages about it. */
+  testbedOrigin?: string;
 }
 
 export function cacheRootFrom(env: NodeJS.ProcessEnv = process.env): string {
@@ -199,7 +227,12 @@ export interface LoadOptions {
   knownExperiments?: Record<string, KnownExperiment>;
   /** The directory of named kernel fragments (`<name>.config`); given, every named fragment must be a file in it. */
   fragmentsDir?: string;
+  /** Checks a `testbed.hosts` section with the hosts testbed's own rules (hosts/, which core/ must not import). */
+  inlineHosts?: InlineHostsCheck;
 }
+
+/** The problems of inline hosts (hosts.yaml's fields), each as `POSITION: testbed.hosts.FIELD: what is wrong`. */
+export type InlineHostsCheck = (raw: unknown, src: { file: string; baseDir: string; where: (path: (string | number)[]) => string; prefix: string }) => string[];
 
 type ParamValue = string | number | boolean;
 
@@ -360,9 +393,30 @@ export function loadConfig(opts: LoadOptions = {}): ResolvedConfig {
     ...sourcePathProblems(profile, at),
     ...kernelFileProblems(profile, at, opts.fragmentsDir),
     ...experimentProblems(profile, at, opts.knownExperiments),
+    ...testbedProblems(profile, at, { file, check: opts.inlineHosts }),
   ];
   if (problems.length) throw new ConfigError(problems);
-  return { file, profileName: name, profile, overrides, cacheRoot: cacheRootFrom(env) };
+  const t = profile.testbed;
+  const testbedOrigin = t ? at(t.kind === 'hosts' && t.file ? ['testbed', 'file'] : ['testbed']) : undefined;
+  return { file, profileName: name, profile, overrides, cacheRoot: cacheRootFrom(env), testbedOrigin };
+}
+
+/** A hosts testbed names its machines once: a file or inline hosts (checked by the hosts testbed's rules). */
+function testbedProblems(profile: Profile, at: At, o: { file: string; check?: InlineHostsCheck }): string[] {
+  const t = profile.testbed;
+  if (t?.kind !== 'hosts') return [];
+  if (t.file && t.hosts)
+    return [
+      `${at(['testbed', 'hosts'])}: testbed: gives both file: (${t.file}) and hosts:; keep one ` +
+        '(a profile extending one with file: drops it with file: null)',
+    ];
+  if (!t.file && !t.hosts)
+    return [
+      `${at(['testbed'])}: testbed: kind hosts names no machines; give file: hosts.yaml (what ` +
+        "'kflex-lab hosts from-manifest manifest.xml > hosts.yaml' writes) or hosts: { server: ..., client: ... }",
+    ];
+  if (!t.hosts || !o.check) return [];
+  return o.check(t.hosts, { file: o.file, baseDir: dirname(o.file), where: (p) => at(['testbed', 'hosts', ...p]), prefix: 'testbed.hosts' });
 }
 
 type At = (path: (string | number)[]) => string;

@@ -1,7 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { homedir } from 'node:os';
-import { parseDocument, LineCounter, isNode, type Document } from 'yaml';
+import { parseDocument, LineCounter, isNode, stringify as stringifyYaml, type Document } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 
@@ -102,42 +102,73 @@ export function parseHostsConfig(text: string, file: string, opts: { home?: stri
         return `${file}:${p.line}:${p.col}: YAML syntax: ${e.message.split('\n')[0]}`;
       }),
     );
-  const where = (path: (string | number)[]) => locate(doc, lc, file, path);
-  const raw = doc.toJS() as unknown;
+  const r = validateHosts(doc.toJS() as unknown, { file, baseDir: dirname(file), where: (path) => locate(doc, lc, file, path), home: opts.home });
+  if (!r.config) throw new ConfigError(r.problems);
+  return r.config;
+}
+
+/** Where hosts.yaml's content sits: its own file, or lab.yaml's `testbed.hosts` (fields then carry that prefix). */
+export interface HostsSource {
+  /** Recorded as the testbed's file (the manifest, messages). */
+  file: string;
+  /** Relative ssh_config paths resolve against this directory. */
+  baseDir: string;
+  /** The position of a field, by its path inside the hosts content. */
+  where: (path: (string | number)[]) => string;
+  /** Printed before each field path, e.g. 'testbed.hosts' inside lab.yaml. */
+  prefix?: string;
+  home?: string;
+}
+
+/** The hosts content (parsed YAML) validated: the config, or every problem at once. */
+export function validateHosts(raw: unknown, src: HostsSource): { config?: HostsConfig; problems: string[] } {
+  const { where } = src;
+  const field = (path: (string | number)[]) => {
+    const f = path.map(String).join('.');
+    return src.prefix ? [src.prefix, ...(f ? [f] : [])].join('.') : f || '(file)';
+  };
   const parsed = HostsSchema.safeParse(raw ?? {});
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${where(i.path)}: ${i.path.map(String).join('.') || '(file)'}: ${describe(i)}`));
+  if (!parsed.success) return { problems: parsed.error.issues.map((i) => `${where(i.path)}: ${field(i.path)}: ${describe(i)}`) };
   const c = parsed.data;
   const problems: string[] = [];
   let sshConfig: string | undefined;
   if (c.ssh_config) {
-    const expanded = c.ssh_config.replace(/^~(?=\/|$)/, opts.home ?? homedir());
-    sshConfig = resolve(dirname(file), expanded);
+    const expanded = c.ssh_config.replace(/^~(?=\/|$)/, src.home ?? homedir());
+    sshConfig = resolve(src.baseDir, expanded);
     if (!existsSync(sshConfig))
       problems.push(
-        `${where(['ssh_config'])}: ssh_config: no file ${sshConfig}; ` +
-          `give the ssh_config to pass to ssh -F (relative paths are relative to ${file}), or leave it out for ~/.ssh/config`,
+        `${where(['ssh_config'])}: ${field(['ssh_config'])}: no file ${sshConfig}; ` +
+          `give the ssh_config to pass to ssh -F (relative paths are relative to ${src.baseDir}), or leave it out for ~/.ssh/config`,
       );
   }
   for (const role of ['server', 'client'] as const)
     if (!c[role].link.interface && !c[role].link.mac)
       problems.push(
-        `${where([role, 'link'])}: ${role}.link: names no NIC; give interface: (e.g. enp1s0f0) or mac: (e.g. 3c:fd:fe:55:f8:a2, resolved on the host)`,
+        `${where([role, 'link'])}: ${field([role, 'link'])}: names no NIC; ` +
+          'give interface: (e.g. enp1s0f0) or mac: (e.g. 3c:fd:fe:55:f8:a2, resolved on the host)',
       );
   const same = (a: HostSpec, b: HostSpec) => a.destination === b.destination && a.user === b.user && a.port === b.port;
   if (same(c.server, c.client))
     problems.push(
-      `${where(['client', 'destination'])}: client.destination: '${c.client.destination}' is the server's destination too; ` +
+      `${where(['client', 'destination'])}: ${field(['client', 'destination'])}: '${c.client.destination}' is the server's destination too; ` +
         `the server and the client must be two machines`,
     );
   if (c.server.link.address && c.server.link.address === c.client.link.address)
     problems.push(
-      `${where(['client', 'link', 'address'])}: client.link.address: ${c.client.link.address} is the server's link address too; ` +
-        `give each side its own address (or leave them out to discover them)`,
+      `${where(['client', 'link', 'address'])}: ${field(['client', 'link', 'address'])}: ${c.client.link.address} is the server's ` +
+        'link address too; give each side its own address (or leave them out to discover them)',
     );
   else if (hostName(c.server) === hostName(c.client))
-    problems.push(`${where(['client'])}: client: records under the same name '${hostName(c.client)}' as the server; set client.name (or server.name)`);
-  if (problems.length) throw new ConfigError(problems);
-  return { file, sshConfig, server: c.server, client: c.client };
+    problems.push(
+      `${where(['client'])}: ${field(['client'])}: records under the same name '${hostName(c.client)}' as the server; set client.name (or server.name)`,
+    );
+  if (problems.length) return { problems };
+  return { config: { file: src.file, sshConfig, server: c.server, client: c.client }, problems };
+}
+
+/** hosts.yaml's text for a validated config (ssh_config absolute): the form a profile's inline hosts are handed to the testbed in. */
+export function hostsYamlOf(c: Omit<HostsConfig, 'file'>): string {
+  return stringifyYaml({ ...(c.sshConfig ? { ssh_config: c.sshConfig } : {}), server: c.server, client: c.client });
 }
 
 export function loadHostsConfig(path: string): HostsConfig {

@@ -7,8 +7,22 @@ import { checkHosts, profileHeaps } from '../hosts/check.js';
 import { prepareHosts as prepareOnHosts, undoPrepare as undoOnHosts, readRecord, recordPath, type KflexSource } from '../hosts/prepare.js';
 import { EXPERIMENTS } from '../experiments/index.js';
 import { buildTargets, stageRegistry } from './stages.js';
+import { chooseTestbed } from './testbeds.js';
+import { LabError, ExitCode } from '../core/errors.js';
 import { llvmOutputs } from '../llvm/stage.js';
 import { kflexOutputs } from '../images/kflex.js';
+
+/** The hosts file a hosts verb works on: `--testbed FILE`, else the profile's `testbed:` section. */
+export function hostsFileFor(config: ResolvedConfig, file?: string): string {
+  const t = chooseTestbed(config, file);
+  if (t.kind !== 'hosts' || !t.file)
+    throw new LabError(
+      `profile ${config.profileName} runs on the lab's VMs: the hosts verbs need two machines of yours`,
+      ExitCode.usage,
+      'pass --testbed hosts.yaml, or a profile with a testbed: { kind: hosts } section (e.g. --profile paper-cloudlab)',
+    );
+  return t.file;
+}
 
 /** The kflex stage's build, when this profile has one and it is in the cache (prepare never builds KFlex). */
 async function kflexSource(config: ResolvedConfig, bus: EventBus): Promise<KflexSource> {
@@ -34,8 +48,8 @@ async function kflexSource(config: ResolvedConfig, bus: EventBus): Promise<Kflex
 }
 
 /** `hosts check`: the read-only doctor over SSH, with the lab's XDP probe from the llvm stage. */
-export async function hostsCheck(config: ResolvedConfig, file: string, o: { eventsFile?: string } = {}) {
-  const cfg = loadHostsConfig(file);
+export async function hostsCheck(config: ResolvedConfig, file: string | undefined, o: { eventsFile?: string } = {}) {
+  const cfg = loadHostsConfig(hostsFileFor(config, file));
   const bus = new EventBus();
   const detach = [attachView(bus), ...(o.eventsFile ? [recordEvents(bus, o.eventsFile)] : [])];
   try {
@@ -52,8 +66,8 @@ export async function hostsCheck(config: ResolvedConfig, file: string, o: { even
 }
 
 /** What `hosts prepare` installed on each host, from its records. */
-export function hostsPrepared(config: ResolvedConfig, file: string) {
-  const cfg = loadHostsConfig(file);
+export function hostsPrepared(config: ResolvedConfig, file: string | undefined) {
+  const cfg = loadHostsConfig(hostsFileFor(config, file));
   return (['server', 'client'] as const).map((role) => ({
     role,
     path: recordPath(config.cacheRoot, hostName(cfg[role])),
@@ -62,13 +76,13 @@ export function hostsPrepared(config: ResolvedConfig, file: string) {
 }
 
 /** Remove what `hosts prepare` installed. */
-export async function hostsUndo(config: ResolvedConfig, file: string, log: (l: string) => void) {
-  return undoOnHosts(loadHostsConfig(file), { cacheRoot: config.cacheRoot, log });
+export async function hostsUndo(config: ResolvedConfig, file: string | undefined, log: (l: string) => void) {
+  return undoOnHosts(loadHostsConfig(hostsFileFor(config, file)), { cacheRoot: config.cacheRoot, log });
 }
 
 /** `hosts prepare`: install what is missing, copy the kflex stage's build where the host runs its suite. */
-export async function hostsPrepare(config: ResolvedConfig, file: string, o: { dryRun?: boolean; log: (l: string) => void }) {
-  const cfg = loadHostsConfig(file);
+export async function hostsPrepare(config: ResolvedConfig, file: string | undefined, o: { dryRun?: boolean; log: (l: string) => void }) {
+  const cfg = loadHostsConfig(hostsFileFor(config, file));
   const bus = new EventBus();
   const detach = attachView(bus);
   let kflex: KflexSource;

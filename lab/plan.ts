@@ -26,7 +26,14 @@ export interface StagePlan {
 export async function planRun(
   config: ResolvedConfig,
   o: { assumeHost?: string; kvm?: boolean } = {},
-): Promise<{ stages: StagePlan[]; totalMinutes: number; cpus: number; host: HostShape; server: { memoryMb: number; why: string }; cells: CellForecast[] }> {
+): Promise<{
+  stages: StagePlan[];
+  totalMinutes: number;
+  cpus: number;
+  host: HostShape;
+  server: { memoryMb: number; why: string; bareMetal?: boolean };
+  cells: CellForecast[];
+}> {
   const p = config.profile;
   const planned = await planStages(stageRegistry(config), TESTBED_TARGETS, config, config.cacheRoot);
   const scale = 2 / Math.max(2, cpus().length); // estimates are for a 2-core host

@@ -22,7 +22,7 @@ import { runDeviations } from './deviations.js';
 import { sizeServer, sizedConfig, thisHost } from './sizing.js';
 import { preflight } from './preflight.js';
 import { buildTargets, testbedArtifacts } from './stages.js';
-import { TESTBEDS, runVmDir, type TestbedProvider } from './testbeds.js';
+import { TESTBEDS, chooseTestbed, runVmDir, type TestbedProvider } from './testbeds.js';
 
 export interface ReproduceOptions {
   only?: string[];
@@ -364,7 +364,10 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
   const cells = planCells(config.profile, opts, EXPERIMENTS);
   if (!cells.length)
     throw new LabError(`no experiment selected (--only ${opts.only?.join(' ')}); known: ${EXPERIMENTS.map((e) => e.id).join(', ')}`, ExitCode.usage);
-  const provider = TESTBEDS[opts.testbed ?? 'vm'];
+  // --testbed FILE, else the profile's testbed: section, else the VMs.
+  const chosen = opts.testbed && opts.testbed !== 'hosts' ? { kind: opts.testbed } : chooseTestbed(config, opts.testbedFile);
+  opts = { ...opts, testbed: chosen.kind, testbedFile: 'file' in chosen ? chosen.file : undefined };
+  const provider = TESTBEDS[chosen.kind];
   if (!provider) throw new LabError(`unknown testbed '${opts.testbed}'; known: ${Object.keys(TESTBEDS).join(', ')}`, ExitCode.usage);
   const { run, request } = await openRun(config, opts, cells);
   let outputs: Record<string, StageOutput> = {};

@@ -103,15 +103,20 @@ export function forecast(
   config: ResolvedConfig,
   cells: ExperimentCell[],
   host: HostShape,
-): { server: { memoryMb: number; why: string }; rows: CellForecast[] } {
+): { server: { memoryMb: number; why: string; bareMetal?: boolean }; rows: CellForecast[] } {
   const p = config.profile;
-  const server = sizeServer(p, host, cells);
+  // A profile whose testbed is two machines of yours runs the servers on the host itself: no VM, no TCG.
+  const bare = p.testbed?.kind === 'hosts';
+  const server = bare
+    ? { memoryMb: host.ramMb, why: "bare metal, the profile's testbed is two hosts: the server's own RAM, no VM", bareMetal: true }
+    : sizeServer(p, host, cells);
   const caps: Capabilities = {
     ...plannedCapabilities(p, [...new Set(cells.map((c) => c.experiment))], {
       serverMemoryMb: server.memoryMb,
-      serverCpus: p.vms.server.cpus,
-      la57: host.la57 || !host.kvm, // under TCG QEMU's -cpu max emulates LA57; under KVM it is the host's CPU
-      accel: host.kvm ? 'kvm' : 'tcg',
+      serverCpus: bare ? host.cpus : p.vms.server.cpus,
+      // under TCG QEMU's -cpu max emulates LA57; under KVM, or on bare metal, it is the host's CPU
+      la57: host.la57 || (!bare && !host.kvm),
+      accel: bare ? 'native' : host.kvm ? 'kvm' : 'tcg',
     }),
     kernelRelease: 'of this profile',
   };

@@ -38,10 +38,12 @@ describe('golden files: output that is a contract', () => {
     golden('qemu-argv.paper.txt', clusterArgv('paper', { kvm: true, tap: true }));
   });
 
-  it('plan --assume-host for two hosts an evaluator might book', () => {
+  it('plan --assume-host for three hosts an evaluator might book', () => {
     for (const [profile, spec, name] of [
       ['paper', 'ram=256G,cpus=64,la57,kvm', 'plan.paper.256G-la57-kvm.txt'],
       ['paper-scaled', 'ram=64G,cpus=16,la57,kvm', 'plan.paper-scaled.64G-la57-kvm.txt'],
+      // Bare metal (testbed: hosts): a CloudLab c6420 as hosts/cloudlab.ts describes it, 384 GB, 64 threads, no LA57.
+      ['paper-cloudlab', 'ram=384G,cpus=64', 'plan.paper-cloudlab.384G-c6420.txt'],
     ] as const) {
       const c = loadConfig({ profile, env: {} });
       const host = parseAssumeHost(spec, { ramMb: 0, cpus: 0, la57: false, kvm: false, source: 'this host' });
