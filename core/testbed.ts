@@ -5,6 +5,7 @@ import type { Accel } from './accel.js';
 
 /** Re-exported for lab/run.ts until its import moves to core/accel.ts. */
 export type { Accel };
+import type { XdpCheckResult } from './xdp-check.js';
 
 /** What the experiments know of the link between the two machines. */
 export interface LinkFacts {
@@ -14,8 +15,8 @@ export interface LinkFacts {
   clientIp: string;
   /** Native (driver-mode) XDP verified on serverIf by attaching the lab's probe and counting packets. */
   nativeXdp: boolean;
-  /** How it was verified, for the manifest (mode, packets sent and counted, warnings). */
-  xdpCheck?: unknown;
+  /** How it was verified, for the manifest (mode, packets sent and counted, warnings), or why it was refused. */
+  xdpCheck?: Partial<XdpCheckResult> & { refused?: string };
   /** One line for the preamble and the manifest, e.g. "tap (2 queues, vhost-net)". */
   describe: string;
 }

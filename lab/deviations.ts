@@ -104,9 +104,32 @@ export function loadDeviations(cells: ExperimentCell[]): Deviation[] {
   return out;
 }
 
+/** The server's link NIC has too few queue pairs for XDP_TX queues of its own (the kernel said so when the
+ * lab's probe attached): XDP_TX then shares the stack's queues under a lock, which slows the in-kernel caches
+ * that answer with XDP_TX. The tap link gives 2 x vCPU queue pairs; the socket link and some NICs cannot. */
+export function xdpQueueDeviations(cells: ExperimentCell[], warnings: string[] = []): Deviation[] {
+  if (!warnings.some((w) => /locked mode/.test(w))) return [];
+  // The variants that declare native XDP (BMC, KFlex's memcache) answer from XDP with XDP_TX.
+  const xdpTx = [...new Set(cells.filter((c) => c.variant.requires.some((r) => r.kind === 'native-xdp')).map((c) => `${c.experiment.id}/${c.variant.id}`))];
+  if (!xdpTx.length) return [];
+  return [
+    {
+      topic: 'XDP TX queues',
+      artifact: "a NIC with an XDP TX queue per CPU (the paper's testbed)",
+      lab: "the server's link NIC has fewer than 2 x vCPU queue pairs: XDP_TX shares the stack's queues under a lock",
+      why: 'the link backend cannot give more queues (the socket link has one); the kernel printed its locked-mode warning when the probe attached',
+      affects: xdpTx.join(', '),
+    },
+  ];
+}
+
 /** Everything that makes this run's numbers differ from the artifact's, for the manifest and the report. */
-export function runDeviations(config: ResolvedConfig, facts: { accel?: Accel; cells: ExperimentCell[]; records?: CellRecord[] }): Deviation[] {
+export function runDeviations(
+  config: ResolvedConfig,
+  facts: { accel?: Accel; cells: ExperimentCell[]; records?: CellRecord[]; xdpWarnings?: string[] },
+): Deviation[] {
   const out: Deviation[] = [];
+  out.push(...xdpQueueDeviations(facts.cells, facts.xdpWarnings));
   if (facts.accel === 'tcg')
     out.push({
       topic: 'accelerator',

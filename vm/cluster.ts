@@ -12,6 +12,7 @@ import { LabError, ExitCode } from '../core/errors.js';
 import { retry, RetryAborted, RetryTimeout } from '../core/retry.js';
 import { qemuConfig, LINK_ADDRS, MACS, QEMU_USER, parseQemuVersion, privilegeDrop, type VmSpec, type VmRole } from './spec.js';
 import type { VmAccel } from '../core/accel.js';
+import { hostTscKhz } from './clock.js';
 import { chooseLink, describeLink, linkAvailability, linkBackendOf, planLink, type LinkAvailability } from './link/index.js';
 import { readState, writeState, teardownDir, freePorts, qemuPid, isStale, readSerialTail, sshControlPath, type ClusterState } from './state.js';
 
@@ -33,6 +34,8 @@ export interface ClusterHostFacts {
   links: LinkAvailability;
   /** Who starts QEMU and which QEMU: decides whether and how it drops root (vm/spec.ts privilegeDrop). */
   privileges?: { euid: number; qemuVersion?: [number, number]; userExists: boolean };
+  /** The host's TSC frequency (kHz), for a TCG guest's clock (vm/clock.ts); undefined when unknown. */
+  tscKhz?: number;
 }
 
 export interface PlanInputs {
@@ -85,7 +88,8 @@ export function planCluster(p: PlanInputs): ClusterPlan {
     pidfile: join(p.dir, `${role}.pid`),
   });
   const dropTo = p.host.privileges ? privilegeDrop(p.host.privileges) : undefined;
-  const specs = { server: { ...spec('server'), dropTo }, client: { ...spec('client'), dropTo } };
+  const tscKhz = accel === 'tcg' ? p.host.tscKhz : undefined;
+  const specs = { server: { ...spec('server'), dropTo, tscKhz }, client: { ...spec('client'), dropTo, tscKhz } };
   const vm = (s: VmSpec) => ({ pidfile: s.pidfile, qmp: s.qmpSocket, serial: s.serialLog, sshPort: s.sshPort, disk: s.disk });
   const state: ClusterState = {
     owner: p.owner,
@@ -102,6 +106,13 @@ export function planCluster(p: PlanInputs): ClusterPlan {
     steps: [
       `accel ${accel}${p.host.kvm && !p.host.kvm.ok ? ` (${p.host.kvm.why})` : ''}, link ${describeLink(link)}: ${choice.why}`,
       ...(dropTo ? [`QEMU drops root to '${dropTo.user}' once its devices are open (-${dropTo.flag})`] : []),
+      ...(accel === 'tcg'
+        ? [
+            tscKhz
+              ? `guest clock: the TSC at the host's ${(tscKhz / 1000).toFixed(3)} MHz (tsc_early_khz), not the emulated PIT's calibration`
+              : "guest clock: the host's TSC frequency is unknown (no dmesg line, no tsc_known_freq): the guest calibrates against the emulated PIT, which fails on a busy host (then 4 ms jiffies)",
+          ]
+        : []),
     ],
     warnings: accel === 'tcg' ? ['no usable KVM: TCG emulation, results are functional only, not performance-comparable'] : [],
   };
@@ -181,6 +192,7 @@ export class Cluster {
       kvm: profile.vms.accel === 'auto' ? await kvmProbe(inp.cacheRoot, inp.kernel) : undefined,
       links: linkAvailability(),
       privileges: await privilegeFacts(),
+      tscKhz: await tscFacts(),
     };
     const [server, client, link] = (await freePorts(3)) as [number, number, number];
     const plan = planCluster({
@@ -255,6 +267,12 @@ async function privilegeFacts(): Promise<NonNullable<ClusterHostFacts['privilege
   const v = await run(['qemu-system-x86_64', '--version'], { allowFailure: true, timeoutMs: 30_000 });
   const passwd = await readFile('/etc/passwd', 'utf8').catch(() => '');
   return { euid, qemuVersion: parseQemuVersion(v.stdout), userExists: passwd.split('\n').some((l) => l.startsWith(`${QEMU_USER}:`)) };
+}
+
+/** The host's TSC frequency from its kernel log or /proc/cpuinfo (vm/clock.ts); undefined when neither says. */
+async function tscFacts(): Promise<number | undefined> {
+  const dmesg = await run(['dmesg'], { allowFailure: true, timeoutMs: 15_000 }).catch(() => ({ stdout: '' }));
+  return hostTscKhz(dmesg.stdout, await readFile('/proc/cpuinfo', 'utf8').catch(() => ''));
 }
 
 async function startQemu(spec: VmSpec, wrapper: string[]): Promise<void> {

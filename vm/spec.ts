@@ -4,6 +4,7 @@ import { linkBackendOf, type LinkState } from './link/index.js';
 export type { VmRole } from './link/types.js';
 import type { VmRole } from './link/types.js';
 import type { VmAccel } from '../core/accel.js';
+import { guestClockParams } from './clock.js';
 
 export interface VmSpec {
   role: VmRole;
@@ -23,6 +24,8 @@ export interface VmSpec {
   serialLog: string;
   qmpSocket: string;
   pidfile: string;
+  /** The host's TSC frequency (kHz), handed to a TCG guest so its clock is the TSC, not 4 ms jiffies (vm/clock.ts). */
+  tscKhz?: number;
   /** Once QEMU has opened its devices it becomes this user (a guest escape lands nowhere useful); unset: it keeps the lab's user. */
   dropTo?: PrivilegeDrop;
 }
@@ -81,6 +84,7 @@ export function kernelCmdline(spec: VmSpec): string {
     `kflex.mtu=${spec.mtu}`,
     'systemd.show_status=1',
     'panic=-1',
+    ...guestClockParams(spec.accel, spec.tscKhz),
   ].join(' ');
 }
 

@@ -201,6 +201,28 @@ describe('deviations from the artifact', () => {
   });
 });
 
+describe('the XDP TX queue deviation (issue 23 item 5)', () => {
+  it('recorded on the XDP variants only when the kernel said XDP_TX runs locked; the tap link gives 2 x vCPU queue pairs', async () => {
+    const { xdpQueueDeviations } = await import('../../lab/deviations.js');
+    const { xdpQueuePairs } = await import('../../vm/link/tap.js');
+    expect([1, 8].map(xdpQueuePairs)).toEqual([2, 16]);
+    const smoke = loadConfig({ profile: 'smoke', env: {} });
+    const cells = planCells(smoke.profile, { only: ['memcache', 'redis-getset'] }, EXPERIMENTS);
+    const locked = ['fewer than 2 x vCPU queues: XDP_TX runs in the slower locked mode'];
+    const d = xdpQueueDeviations(cells, locked);
+    expect(d).toHaveLength(1);
+    expect(d[0]!.affects).toBe('memcache/kflex, memcache/bmc');
+    expect(xdpQueueDeviations(cells, [])).toEqual([]);
+    expect(xdpQueueDeviations(cells, undefined)).toEqual([]);
+    expect(
+      xdpQueueDeviations(
+        cells.filter((c) => c.experiment.id !== 'memcache'),
+        locked,
+      ),
+    ).toEqual([]);
+  });
+});
+
 describe('clients ffkx can answer', () => {
   it('without memtier the KFlex Redis cells are skipped with why (redis-benchmark waits forever on CONFIG GET)', () => {
     const c = caps({ kflexKernel: true, ffkx: true, serverMemoryMb: 300 * 1024 });

@@ -129,13 +129,13 @@ describe('cluster plan (pure)', () => {
   });
   const keys = { identity: '/k/id', knownHosts: '/k/kh', hostAlias: 'kflex-lab-guest' } as Parameters<typeof sshConfigText>[1];
 
-  it('tap: one namespace named for the lab process, one queue per vCPU of the larger VM, each VM on its own tap', () => {
+  it('tap: one namespace named for the lab process, two queue pairs per vCPU of the larger VM (XDP_TX gets its own), each VM on its own tap', () => {
     const p = planCluster(inputs());
-    expect(p.state.link).toEqual({ backend: 'tap', netns: 'kflexlab-4242', bridge: 'kbr0', taps: ['kt4242s', 'kt4242c'], queues: 2, vhost: true, mtu: 1500 });
+    expect(p.state.link).toEqual({ backend: 'tap', netns: 'kflexlab-4242', bridge: 'kbr0', taps: ['kt4242s', 'kt4242c'], queues: 4, vhost: true, mtu: 1500 });
     expect(p.specs.server.link).toBe(p.state.link);
-    expect(qemuArgv(p.specs.server).filter((a) => a.startsWith('tap,'))).toEqual(['tap,id=link,ifname=kt4242s,script=no,downscript=no,vhost=on,queues=2']);
-    expect(qemuArgv(p.specs.client).filter((a) => a.startsWith('tap,'))).toEqual(['tap,id=link,ifname=kt4242c,script=no,downscript=no,vhost=on,queues=2']);
-    expect(p.steps[0]).toBe('accel tcg (/dev/kvm does not exist), link tap (2 queues, vhost-net): auto: tap with vhost-net');
+    expect(qemuArgv(p.specs.server).filter((a) => a.startsWith('tap,'))).toEqual(['tap,id=link,ifname=kt4242s,script=no,downscript=no,vhost=on,queues=4']);
+    expect(qemuArgv(p.specs.client).filter((a) => a.startsWith('tap,'))).toEqual(['tap,id=link,ifname=kt4242c,script=no,downscript=no,vhost=on,queues=4']);
+    expect(p.steps[0]).toBe('accel tcg (/dev/kvm does not exist), link tap (4 queues, vhost-net): auto: tap with vhost-net');
     const st: ClusterState = p.state;
     expect(Cluster.hostsFor('/v/x', st, keys).server.host.target.wrapper).toEqual(['ip', 'netns', 'exec', 'kflexlab-4242']);
     expect(sshConfigText(st, keys)).toContain('  ProxyCommand ip netns exec kflexlab-4242 nc 127.0.0.1 %p\n');

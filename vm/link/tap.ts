@@ -116,13 +116,18 @@ function tapOf(s: TapLinkState, role: 'server' | 'client'): string {
   return t;
 }
 
+/** Queue pairs for a VM with `cpus` vCPUs: one per vCPU for the stack, one per vCPU for XDP's own TX queues. */
+export const xdpQueuePairs = (cpus: number): number => 2 * Math.max(1, cpus);
+
 export const tapLink: LinkBackend<TapLinkState, TapOptions> = {
   id: 'tap',
   availability: tapCapability,
   plan: (p, o) => {
     const n = tapNames(p.tag);
-    // one queue pair per vCPU of the larger VM
-    return { backend: 'tap', netns: n.netns, bridge: n.bridge, taps: [...n.taps], queues: Math.max(1, p.cpus), vhost: o.vhost, mtu: p.mtu };
+    // Two queue pairs per vCPU of the larger VM: the guest's virtio_net uses one per online CPU for the stack and
+    // gives XDP_TX/XDP_REDIRECT queues of their own only when curr_queue_pairs + nr_cpu_ids <= max_queue_pairs
+    // (virtnet_xdp_set); with fewer, XDP_TX shares the stack's queues under a lock (issue 23 item 5).
+    return { backend: 'tap', netns: n.netns, bridge: n.bridge, taps: [...n.taps], queues: xdpQueuePairs(p.cpus), vhost: o.vhost, mtu: p.mtu };
   },
   netdev: (s, role) => ({
     type: 'tap',
