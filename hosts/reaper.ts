@@ -5,6 +5,7 @@ import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pidAlive } from '../core/host-probe.js';
 import { guardArgv, parseGuard } from '../core/processes.js';
+import { clearReaperRecord, setReaperPhase } from '../core/reaping.js';
 import { HostPair, ROLES } from './check.js';
 import { loadHostsConfig } from './config.js';
 import type { HostsReaperMarker } from './testbed.js';
@@ -39,10 +40,14 @@ async function main(): Promise<void> {
     if (!existsSync(marker)) return note('the lab tore the hosts testbed down itself: leaving');
     if (pidAlive(labPid)) continue;
     note('lab gone before its teardown: stopping what its cells started');
+    setReaperPhase(dirname(marker), 'tearing-down');
     const m = JSON.parse(readFileSync(marker, 'utf8')) as HostsReaperMarker;
     await reap(m);
     rmSync(marker, { force: true });
     return note('done');
   }
 }
-main().catch((e) => note(`error: ${(e as Error).message}`));
+main()
+  .catch((e) => note(`error: ${(e as Error).message}`))
+  // Gone from the run's directory: a resume waiting for this reaper may go on (core/reaping.ts).
+  .finally(() => marker && clearReaperRecord(dirname(marker)));

@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import { LAB_ROOT, labModule } from '../core/paths.js';
+import { basename, dirname, join } from 'node:path';
+import { startReaperProcess } from '../core/reaping.js';
 import type { EventBus } from '../core/events.js';
 import type { Testbed, LinkFacts } from '../core/testbed.js';
 import type { TestbedProvider } from '../core/testbed.js';
@@ -303,7 +302,11 @@ export interface HostsReaperMarker {
  */
 export function startHostsReaper(labPid: number, marker: string, m: HostsReaperMarker): void {
   writeFileSync(marker, `${JSON.stringify(m, null, 2)}\n`);
-  const reaper = labModule('hosts/reaper');
-  const child = spawn(process.execPath, [...reaper.nodeArgs, reaper.path, String(labPid), marker], { detached: true, stdio: 'ignore', cwd: LAB_ROOT });
-  child.unref();
+  // Recorded in the run's directory as it starts: a resume waits while it tears down (core/reaping.ts).
+  startReaperProcess('hosts/reaper', [String(labPid), marker], {
+    dir: dirname(marker),
+    labPid,
+    what: `the processes the cells started on the hosts (ledger ${m.ledger}) and XDP on the server's ${m.serverIf}`,
+    log: join(dirname(marker), 'hosts-reaper.log'),
+  });
 }

@@ -11,6 +11,7 @@ import { LabError, ExitCode } from '../core/errors.js';
 import { doctor } from './doctor.js';
 import { createRunDir, hostFacts, buildManifest, writeManifest, readManifest, type Manifest } from '../core/rundir.js';
 import { writeBundle } from '../core/bundle.js';
+import { awaitReapers } from '../core/reaping.js';
 import { planCells, readCellRecord, needsRun, type CellRecord, type ExperimentCell } from '../experiments/cells.js';
 import { FFKX, probeCapabilities } from '../experiments/requirements.js';
 import { runCells } from '../experiments/runner.js';
@@ -377,6 +378,8 @@ export async function reproduce(config: ResolvedConfig, opts: ReproduceOptions):
     run.close();
   });
   try {
+    // A killed run's reaper may still be tearing its testbed down: wait for it (bounded) or refuse, never race it.
+    if (opts.resume) await awaitReapers(runVmDir(config, run.runDir), { say: (m) => run.say(m) });
     const { pending, kept } = await pendingCells(cells, run.runDir, !!opts.resume);
     if (opts.resume && !pending.length) {
       run.say(`nothing left to run in ${run.runDir}: all ${kept.length} cells are done (ok or skipped); nothing booted`);

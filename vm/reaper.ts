@@ -3,6 +3,7 @@ import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pidAlive } from '../core/host-probe.js';
 import { readState, teardownDir } from './state.js';
+import { clearReaperRecord, setReaperPhase } from '../core/reaping.js';
 
 const [labPidArg, dir] = process.argv.slice(2);
 const labPid = Number(labPidArg);
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
     if (!pidAlive(labPid)) {
       if (!readState(dir)) return note('lab gone, nothing to tear down');
       note('lab gone: tearing the VM set down');
+      setReaperPhase(dir, 'tearing-down');
       await teardownDir(dir);
       return note('torn down');
     }
@@ -27,4 +29,7 @@ async function main(): Promise<void> {
   }
 }
 let seenState = false;
-main().catch((e) => note(`error: ${(e as Error).message}`));
+main()
+  .catch((e) => note(`error: ${(e as Error).message}`))
+  // Gone from the VM directory: a resume waiting for this reaper may go on (core/reaping.ts).
+  .finally(() => dir && clearReaperRecord(dir));

@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fixedMemoryMb, type Profile } from '../core/config.js';
 import type { EventBus } from '../core/events.js';
 import type { Testbed, LinkFacts } from '../core/testbed.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { LINK_IF } from '../core/guest.js';
-import { LAB_ROOT, labModule } from '../core/paths.js';
+import { startReaperProcess } from '../core/reaping.js';
 import { Cluster } from './cluster.js';
 import { checkNativeXdp, type XdpCheckResult } from '../core/xdp-check.js';
 import { cleanStaleVms, qemuPid, readSerialTail } from './state.js';
@@ -151,9 +150,6 @@ export class VmTestbed implements Testbed {
  * included). It leaves by itself once the set is torn down normally.
  */
 export function startReaper(labPid: number, dir: string): void {
-  // dist/vm/reaper.js under the compiled CLI, vm/reaper.ts through tsx otherwise (cwd: where tsx resolves).
-  const reaper = labModule('vm/reaper');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const child = spawn(process.execPath, [...reaper.nodeArgs, reaper.path, String(labPid), dir], { detached: true, stdio: 'ignore', cwd: LAB_ROOT });
-  child.unref();
+  // Recorded in the VM directory as it starts: a resume of the run waits while it tears down (core/reaping.ts).
+  startReaperProcess('vm/reaper', [String(labPid), dir], { dir, labPid, what: `the VM set in ${dir}`, log: join(dir, 'reaper.log') });
 }
