@@ -62,6 +62,8 @@ export function arenaProfileDeviations(profile: Profile): Deviation[] {
   ];
 }
 
+const CLOCKSOURCE = '/sys/devices/system/clocksource/clocksource0/current_clocksource';
+
 /**
  * One arena cell: the runner on CPU 0 (as bench.sh pins ffkx-bench), its Google Benchmark JSON read by the
  * same parser as ffkx-bench's, and its correctness checks: a structure that does not hold what the
@@ -71,6 +73,14 @@ export async function runArenaCell(ctx: CellContext): Promise<CellOutcome> {
   const size = sizeOf(ctx.params);
   const filter = ctx.params.filter === undefined ? undefined : String(ctx.params.filter);
   const out = '/tmp/kflex-arena-bench.json';
+  // A guest on jiffies (4 ms ticks) times each batch as 0 or a whole tick: no ns/op is measured on that clock.
+  const clock = (await ctx.exec(ctx.server, 'clocksource', ['cat', CLOCKSOURCE], { allowFailure: true })).stdout.trim();
+  if (/jiffies/.test(clock))
+    throw new LabError(
+      `the server's clocksource is ${clock} (4 ms ticks): kflex-arena-bench cannot time its batches on it. ` +
+        "Under TCG the lab boots guests with the host's TSC frequency (tsc_early_khz, vm/clock.ts); see the serial log's tsc: lines for why it was refused",
+      ExitCode.checkFailed,
+    );
   ctx.phase('measurement');
   const r = await ctx.exec(ctx.server, 'bench', ['taskset', '-c', '0', ...arenaBenchArgv({ out, ...size, repetitions: 1, filter })], {
     timeoutMs: ctx.boundMs,
@@ -86,6 +96,15 @@ export async function runArenaCell(ctx: CellContext): Promise<CellOutcome> {
     );
   const json = (await ctx.exec(ctx.server, 'json', ['cat', out])).stdout;
   const results = parseGbenchJson(json);
+  const errors = results.filter((b) => b.error);
+  if (errors.length)
+    throw new LabError(
+      `kflex-arena-bench: ${errors.length} benchmark(s) have no time: ${errors
+        .slice(0, 3)
+        .map((b) => `${b.name}: ${b.error}`)
+        .join(' / ')}`,
+      ExitCode.checkFailed,
+    );
   const { metrics } = gbenchMetrics(results);
   const pairs = arenaPairSummary(results);
   if (!pairs.some((p) => p.ratio))

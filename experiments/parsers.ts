@@ -239,8 +239,9 @@ type GbenchRow = Record<string, unknown>;
 export function parseGbenchJson(out: string): GbenchResult[] {
   let doc: { benchmarks?: GbenchRow[] };
   try {
-    // Google Benchmark writes bare Infinity/NaN (e.g. items/s of a manual-time run that set no time).
-    doc = JSON.parse(out.replace(/:\s*(-?Infinity|NaN)\b/g, ': null'));
+    // Google Benchmark writes bare Infinity/NaN (e.g. items/s of a manual-time run that set no time); printf's
+    // %e writes inf/nan (a zero time): neither is a number JSON knows, and neither is a measurement.
+    doc = JSON.parse(out.replace(/:\s*-?(Infinity|NaN|inf|nan)\b/gi, ': null'));
   } catch (e) {
     fail('Google Benchmark JSON', (e as Error).message);
   }
@@ -272,7 +273,15 @@ function gbenchRunName(b: GbenchRow): string {
 const GBENCH_TIME_SCALE: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9 };
 
 function gbenchResult(b: GbenchRow, name = String(b.name)): GbenchResult {
-  const error = b.error_occurred === true ? String(b.error_message ?? 'error') : b.skipped === true ? String(b.skip_message ?? 'skipped') : undefined;
+  const error =
+    b.error_occurred === true
+      ? String(b.error_message ?? 'error')
+      : b.skipped === true
+        ? String(b.skip_message ?? 'skipped')
+        : // A zero time is no measurement: a manual-time run that set none, or a clock that could not resolve it.
+          Number(b.real_time) === 0 && Number(b.iterations) > 0
+          ? `measured 0 ns for ${b.iterations} iterations: the clock could not resolve them (no time is reported)`
+          : undefined;
   const ips = b.items_per_second === undefined || b.items_per_second === null ? undefined : Number(b.items_per_second);
   return {
     name,

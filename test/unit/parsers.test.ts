@@ -127,6 +127,14 @@ describe('client parsers', () => {
     expect(r[0]!.items_per_second).toBeCloseTo(28327817.4, 0);
     expect(r[1]!.items_per_second).toBeUndefined();
     expect(() => parseGbenchJson('{"context":{}}')).toThrow(/no "benchmarks" array/);
+    // printf's %e of a zero time (the arena runner's, on a guest whose clock was jiffies): inf and -nan, and no time.
+    const zero =
+      '{"benchmarks":[{"name":"Zipfian/bpf_hashmap_update","run_type":"iteration","iterations":2000,"real_time":0.000000e+00,"time_unit":"ns","items_per_second":inf,"x":-nan}]}';
+    expect(parseGbenchJson(zero)[0]).toMatchObject({
+      ns_per_op: undefined,
+      items_per_second: undefined,
+      error: expect.stringMatching(/measured 0 ns for 2000 iterations/),
+    });
   });
 
   it('Google Benchmark suffixes are cut from the registered name, which may itself contain "/"', () => {
