@@ -2,12 +2,13 @@ import { mkdir, writeFile, readFile, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { ResolvedConfig } from './config.js';
+import type { Profile, ResolvedConfig } from './config.js';
 import { probe } from './exec.js';
 import { parseQemuVersion } from './doctor.js';
 import type { StageOutput } from './stage.js';
 import { LAB_ROOT } from './paths.js';
 import type { VmAccel } from './accel.js';
+import type { LinkFacts } from './testbed.js';
 
 export { LAB_ROOT };
 
@@ -66,6 +67,44 @@ export async function hostFacts(accel: HostFacts['accel'] = 'unknown'): Promise<
   };
 }
 
+/** How a run was asked for: a resume must ask the same, or its cells would mix two plans. */
+export interface RunRequest {
+  profile: string;
+  quick: boolean;
+  only: string[];
+  overrides: string[];
+  testbed?: string;
+}
+
+/** What a testbed recorded of itself (Testbed.facts): its kind, accelerator and link, and more per kind. */
+export interface TestbedRecord {
+  testbed?: string;
+  accel?: string;
+  link?: string;
+  [fact: string]: unknown;
+}
+
+/**
+ * The guests' capabilities as probed before the cells (experiments/types.ts's Capabilities is written here).
+ * Runs from before the experiments declared their needs have no `programs` but three fixed answers.
+ */
+export interface CapabilityRecord {
+  kernelRelease: string;
+  btf?: Record<string, boolean>;
+  programs?: Record<string, boolean>;
+  la57?: boolean;
+  serverMemoryMb?: number;
+  kflexKernel?: boolean;
+  kflexKernelWhy?: string;
+  ffkx?: boolean;
+  ffkxWhy?: string;
+  memtier?: boolean;
+}
+
+/**
+ * manifest.json: the one interface its writer (LabRun in lab/run.ts, at each checkpoint) and its readers (the
+ * report, --resume) share. Fields after `deviations` appear as the run gets that far.
+ */
 export interface Manifest {
   lab: string;
   created: string;
@@ -73,10 +112,18 @@ export interface Manifest {
   config_file: string;
   overrides: Record<string, string>;
   host: HostFacts;
-  config: unknown;
+  /** The resolved profile the run used. */
+  config: Profile;
   stages: Record<string, { fingerprint: string; dir: string; manifest: Record<string, unknown> }>;
   deviations: Deviation[];
-  [key: string]: unknown;
+  request?: RunRequest;
+  testbed?: TestbedRecord;
+  /** The link in one line (LinkFacts.describe). */
+  link?: string;
+  xdp_check?: LinkFacts['xdpCheck'];
+  /** The server VM's memory and why (lab/sizing.ts). */
+  server_memory?: { memoryMb: number; why: string };
+  capabilities?: CapabilityRecord;
 }
 
 export function buildManifest(config: ResolvedConfig, host: HostFacts, stages: Record<string, StageOutput>, deviations: Deviation[] = []): Manifest {

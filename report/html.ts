@@ -160,14 +160,13 @@ function provenance(r: ReportModel): string {
 
 /** One self-contained page (inline CSS and SVG, no script, nothing fetched): summary and badges first. */
 export function renderHtml(r: ReportModel): string {
-  const host = r.manifest.host as unknown as Record<string, unknown>;
   return (
     `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>kflex-lab report ${esc(r.run)}</title>
 <style>${CSS}</style></head>
 <body><header><h1>kflex-lab report: ${esc(r.run)}</h1>` +
     `<p class="sub">KFlex (SOSP '24) reproduced by kflex-lab · created ${esc(r.manifest.created)} · ` +
-    `lab commit ${esc(String(host.lab_commit ?? 'unknown'))}</p></header>
+    `lab commit ${esc(r.manifest.host.lab_commit ?? 'unknown')}</p></header>
 ${summary(r)}
 ${badges(r)}
 ${claims(r)}

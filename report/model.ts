@@ -1,4 +1,4 @@
-import type { Capabilities, ExperimentView } from '../experiments/types.js';
+import type { ExperimentView } from '../experiments/types.js';
 import { capabilityLine } from '../core/progress.js';
 import type { Manifest, Deviation } from '../core/rundir.js';
 import type { LabEvent } from '../core/events.js';
@@ -40,7 +40,7 @@ export function verdictCounts(verdicts: ClaimVerdict[]): VerdictCounts {
 
 /** The accelerator the VMs ran on, and the banner an evaluator must see first when it makes numbers incomparable. */
 export function acceleratorFacts(m: Manifest): { accel: string; banner?: string } {
-  const accel = String((m.host as { accel?: string }).accel ?? 'unknown');
+  const accel = m.host.accel ?? 'unknown';
   if (accel === 'tcg') return { accel, banner: 'TCG (software emulation, no KVM): functional only: not performance-comparable with the paper.' };
   return { accel };
 }
@@ -103,7 +103,7 @@ export function pinning(src: Source): { pinned: boolean; how: string } {
 
 /** What this run fetched of a named source, from the stage manifests (undefined: no stage used it). */
 export function sourceUse(m: Manifest, name: string): { used: boolean; detail: string } {
-  const cfg = (m.config ?? {}) as { kernel?: { source?: string }; image?: { memtier?: string; kflex?: boolean }; toolchain?: { source?: string } };
+  const cfg = m.config;
   const st = stageManifests(m);
   const fetched = (s: Record<string, unknown> | undefined) => {
     if (!s) return 'fetched (no identity recorded)';
@@ -138,13 +138,13 @@ function tally(items: EvidenceItem[]): string {
 }
 
 function available(m: Manifest): BadgeEvidence {
-  const sources = ((m.config as { sources?: Record<string, Source> } | undefined)?.sources ?? {}) as Record<string, Source>;
+  const sources: Record<string, Source> = m.config?.sources ?? {};
   const items: EvidenceItem[] = Object.entries(sources).map(([name, src]) => {
     const p = pinning(src);
     const u = sourceUse(m, name);
     return { ok: p.pinned, text: `${name}: ${p.pinned ? 'pinned by' : 'not pinned:'} ${p.how}; ${u.detail}` };
   });
-  const commit = String((m.host as { lab_commit?: string }).lab_commit ?? '');
+  const commit = m.host.lab_commit ?? '';
   items.push(
     !commit
       ? { ok: false, text: 'the lab itself: no git commit recorded (not run from a checkout)' }
@@ -185,7 +185,7 @@ function functional(m: Manifest, records: CellRecord[], events: TimedEvent[] | u
       ok: stillFailed.length === 0,
       text: `stages built: ${built}${stillFailed.length ? `; failed: ${stillFailed.map((f) => `${f.stage} (${f.error.split('\n')[0]})`).join('; ')}` : ''}`,
     });
-  const tb = m.testbed as { testbed?: string; accel?: string; link?: string } | undefined;
+  const tb = m.testbed;
   const up = (events ?? []).filter((e): e is Extract<TimedEvent, { type: 'testbed-up' }> => e.type === 'testbed-up');
   const lost = (events ?? []).filter((e): e is Extract<TimedEvent, { type: 'testbed-lost' }> => e.type === 'testbed-lost');
   const what = tb?.testbed === 'vm' || up.at(-1)?.kind === 'vm' ? 'server and client VMs' : 'server and client hosts';
@@ -194,10 +194,10 @@ function functional(m: Manifest, records: CellRecord[], events: TimedEvent[] | u
     items.push({
       ok: lost.length === 0,
       text:
-        `${what} up (${tb?.testbed ?? up.at(-1)?.kind}, ${m.host.accel}, link ${String(m.link ?? tb?.link ?? 'unknown')})` +
+        `${what} up (${tb?.testbed ?? up.at(-1)?.kind}, ${m.host.accel}, link ${m.link ?? tb?.link ?? 'unknown'})` +
         `${up.length ? ` in ${fmt(up.at(-1)!.seconds)} s` : ''}${lost.length ? `; lost during the cells: ${lost.map((l) => l.why).join('; ')}` : ''}`,
     });
-  const x = m.xdp_check as { mode?: string; sent?: number; counted?: number; warnings?: string[] } | undefined;
+  const x = m.xdp_check;
   if (!x) items.push({ ok: false, text: 'native XDP: not checked (no xdp_check in manifest.json)' });
   else {
     const ok = x.mode === 'driver' && typeof x.sent === 'number' && x.sent > 0 && x.counted === x.sent;
@@ -208,7 +208,7 @@ function functional(m: Manifest, records: CellRecord[], events: TimedEvent[] | u
         `${x.warnings?.length ? ` (${x.warnings.join('; ')})` : ''}`,
     });
   }
-  const caps = m.capabilities as (Partial<Capabilities> & { kflexKernel?: boolean; ffkx?: boolean; memtier?: boolean }) | undefined;
+  const caps = m.capabilities;
   if (caps)
     items.push({
       ok: null,

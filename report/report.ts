@@ -1,7 +1,8 @@
 import type { ExperimentView } from '../experiments/types.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, basename } from 'node:path';
-import type { Manifest, Deviation } from '../core/rundir.js';
+import { readManifest, type Manifest, type Deviation } from '../core/rundir.js';
+import type { Source } from '../core/config.js';
 import type { SummaryRow } from '../experiments/summary.js';
 import type { CellRecord } from '../experiments/cells.js';
 import { loadClaims, judgeClaims, type ClaimVerdict } from './claims.js';
@@ -49,8 +50,7 @@ export function deviations(m: Manifest, records: CellRecord[]): string[] {
 }
 
 function provenance(runDir: string, m: Manifest, events: TimedEvent[] | undefined): Array<[string, string]> {
-  const host = m.host as unknown as Record<string, unknown>;
-  const cfg = (m.config ?? {}) as { sources?: Record<string, Record<string, string>> };
+  const host = m.host;
   const out: Array<[string, string]> = [
     ['run', `${basename(runDir)} (created ${m.created})`],
     [
@@ -63,15 +63,12 @@ function provenance(runDir: string, m: Manifest, events: TimedEvent[] | undefine
           : ''
       }; config ${m.config_file}`,
     ],
-    ['lab commit', String(host.lab_commit ?? 'unknown')],
+    ['lab commit', host.lab_commit ?? 'unknown'],
     ['host', `${host.cpu_model}, ${host.cores} CPUs, ${host.ram_gb} GiB, Linux ${host.kernel}, Node ${host.node ?? '?'}`],
-    ['accelerator', String(host.accel)],
-    ['QEMU', String(host.qemu ?? 'unknown')],
-    [
-      'testbed',
-      m.testbed ? JSON.stringify(Object.fromEntries(Object.entries(m.testbed as Record<string, unknown>).filter(([k]) => k !== 'xdp_check'))) : 'never came up',
-    ],
-    ['link', String(m.link ?? 'unknown')],
+    ['accelerator', host.accel],
+    ['QEMU', host.qemu ?? 'unknown'],
+    ['testbed', m.testbed ? JSON.stringify(Object.fromEntries(Object.entries(m.testbed).filter(([k]) => k !== 'xdp_check'))) : 'never came up'],
+    ['link', m.link ?? 'unknown'],
     ['native XDP check', m.xdp_check ? JSON.stringify(m.xdp_check) : 'not run'],
     ['server memory', m.server_memory ? JSON.stringify(m.server_memory) : 'not recorded'],
     ['guest capabilities', m.capabilities ? JSON.stringify(m.capabilities) : 'not probed'],
@@ -95,12 +92,19 @@ function provenance(runDir: string, m: Manifest, events: TimedEvent[] | undefine
   }
   out.push([
     'sources',
-    Object.entries(cfg.sources ?? {})
-      .map(([k, s]) => `${k}: ${s.kind} ${s.url ?? s.package ?? s.path ?? ''} ${s.commit ?? s.ref ?? s.sha256 ?? ''}`.trim())
+    Object.entries(m.config?.sources ?? {})
+      .map(([k, s]) => `${k}: ${sourceLine(s)}`.trim())
       .join('; '),
   ]);
   out.push(['events', events ? `${events.length} in events.jsonl` : 'no events.jsonl (the run predates it)']);
   return out;
+}
+
+/** A source in provenance: its kind, where it is (url, package or path), and its pin (commit, ref or digest). */
+function sourceLine(s: Source): string {
+  const where = s.kind === 'debian-package' ? s.package : s.kind === 'path' ? s.path : s.url;
+  const pin = s.kind === 'git' ? (s.commit ?? s.ref) : s.kind === 'tarball' ? s.sha256 : undefined;
+  return `${s.kind} ${where} ${pin ?? ''}`;
 }
 
 /** The anchor of a claim's chart: its experiment, or experiment-variant when the experiment has a chart per variant. */
@@ -181,7 +185,7 @@ export async function writeReport(inp: ReportInputs, views: Record<string, Exper
 export { verdictText };
 
 export async function readRunForReport(runDir: string): Promise<{ manifest: Manifest; rows: SummaryRow[]; records: CellRecord[] }> {
-  const manifest = JSON.parse(await readFile(join(runDir, 'manifest.json'), 'utf8')) as Manifest;
+  const manifest = await readManifest(runDir);
   const summary = JSON.parse(await readFile(join(runDir, 'summary.json'), 'utf8')) as { rows: SummaryRow[] };
   const records = JSON.parse(await readFile(join(runDir, 'cells.json'), 'utf8').catch(() => '[]')) as CellRecord[];
   return { manifest, rows: summary.rows, records };

@@ -158,6 +158,7 @@ function manifest(): Manifest {
       node: 'v20.0.0',
       lab_commit: `${'a'.repeat(40)}+dirty`,
     },
+    // Only what the report reads of the resolved profile.
     config: {
       sources: {
         kflex: { kind: 'git', url: 'https://github.com/rs3lab/KFlex', commit: COMMIT },
@@ -168,7 +169,7 @@ function manifest(): Manifest {
       kernel: { source: 'kernel' },
       image: { memtier: 'memtier', kflex: true },
       toolchain: { source: 'llvm' },
-    },
+    } as unknown as Manifest['config'],
     stages: {
       llvm: {
         fingerprint: '1111111111111111',
