@@ -4,5 +4,6 @@
  */
 export type Accel = 'kvm' | 'tcg' | 'native';
 
-/** The accelerators QEMU runs the lab's VMs on. */
-export type VmAccel = Exclude<Accel, 'native'>;
+/** The accelerators QEMU runs the lab's VMs on (lab.yaml's vms.accel: one of these or 'auto'). */
+export const VM_ACCELS = ['kvm', 'tcg'] as const satisfies readonly Accel[];
+export type VmAccel = (typeof VM_ACCELS)[number];

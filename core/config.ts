@@ -5,6 +5,7 @@ import { parseDocument, LineCounter, parse as parseYaml, isNode, type Document }
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { LAB_ROOT } from './paths.js';
+import { VM_ACCELS } from './accel.js';
 
 const sha1 = z.string().regex(/^[0-9a-f]{40}$/, 'a full 40-hex-digit git commit');
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a 64-hex-digit sha256');
@@ -153,7 +154,7 @@ export const ProfileSchema = z
       .strict(),
     vms: z
       .object({
-        accel: z.enum(['auto', 'kvm', 'tcg']),
+        accel: z.enum(['auto', ...VM_ACCELS]),
         boot_timeout_s: z.number().int().min(10),
         server: ServerVmSize,
         client: VmSize,

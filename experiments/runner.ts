@@ -6,6 +6,7 @@ import type { Host } from '../core/host.js';
 import type { Capabilities, CellContext, CellOutcome } from './types.js';
 import { resetHosts } from './server.js';
 import { waitUntil } from '../core/retry.js';
+import { shellLine } from '../core/shell.js';
 import { cellBoundSeconds, missingInput, needsRun, paramsSlug, phaseClock, readCellRecord, type CellRecord, type ExperimentCell } from './cells.js';
 import { unmetRequirement } from './requirements.js';
 import { kmsgSeq, kmsgSince } from './kmsg.js';
@@ -230,11 +231,6 @@ export async function runCells(cells: ExperimentCell[], env: CellEnv): Promise<{
     emit(record);
   }
   return { records, lost };
-}
-
-/** Shell-quoted argv, as the cell's .cmd files record it. */
-function shellLine(argv: readonly string[]): string {
-  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
 function cellContext(cell: ExperimentCell, dir: string, env: CellEnv, boundMs: number, phase: CellContext['phase'], signal: AbortSignal): CellContext {
