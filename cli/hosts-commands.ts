@@ -1,25 +1,17 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../core/errors.js';
 import { configFrom, globalOpts } from './common.js';
+import { printChecks } from './checks.js';
 
 // The hosts verbs' code loads when one runs, not at every start of the CLI.
 const hostsLab = () => import('../lab/hosts.js');
 const cloudlabLab = () => import('../lab/cloudlab.js');
-type HostCheck = Awaited<ReturnType<Awaited<ReturnType<typeof hostsLab>>['hostsCheck']>>['checks'][number];
 
 const testbedOpt = [
   '--testbed <file>',
   'hosts.yaml: server and client as OpenSSH destinations, their link NIC (see README, "Bare metal / your own machines"); ' +
     "default: the profile's testbed: section (e.g. --profile paper-cloudlab)",
 ] as const;
-
-function printChecks(checks: HostCheck[]): void {
-  const mark = { ok: ' ok ', warn: 'warn', fail: 'FAIL' } as const;
-  for (const c of checks) {
-    console.log(`[${mark[c.level]}] ${c.host.padEnd(6)} ${c.name.padEnd(13)} ${c.detail}`);
-    if (c.fix && c.level !== 'ok') console.log(`       ${''.padEnd(6)} ${''.padEnd(13)} fix: ${c.fix}`);
-  }
-}
 
 /** What --undo stopped (the lab's own processes still running) and removed, per host. */
 function printUndo(r: Array<{ host: string; stopped: string[]; removed: string[]; failed: string[] }>): void {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Profile, HeapProgram } from '../core/config.js';
 import { KFLEX_GUEST_DIR } from '../core/guest.js';
+import type { CheckLevel } from '../core/doctor.js';
 import { checkNativeXdp, type XdpCheckResult } from '../core/xdp-check.js';
 import { heapUnfit } from '../experiments/requirements.js';
 import { heapVmMemoryMb } from '../experiments/heaps.js';
@@ -154,7 +155,7 @@ export function xdpRefusalOf(e: Error, nic: string | undefined, linkIf: string):
 export interface HostCheck {
   host: Role | 'both';
   name: string;
-  level: 'ok' | 'warn' | 'fail';
+  level: CheckLevel;
   detail: string;
   fix?: string;
 }
