@@ -12,6 +12,7 @@ import { interruption } from './lab/signals.js';
 import { registerVmCommands } from './cli/vm-commands.js';
 import { registerExperimentCommands } from './cli/experiment-commands.js';
 import { registerHostsCommands } from './cli/hosts-commands.js';
+import { registerLabCommands } from './cli/lab-commands.js';
 
 const program = new Command('kflex-lab');
 program
@@ -150,6 +151,7 @@ program
 registerVmCommands(program);
 registerExperimentCommands(program);
 registerHostsCommands(program);
+registerLabCommands(program);
 
 program
   .command('bundle')

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 /** What tsconfig.build.json compiles (a unit test keeps the two lists equal). */
-export const SOURCE_ROOTS = ['lab.ts', 'cli', 'core', 'lab', 'llvm', 'kernel', 'images', 'vm', 'hosts', 'experiments', 'report', 'bpf'];
+export const SOURCE_ROOTS = ['lab.ts', 'cli', 'core', 'lab', 'llvm', 'kernel', 'images', 'vm', 'hosts', 'experiments', 'report', 'bpf', 'labs'];
 /** Written by bin/build.mjs after a successful tsc, relative to the package root. */
 export const STAMP = join('dist', '.build-stamp.json');
 

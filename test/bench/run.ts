@@ -14,9 +14,11 @@
 //   reproduce    warm `reproduce --profile smoke --quick` (<= 90 s) and full (<= 3 min); each cell's fixed
 //                cost from its status.json (<= 3 s); with --cold the cache is removed first
 //   link         iperf3 throughput across the experiment link, per backend (socket, tap)
+//   lab-check    `lab check 1` from an edit of the student's file to its verdict with the VMs up (target <= 10 s),
+//                the first check after a boot (it builds the graders' tools in the guests), and each exercise once
 import { EXPERIMENTS } from '../../experiments/index.js';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, rmSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, rmSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { LAB, ROOT } from '../helpers.js';
@@ -389,4 +391,38 @@ if (want('link')) {
     );
     timed([process.execPath, LAB, 'down', '--profile', 'smoke', '--vm', `bench-${backend}`]);
   }
+}
+
+if (want('lab-check')) {
+  const vm = 'bench-labs';
+  const solutions = process.env.KFLEX_LAB_SOLUTIONS ?? join(ROOT, 'labs-solutions');
+  const work = mkdtempSync(join(tmpdir(), 'kflex-bench-lab-'));
+  const dir = (n: string) => join(work, n);
+  const reference = (n: string) => readFileSync(join(solutions, n, 'reference.bpf.c'), 'utf8');
+  const check = (n: string) => lab('lab', 'check', n.split('-')[0]!, '--dir', dir(n), '--vm', vm);
+  const verdict = (r: { code: number; stdout: string }) => r.stdout.match(/verdict: .*/)?.[0] ?? `exit ${r.code}`;
+  lab('down', '--vm', vm);
+  const up = lab('up', '--vm', vm);
+  line('lab-check: VMs up (kflex-lab up)', `${s1(up.seconds)}, exit ${up.code}`);
+  lab('lab', 'start', '1', '--dir', dir('1-proto-count'));
+  // "An edit": the student's file changes (a comment more), then `lab check 1` runs to its verdict.
+  const edit = (i: number) => writeFileSync(join(dir('1-proto-count'), 'prog.bpf.c'), `${reference('1-proto-count')}\n// edit ${i}\n`);
+  edit(0);
+  const first = check('1-proto-count');
+  line('lab check 1, first after the boot (+ tools built)', `${s1(first.seconds)}, ${verdict(first)}`);
+  const steady = Array.from({ length: Math.max(3, rounds) }, (_, i) => {
+    edit(i + 1);
+    return check('1-proto-count');
+  });
+  const secs = steady.map((r) => r.seconds);
+  line('lab check 1 from an edit to its verdict, VMs up', `${range(secs, s1)}, ${verdict(steady.at(-1)!)}  (target <= 10 s)`);
+  const exercises = readdirSync(solutions).filter((d) => /^\d+-/.test(d));
+  for (const n of exercises.sort()) {
+    mkdirSync(dir(n), { recursive: true });
+    writeFileSync(join(dir(n), 'prog.bpf.c'), reference(n));
+    const r = check(n);
+    line(`  lab check ${n} (reference), VMs up`, `${s1(r.seconds)}, ${verdict(r)}`);
+  }
+  lab('down', '--vm', vm);
+  rmSync(work, { recursive: true, force: true });
 }

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: GPL-2.0
+// Exercise 2, WRONG: compares the port in host byte order (7777 is 0x1e61; on the wire it reads 0x611e),
+// so nothing is dropped.
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/in.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define DROP_PORT 7777
+
+SEC("xdp")
+int drop_udp_port(struct xdp_md *ctx) {
+  void *data = (void *)(long)ctx->data;
+  void *data_end = (void *)(long)ctx->data_end;
+  struct ethhdr *eth = data;
+  if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP)) return XDP_PASS;
+  struct iphdr *ip = (void *)(eth + 1);
+  if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_UDP || ip->ihl < 5) return XDP_PASS;
+  struct udphdr *udp = (void *)ip + ip->ihl * 4;
+  if ((void *)(udp + 1) > data_end) return XDP_PASS;
+  if (udp->dest == DROP_PORT) return XDP_DROP;
+  return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";

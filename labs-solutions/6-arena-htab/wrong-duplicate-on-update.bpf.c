@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0
+// Exercise 6, WRONG: update always inserts a new node, so a key set twice is in the table twice.
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "kflex_lab.h" /* __arena, bpf_arena_alloc_pages, can_loop, struct lab_htab, struct lab_hnode, struct lab_op */
+
+/* The arena: up to 16 pages of memory shared by the program and user space (the grader maps it). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARENA);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, 16);
+} arena SEC(".maps");
+
+/* Where the grader finds the table (a user-space address of the arena). Keep the name. */
+struct lab_htab __arena *htab_for_user;
+
+/* ---- Given: the table and its node allocator. Keep them as they are: the grader checks their books
+ * (every node carved from a page is in exactly one bucket or on the free list). */
+static struct lab_htab __arena *table(void) {
+  struct lab_htab __arena *h = htab_for_user;
+  if (h) return h;
+  h = bpf_arena_alloc_pages(&arena, NULL, 1, NUMA_NO_NODE, 0);
+  if (!h) return NULL;
+  h->nbuckets = LAB_NBUCKETS;
+  htab_for_user = h;
+  return h;
+}
+
+static struct lab_hnode __arena *node_alloc(struct lab_htab __arena *h) {
+  struct lab_hnode __arena *n = h->free;
+  if (!n) {
+    struct lab_hnode __arena *page = bpf_arena_alloc_pages(&arena, NULL, 1, NUMA_NO_NODE, 0);
+    if (!page) return NULL;
+    for (int i = 0; i < LAB_PAGE_SIZE / sizeof(struct lab_hnode) && can_loop; i++) {
+      page[i].next = h->free;
+      h->free = &page[i];
+      h->pool++;
+    }
+    n = h->free;
+    if (!n) return NULL;
+  }
+  h->free = n->next;
+  n->next = NULL;
+  return n;
+}
+
+static void node_free(struct lab_htab __arena *h, struct lab_hnode __arena *n) {
+  n->next = h->free;
+  h->free = n;
+}
+
+static __u32 bucket_of(__u64 key) {
+  return key % LAB_NBUCKETS;
+}
+
+static int htab_lookup(struct lab_htab __arena *h, __u64 key, __u64 *value) {
+  struct lab_hnode __arena *n = h->buckets[bucket_of(key)];
+  while (n && can_loop) {
+    if (n->key == key) {
+      *value = n->value;
+      return 0;
+    }
+    n = n->next;
+  }
+  return -2;
+}
+
+static int htab_update(struct lab_htab __arena *h, __u64 key, __u64 value) {
+  __u32 b = bucket_of(key);
+  struct lab_hnode __arena *n = node_alloc(h);
+  if (!n) return -12;
+  n->key = key;
+  n->value = value;
+  n->next = h->buckets[b];
+  h->buckets[b] = n;
+  h->count++;
+  return 0;
+}
+
+static int htab_delete(struct lab_htab __arena *h, __u64 key) {
+  __u32 b = bucket_of(key);
+  struct lab_hnode __arena *n = h->buckets[b], *prev = NULL;
+  while (n && can_loop) {
+    if (n->key == key) {
+      if (prev)
+        prev->next = n->next;
+      else
+        h->buckets[b] = n->next;
+      node_free(h, n);
+      h->count--;
+      return 0;
+    }
+    prev = n;
+    n = n->next;
+  }
+  return -2;
+}
+
+/* Run by the grader with BPF_PROG_TEST_RUN, once per operation. */
+SEC("syscall")
+int htab_op(struct lab_op *op) {
+  struct lab_htab __arena *h = table();
+  if (!h) {
+    op->ret = -12;
+    return 0;
+  }
+  __u64 value = 0;
+  switch (op->op) {
+  case LAB_OP_UPDATE:
+    op->ret = htab_update(h, op->key, op->value);
+    break;
+  case LAB_OP_LOOKUP:
+    op->ret = htab_lookup(h, op->key, &value);
+    op->value = value;
+    break;
+  case LAB_OP_DELETE:
+    op->ret = htab_delete(h, op->key);
+    break;
+  default:
+    op->ret = -22;
+  }
+  return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
