@@ -107,7 +107,6 @@ export function describe(e: LabEvent): string | undefined {
   }
 }
 
-
 export function attachView(bus: EventBus): () => void {
   return process.stderr.isTTY && process.env.CI !== 'true' ? ttyView(bus) : plainView(bus);
 }

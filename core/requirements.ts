@@ -62,6 +62,7 @@ export const TESTBED_NEEDS: readonly HostNeed[] = [
   { name: 'ssh-keygen', package: 'openssh-client', why: "makes the lab's SSH identity and the guests' pinned host key" },
   { name: 'ip', package: 'iproute2', why: 'makes the network namespace, bridge and taps of the link (tap backend)' },
   { name: 'nc', package: 'netcat-openbsd', why: "the ssh_config that `up` writes reaches a VM in the lab's namespace with `ip netns exec NS nc`" },
+  { name: 'dmesg', package: 'util-linux', why: "reads the host's TSC frequency from its kernel log, for a TCG guest's clock (vm/clock.ts)" },
 ];
 
 /** What only the test suites and `npm run bench` run (not the lab): installed by .ci/install-deps, not checked by the doctor. */
