@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { cpus } from 'node:os';
 import type { ResolvedConfig } from '../core/config.js';
 import type { StageOutput } from '../core/stage.js';
-import type { Testbed, Accel } from '../core/testbed.js';
+import type { Testbed, Accel, LinkFacts } from '../core/testbed.js';
 import { EventBus, recordEvents, type CellCounts } from '../core/events.js';
 import { attachView } from '../core/progress.js';
 import { LabError, ExitCode } from '../core/errors.js';
@@ -204,7 +204,8 @@ export class LabRun {
     // Interrupted: the signal handler tears down and exits; a report or tarball begun now would be cut off.
     if (interruption.active) return new Promise<never>(() => {});
     const rows = await writeSummary(this.runDir, records);
-    this.manifest.deviations = runDeviations(this.config, { accel: this.accel, cells: this.cells, records });
+    const xdpWarnings = (this.manifest.xdp_check as LinkFacts['xdpCheck'])?.warnings;
+    this.manifest.deviations = runDeviations(this.config, { accel: this.accel, cells: this.cells, records, xdpWarnings });
     const counts = countCells(records);
     let verdicts: ClaimVerdict[] | undefined;
     let report: string | undefined;
