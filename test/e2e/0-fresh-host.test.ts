@@ -56,9 +56,20 @@ step() { local name=$1; shift; local t0; t0=$(date +%s); "$@" >"$ci/$name.log" 2
 step install-deps bash "$ci/install-deps" || exit 0
 step programs sh -c "sh $ci/check-programs.sh >$ci/missing.txt"
 mkdir -p /root/k && cd /root/k || exit 0
-# What core/sources.ts does for a debian-package source: apt-get download, dpkg-deb -x, tar -xf.
-step kernel-source sh -c 'apt-get download "$0" && dpkg-deb -x ./*.deb deb-root && ` +
-  `mkdir -p src && tar -xf deb-root/usr/src/*.tar.* -C src --strip-components=1' "$KERNEL_PACKAGE" || exit 0
+# What core/sources.ts does for a debian-package source: a private sources list for a named suite (the
+# host's apt configuration untouched), apt-get download of the pinned version, dpkg-deb -x, tar -xf.
+fetch_kernel() {
+  local o=()
+  if [ -n "\${KERNEL_SUITE:-}" ]; then
+    mkdir -p /root/k/lists/partial
+    echo "deb $KERNEL_MIRROR $KERNEL_SUITE main" >/root/k/suite.list
+    o=(-o Dir::Etc::SourceList=/root/k/suite.list -o Dir::Etc::SourceParts=/nonexistent -o Dir::State::Lists=/root/k/lists)
+    apt-get "\${o[@]}" update || return 1
+  fi
+  apt-get "\${o[@]}" download "$KERNEL_PACKAGE\${KERNEL_VERSION:+=$KERNEL_VERSION}" && dpkg-deb -x ./*.deb deb-root &&
+    mkdir -p src && tar -xf deb-root/usr/src/*.tar.* -C src --strip-components=1
+}
+step kernel-source fetch_kernel || exit 0
 step tinyconfig make -C src O=/root/k/build tinyconfig || exit 0
 step headers_install make -C src O=/root/k/build headers_install INSTALL_HDR_PATH=/root/k/headers
 # Negative control: the same step without rsync must fail.
@@ -114,7 +125,8 @@ describe('a fresh Debian host', () => {
             '--aptopt=Acquire::Retries "3"',
             '--customize-hook=mkdir -p "$1/root/lab-ci"',
             `--customize-hook=copy-in ${[...inputs, ...fragments].join(' ')} /root/lab-ci`,
-            `--customize-hook=chroot "$1" env KERNEL_PACKAGE=${kernelSrc.package} ` +
+            `--customize-hook=chroot "$1" env KERNEL_PACKAGE=${kernelSrc.package} KERNEL_VERSION=${kernelSrc.version ?? ''} ` +
+              `KERNEL_SUITE=${kernelSrc.suite ?? ''} KERNEL_MIRROR=${mirror} ` +
               `FULL_KERNEL=${process.env.KFLEX_FRESH_HOST_KERNEL === 'full' ? 1 : 0} bash /root/lab-ci/steps.sh`,
             suite!,
             root,
