@@ -3,11 +3,10 @@ import { Command, Option } from 'commander';
 import { rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { ResolvedConfig } from './core/config.js';
 import { configFrom, globalOpts } from './cli/common.js';
 import { LabError, ExitCode } from './core/errors.js';
-import { fmtSeconds } from './core/progress.js';
-import type { Check } from './core/doctor.js';
+import { fmtSeconds } from './core/duration.js';
+import { printChecks } from './cli/checks.js';
 import { interruption } from './lab/signals.js';
 import { registerVmCommands } from './cli/vm-commands.js';
 import { registerExperimentCommands } from './cli/experiment-commands.js';
@@ -66,14 +65,6 @@ program
     if (apt) console.log(`\nto install what is missing:\n  ${apt}`);
     if (checks.some((c) => c.level === 'fail')) process.exitCode = ExitCode.checkFailed;
   });
-
-function printChecks(checks: Check[]) {
-  const mark = { ok: ' ok ', warn: 'warn', fail: 'FAIL' } as const;
-  for (const c of checks) {
-    console.log(`[${mark[c.level]}] ${c.name.padEnd(12)} ${c.detail}`);
-    if (c.fix && c.level !== 'ok') console.log(`       ${''.padEnd(12)} fix: ${c.fix}`);
-  }
-}
 
 program
   .command('plan')

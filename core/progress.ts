@@ -1,9 +1,6 @@
 import type { EventBus, LabEvent } from './events.js';
 import { fmtSeconds } from './duration.js';
 
-/** Re-exported for lab.ts (another change has it open) until it imports core/duration.ts itself. */
-export { fmtSeconds };
-
 type LogUpdate = typeof import('log-update')['logUpdateStderr'];
 
 const stamp = () => new Date().toISOString().slice(11, 19);

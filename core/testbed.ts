@@ -2,9 +2,6 @@ import type { Host } from './host.js';
 import type { ResolvedConfig } from './config.js';
 import type { EventBus } from './events.js';
 import type { Accel } from './accel.js';
-
-/** Re-exported for lab/run.ts until its import moves to core/accel.ts. */
-export type { Accel };
 import type { XdpCheckResult } from './xdp-check.js';
 
 /** What the experiments know of the link between the two machines. */

@@ -4,12 +4,14 @@ import { join } from 'node:path';
 import { cpus } from 'node:os';
 import type { ResolvedConfig } from '../core/config.js';
 import type { StageOutput } from '../core/stage.js';
-import type { Testbed, Accel, LinkFacts } from '../core/testbed.js';
+import type { Testbed } from '../core/testbed.js';
+import type { Accel } from '../core/accel.js';
+import { shellLine } from '../core/shell.js';
 import { EventBus, recordEvents, type CellCounts } from '../core/events.js';
 import { attachView } from '../core/progress.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { doctor } from './doctor.js';
-import { createRunDir, hostFacts, buildManifest, writeManifest, readManifest, type Manifest } from '../core/rundir.js';
+import { createRunDir, hostFacts, buildManifest, writeManifest, readManifest, type Manifest, type RunRequest } from '../core/rundir.js';
 import { writeBundle } from '../core/bundle.js';
 import { awaitReapers } from '../core/reaping.js';
 import { planCells, readCellRecord, needsRun, type CellRecord, type ExperimentCell } from '../experiments/cells.js';
@@ -58,15 +60,6 @@ export interface ReproduceResult {
   seconds: number;
 }
 
-/** How a run was asked for: a resume must ask the same, or its cells would mix two plans. */
-export interface RunRequest {
-  profile: string;
-  quick: boolean;
-  only: string[];
-  overrides: string[];
-  testbed?: string;
-}
-
 export function runRequest(config: ResolvedConfig, opts: ReproduceOptions): RunRequest {
   return {
     profile: config.profileName,
@@ -79,11 +72,10 @@ export function runRequest(config: ResolvedConfig, opts: ReproduceOptions): RunR
 
 /** The command that finishes a run: the same profile, selection and overrides, with --resume. */
 export function resumeCommand(req: RunRequest, runDir: string): string {
-  const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
   const parts = ['kflex-lab', 'reproduce', '--profile', req.profile, ...(req.quick ? ['--quick'] : []), ...(req.only.length ? ['--only', ...req.only] : [])];
   for (const o of req.overrides) if (o.startsWith('--set ')) parts.push('--set', o.slice(6));
   if (req.testbed) parts.push('--testbed', req.testbed);
-  return [...parts.map(q), '--resume', q(runDir)].join(' ');
+  return shellLine([...parts, '--resume', runDir]);
 }
 
 /** Why a resume asks for something else than the run it finishes, or undefined when it asks the same. */
@@ -204,7 +196,7 @@ export class LabRun {
     // Interrupted: the signal handler tears down and exits; a report or tarball begun now would be cut off.
     if (interruption.active) return new Promise<never>(() => {});
     const rows = await writeSummary(this.runDir, records);
-    const xdpWarnings = (this.manifest.xdp_check as LinkFacts['xdpCheck'])?.warnings;
+    const xdpWarnings = this.manifest.xdp_check?.warnings;
     this.manifest.deviations = runDeviations(this.config, { accel: this.accel, cells: this.cells, records, xdpWarnings });
     const counts = countCells(records);
     let verdicts: ClaimVerdict[] | undefined;
@@ -231,7 +223,7 @@ export class LabRun {
       nothingToRun: extra.nothingToRun,
       verdicts: verdicts?.map((v) => ({ claim: v.claim.id, verdict: v.verdict, reason: v.reason })),
     });
-    const req = (this.manifest.request as RunRequest | undefined) ?? {
+    const req = this.manifest.request ?? {
       profile: this.manifest.profile,
       quick: !!opts.quick,
       only: opts.only ?? [],
@@ -264,7 +256,7 @@ async function openRun(config: ResolvedConfig, opts: ReproduceOptions, cells: Ex
   const run = await LabRun.open(config, { resume: opts.resume, eventsFile: opts.eventsFile });
   if (opts.resume) {
     // Runs written before requests were recorded only say their profile.
-    const recorded = (run.manifest.request as RunRequest | undefined) ?? { ...request, profile: run.manifest.profile };
+    const recorded = run.manifest.request ?? { ...request, profile: run.manifest.profile };
     const why = resumeMismatch(recorded, request);
     if (why) {
       run.close();
