@@ -29,7 +29,7 @@ export type LabEvent =
       estimate: { stagesMin: number; experimentsMin: number; diskGb: number; cpus: number };
     }
   | { type: 'accel'; accel: Accel; why: string }
-  | { type: 'testbed-up'; kind: string; accel: string; link: string; nativeXdp: boolean; seconds: number }
+  | { type: 'testbed-up'; kind: string; accel: Accel; link: string; nativeXdp: boolean; seconds: number }
   | {
       type: 'capabilities';
       kernelRelease: string;

@@ -7,7 +7,7 @@ import { probe } from './exec.js';
 import { parseQemuVersion } from './doctor.js';
 import type { StageOutput } from './stage.js';
 import { LAB_ROOT } from './paths.js';
-import type { VmAccel } from './accel.js';
+import type { Accel, VmAccel } from './accel.js';
 import type { LinkFacts } from './testbed.js';
 
 export { LAB_ROOT };
@@ -79,7 +79,7 @@ export interface RunRequest {
 /** What a testbed recorded of itself (Testbed.facts): its kind, accelerator and link, and more per kind. */
 export interface TestbedRecord {
   testbed?: string;
-  accel?: string;
+  accel?: Accel;
   link?: string;
   [fact: string]: unknown;
 }

@@ -2,6 +2,7 @@ import { EXPERIMENTS } from '../experiments/index.js';
 import { join } from 'node:path';
 import type { ResolvedConfig } from '../core/config.js';
 import type { Host } from '../core/host.js';
+import type { Accel, VmAccel } from '../core/accel.js';
 import type { SshTarget } from '../core/ssh.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { EventBus, recordEvents } from '../core/events.js';
@@ -27,7 +28,7 @@ export function vmDir(config: ResolvedConfig, name?: string): string {
 
 export interface UpResult {
   dir: string;
-  accel: string;
+  accel: Accel;
   link: string;
   xdp: { mode: string; sent: number; counted: number };
   server: { linkIp: string };
@@ -91,7 +92,7 @@ export interface VmStatus {
     phase: string;
     stale: boolean;
     owner: string;
-    accel: string;
+    accel: VmAccel;
     link: string;
     resources: string[];
     vms: Array<{ role: string; pid?: number; sshPort: number; serial: string }>;

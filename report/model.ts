@@ -1,6 +1,6 @@
 import type { ExperimentView } from '../experiments/types.js';
 import { capabilityLine } from '../core/progress.js';
-import type { Manifest, Deviation } from '../core/rundir.js';
+import type { Manifest, Deviation, HostFacts } from '../core/rundir.js';
 import type { LabEvent } from '../core/events.js';
 import type { Source } from '../core/config.js';
 import type { Params } from '../experiments/types.js';
@@ -39,7 +39,7 @@ export function verdictCounts(verdicts: ClaimVerdict[]): VerdictCounts {
 }
 
 /** The accelerator the VMs ran on, and the banner an evaluator must see first when it makes numbers incomparable. */
-export function acceleratorFacts(m: Manifest): { accel: string; banner?: string } {
+export function acceleratorFacts(m: Manifest): { accel: HostFacts['accel']; banner?: string } {
   const accel = m.host.accel ?? 'unknown';
   if (accel === 'tcg') return { accel, banner: 'TCG (software emulation, no KVM): functional only: not performance-comparable with the paper.' };
   return { accel };

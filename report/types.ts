@@ -1,4 +1,4 @@
-import type { Manifest, Deviation } from '../core/rundir.js';
+import type { Manifest, Deviation, HostFacts } from '../core/rundir.js';
 import type { CellTable } from '../experiments/types.js';
 import type { ClaimVerdict } from './claims.js';
 import type { Chart } from './charts.js';
@@ -10,7 +10,7 @@ export interface ReportModel {
   manifest: Manifest;
   verdicts: ClaimVerdict[];
   counts: VerdictCounts;
-  accel: { accel: string; banner?: string };
+  accel: { accel: HostFacts['accel']; banner?: string };
   inForce: Deviation[];
   badges: BadgeEvidence[];
   claims: ClaimRow[];

@@ -8,6 +8,8 @@
  * calibration; `tsc=reliable` keeps the watchdog (jiffies) from demoting it. Under KVM kvm-clock is used.
  */
 
+import type { VmAccel } from '../core/accel.js';
+
 /** The host's TSC frequency in kHz: its kernel's calibration, else /proc/cpuinfo when the CPU says the TSC runs at a known frequency. */
 export function hostTscKhz(dmesg: string, cpuinfo: string): number | undefined {
   const mhz = (re: RegExp) => {
@@ -23,7 +25,7 @@ export function hostTscKhz(dmesg: string, cpuinfo: string): number | undefined {
 }
 
 /** Kernel parameters that give a TCG guest a TSC clock; none under KVM or when the host's frequency is unknown. */
-export function guestClockParams(accel: string, tscKhz: number | undefined): string[] {
+export function guestClockParams(accel: VmAccel, tscKhz: number | undefined): string[] {
   if (accel !== 'tcg' || !tscKhz || tscKhz < 100_000) return [];
   return [`tsc_early_khz=${tscKhz}`, 'tsc=reliable'];
 }
