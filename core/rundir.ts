@@ -76,6 +76,49 @@ export interface RunRequest {
   testbed?: string;
 }
 
+/** Where a stage's source (or the image's memtier) came from, as its manifest records it. */
+export interface FetchedSource {
+  kind?: string;
+  origin?: string;
+  commit?: string;
+  sha256?: string;
+  version?: string;
+  /** memtier: whether it was reachable, else why not. */
+  available?: boolean;
+  reason?: string;
+}
+
+/**
+ * A stage's manifest (its stage.json) as manifest.json carries it. Each stage records its own facts; these are
+ * the ones read back (the report's provenance, badges and timeline), optional as stages differ and older runs
+ * lack some.
+ */
+export interface StageRecord {
+  built_at?: string;
+  build_seconds?: number;
+  source?: FetchedSource;
+  /** kernel */
+  release?: string;
+  base?: string;
+  fragments?: string[];
+  config_sha256?: string;
+  gcc?: string;
+  /** llvm */
+  how?: string;
+  clang?: string;
+  clang_version?: string | number;
+  /** image */
+  suite?: string;
+  mmdebstrap?: string;
+  mirror?: string;
+  image_sha256?: string;
+  image_bytes?: number;
+  memtier?: FetchedSource;
+  /** kflex */
+  heaps?: Record<string, number>;
+  [fact: string]: unknown;
+}
+
 /** What a testbed recorded of itself (Testbed.facts): its kind, accelerator and link, and more per kind. */
 export interface TestbedRecord {
   testbed?: string;
@@ -114,7 +157,7 @@ export interface Manifest {
   host: HostFacts;
   /** The resolved profile the run used. */
   config: Profile;
-  stages: Record<string, { fingerprint: string; dir: string; manifest: Record<string, unknown> }>;
+  stages: Record<string, { fingerprint: string; dir: string; manifest: StageRecord }>;
   deviations: Deviation[];
   request?: RunRequest;
   testbed?: TestbedRecord;

@@ -1,6 +1,6 @@
 import type { ExperimentView } from '../experiments/types.js';
 import { capabilityLine } from '../core/progress.js';
-import type { Manifest, Deviation, HostFacts } from '../core/rundir.js';
+import type { Manifest, Deviation, HostFacts, FetchedSource, StageRecord } from '../core/rundir.js';
 import type { LabEvent } from '../core/events.js';
 import type { Source } from '../core/config.js';
 import type { Params } from '../experiments/types.js';
@@ -77,7 +77,7 @@ export interface BadgeEvidence {
   tally: string;
 }
 
-type StageManifests = Record<string, Record<string, unknown> | undefined>;
+type StageManifests = Record<string, StageRecord | undefined>;
 
 function stageManifests(m: Manifest): StageManifests {
   return Object.fromEntries(Object.entries(m.stages ?? {}).map(([k, v]) => [k, v.manifest]));
@@ -105,24 +105,24 @@ export function pinning(src: Source): { pinned: boolean; how: string } {
 export function sourceUse(m: Manifest, name: string): { used: boolean; detail: string } {
   const cfg = m.config;
   const st = stageManifests(m);
-  const fetched = (s: Record<string, unknown> | undefined) => {
+  const fetched = (s: FetchedSource | undefined) => {
     if (!s) return 'fetched (no identity recorded)';
     const id = s.commit ? `commit ${short(String(s.commit))}` : s.sha256 ? `sha256 ${short(String(s.sha256))}` : 'no commit or digest recorded';
     return `fetched: ${s.origin ?? s.kind ?? ''}${s.version ? ` ${s.version}` : ''}, ${id}`.replace(/: ,/, ':');
   };
   if (cfg.kernel?.source === name) {
     const k = st.kernel;
-    return k ? { used: true, detail: fetched(k.source as Record<string, unknown> | undefined) } : { used: false, detail: 'the kernel stage did not run' };
+    return k ? { used: true, detail: fetched(k.source) } : { used: false, detail: 'the kernel stage did not run' };
   }
   if (name === 'kflex') {
     const k = st.kflex;
-    if (k) return { used: true, detail: fetched(k.source as Record<string, unknown> | undefined) };
+    if (k) return { used: true, detail: fetched(k.source) };
     return { used: false, detail: cfg.image?.kflex === false ? 'not used by this profile (image.kflex: false)' : 'the kflex stage did not run' };
   }
   if (cfg.image?.memtier === name) {
-    const mt = (st.image?.memtier ?? undefined) as { available?: boolean; reason?: string; origin?: string; commit?: string } | undefined;
+    const mt = st.image?.memtier;
     if (!mt) return { used: false, detail: 'the image stage did not run' };
-    return mt.available ? { used: true, detail: fetched(mt as Record<string, unknown>) } : { used: false, detail: `not fetched: ${mt.reason}` };
+    return mt.available ? { used: true, detail: fetched(mt) } : { used: false, detail: `not fetched: ${mt.reason}` };
   }
   if (cfg.toolchain?.source === name) {
     const l = st.llvm;
@@ -177,7 +177,7 @@ function functional(m: Manifest, records: CellRecord[], events: TimedEvent[] | u
   const stages = Object.entries(m.stages ?? {});
   const stillFailed = [...lastStageEvents(events).values()].filter((e): e is Extract<TimedEvent, { type: 'stage-failed' }> => e.type === 'stage-failed');
   const built = stages
-    .map(([id, s]) => `${id} ${s.fingerprint}${typeof s.manifest?.build_seconds === 'number' ? ` (${fmt(s.manifest.build_seconds as number)} s)` : ''}`)
+    .map(([id, s]) => `${id} ${s.fingerprint}${typeof s.manifest?.build_seconds === 'number' ? ` (${fmt(s.manifest.build_seconds)} s)` : ''}`)
     .join(', ');
   if (!stages.length) items.push({ ok: false, text: 'stages: none recorded in manifest.json (the run stopped before its builds finished)' });
   else
@@ -490,7 +490,7 @@ export function timeline(m: Manifest, records: CellRecord[], events?: TimedEvent
       'and the testbed boot is not shown';
     const created = ms(m.created);
     for (const [stage, s] of Object.entries(m.stages ?? {})) {
-      const built = ms(s.manifest?.built_at as string | undefined);
+      const built = ms(s.manifest?.built_at);
       const seconds = Number(s.manifest?.build_seconds ?? 0);
       const before = !Number.isFinite(built) || built - seconds * 1000 < created;
       abs.push(

@@ -1,7 +1,7 @@
 import type { ExperimentView } from '../experiments/types.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, basename } from 'node:path';
-import { readManifest, type Manifest, type Deviation } from '../core/rundir.js';
+import { readManifest, type Manifest, type Deviation, type StageRecord } from '../core/rundir.js';
 import type { Source } from '../core/config.js';
 import type { SummaryRow } from '../experiments/summary.js';
 import type { CellRecord } from '../experiments/cells.js';
@@ -74,12 +74,12 @@ function provenance(runDir: string, m: Manifest, events: TimedEvent[] | undefine
     ['guest capabilities', m.capabilities ? JSON.stringify(m.capabilities) : 'not probed'],
   ];
   for (const [id, s] of Object.entries(m.stages ?? {})) {
-    const sm = (s.manifest ?? {}) as Record<string, unknown>;
-    const src = sm.source as Record<string, unknown> | undefined;
+    const sm: StageRecord = s.manifest ?? {};
+    const src = sm.source;
     const what =
       id === 'kernel'
         ? `${sm.release} from ${src?.origin ?? '?'}${src?.commit ? ` commit ${src.commit}` : ''}${src?.sha256 ? ` sha256 ${src.sha256}` : ''}; ` +
-          `${sm.base} + ${(sm.fragments as string[] | undefined)?.join(', ') ?? ''}; config sha256 ${sm.config_sha256}; ${sm.gcc ?? ''}`
+          `${sm.base} + ${sm.fragments?.join(', ') ?? ''}; config sha256 ${sm.config_sha256}; ${sm.gcc ?? ''}`
         : id === 'llvm'
           ? `${sm.clang} ${sm.clang_version} (${sm.how})`
           : id === 'image'
