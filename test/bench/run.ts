@@ -1,4 +1,4 @@
-// Benchmarks that print numbers (no pass/fail): npm run bench [-- --only NAME...] [--rounds N] [--pairs N] [--cold]
+// Benchmarks that print numbers (no pass/fail): npm run bench [-- --only NAME...] [--rounds N] [--pairs N] [--cold] [--full]
 // Each line: what was measured, its median (of several runs, alternated with its yardstick where there is
 // one), the yardstick, and issue 13's target. No test asserts a timing; the README's table copies these.
 //   cli          `--help` (target < 0.2 s) and a fully cached `build all` (< 0.3 s) vs `node -e 0`; the tsx
@@ -16,6 +16,14 @@
 //   link         iperf3 throughput across the experiment link, per backend (socket, tap)
 //   lab-check    `lab check 1` from an edit of the student's file to its verdict with the VMs up (target <= 10 s),
 //                the first check after a boot (it builds the graders' tools in the guests), and each exercise once
+//   bmc          issue 18: `reproduce --profile smoke --only memcache` with variants [userspace, bmc] x 3 repetitions
+//                (--source bmc=$KFLEX_BMC_SRC when set; without it the bmc cells are skipped and it says so): per
+//                variant the median tps (min..max over the ok repetitions), BMC's hits per repetition, and
+//                bmc/userspace as the ratio of medians with its spread over the repetition pairs
+//   arena        issue 19: `reproduce --profile smoke --only datastructures --quick` x 3 repetitions (the update
+//                pairs and the floor; --full: every pair, without --quick): for each arena_X/bpf_X pair the median
+//                ratio arena ns/op / bpf ns/op (min..max over repetitions) beside the median empty_floor ns/op
+//                Both read the run's cells.json through test/bench/summaries.ts (unit-tested on assembled records).
 import { EXPERIMENTS } from '../../experiments/index.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, rmSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -42,6 +50,7 @@ import { median } from '../../experiments/summary.js';
 import { memcachedArgv, memcaslapArgv, memcaslapConfig } from '../../experiments/memcache.js';
 import { parseMemcaslap } from '../../experiments/parsers.js';
 import { SERVICE_PORT } from '../../core/guest.js';
+import { arenaLines, arenaSummary, bmcLines, bmcSummary } from './summaries.js';
 
 const args = process.argv.slice(2);
 const only = args.includes('--only') ? args.slice(args.indexOf('--only') + 1).filter((a) => !a.startsWith('--')) : undefined;
@@ -425,4 +434,53 @@ if (want('lab-check')) {
   }
   lab('down', '--vm', vm);
   rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * One `reproduce --profile smoke` into a temporary results directory: its time and exit code, the run's
+ * cells.json records and the VMs' accelerator (manifest.json), and the tail of its stderr when it made no run.
+ */
+function reproduceCells(argv: string[]): { seconds: number; code: number; records?: CellRecord[]; accel?: string; tail: string } {
+  const results = mkdtempSync(join(tmpdir(), 'kflex-bench-results-'));
+  try {
+    const r = timed([process.execPath, LAB, 'reproduce', '--profile', 'smoke', ...argv], { KFLEX_LAB_RESULTS: results });
+    const run = readdirSync(results).find((d) => /^\d{8}T/.test(d) && !d.endsWith('.tar.gz'));
+    const read = (f: string) => (run && existsSync(join(results, run, f)) ? JSON.parse(readFileSync(join(results, run, f), 'utf8')) : undefined);
+    const records = read('cells.json') as CellRecord[] | undefined;
+    const accel = (read('manifest.json') as { testbed?: { accel?: string } } | undefined)?.testbed?.accel;
+    const tail = `${r.stderr}`.trim().split('\n').slice(-4).join(' / ');
+    return { seconds: r.seconds, code: r.code, ...(records ? { records } : {}), ...(accel ? { accel } : {}), tail };
+  } finally {
+    rmSync(results, { recursive: true, force: true });
+  }
+}
+const minSec = (x: number) => `${Math.floor(x / 60)}m${String(Math.round(x % 60)).padStart(2, '0')}s`;
+const accelNote = (a?: string) => (a === 'tcg' ? 'TCG: functional numbers, not performance-comparable' : `accel ${a ?? 'unknown'}`);
+
+if (want('bmc')) {
+  const src = process.env.KFLEX_BMC_SRC;
+  const sets = ['--set', 'experiments.memcache.variants=[userspace,bmc]', '--set', 'experiments.memcache.repetitions=3'];
+  if (!src) line('bmc: KFLEX_BMC_SRC is not set', 'the bmc stage fetches rs3lab/bmc-cache itself; where it cannot, the bmc cells are skipped');
+  const r = reproduceCells(['--only', 'memcache', ...sets, ...(src ? ['--source', `bmc=${src}`] : [])]);
+  line(
+    'bmc: reproduce --profile smoke --only memcache',
+    `[userspace, bmc] x 3 reps${src ? `, --source bmc=${src}` : ', no --source bmc'}: ${minSec(r.seconds)}, exit ${r.code}; ${accelNote(r.accel)}`,
+  );
+  if (!r.records) line('  no cells.json', r.tail);
+  else for (const [name, value] of bmcLines(bmcSummary(r.records), !!src)) line(name, value);
+}
+
+if (want('arena')) {
+  // --quick keeps smoke's quick filter (the floor and the three update pairs): under TCG every benchmark reloads
+  // its skeleton, and the quick set fits the bench's time. --full runs smoke's whole Zipfian filter instead.
+  const full = args.includes('--full');
+  const sets = ['--set', 'experiments.datastructures.repetitions=3', '--set', 'experiments.datastructures.quick.repetitions=3'];
+  const r = reproduceCells(['--only', 'datastructures', ...(full ? [] : ['--quick']), ...sets]);
+  line(
+    `arena: reproduce --profile smoke --only datastructures${full ? '' : ' --quick'}`,
+    `x 3 reps, ${full ? 'every Zipfian benchmark (--full)' : 'update pairs + floor (--quick; --full for all)'}: ` +
+      `${minSec(r.seconds)}, exit ${r.code}; ${accelNote(r.accel)}`,
+  );
+  if (!r.records) line('  no cells.json', r.tail);
+  else for (const [name, value] of arenaLines(arenaSummary(r.records))) line(name, value);
 }
