@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { ResolvedConfig } from '../core/config.js';
 import { ExitCode, LabError } from '../core/errors.js';
 import { labConfig } from '../lab/config.js';
-import type { CheckResult } from '../lab/exercises.js';
+import type { CheckResult, ClassLine } from '../lab/exercises.js';
 import { globalOpts } from './common.js';
 
 // lab/exercises.js (the VMs, the graders) loads when a lab verb runs.
@@ -37,6 +37,12 @@ export function printCheck(r: CheckResult): void {
     .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
     .join(', ');
   console.log(`verdict: ${r.pass ? 'PASS' : `FAIL (${why})`} in ${r.seconds.toFixed(1)} s${phases ? ` (${phases})` : ''}`);
+}
+
+/** One instructor's line: student, exercise, verdict, test, and why it failed. */
+function classLine(l: ClassLine): string {
+  const why = l.pass ? '' : `: ${l.message ?? `expected ${l.expected}, saw ${l.seen}`}`;
+  return `${l.student.padEnd(16)} ${String(l.exercise).padStart(2)}  ${l.pass ? 'PASS' : 'FAIL'}  ${l.test}${why}`;
 }
 
 export function registerLabCommands(program: Command): void {
@@ -111,12 +117,7 @@ function registerCheck(lab: Command): void {
           vm: o.vm,
           log,
           ...(n ? { only: n } : {}),
-          onLine: (l) =>
-            console.log(
-              o.json
-                ? JSON.stringify(l)
-                : `${l.student.padEnd(16)} ${String(l.exercise).padStart(2)}  ${l.pass ? 'PASS' : 'FAIL'}  ${l.test}${l.pass ? '' : `: ${l.message ?? `expected ${l.expected}, saw ${l.seen}`}`}`,
-            ),
+          onLine: (l) => console.log(o.json ? JSON.stringify(l) : classLine(l)),
         });
         process.exitCode = lines.every((l) => l.pass) ? 0 : ExitCode.checkFailed;
         return;

@@ -110,7 +110,8 @@ export function planCluster(p: PlanInputs): ClusterPlan {
         ? [
             tscKhz
               ? `guest clock: the TSC at the host's ${(tscKhz / 1000).toFixed(3)} MHz (tsc_early_khz), not the emulated PIT's calibration`
-              : "guest clock: the host's TSC frequency is unknown (no dmesg line, no tsc_known_freq): the guest calibrates against the emulated PIT, which fails on a busy host (then 4 ms jiffies)",
+              : "guest clock: the host's TSC frequency is unknown (no dmesg line, no tsc_known_freq): " +
+                'the guest calibrates against the emulated PIT, which fails on a busy host (then 4 ms jiffies)',
           ]
         : []),
     ],

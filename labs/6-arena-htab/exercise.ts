@@ -69,6 +69,8 @@ export function judgeHtab(plan: ReturnType<typeof planOps>, w: HtabWalk): LabTes
     .filter(({ e, r }) => !r || r.ret !== e.ret || (e.value !== undefined && r.value !== e.value));
   const first = wrongOps[0];
   const name = (o: HtabOp) => `${Object.keys(OP).find((k) => OP[k as keyof typeof OP] === o.op)}(${o.key})`;
+  const returned = (r: (typeof w.results)[number] | undefined) => (r ? `${r.ret}/${r.value}` : 'nothing');
+  const answer = (e: (typeof plan.expected)[number]) => `${e.ret}${e.value !== undefined ? `/${e.value}` : ''}`;
   const seenMap = new Map<number, number>();
   const dups = new Set<number>();
   for (const e of w.entries) {
@@ -86,7 +88,7 @@ export function judgeHtab(plan: ReturnType<typeof planOps>, w: HtabWalk): LabTes
       pass: wrongOps.length === 0 && w.results.length === plan.ops.length,
       expected: `${plan.ops.length} right`,
       seen: first
-        ? `${plan.ops.length - wrongOps.length} right; first wrong: ${name(first.o)} returned ${first.r ? `${first.r.ret}/${first.r.value}` : 'nothing'}, expected ${first.e.ret}${first.e.value !== undefined ? `/${first.e.value}` : ''}`
+        ? `${plan.ops.length - wrongOps.length} right; first wrong: ${name(first.o)} returned ${returned(first.r)}, expected ${answer(first.e)}`
         : `${w.results.length} right`,
     },
     {

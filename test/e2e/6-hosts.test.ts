@@ -208,6 +208,15 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
     // A client that never ends, so the cell hangs past its bound (and a killed run has something to stop).
     const HANG = "printf '#!/bin/sh\\nexec sleep 100001\\n' > /usr/local/bin/memcaslap && chmod +x /usr/local/bin/memcaslap";
     const set = ['--set', 'experiments.memcache.warmup_s=0', '--set', 'experiments.memcache.variants=[userspace]'];
+    /** The newest run directory (the bundle beside it, <run>.tar.gz, sorts after it). */
+    const latestRun = () =>
+      join(
+        results,
+        readdirSync(results)
+          .filter((d) => /^\d{8}T\d{6}Z-smoke$/.test(d))
+          .sort()
+          .at(-1)!,
+      );
     /** The user's two processes by their pids: their names, as /proc says them now. */
     const userAlive = async () => {
       const r = await onVm('server', [
@@ -255,7 +264,7 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
       });
       expect(await cellProcesses()).toEqual({ server: '', client: '' });
       expect(await userAlive()).toEqual(['memcached', 'redis-server']);
-      const runDir = join(results, readdirSync(results).sort().at(-1)!);
+      const runDir = latestRun();
       const m = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8'));
       expect(m.testbed.down).toMatchObject({ left_running: [], xdp_detached: true });
       // The ledger of the run is gone from both hosts once all it recorded is stopped.
@@ -287,7 +296,7 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
       }
       expect(left).toEqual({ server: '', client: '' });
       expect(await userAlive()).toEqual(['memcached', 'redis-server']);
-      const runDir = join(results, readdirSync(results).sort().at(-1)!);
+      const runDir = latestRun();
       const log = readFileSync(join(cache, 'vms', runDir.split('/').at(-1)!, 'hosts-reaper.log'), 'utf8');
       expect(log).toMatch(/lab gone before its teardown/);
       expect(log).toMatch(/server: stopped memcached \d+; survived 0/);

@@ -129,7 +129,8 @@ describe('client parsers', () => {
     expect(() => parseGbenchJson('{"context":{}}')).toThrow(/no "benchmarks" array/);
     // printf's %e of a zero time (the arena runner's, on a guest whose clock was jiffies): inf and -nan, and no time.
     const zero =
-      '{"benchmarks":[{"name":"Zipfian/bpf_hashmap_update","run_type":"iteration","iterations":2000,"real_time":0.000000e+00,"time_unit":"ns","items_per_second":inf,"x":-nan}]}';
+      '{"benchmarks":[{"name":"Zipfian/bpf_hashmap_update","run_type":"iteration","iterations":2000,' +
+      '"real_time":0.000000e+00,"time_unit":"ns","items_per_second":inf,"x":-nan}]}';
     expect(parseGbenchJson(zero)[0]).toMatchObject({
       ns_per_op: undefined,
       items_per_second: undefined,
