@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Experiment, VariantDef } from './types.js';
+import type { Experiment, Requirement, VariantDef } from './types.js';
 import type { Deviation } from '../core/rundir.js';
 import { count, text } from './grid.js';
 import { ARENA_VARIANT, arenaProfileDeviations, runArenaCell } from './arena.js';
@@ -10,11 +10,54 @@ import { parseGbenchJson, gbenchMetrics, parseGuardLines, compareGuards, SEED_GU
 import { KFLEX_GUEST_DIR } from '../core/guest.js';
 import { LabError, ExitCode } from '../core/errors.js';
 
+/**
+ * The kfuncs ffkx-bench's bpf_* baselines call: KFlex 567387b bpf/bench_data_structures.bpf.c declares each
+ * `__ksym` (not `__weak`: lines 198-248 the linked lists, 302-324 the rbtree, 770-792 the skiplist).
+ * KFlex-linux defines them built in, not in a module: kernel/bpf/helpers.c (the code index's version,
+ * 620a8f23, whose signatures match those declarations; that it is a6d01774's own was not checked: the tree is
+ * over the lab's fetch limit) has them as `__bpf_kfunc` under "// Benchmarking function" and under "// BPF Bench" in
+ * generic_btf_ids, which kfunc_init() registers for SCHED_CLS (ffkx-bench's SEC("tc") programs) among others;
+ * kernel/bpf/Makefile line 9 builds helpers.o for CONFIG_BPF_SYSCALL. The paper profile's bpf-xdp fragment
+ * sets BPF_SYSCALL=y and DEBUG_INFO_BTF=y, which puts them in vmlinux's BTF, where libbpf looks for them.
+ *
+ * All 62 benchmarks share one skeleton, loaded once per benchmark: libbpf resolves every extern at load and
+ * fails the load on a missing non-weak kfunc (KFlex's vendored libbpf/src/libbpf.c:8275,
+ * bpf_object__resolve_ksym_func_btf_id: "not found in kernel or module BTFs"), so every benchmark, ffkx_*
+ * included, would end "Failed to load skeleton". A kernel without one of them skips the whole run instead.
+ */
+export const BENCH_KFUNCS = [
+  'bpf_bench_linked_list_update',
+  'bpf_bench_linked_list_lookup',
+  'bpf_bench_linked_list_delete',
+  'bpf_bench_graph_linked_list_update',
+  'bpf_bench_graph_linked_list_lookup',
+  'bpf_bench_graph_linked_list_delete',
+  'bpf_bench_rbtree_update',
+  'bpf_bench_rbtree_lookup',
+  'bpf_bench_rbtree_delete',
+  'bpf_bench_skiplist_update',
+  'bpf_bench_skiplist_lookup',
+  'bpf_bench_skiplist_delete',
+] as const;
+
+/** One bpf_bench_* kfunc as a kernel BTF requirement: a KFlex kernel at the pinned commit has it built in. */
+export function benchKfunc(name: string): Extract<Requirement, { kind: 'btf' }> {
+  return {
+    kind: 'btf',
+    name,
+    missing:
+      `guest kernel {release} has no kfunc ${name} in its BTF: ffkx-bench's bpf_* baselines call it, and without it ` +
+      'its one skeleton (bench_data_structures.bpf.o, every benchmark ffkx_* included) cannot load. KFlex-linux builds it ' +
+      'into vmlinux (kernel/bpf/helpers.c, CONFIG_BPF_SYSCALL; in the BTF with CONFIG_DEBUG_INFO_BTF): use the pinned KFlex-linux',
+    planned: KFLEX_KERNEL.planned,
+  };
+}
+
 /** ffkx-bench's KFlex run: bench_data_structures.bpf.c declares `ffkx_heap(64, 0)`, loaded once per benchmark. */
 const BENCH_VARIANT: VariantDef = {
   id: 'kflex',
   description: 'taskset -c 0 ffkx-bench --benchmark_filter=<filter>',
-  requires: [KFLEX_KERNEL, FFKX],
+  requires: [KFLEX_KERNEL, ...BENCH_KFUNCS.map(benchKfunc), FFKX],
   heapGiB: 64,
   heap: 'bench',
 };
