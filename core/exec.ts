@@ -56,7 +56,7 @@ export async function run(argv: Argv, opts: RunOptions = {}): Promise<RunResult>
   })`${argv}`;
   p.stdout.on('data', (d: Buffer) => tailer.push(d));
   p.stderr.on('data', (d: Buffer) => tailer.push(d));
-  const out = await p;
+  const out = await settleAfterKill(p, opts);
   tailer.flush();
   const code = out.exitCode ?? (out.signal ? 128 : 1);
   if (log) await new Promise<void>((r) => log!.end(() => r()));
@@ -66,6 +66,34 @@ export async function run(argv: Argv, opts: RunOptions = {}): Promise<RunResult>
     throw new LabError(`${argv[0]} failed (${why})${opts.logPath ? `; log: ${opts.logPath}` : ''}\n${tail.map((l) => `  | ${l}`).join('\n')}`, ExitCode.infra);
   }
   return { code, stdout: out.stdout, stderr: out.stderr };
+}
+
+/** Seconds a killed process's output may stay open before the lab stops waiting for it. */
+export const KILLED_STDIO_GRACE_MS = 5_000;
+
+/**
+ * zx settles when the child's stdio closes, not when the child dies. Something else may hold that stdio open
+ * after the kill: a grandchild, or ssh's shared connection (a mux client hands its stdio to the master, which
+ * keeps it while the remote command runs on: a submission hung in a guest's kernel kept `lab check` waiting
+ * 24 min past its 60 s bound). So once the bound or the abort has killed the child, its streams are closed
+ * after a grace period, and the result reads as killed.
+ */
+async function settleAfterKill<T>(p: Promise<T> & { stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream }, opts: RunOptions): Promise<T> {
+  let grace: NodeJS.Timeout | undefined;
+  const unstick = () => {
+    grace ??= setTimeout(() => {
+      for (const s of [p.stdout, p.stderr]) (s as NodeJS.ReadableStream & { destroy(): void }).destroy();
+    }, KILLED_STDIO_GRACE_MS);
+  };
+  const bound = opts.timeoutMs ? setTimeout(unstick, opts.timeoutMs) : undefined;
+  opts.signal?.addEventListener('abort', unstick, { once: true });
+  try {
+    return await p;
+  } finally {
+    clearTimeout(bound);
+    clearTimeout(grace);
+    opts.signal?.removeEventListener('abort', unstick);
+  }
 }
 
 /**
