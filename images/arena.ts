@@ -12,7 +12,7 @@ import { LAB_ROOT } from '../core/paths.js';
 import { ARENA_GUEST_DIR } from '../core/guest.js';
 import { SOURCE_NEEDS, requireNeeds, type HostNeed } from '../core/requirements.js';
 import { kernelOutputs } from '../kernel/stage.js';
-import { mmdebstrapArgv } from './mmdebstrap.js';
+import { mmdebstrapArgv, runMmdebstrap } from './mmdebstrap.js';
 
 export { ARENA_GUEST_DIR } from '../core/guest.js';
 
@@ -140,7 +140,7 @@ export class ArenaStage implements Stage {
       include: ARENA_BUILD_PACKAGES,
       customize: arenaHooks({ srcDir: ARENA_SRC_DIR, treeTar, btf, outDir: ctx.outDir }),
     });
-    await run(argv, { ...ctx.exec, timeoutMs: 40 * 60_000 });
+    await runMmdebstrap(argv, { ...ctx.exec, timeoutMs: 40 * 60_000 }, i.suite, 'arena build root');
     await rm(treeTar, { force: true });
     await rm(btf, { force: true });
     if (!existsSync(join(ctx.outDir, 'payload'))) throw new LabError('arena build root produced no /payload directory; see the log', ExitCode.infra);

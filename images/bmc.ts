@@ -12,7 +12,7 @@ import { LabError, ExitCode } from '../core/errors.js';
 import { LAB_ROOT } from '../core/paths.js';
 import { BMC_GUEST_DIR } from '../core/guest.js';
 import { SOURCE_NEEDS, requireNeeds, type HostNeed } from '../core/requirements.js';
-import { mmdebstrapArgv } from './mmdebstrap.js';
+import { mmdebstrapArgv, runMmdebstrap } from './mmdebstrap.js';
 
 export { BMC_GUEST_DIR } from '../core/guest.js';
 
@@ -194,7 +194,7 @@ export class BmcStage implements Stage {
         `copy-out /out ${ctx.outDir}`,
       ],
     });
-    await run(argv, { ...ctx.exec, timeoutMs: 30 * 60_000 });
+    await runMmdebstrap(argv, { ...ctx.exec, timeoutMs: 30 * 60_000 }, i.suite, 'BMC build root');
     if (!existsSync(join(ctx.outDir, 'out'))) throw new LabError('BMC build root produced no /out directory; see the log', ExitCode.infra);
     await rename(join(ctx.outDir, 'out'), join(ctx.outDir, 'bmc'));
     const files = (await readdir(join(ctx.outDir, 'bmc'))).sort();

@@ -8,7 +8,7 @@ import { run } from '../core/exec.js';
 import { materialize, sourceIdentity } from '../core/sources.js';
 import { hostDebianMirror } from '../core/apt.js';
 import { LabError, ExitCode } from '../core/errors.js';
-import { mmdebstrapArgv } from './mmdebstrap.js';
+import { mmdebstrapArgv, runMmdebstrap } from './mmdebstrap.js';
 import { SOURCE_NEEDS, requireNeeds, type HostNeed } from '../core/requirements.js';
 
 export { KFLEX_GUEST_DIR } from '../core/guest.js';
@@ -132,7 +132,7 @@ export class KflexStage implements Stage {
         `copy-out /out ${ctx.outDir}`,
       ],
     });
-    await run(argv, { ...ctx.exec, timeoutMs: 90 * 60_000 });
+    await runMmdebstrap(argv, { ...ctx.exec, timeoutMs: 90 * 60_000 }, i.suite, 'KFlex build root');
     if (!existsSync(join(ctx.outDir, 'out'))) throw new LabError('KFlex build root produced no /out directory; see the log', ExitCode.infra);
     await rename(join(ctx.outDir, 'out'), out);
     const files = await readdir(out);

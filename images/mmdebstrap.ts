@@ -1,4 +1,8 @@
-/** Pure argv builders for mmdebstrap, shared by the image and KFlex user-space stages. */
+/** mmdebstrap for every stage that builds a root (image, KFlex, BMC, arena): argv builders and one runner. */
+import { readFile } from 'node:fs/promises';
+import { run, type RunOptions } from '../core/exec.js';
+import { LabError, ExitCode } from '../core/errors.js';
+
 export interface MmdebstrapOptions {
   suite: string;
   target: string;
@@ -45,4 +49,18 @@ export function explainMmdebstrapFailure(log: string, suite: string): string | u
     return `the mirror does not answer; set image.mirror in lab.yaml or check the host's apt configuration`;
   if (/No space left on device/.test(log)) return `no free disk; free space or set KFLEX_LAB_CACHE to a larger disk`;
   return undefined;
+}
+
+/**
+ * Run mmdebstrap; on failure, the one reason from its log first (an unknown suite, a package the suite does
+ * not have, a mirror that does not answer), then the log's tail. Every stage's root is of the guest suite,
+ * so the first stage to meet a wrong image.suite names it, whichever stage that is.
+ */
+export async function runMmdebstrap(argv: string[], opts: RunOptions & { logPath: string }, suite: string, what = 'mmdebstrap'): Promise<void> {
+  try {
+    await run(argv, opts);
+  } catch (e) {
+    const why = explainMmdebstrapFailure(await readFile(opts.logPath, 'utf8').catch(() => ''), suite);
+    throw why ? new LabError(`${what}: ${why}\n${(e as Error).message}`, ExitCode.infra) : e;
+  }
 }

@@ -10,7 +10,7 @@ import { labKeys } from '../core/keys.js';
 import { LabError, ExitCode } from '../core/errors.js';
 import { materialize } from '../core/sources.js';
 import { sha256File } from '../core/sources.js';
-import { mmdebstrapArgv, explainMmdebstrapFailure } from './mmdebstrap.js';
+import { mmdebstrapArgv, runMmdebstrap } from './mmdebstrap.js';
 import { KFLEX_RUNTIME_PACKAGES, KFLEX_GUEST_DIR } from './kflex.js';
 import { requireNeeds, type HostNeed } from '../core/requirements.js';
 
@@ -166,16 +166,11 @@ export class ImageStage implements Stage {
     await mkdir(ctx.outDir, { recursive: true });
     const argv = mmdebstrapArgv({ suite: i.suite, target: rootfs, mirror, include, customize: hooks, slim: true });
     ctx.log(`mmdebstrap ${i.suite} from ${mirror ?? "mmdebstrap's default mirror"}: ${include.length} packages`);
-    try {
-      await run(argv, {
-        ...ctx.exec,
-        timeoutMs: 60 * 60_000,
-        env: { KFLEX_PUBKEY: `${keys.identity}.pub`, KFLEX_HOSTKEY: keys.hostKey, KFLEX_LINK_SETUP: LINK_SETUP_SCRIPT },
-      });
-    } catch (e) {
-      const why = explainMmdebstrapFailure(await readFile(ctx.logPath, 'utf8').catch(() => ''), i.suite);
-      throw why ? new LabError(`mmdebstrap: ${why}\n${(e as Error).message}`, ExitCode.infra) : e;
-    }
+    await runMmdebstrap(
+      argv,
+      { ...ctx.exec, timeoutMs: 60 * 60_000, env: { KFLEX_PUBKEY: `${keys.identity}.pub`, KFLEX_HOSTKEY: keys.hostKey, KFLEX_LINK_SETUP: LINK_SETUP_SCRIPT } },
+      i.suite,
+    );
     const versions = parsePackageVersions(
       (await run(['dpkg-query', `--admindir=${join(rootfs, 'var/lib/dpkg')}`, '-W', '-f', '${Package}\t${Version}\n'])).stdout,
     );
