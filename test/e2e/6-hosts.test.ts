@@ -99,7 +99,8 @@ describe('hosts testbed: two machines over OpenSSH (the VMs, through their ssh_c
     expect(j.checks.find((c) => c.host === 'server' && c.name === 'kflex kernel')).toMatchObject({ level: 'warn' });
     expect(j.checks.find((c) => c.host === 'client' && c.name === 'binaries')).toMatchObject({
       level: 'fail',
-      detail: expect.stringMatching(/^missing: redis-benchmark/),
+      // memtier_benchmark is missing too (not packaged; the smoke image could not build it): a soft need, redis-benchmark stands in.
+      detail: expect.stringMatching(/^missing: (memtier_benchmark, )?redis-benchmark\b/),
     });
     expect(j.install.client).toBe('apt-get install -y redis-tools');
     expect(j.install.server).toBeUndefined();
