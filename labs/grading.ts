@@ -3,6 +3,7 @@
  * with what was seen, and loading a submission (whose failure ends the check with the verifier's log).
  * Everything but loadWith and dumpMap is pure, and unit-tested on captured output (test/unit/labs.test.ts).
  */
+import { mulberry32 } from '../core/random.js';
 import { type GradeContext, type LabTest, SubmissionRejected } from './types.js';
 
 /** One `@@name rest` marker of labctl's output and the lines after it up to the next marker. */
@@ -140,16 +141,7 @@ export function randKey(rnd: () => number, prefix = 'k'): string {
 }
 
 /** A seeded PRNG (mulberry32): tests replay a check's inputs from its seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRandom = (seed: number): (() => number) => mulberry32(seed);
 
 /** Parse JSON lines, skipping what is not JSON (a tool's own messages). */
 export function jsonLines<T>(out: string): T[] {

@@ -1,3 +1,4 @@
+import { mulberry32 } from '../core/random.js';
 /**
  * The noise band behind a ratio verdict: a percentile bootstrap over the repetitions of each side, with a
  * seeded generator so the same cells always give the same interval (a report rebuilt from a run directory
@@ -23,14 +24,7 @@ export interface Interval {
 export function seededRandom(seed: string): () => number {
   let h = 0x811c9dc5;
   for (let i = 0; i < seed.length; i++) h = Math.imul(h ^ seed.charCodeAt(i), 0x01000193) >>> 0;
-  let a = h;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(h);
 }
 
 export function median(xs: number[]): number {
