@@ -93,7 +93,7 @@ function registerStart(lab: Command): void {
       const r = await startExercise(n, { dir: o.dir && resolve(o.dir) });
       console.log(`exercise ${r.exercise.n}: ${r.exercise.title}\n\n${r.task}\n`);
       console.log(`${r.created ? 'edit' : 'already started, keep editing'}: ${r.file}   (the whole task: ${r.dir}/README.md)`);
-      console.log(`the lab's header (read it, do not copy it): ${r.header}`);
+      if (r.header) console.log(`the lab's header (read it, do not copy it): ${r.header}`);
       console.log(`then:  npx kflex-lab lab check ${r.exercise.n}`);
     });
 }

@@ -81,7 +81,7 @@ export function listExercises(cwd = process.cwd()): ExerciseListing[] {
 export async function startExercise(
   n: string,
   o: { dir?: string } = {},
-): Promise<{ exercise: Exercise; dir: string; file: string; task: string; created: boolean; header: string }> {
+): Promise<{ exercise: Exercise; dir: string; file: string; task: string; created: boolean; header?: string }> {
   const e = exerciseByN(n);
   const dir = workDir(e, o.dir);
   const created = !existsSync(join(dir, e.file));
@@ -91,7 +91,10 @@ export async function startExercise(
     await cp(join(exerciseDir(e), 'README.md'), join(dir, 'README.md'), { force: false, errorOnExist: false });
   }
   const task = taskText(await readFile(join(exerciseDir(e), 'README.md'), 'utf8'));
-  return { exercise: e, dir, file: join(dir, e.file), task, created, header: join(LABS_DIR, 'include', 'kflex_lab.h') };
+  // The lab's header is named only to the exercises whose starter includes it (1 and 2 need none).
+  const starter = await readFile(join(exerciseDir(e), 'starter', e.file), 'utf8');
+  const header = /#include\s+"kflex_lab\.h"/.test(starter) ? join(LABS_DIR, 'include', 'kflex_lab.h') : undefined;
+  return { exercise: e, dir, file: join(dir, e.file), task, created, ...(header ? { header } : {}) };
 }
 
 /** Put the starter file back; the student's version is kept beside it as <file>.<time>.bak. */

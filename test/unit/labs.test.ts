@@ -78,6 +78,13 @@ describe('working folders and submissions', () => {
     await expect(startExercise('99')).rejects.toThrow(/no exercise 99/);
   });
 
+  it("start names the lab's header only to the exercises whose starter includes it (1 and 2 need none)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kflex-labs-'));
+    expect((await startExercise('1', { dir: join(dir, '1') })).header).toBeUndefined();
+    expect((await startExercise('2', { dir: join(dir, '2') })).header).toBeUndefined();
+    for (const n of ['3', '4', '5', '6']) expect((await startExercise(n, { dir: join(dir, n) })).header).toMatch(/labs\/include\/kflex_lab\.h$/);
+  });
+
   it('a submission is plain C files only: a symlink (to a host file, to another student) is refused, not followed', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sub-'));
     writeFileSync(join(dir, 'prog.bpf.c'), 'int x;');
