@@ -179,15 +179,34 @@ function pointText(p: PointRatio & { ratio: number; verdict: IntervalVerdict }, 
   return `${ratioWithInterval(p.ratio, p.interval)} (${level}% bootstrap interval over ${reps} repetitions)${against(p.verdict, p.interval, e)}`;
 }
 
-/** Set the measured numbers beside each claim. A side that did not run makes the claim `not run` with its reason. */
-export function judgeClaims(claims: Claim[], rows: SummaryRow[], records: CellRecord[]): ClaimVerdict[] {
+/**
+ * What compiled the seed's guard table: the authors' LLVM built from llvm-project main ("latest LLVM (> 18.0)"),
+ * its version never recorded, so no compiler of a run is known to be it.
+ */
+export const SEED_GUARD_COMPILER: string | undefined = undefined;
+
+/** What compiles the lab's bench skeleton, whose verifier log the guard table is read from (images/kflex.ts: CLANG=clang-19 ./build.sh). */
+export const LAB_GUARD_COMPILER = 'clang-19';
+
+/**
+ * Set the measured numbers beside each claim. A side that did not run makes the claim `not run` with its reason.
+ * `guardCompiler` is what compiled the guard table's bytecode (default LAB_GUARD_COMPILER); `seedCompiler` the
+ * seed's (default SEED_GUARD_COMPILER, unknown): only when they are the same does the table compare exactly.
+ */
+export function judgeClaims(
+  claims: Claim[],
+  rows: SummaryRow[],
+  records: CellRecord[],
+  o: { guardCompiler?: string; seedCompiler?: string } = {},
+): ClaimVerdict[] {
+  const compilers = { run: o.guardCompiler ?? LAB_GUARD_COMPILER, seed: 'seedCompiler' in o ? o.seedCompiler : SEED_GUARD_COMPILER };
   return claims.map((claim) => {
     const mine = (r: { experiment: string; variant: string }) => r.experiment === claim.experiment && (!claim.variant || r.variant === claim.variant);
     const ev = { rows: rows.filter(mine), records: records.filter(mine) };
     const c = claim.comparison;
     if (c.kind === 'ratio') return judgeRatio(claim, c, ev);
     if (c.kind === 'family-ratio') return judgeFamily(claim, c, ev);
-    return judgeExactTable(claim, ev);
+    return judgeExactTable(claim, ev, compilers);
   });
 }
 
@@ -288,8 +307,13 @@ function judgeFamily(claim: Claim, c: RatioComparison, ev: Evidence): ClaimVerdi
   return { claim, verdict, measured: worst.ratio, interval: worst.interval, worst: worst.benchmark, reason, sides, pairs };
 }
 
-/** The guard table: reproduced only when every skeleton load in the log equals the seed's table. */
-function judgeExactTable(claim: Claim, ev: Evidence): ClaimVerdict {
+/**
+ * The guard table: reproduced only when every skeleton load in the log equals the seed's table. The counts follow
+ * the bytecode (KFlex-linux a6d0177 verifier.c adjust_ptr_min_max_vals counts heap-pointer arithmetic per verifier
+ * visit and reads no map size, so a scaled heap cannot change them; another clang can): unless the run's compiler
+ * is the seed's, the verdict says so instead of claiming an exact comparison.
+ */
+function judgeExactTable(claim: Claim, ev: Evidence, compilers: { run: string; seed?: string }): ClaimVerdict {
   const side = (metric: string) => sideOf(ev, 'kflex', metric);
   const exact = side('exact');
   const elided = side('measured_elided');
@@ -298,12 +322,14 @@ function judgeExactTable(claim: Claim, ev: Evidence): ClaimVerdict {
   const agreeing = side('blocks_agreeing').median;
   const of = blocks === undefined ? '' : `${agreeing ?? 0} of ${blocks} skeleton loads`;
   const rest = loadsNote(ev, blocks);
+  const same = compilers.seed !== undefined && compilers.run === compilers.seed;
+  const caveat = same ? '' : `; ${compilerCaveat(compilers)}`;
   if (exact.median === 1)
     return {
       claim,
       verdict: 'reproduced',
       measured: elided.median,
-      reason: `${of ? `${of} match` : 'the log matches'} the seed's table exactly${rest}`,
+      reason: `${of ? `${of} match` : 'the log matches'} the seed's table${same ? ' exactly' : ''}${rest}${caveat}`,
       sides: [elided],
     };
   // Rows named by the guards experiment: `differs.<label> (<program>)` = blocks in which that row differs.
@@ -315,9 +341,19 @@ function judgeExactTable(claim: Claim, ev: Evidence): ClaimVerdict {
     claim,
     verdict: 'deviates',
     measured: elided.median,
-    reason: `${of ? `${of} match the seed's table${rest}; ` : ''}differs: ${what}`,
+    reason: `${of ? `${of} match the seed's table${rest}; ` : ''}differs: ${what}${caveat}`,
     sides: [elided],
   };
+}
+
+/** Why a guard table compiled by another clang is not an exact comparison with the seed's. */
+export function compilerCaveat(compilers: { run: string; seed?: string }): string {
+  return (
+    `guard counts depend on the bytecode, so on the clang version: this run's skeleton was compiled by ${compilers.run}, ` +
+    `the seed's by ${compilers.seed ?? "the authors' LLVM (> 18, built from llvm-project, version not recorded)"}, ` +
+    "so this compares the verifier's counts on this run's bytecode, not an exact reproduction of the seed's " +
+    "(the heap's size cannot change them: the verifier's range analysis reads no map size)"
+  );
 }
 
 /** The loads that are not complete (rejected, stopped) and the log's cut-off ends, from the guards metrics. */
