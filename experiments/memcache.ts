@@ -1,4 +1,4 @@
-import type { Experiment } from './types.js';
+import type { ClientCell, Experiment } from './types.js';
 import { runBmcCell } from './bmc.js';
 import { count, proportion } from './grid.js';
 import { FFKX, KFLEX_KERNEL, BMC, MEMCACHED, MEMCASLAP } from './requirements.js';
@@ -101,6 +101,9 @@ export const memcache: Experiment = {
     },
   ],
   estimateCellSeconds: (s, accel) => s.warmup_s + s.duration_s + (accel === 'tcg' ? 25 : 8),
+  // The measured run's memcaslap (the warm-up runs the same load for warmup_s); BMC's cell builds its own.
+  clientArgv: (cell, variant) =>
+    variant.id === 'bmc' ? undefined : memcaslapArgv(cell.serverIp, { ...memcaslapRun(cell), seconds: cell.settings.duration_s }),
   async runCell(ctx, variant) {
     const p = ctx.params;
     const threads = Number(p.threads ?? 1);
@@ -116,9 +119,10 @@ export const memcache: Experiment = {
       : new GuestServer(ctx.server, 'memcached', memcachedArgv(ctx.caps.serverCpus));
     let metrics: Metrics | undefined;
     let log = '';
-    const run = { threads, concurrency: Number(p.concurrency ?? 8), udp: true };
+    const run = memcaslapRun(ctx);
     // Enough open files for every connection the client opens (none over UDP), plus a margin; recorded.
-    const nofile = serverNofile(clientConnections(memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.duration_s })));
+    const connections = clientConnections(memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.duration_s }));
+    const nofile = serverNofile(connections);
     try {
       // The client's -F file is written while the server starts: the two machines work at once.
       const [s] = await Promise.all([
@@ -129,18 +133,21 @@ export const memcache: Experiment = {
       ]);
       ctx.phase('ready', Date.now() - s.readySeconds * 1000);
       // A server that dies under the load fails the cell as that, not as the client's error.
-      const out = await server.during(async () => {
-        if (ctx.settings.warmup_s > 0) {
-          ctx.phase('warm-up');
-          await ctx.exec(ctx.client, 'warmup', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.warmup_s }), {
-            timeoutMs: (ctx.settings.warmup_s + 120) * 1000,
+      const out = await server.during(
+        async () => {
+          if (ctx.settings.warmup_s > 0) {
+            ctx.phase('warm-up');
+            await ctx.exec(ctx.client, 'warmup', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.warmup_s }), {
+              timeoutMs: (ctx.settings.warmup_s + 120) * 1000,
+            });
+          }
+          ctx.phase('measurement');
+          return ctx.exec(ctx.client, 'client', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.duration_s }), {
+            timeoutMs: (ctx.settings.duration_s + 180) * 1000,
           });
-        }
-        ctx.phase('measurement');
-        return ctx.exec(ctx.client, 'client', memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.duration_s }), {
-          timeoutMs: (ctx.settings.duration_s + 180) * 1000,
-        });
-      });
+        },
+        { connections },
+      );
       metrics = { ...parseMemcaslap(out.stdout), server_nofile: s.nofile ?? 0 };
     } finally {
       // Stopped (and ffkx's XDP program detached) whatever happened; its log comes back in the same round trip.
@@ -150,3 +157,8 @@ export const memcache: Experiment = {
     return { metrics: metrics!, files: { 'server.log': log } };
   },
 };
+
+/** memcaslap's load for a grid point: -T threads, -c concurrency, always UDP (-U), as the artifact's line. */
+function memcaslapRun(cell: Pick<ClientCell, 'params'>): { threads: number; concurrency: number; udp: boolean } {
+  return { threads: Number(cell.params.threads ?? 1), concurrency: Number(cell.params.concurrency ?? 8), udp: true };
+}

@@ -1,4 +1,4 @@
-import type { Experiment, CellContext, CellOutcome, VariantDef } from './types.js';
+import type { Experiment, CellContext, CellOutcome, ClientCell, VariantDef } from './types.js';
 import { count, proportion } from './grid.js';
 import { FFKX, KFLEX_KERNEL, MEMTIER, REDIS_BENCHMARK, REDIS_SERVER, hasProgram } from './requirements.js';
 import { GuestServer, clientConnections, serverNofile } from './server.js';
@@ -50,7 +50,9 @@ async function withServer(ctx: CellContext, variant: VariantDef, mode: '--kmemca
     const { readySeconds, nofile } = await s.server.start(s.ready, s.timeoutMs, { nofile: serverNofile(clientConnections(client.argv)) });
     ctx.phase('ready', Date.now() - readySeconds * 1000);
     ctx.phase('measurement');
-    const run = await s.server.during(() => ctx.exec(ctx.client, 'client', client.argv, { timeoutMs: ctx.boundMs }));
+    const run = await s.server.during(() => ctx.exec(ctx.client, 'client', client.argv, { timeoutMs: ctx.boundMs }), {
+      connections: clientConnections(client.argv),
+    });
     out = client.outcome(run.stdout);
     out = { ...out, metrics: { ...out.metrics, server_nofile: nofile ?? 0 } };
   } finally {
@@ -189,7 +191,7 @@ export const MEMTIER_ZADD_DEVIATION =
   "twice gets a second member under the seed's load, an updated score under this one)";
 
 /** redis-getset's client: memtier when the image has it, else redis-benchmark's SET and GET phases (recorded). */
-function getsetClient(ctx: CellContext): RedisClient {
+function getsetClient(ctx: ClientCell): RedisClient {
   const p = ctx.params;
   const dataSize = Number(p.data_size ?? 64);
   const clients = p.clients === undefined ? undefined : Number(p.clients);
@@ -253,6 +255,7 @@ export const redisGetSet: Experiment = {
     { id: 'userspace', description: `redis-server --port ${SERVICE_PORT}`, requires: [REDIS_SERVER, REDIS_BENCHMARK] },
   ],
   estimateCellSeconds: (s, accel) => s.duration_s * 2 + (accel === 'tcg' ? 25 : 8),
+  clientArgv: (cell) => getsetClient(cell).argv,
   async runCell(ctx, variant) {
     return withServer(ctx, variant, '--kmemcached', 'Memcached ready!', getsetClient(ctx));
   },
@@ -281,19 +284,24 @@ export const redisZadd: Experiment = {
     { id: 'userspace', description: `redis-server --port ${SERVICE_PORT}`, requires: [REDIS_SERVER, REDIS_BENCHMARK] },
   ],
   estimateCellSeconds: (_s, accel) => (accel === 'tcg' ? 40 : 15),
+  clientArgv: (cell) => zaddClient(cell).argv,
   async runCell(ctx, variant) {
-    const p = ctx.params;
-    const load = { threads: Number(p.threads ?? 1), clients: p.clients === undefined ? undefined : Number(p.clients), requests: Number(p.requests ?? 20000) };
-    // Both variants use the same client when memtier is there, so the comparison is like for like.
-    const client: RedisClient = hasProgram(ctx.caps, MEMTIER)
-      ? {
-          argv: memtierZaddArgv(ctx.serverIp, load),
-          outcome: (stdout) => {
-            const m = parseMemtier(stdout);
-            return { metrics: { ...m, rps: m.ops_sec! }, deviations: [MEMTIER_ZADD_DEVIATION] };
-          },
-        }
-      : { argv: redisBenchmarkZaddArgv(ctx.serverIp, load), outcome: (stdout) => ({ metrics: parseRedisBenchmarkCsv(stdout) }) };
-    return withServer(ctx, variant, '--kredis', 'ToyRedis ready!', client);
+    return withServer(ctx, variant, '--kredis', 'ToyRedis ready!', zaddClient(ctx));
   },
 };
+
+/** redis-zadd's client: the seed's redis-benchmark line, or its memtier stand-in when memtier is there (both variants alike). */
+function zaddClient(ctx: ClientCell): RedisClient {
+  const p = ctx.params;
+  const load = { threads: Number(p.threads ?? 1), clients: p.clients === undefined ? undefined : Number(p.clients), requests: Number(p.requests ?? 20000) };
+  // Both variants use the same client when memtier is there, so the comparison is like for like.
+  return hasProgram(ctx.caps, MEMTIER)
+    ? {
+        argv: memtierZaddArgv(ctx.serverIp, load),
+        outcome: (stdout) => {
+          const m = parseMemtier(stdout);
+          return { metrics: { ...m, rps: m.ops_sec! }, deviations: [MEMTIER_ZADD_DEVIATION] };
+        },
+      }
+    : { argv: redisBenchmarkZaddArgv(ctx.serverIp, load), outcome: (stdout) => ({ metrics: parseRedisBenchmarkCsv(stdout) }) };
+}

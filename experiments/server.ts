@@ -155,28 +155,53 @@ export class GuestServer {
   /**
    * Run the cell's client work against this server. A server that died meanwhile fails the cell as that,
    * with the server's log, whether the client then failed (its error is quoted) or not (its numbers would
-   * measure a dead server).
+   * measure a dead server). So does a server still running whose log says it stopped accepting connections
+   * (acceptFailures: ffkx --kmemcached/--kmemcache lose an accept thread, not the process, to a failed
+   * accept4): the limit it ran with and `connections`, the connections the cell's load opens, are named.
    */
-  async during<T>(work: () => Promise<T>): Promise<T> {
+  async during<T>(work: () => Promise<T>, o: { connections?: number } = {}): Promise<T> {
     let out: { value: T } | { error: unknown };
     try {
       out = { value: await work() };
     } catch (error) {
       out = { error };
     }
+    const client = 'error' in out ? `; the client then failed: ${String((out.error as Error)?.message ?? out.error).split('\n')[0]}` : '';
+    const quote = (log: string) =>
+      lastLines(log, 30)
+        .map((l) => `  | ${l}`)
+        .join('\n');
     if (this.proc && !(await this.alive())) {
       const pid = this.proc.pid;
       const log = await this.stop();
-      const client = 'error' in out ? `; the client then failed: ${String((out.error as Error)?.message ?? out.error).split('\n')[0]}` : '';
-      throw new LabError(
-        `${this.name} (pid ${pid}) died during the run${client}. Its log ends:\n${lastLines(log, 30)
-          .map((l) => `  | ${l}`)
-          .join('\n')}`,
-        ExitCode.checkFailed,
-      );
+      const accept = acceptFailures(log);
+      const after = accept.length ? ` after it stopped accepting connections (${this.acceptNote(accept, o.connections)})` : '';
+      throw new LabError(`${this.name} (pid ${pid}) died during the run${after}${client}. Its log ends:\n${quote(log)}`, ExitCode.checkFailed);
+    }
+    if (this.proc) {
+      const r = await untracked(this.host)
+        .exec(['grep', '-F', '--', ACCEPT_FAILED, this.logFile], { allowFailure: true, timeoutMs: 30_000 })
+        .catch(() => undefined);
+      const accept = acceptFailures(r?.stdout ?? '');
+      if (accept.length) {
+        const pid = this.proc.pid;
+        const log = await this.stop();
+        throw new LabError(
+          `${this.name} (pid ${pid}) stopped accepting connections during the run: ${this.acceptNote(accept, o.connections)}${client}. ` +
+            `Its log ends:\n${quote(log)}`,
+          ExitCode.checkFailed,
+        );
+      }
     }
     if ('error' in out) throw out.error;
     return out.value;
+  }
+
+  /** What a server's failed accepts say: how many, the first line, the open-file limit it had and the load's connections. */
+  private acceptNote(lines: string[], connections: number | undefined): string {
+    const limit = this.nofile === undefined ? 'an unknown open-file limit' : `an open-file limit of ${this.nofile} (ulimit -n)`;
+    const load = connections === undefined ? '' : ` for a load that opens ${connections} connections`;
+    return `${lines.length} failed accept4 line${lines.length === 1 ? '' : 's'} ('${lines[0]}'), with ${limit}${load}`;
   }
 
   /**
@@ -211,6 +236,25 @@ export async function resetHosts(server: Host, client: Host, ifname: string): Pr
   return { server: s, client: c };
 }
 
+/**
+ * What ffkx prints when accept4 fails (KFlex 567387b src/Socket.cpp:58-64: AcceptConnection returns
+ * absl::ErrnoToStatus(errno, "Failed to accept connection from socket.")). Each accept loop prints that status
+ * (`std::cerr << client.status()`) and returns: --kredis's one loop in RedisMain (src/Main.cpp:222-228) ends the
+ * process; --kmemcached (:376-387, 16 threads at :390-391) and --kmemcache (:550-561, 16 threads at :590-591)
+ * lose one accept thread per failure while the process, and the connections it already holds, live on. absl
+ * prints a status as `CODE: message`, and ErrnoToStatus's message is the text, ': ' and strerror(errno): at the
+ * open-file limit the line is `RESOURCE_EXHAUSTED: Failed to accept connection from socket.: Too many open files`.
+ */
+export const ACCEPT_FAILED = 'Failed to accept connection from socket.';
+
+/** The lines of a server log that report a failed accept4 (ACCEPT_FAILED), trailing blanks trimmed. */
+export function acceptFailures(log: string): string[] {
+  return log
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l.includes(ACCEPT_FAILED));
+}
+
 /** Default open-file soft limit on Linux, and what every server gets on top of its connections. */
 export const NOFILE_MARGIN = 1024;
 
@@ -242,13 +286,29 @@ function optionValue(argv: readonly string[], short: string | undefined, long: s
  * memcaslap concurrency x sockets per concurrency (defaults 16 x 1), none over UDP (-U). Other programs: 0.
  */
 export function clientConnections(argv: readonly string[]): number {
-  const prog = (argv[0] ?? '').split('/').at(-1);
-  const num = (v: string | undefined, dflt: number) => (v !== undefined && /^\d+$/.test(v) ? Number(v) : dflt);
-  if (prog === 'memtier_benchmark') return num(optionValue(argv, '-t', '--threads'), 4) * num(optionValue(argv, '-c', '--clients'), 50);
-  if (prog === 'redis-benchmark') return num(optionValue(argv, '-c', '--clients'), 50);
-  if (prog === 'memcaslap' || prog === 'memaslap') {
-    if (argv.includes('-U') || argv.includes('--udp')) return 0;
-    return num(optionValue(argv, '-c', '--concurrency'), 16) * num(optionValue(argv, '-n', '--conn_sock'), 1);
+  return clientLoad(argv).connections;
+}
+
+/** clientConnections with how it was counted, for `plan`: e.g. `memtier_benchmark -t 64 x -c 50 (default)`. */
+export function clientLoad(argv: readonly string[]): { connections: number; how: string } {
+  const prog = (argv[0] ?? '').split('/').at(-1) ?? '';
+  const opt = (short: string | undefined, long: string, dflt: number) => {
+    const v = optionValue(argv, short, long);
+    const given = v !== undefined && /^\d+$/.test(v);
+    return { n: given ? Number(v) : dflt, text: `${short ?? long} ${given ? v : `${dflt} (default)`}` };
+  };
+  if (prog === 'memtier_benchmark') {
+    const [t, c] = [opt('-t', '--threads', 4), opt('-c', '--clients', 50)];
+    return { connections: t.n * c.n, how: `${prog} ${t.text} x ${c.text}` };
   }
-  return 0;
+  if (prog === 'redis-benchmark') {
+    const c = opt('-c', '--clients', 50);
+    return { connections: c.n, how: `${prog} ${c.text}` };
+  }
+  if (prog === 'memcaslap' || prog === 'memaslap') {
+    if (argv.includes('-U') || argv.includes('--udp')) return { connections: 0, how: `${prog} -U (UDP, no connections)` };
+    const [c, n] = [opt('-c', '--concurrency', 16), opt('-n', '--conn_sock', 1)];
+    return { connections: c.n * n.n, how: `${prog} ${c.text} x ${n.text}` };
+  }
+  return { connections: 0, how: `${prog || '(none)'}: no connections counted` };
 }

@@ -177,4 +177,13 @@ export interface Experiment {
   /** Rough seconds per cell on a host kind, for `plan` and the reproduce preamble. */
   estimateCellSeconds(settings: ExperimentSettings, accel: Accel, variant?: VariantDef): number;
   runCell(ctx: CellContext, variant: VariantDef): Promise<CellOutcome>;
+  /**
+   * The client command a cell of this variant runs against its server, built as the cell builds it (its
+   * connections size the server's open-file limit: experiments/server.ts serverNofile), so `plan` shows the
+   * limit the cell will set. Undefined for variants without a server of the lab's.
+   */
+  clientArgv?(cell: ClientCell, variant: VariantDef): string[] | undefined;
 }
+
+/** What a cell's client command is built from: the grid point, the settings, the probed guests, the server's address. */
+export type ClientCell = Pick<CellContext, 'params' | 'settings' | 'caps' | 'serverIp'>;
