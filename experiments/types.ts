@@ -65,6 +65,12 @@ export interface VariantDef {
   heapGiB?: number;
   /** Which ffkx program's heap this is: the profile's kflex.heap_gib may scale it (a recorded deviation). */
   heap?: HeapProgram;
+  /**
+   * How many of its heaps one cell can hold at once (default 1): ffkx-bench frees and reallocates its heap per
+   * benchmark, and a heap is freed asynchronously (experiments/heaps.ts), so the next can be allocated before the
+   * last is gone: 2. The server VM's auto sizing leaves room for that many (lab/sizing.ts sizeServer).
+   */
+  heapCopies?: number;
   /** This variant only reads what another cell produced (its kernel log): skipped when that cell did not run here. */
   logOf?: { experiment: string; variant: string };
 }

@@ -52,7 +52,10 @@ export function thisHost(kvm: boolean): HostShape {
 
 /**
  * The server VM's RAM for vms.server.memory_mb: auto: enough for the largest heap that will run (plus the
- * guest and its page bookkeeping), within what the host can give after the client VM and a reserve.
+ * guest and its page bookkeeping), within what the host can give after the client VM and a reserve. A cell
+ * that holds more than one of its heaps at once (VariantDef.heapCopies: ffkx-bench frees and reallocates its
+ * heap per benchmark, and freeing is asynchronous) counts them all; when they do not fit but one does, the VM
+ * is sized for one and `why` says so (the cell still runs, and an overlap can fail its allocation).
  */
 export function sizeServer(profile: Profile, host: HostShape, cells: ExperimentCell[]): { memoryMb: number; why: string } {
   const m = profile.vms.server.memory_mb;
@@ -60,20 +63,44 @@ export function sizeServer(profile: Profile, host: HostShape, cells: ExperimentC
   const available = host.ramMb - profile.vms.client.memory_mb - profile.vms.host_reserve_mb;
   const heaps = [...new Set(cells.map((c) => c.heapGiB).filter((h): h is number => !!h))].sort((a, b) => a - b);
   const floor = 4096;
-  // The largest heap that fits in what the host can give decides; larger ones are skipped with the numbers.
-  const fitting = heaps.filter((h) => heapVmMemoryMb(h) <= available);
+  const fits = (gib: number) => heapVmMemoryMb(gib) <= available;
+  const multi = heapCopyNeeds(cells);
+  // The largest heap (or set of a cell's heaps held at once) that fits in what the host can give decides; larger ones are skipped with the numbers.
+  const fitting = [...heaps, ...multi.map((n) => n.gib)].filter(fits).sort((a, b) => a - b);
   const want = fitting.length ? heapVmMemoryMb(fitting.at(-1)!) : floor;
   const memoryMb = Math.max(floor, Math.min(want, Math.max(floor, available)));
-  const skipped = heaps.filter((h) => !fitting.includes(h));
+  const skipped = heaps.filter((h) => !fits(h));
+  const top = fitting.at(-1);
+  const topMulti = multi.find((n) => n.gib === top && !heaps.includes(n.gib));
+  const decides = topMulti ? `${topMulti.copies} heaps of ${topMulti.heap} GiB` : `the ${top} GiB heap`;
+  const copies = multi.map((n) =>
+    fits(n.gib)
+      ? `${n.cell}'s ${n.heap} GiB heap counted ${n.copies === 2 ? 'twice' : `${n.copies} times`} (${n.why})`
+      : `${n.cell}'s ${n.copies} heaps of ${n.heap} GiB at once would need ${(heapVmMemoryMb(n.gib) / 1024).toFixed(0)} GiB: sized for one (${n.why})`,
+  );
   return {
     memoryMb,
     why:
-      `auto: ${fitting.length ? `the ${fitting.at(-1)} GiB heap + the guest, its struct pages and page tables` : 'no KFlex heap fits'}; ` +
+      `auto: ${top === undefined ? 'no KFlex heap fits' : `${decides} + the guest, its struct pages and page tables`}; ` +
       `host ${(host.ramMb / 1024).toFixed(0)} GiB - client ${profile.vms.client.memory_mb / 1024} GiB - ` +
       `reserve ${profile.vms.host_reserve_mb / 1024} GiB = ${(available / 1024).toFixed(1)} GiB available` +
       `${skipped.length ? `; ${skipped.map((h) => `${h} GiB`).join(', ')} heap(s) would need ` : ''}` +
-      `${skipped.length ? skipped.map((h) => `${(heapVmMemoryMb(h) / 1024).toFixed(0)} GiB`).join(', ') : ''}`,
+      `${skipped.length ? skipped.map((h) => `${(heapVmMemoryMb(h) / 1024).toFixed(0)} GiB`).join(', ') : ''}` +
+      `${copies.length ? `; ${copies.join('; ')}` : ''}`,
   };
+}
+
+/** The planned cells that hold more than one heap at once (heapCopies > 1): the GiB held together, and why. */
+function heapCopyNeeds(cells: ExperimentCell[]): Array<{ cell: string; heap: number; copies: number; gib: number; why: string }> {
+  const out = new Map<string, { cell: string; heap: number; copies: number; gib: number; why: string }>();
+  for (const c of cells) {
+    const copies = c.variant.heapCopies ?? 1;
+    if (!c.heapGiB || copies < 2) continue;
+    const cell = `${c.experiment.id}/${c.variant.id}`;
+    const why = 'it frees and reallocates its heap per benchmark, and a heap is freed asynchronously';
+    out.set(`${cell}/${c.heapGiB}`, { cell, heap: c.heapGiB, copies, gib: c.heapGiB * copies, why });
+  }
+  return [...out.values()];
 }
 
 /** The config with vms.server.memory_mb resolved to a number, for everything that boots. */
@@ -103,7 +130,7 @@ export function forecast(
   config: ResolvedConfig,
   cells: ExperimentCell[],
   host: HostShape,
-): { server: { memoryMb: number; why: string; bareMetal?: boolean }; rows: CellForecast[] } {
+): { server: { memoryMb: number; why: string; bareMetal?: boolean }; rows: CellForecast[]; caps: Capabilities } {
   const p = config.profile;
   // A profile whose testbed is two machines of yours runs the servers on the host itself: no VM, no TCG.
   const bare = p.testbed?.kind === 'hosts';
@@ -140,7 +167,7 @@ export function forecast(
       reason: why,
     });
   }
-  return { server, rows };
+  return { server, rows, caps };
 }
 
 /** Scaled heaps are a deviation: what the artifact allocates, what this profile does, why. */
