@@ -43,7 +43,7 @@ describe('server VM sizing: room for two overlapping ffkx-bench heaps', () => {
     expect(f.rows.find((r) => r.experiment === 'datastructures' && r.variant === 'kflex')?.verdict).toBe('run');
   });
 
-  it('paper-scaled: two 8 GiB bench heaps fit inside the 32 GiB servers' sizing, unchanged', () => {
+  it('paper-scaled: two 8 GiB bench heaps fit inside the sizing for the 32 GiB servers, unchanged', () => {
     const scaled = loadConfig({ profile: 'paper-scaled', env: {} });
     const s = sizeServer(scaled.profile, host('ram=64G,cpus=16,la57,kvm'), planCells(scaled.profile, {}, EXPERIMENTS));
     expect(s.memoryMb).toBe(heapVmMemoryMb(32));
