@@ -1,17 +1,18 @@
 import type { ResolvedConfig } from '../core/config.js';
-import type { planRun } from '../lab/plan.js';
+import type { KflexPlan, planRun } from '../lab/plan.js';
+import { NOFILE_MARGIN } from '../experiments/server.js';
 
 type Planned = Awaited<ReturnType<typeof planRun>>;
 
 /** `plan --json`: the resolved profile, the stages, the host judged and each cell's forecast. */
 export function planJson(config: ResolvedConfig, planned: Planned): string {
-  const { stages, host, server, cells } = planned;
-  return JSON.stringify({ profile: config.profileName, config: config.profile, stages, host, server, cells }, null, 2);
+  const { stages, host, server, cells, kflex } = planned;
+  return JSON.stringify({ profile: config.profileName, config: config.profile, stages, host, server, cells, ...(kflex ? { kflex } : {}) }, null, 2);
 }
 
 /** `plan`: the profile, its sources, stages and estimates, then which cells the host will run. */
 export function planText(config: ResolvedConfig, planned: Planned): string {
-  return [profileText(config), stagesText(config, planned), forecastText(planned)].join('\n\n');
+  return [profileText(config), stagesText(config, planned), forecastText(planned), ...(planned.kflex ? [kflexText(planned.kflex)] : [])].join('\n\n');
 }
 
 export function describeSource(s: ResolvedConfig['profile']['sources'][string]): string {
@@ -90,4 +91,35 @@ export function forecastText(planned: Pick<Planned, 'host' | 'server' | 'cells'>
       `${c.verdict === 'run' ? 'runs' : `skipped: ${c.reason}`}`,
   );
   return [head, `  server${bare ? '' : ' VM'}: ${(planned.server.memoryMb / 1024).toFixed(1)} GiB (${planned.server.why})`, ...cells].join('\n');
+}
+
+/** What the paper path sets up around its KFlex cells: servers' open-file limits, the heap-free wait, the bench kfuncs, the link's queues. */
+export function kflexText(k: KflexPlan): string {
+  const h = k.heapFree;
+  const width = Math.max(0, ...k.servers.map((s) => s.params.length));
+  const servers = k.servers.map(
+    (s) =>
+      `    ${s.cell.padEnd(20)} ${s.params.padEnd(width)}  ${s.counted}: ${s.connections} connections -> nofile ${s.nofile}` +
+      `${s.runs ? '' : ' (the cell is skipped on this host)'}`,
+  );
+  const kfuncs = k.benchKfuncs.map(
+    (b) =>
+      `  kfuncs: ${b.cell} needs the ${b.kfuncs.length} ${b.kfuncs[0]?.replace(/^(bpf_bench)_.*/, '$1')}_* kfuncs in the server kernel's BTF ` +
+      `(${b.kfuncs[0]} ... ${b.kfuncs.at(-1)}): ${b.planned ? "this profile's KFlex-linux builds them into vmlinux" : "this profile's kernel has none: the cell is skipped"}` +
+      `${b.readBy.length ? `; ${b.readBy.join(', ')} reads its kernel log and needs the same` : ''}`,
+  );
+  const l = k.link;
+  const link = l.bareMetal
+    ? "  link NIC: two hosts: the server NIC's own queues (no VM link)"
+    : `  link NIC (vms.link.backend ${l.backend}): tap link ${l.tapQueuePairs} queue pairs (2 x ${l.vcpus} vCPUs: one per vCPU for the stack, ` +
+      `one per vCPU for XDP_TX); socket link ${l.socketQueuePairs} (XDP_TX shares the stack's queue under a lock: a deviation when the kernel warns)`;
+  return [
+    'KFlex cells:',
+    `  server open files (ulimit -n): the connections the cell's client opens + ${NOFILE_MARGIN}, in steps of 1024 (ffkx keeps every connection)`,
+    ...servers,
+    `  heap-free wait: before each KFlex cell after the first (${h.waits} of the ${h.heapCells} cells with a KFlex heap that run), until the server's MemAvailable ` +
+      `is back within ${h.marginMiB} MiB of its level before the first; at most ${h.boundS} s each (${h.boundTcgS} s under TCG), read every ${h.pollS} s`,
+    ...kfuncs,
+    link,
+  ].join('\n');
 }

@@ -5,6 +5,10 @@ import type { CellRecord, ExperimentCell } from '../experiments/cells.js';
 import { paramsSlug } from '../experiments/cells.js';
 import { heapDeviations } from './sizing.js';
 import { bmcCacheEntries, bmcDeviations } from '../images/bmc.js';
+import type { Capabilities } from '../experiments/types.js';
+import { clientLoad, NOFILE_MARGIN, serverNofile } from '../experiments/server.js';
+import { HEAP_FREE_MARGIN_KB, heapFreeBoundSeconds } from '../experiments/heaps.js';
+import { plannedCapabilities } from '../experiments/requirements.js';
 
 /** Differences every run of the lab has from the artifact's manual procedure, whatever the profile (an experiment's own are in its file). */
 export const ALWAYS: Deviation[] = [
@@ -123,6 +127,76 @@ export function xdpQueueDeviations(cells: ExperimentCell[], warnings: string[] =
   ];
 }
 
+/**
+ * The open-file limit each KFlex server cell's server gets (one row per cell and grid point): the client argv the
+ * cell builds (Experiment.clientArgv, with the probed or planned programs), its connections, serverNofile of them.
+ */
+export function kflexServerLimits(
+  cells: ExperimentCell[],
+  caps: Capabilities,
+): Array<{ cell: string; params: string; client: string[]; counted: string; connections: number; nofile: number; ofCell: ExperimentCell }> {
+  const out = new Map<string, ReturnType<typeof kflexServerLimits>[number]>();
+  for (const c of cells) {
+    const argv = c.heapGiB ? c.experiment.clientArgv?.({ params: c.params, settings: c.settings, caps, serverIp: '<server>' }, c.variant) : undefined;
+    if (!argv) continue;
+    const cell = `${c.experiment.id}/${c.variant.id}`;
+    const params = paramsSlug(c.params);
+    const load = clientLoad(argv);
+    out.set(`${cell} ${params}`, {
+      cell,
+      params,
+      client: argv,
+      counted: load.how,
+      connections: load.connections,
+      nofile: serverNofile(load.connections),
+      ofCell: c,
+    });
+  }
+  return [...out.values()];
+}
+
+/**
+ * What the lab sets up around KFlex cells that the artifact's manual runs do not: each server's open-file limit
+ * (the artifact starts ffkx under the default soft limit, 1024) and the wait for the last heap's memory between
+ * KFlex cells (the artifact runs them back to back). Only for a profile that builds KFlex (image.kflex).
+ */
+export function kflexDeviations(config: ResolvedConfig, cells: ExperimentCell[], accel: Accel = 'kvm'): Deviation[] {
+  const p = config.profile;
+  const heapCells = cells.filter((c) => c.heapGiB && !c.variant.logOf);
+  if (!p.image.kflex || !heapCells.length) return [];
+  const experiments = [...new Set(cells.map((c) => c.experiment))];
+  const caps = plannedCapabilities(p, experiments, { serverMemoryMb: 0, serverCpus: p.vms.server.cpus, la57: true, accel });
+  const limits = kflexServerLimits(cells, caps);
+  const variants = (cs: ExperimentCell[]) => [...new Set(cs.map((c) => `${c.experiment.id} (${c.variant.id})`))].join(', ');
+  const out: Deviation[] = [];
+  if (limits.length)
+    out.push({
+      topic: 'server open files',
+      artifact: "ffkx started from the evaluator's shell, under the default soft limit of 1024 open files",
+      lab:
+        `every server started with ulimit -n = the connections its cell's client opens + ${NOFILE_MARGIN}, in steps of 1024 ` +
+        `(${limits.map((l) => `${l.cell} ${l.nofile} for ${l.connections}`).join('; ')}); recorded per cell as server_nofile`,
+      why:
+        'ffkx keeps every accepted connection open, and a failed accept4 ends an accept loop (KFlex 567387b src/Socket.cpp:58-64; ' +
+        'src/Main.cpp:222-228 --kredis exits, :376-391 and :550-591 --kmemcached/--kmemcache lose one of 16 accept threads): at 1024 ' +
+        "the artifact's memtier load (-t 64 x 50 clients = 3,200 connections) would run out; a server that stops accepting fails its cell",
+      affects: variants(limits.map((l) => l.ofCell)),
+    });
+  out.push({
+    topic: 'heap-free wait',
+    artifact: 'the KFlex experiments run back to back, each ffkx or ffkx-bench started as the last one exits',
+    lab:
+      `before each KFlex cell after the first, a wait (the cell's heap-free phase, heap-free.json) until the server's MemAvailable is back ` +
+      `within ${HEAP_FREE_MARGIN_KB / 1024} MiB of its level before the first, at most ${heapFreeBoundSeconds(accel)} s; ` +
+      'inside the datastructures cell, where ffkx-bench frees and reallocates its heap per benchmark, the server VM is sized for two of its heaps',
+    why:
+      'a heap is freed after its process exits, through an RCU grace period and a workqueue (KFlex-linux kernel/bpf/syscall.c bpf_map_put, ' +
+      'kernel/bpf/heap.c heap_map_free); the server VM holds one heap and the guest, so the next heap could fail to allocate',
+    affects: variants(heapCells),
+  });
+  return out;
+}
+
 /** Everything that makes this run's numbers differ from the artifact's, for the manifest and the report. */
 export function runDeviations(
   config: ResolvedConfig,
@@ -150,6 +224,7 @@ export function runDeviations(
   const experiments = [...new Set(facts.cells.map((c) => c.experiment))];
   const declared = experiments.flatMap((e) => e.deviations?.(config.profile) ?? []);
   out.push(...buildDeviations(config), ...heapDeviations(config.profile), ...ALWAYS, ...declared, ...loadDeviations(facts.cells));
+  out.push(...kflexDeviations(config, facts.cells, facts.accel));
   // What a cell itself reported, e.g. a substituted client.
   const bySubst = new Map<string, string[]>();
   for (const r of facts.records ?? []) for (const d of r.deviations ?? []) bySubst.set(d, [...(bySubst.get(d) ?? []), `${r.experiment}/${r.variant}`]);

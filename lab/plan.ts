@@ -12,6 +12,12 @@ import { configureOnly } from '../kernel/stage.js';
 import { kernelDebOutputs, installSteps } from '../kernel/deb.js';
 import { planCells } from '../experiments/cells.js';
 import { forecast, parseAssumeHost, thisHost, type CellForecast, type HostShape } from './sizing.js';
+import type { ExperimentCell } from '../experiments/cells.js';
+import type { Capabilities } from '../experiments/types.js';
+import { kflexServerLimits } from './deviations.js';
+import { HEAP_FREE_MARGIN_KB, HEAP_FREE_POLL_MS, heapFreeBoundSeconds } from '../experiments/heaps.js';
+import { BENCH_KFUNCS, benchKfunc } from '../experiments/kflex-bench.js';
+import { xdpQueuePairs } from '../vm/link/tap.js';
 
 export interface StagePlan {
   id: string;
@@ -33,6 +39,7 @@ export async function planRun(
   host: HostShape;
   server: { memoryMb: number; why: string; bareMetal?: boolean };
   cells: CellForecast[];
+  kflex?: KflexPlan;
 }> {
   const p = config.profile;
   const planned = await planStages(stageRegistry(config), TESTBED_TARGETS, config, config.cacheRoot);
@@ -49,8 +56,63 @@ export async function planRun(
   const totalMinutes = stages.reduce((a, s) => a + s.minutes, 0) + est('vms') + est('experiments');
   const here = thisHost(o.kvm ?? false);
   const host = o.assumeHost ? parseAssumeHost(o.assumeHost, here) : here;
-  const f = forecast(config, planCells(p, {}, EXPERIMENTS), host);
-  return { stages, totalMinutes, cpus: cpus().length, host, server: f.server, cells: f.rows };
+  const cells = planCells(p, {}, EXPERIMENTS);
+  const f = forecast(config, cells, host);
+  const kflex = kflexPlan(config, cells, f.rows, f.caps);
+  return { stages, totalMinutes, cpus: cpus().length, host, server: f.server, cells: f.rows, ...(kflex ? { kflex } : {}) };
+}
+
+/** What the paper path sets up around its KFlex cells (issue 23): shown by `plan`, from the code the run uses. */
+export interface KflexPlan {
+  /** Per KFlex server cell and grid point: the client the cell builds, the connections it opens, the server's open-file limit. */
+  servers: Array<{ cell: string; params: string; runs: boolean; client: string[]; counted: string; connections: number; nofile: number }>;
+  /** The wait before each KFlex cell after the first until the last heap's memory is back (experiments/heaps.ts HeapFreeGate). */
+  heapFree: { heapCells: number; waits: number; boundS: number; boundTcgS: number; marginMiB: number; pollS: number };
+  /** Variants that need the bpf_bench_* kfuncs in the server kernel's BTF, and whether this profile's kernel has them. */
+  benchKfuncs: Array<{ cell: string; kfuncs: string[]; planned: boolean; readBy: string[] }>;
+  /** The link NIC's queue pairs (vm/link/tap.ts xdpQueuePairs): the tap link gives XDP_TX queues of its own, the socket link one pair. */
+  link: { backend: string; vcpus: number; tapQueuePairs: number; socketQueuePairs: number; bareMetal: boolean };
+}
+
+/**
+ * The KFlex side of a plan: each server's open-file limit from the argv its cell builds (Experiment.clientArgv,
+ * serverNofile), the heap-free wait between KFlex cells and its bound, the bench kfuncs, the link's queue pairs;
+ * undefined for a profile that builds no KFlex (image.kflex false).
+ */
+export function kflexPlan(config: ResolvedConfig, cells: ExperimentCell[], rows: CellForecast[], caps: Capabilities): KflexPlan | undefined {
+  const p = config.profile;
+  // A profile that builds no KFlex (smoke, upstream) has no KFlex cell that runs: nothing to show.
+  if (!p.image.kflex) return undefined;
+  const runs = (c: ExperimentCell) => rows.some((r) => r.experiment === c.experiment.id && r.variant === c.variant.id && r.verdict === 'run');
+  const servers = kflexServerLimits(cells, caps).map(({ ofCell, ...l }) => ({ ...l, runs: runs(ofCell) }));
+  const heapCells = cells.filter((c) => c.heapGiB && runs(c)).length;
+  const bench = new Map<string, KflexPlan['benchKfuncs'][number]>();
+  for (const c of cells) {
+    const names = new Set(c.variant.requires.flatMap((r) => (r.kind === 'btf' ? [r.name] : [])));
+    if (c.variant.logOf || !BENCH_KFUNCS.every((k) => names.has(k))) continue;
+    const cell = `${c.experiment.id}/${c.variant.id}`;
+    const readBy = cells.filter((o) => o.variant.logOf?.experiment === c.experiment.id && o.variant.logOf.variant === c.variant.id);
+    bench.set(cell, {
+      cell,
+      kfuncs: [...BENCH_KFUNCS],
+      planned: BENCH_KFUNCS.every((k) => benchKfunc(k).planned(p)),
+      readBy: [...new Set(readBy.map((o) => `${o.experiment.id}/${o.variant.id}`))],
+    });
+  }
+  const vcpus = Math.max(p.vms.server.cpus, p.vms.client.cpus);
+  return {
+    servers,
+    heapFree: {
+      heapCells,
+      waits: Math.max(0, heapCells - 1),
+      boundS: heapFreeBoundSeconds(caps.accel),
+      boundTcgS: heapFreeBoundSeconds('tcg'),
+      marginMiB: HEAP_FREE_MARGIN_KB / 1024,
+      pollS: HEAP_FREE_POLL_MS / 1000,
+    },
+    benchKfuncs: [...bench.values()],
+    link: { backend: p.vms.link.backend, vcpus, tapQueuePairs: xdpQueuePairs(vcpus), socketQueuePairs: 1, bareMetal: p.testbed?.kind === 'hosts' },
+  };
 }
 
 /** One bus for a verb: the progress view, and every event as a JSON line in --events FILE when given (as reproduce does). */

@@ -7,7 +7,8 @@ import { fixedMemoryMb } from '../../core/config.js';
 import { planCells } from '../../experiments/cells.js';
 import { EXPERIMENTS } from '../../experiments/index.js';
 import { forecast, parseAssumeHost } from '../../lab/sizing.js';
-import { forecastText } from '../../cli/plan.js';
+import { forecastText, kflexText } from '../../cli/plan.js';
+import { kflexPlan } from '../../lab/plan.js';
 
 /** Both VMs' QEMU command lines for a profile, from fixed host facts (no host is read). */
 function clusterArgv(profile: string, host: { kvm: boolean; tap: boolean }): string {
@@ -47,8 +48,11 @@ describe('golden files: output that is a contract', () => {
     ] as const) {
       const c = loadConfig({ profile, env: {} });
       const host = parseAssumeHost(spec, { ramMb: 0, cpus: 0, la57: false, kvm: false, source: 'this host' });
-      const f = forecast(c, planCells(c.profile, {}, EXPERIMENTS), host);
-      golden(name, `${forecastText({ host, server: f.server, cells: f.rows })}\n`);
+      const cells = planCells(c.profile, {}, EXPERIMENTS);
+      const f = forecast(c, cells, host);
+      // plan's KFlex section (issue 23): each server's open files, the heap-free wait, the bench kfuncs, the link's queue pairs.
+      const k = kflexPlan(c, cells, f.rows, f.caps);
+      golden(name, `${forecastText({ host, server: f.server, cells: f.rows })}\n${k ? `\n${kflexText(k)}\n` : ''}`);
     }
   });
 });
