@@ -48,18 +48,23 @@ export function bmcMetrics(client: Metrics, bmc: BmcStats, memcached: Record<str
   };
 }
 
-/** A BMC that did not load fails its cell with the verifier's last lines, not only "exited before it was ready". */
+/**
+ * A BMC that did not load fails its cell with the refused program, the verifier's own message and the log's last
+ * lines, not only "exited before it was ready". The start error holds only the log's last 30 lines; on Linux 7.x
+ * the verifier's message sits above a longer explanation, so the whole log is read again (stop is idempotent).
+ */
 async function startBmc(bmc: GuestServer): Promise<void> {
   try {
     await bmc.start({ text: BMC_READY_TEXT }, 600_000);
   } catch (e) {
     const msg = (e as Error).message;
+    if (!msg.includes(BMC_LOAD_FAILED_TEXT) && !/failed to load/.test(msg)) throw e;
     const log = msg
       .split('\n')
       .map((l) => l.replace(/^ {2}\| /, ''))
       .join('\n');
-    if (!msg.includes(BMC_LOAD_FAILED_TEXT) && !/failed to load/.test(msg)) throw e;
-    throw new LabError(`BMC did not load: the verifier refused it. Its last lines:\n${bmcLoadFailure(log) ?? log}`, ExitCode.checkFailed);
+    const whole = await bmc.stop();
+    throw new LabError(`BMC did not load: the verifier refused it. ${bmcLoadFailure(whole) ?? bmcLoadFailure(log) ?? log}`, ExitCode.checkFailed);
   }
 }
 

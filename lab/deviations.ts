@@ -114,7 +114,7 @@ export function loadDeviations(cells: ExperimentCell[]): Deviation[] {
 export function xdpQueueDeviations(cells: ExperimentCell[], warnings: string[] = []): Deviation[] {
   if (!warnings.some((w) => /locked mode/.test(w))) return [];
   // The variants that declare native XDP (BMC, KFlex's memcache) answer from XDP with XDP_TX.
-  const xdpTx = [...new Set(cells.filter((c) => c.variant.requires.some((r) => r.kind === 'native-xdp')).map((c) => `${c.experiment.id}/${c.variant.id}`))];
+  const xdpTx = [...new Set(cells.filter((c) => c.variant.requires.some((r) => r.kind === 'native-xdp')).map((c) => `${c.experiment.id} (${c.variant.id})`))];
   if (!xdpTx.length) return [];
   return [
     {

@@ -7,6 +7,7 @@ import { EXPERIMENTS } from '../../experiments/index.js';
 import { memcaslapConfig, memcaslapArgv, memcachedArgv } from '../../experiments/memcache.js';
 import { redisBenchmarkZaddArgv, memtierArgv, MEMTIER_ZADD_DEVIATION } from '../../experiments/redis.js';
 import { judgeClaims, loadClaims } from '../../report/claims.js';
+import { affectsExperiment } from '../../report/model.js';
 import { testCaps } from './support/caps.js';
 import { BMC, FFKX } from '../../experiments/requirements.js';
 import { regexOf, FIXTURES } from '../helpers.js';
@@ -211,7 +212,9 @@ describe('the XDP TX queue deviation (issue 23 item 5)', () => {
     const locked = ['fewer than 2 x vCPU queues: XDP_TX runs in the slower locked mode'];
     const d = xdpQueueDeviations(cells, locked);
     expect(d).toHaveLength(1);
-    expect(d[0]!.affects).toBe('memcache/kflex, memcache/bmc');
+    expect(d[0]!.affects).toBe('memcache (kflex), memcache (bmc)');
+    // The report attaches it to the memcache claims (report/model.ts affectsExperiment reads the first word).
+    expect(affectsExperiment(d[0]!, 'memcache')).toBe(true);
     expect(xdpQueueDeviations(cells, [])).toEqual([]);
     expect(xdpQueueDeviations(cells, undefined)).toEqual([]);
     expect(
