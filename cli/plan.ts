@@ -1,6 +1,5 @@
 import type { ResolvedConfig } from '../core/config.js';
 import type { KflexPlan, planRun } from '../lab/plan.js';
-import { NOFILE_MARGIN } from '../experiments/server.js';
 
 type Planned = Awaited<ReturnType<typeof planRun>>;
 
@@ -105,20 +104,23 @@ export function kflexText(k: KflexPlan): string {
   const kfuncs = k.benchKfuncs.map(
     (b) =>
       `  kfuncs: ${b.cell} needs the ${b.kfuncs.length} ${b.kfuncs[0]?.replace(/^(bpf_bench)_.*/, '$1')}_* kfuncs in the server kernel's BTF ` +
-      `(${b.kfuncs[0]} ... ${b.kfuncs.at(-1)}): ${b.planned ? "this profile's KFlex-linux builds them into vmlinux" : "this profile's kernel has none: the cell is skipped"}` +
+      `(${b.kfuncs[0]} ... ${b.kfuncs.at(-1)}): ` +
+      `${b.planned ? "this profile's KFlex-linux builds them into vmlinux" : "this profile's kernel has none: the cell is skipped"}` +
       `${b.readBy.length ? `; ${b.readBy.join(', ')} reads its kernel log and needs the same` : ''}`,
   );
   const l = k.link;
   const link = l.bareMetal
     ? "  link NIC: two hosts: the server NIC's own queues (no VM link)"
-    : `  link NIC (vms.link.backend ${l.backend}): tap link ${l.tapQueuePairs} queue pairs (2 x ${l.vcpus} vCPUs: one per vCPU for the stack, ` +
-      `one per vCPU for XDP_TX); socket link ${l.socketQueuePairs} (XDP_TX shares the stack's queue under a lock: a deviation when the kernel warns)`;
+    : `  link NIC (vms.link.backend ${l.backend}): tap link ${l.tapQueuePairs} queue pairs ` +
+      `(2 x ${l.vcpus} vCPUs: one per vCPU for the stack, one per vCPU for XDP_TX); ` +
+      `socket link ${l.socketQueuePairs} (XDP_TX shares the stack's queue under a lock: a deviation when the kernel warns)`;
   return [
     'KFlex cells:',
-    `  server open files (ulimit -n): the connections the cell's client opens + ${NOFILE_MARGIN}, in steps of 1024 (ffkx keeps every connection)`,
+    `  server open files (ulimit -n): the connections the cell's client opens + ${k.nofileMargin}, in steps of 1024 (ffkx keeps every connection)`,
     ...servers,
-    `  heap-free wait: before each KFlex cell after the first (${h.waits} of the ${h.heapCells} cells with a KFlex heap that run), until the server's MemAvailable ` +
-      `is back within ${h.marginMiB} MiB of its level before the first; at most ${h.boundS} s each (${h.boundTcgS} s under TCG), read every ${h.pollS} s`,
+    `  heap-free wait: before each KFlex cell after the first (${h.waits} of the ${h.heapCells} cells with a KFlex heap that run), ` +
+      `until the server's MemAvailable is back within ${h.marginMiB} MiB of its level before the first; ` +
+      `at most ${h.boundS} s each (${h.boundTcgS} s under TCG), read every ${h.pollS} s`,
     ...kfuncs,
     link,
   ].join('\n');

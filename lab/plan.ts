@@ -15,6 +15,7 @@ import { forecast, parseAssumeHost, thisHost, type CellForecast, type HostShape 
 import type { ExperimentCell } from '../experiments/cells.js';
 import type { Capabilities } from '../experiments/types.js';
 import { kflexServerLimits } from './deviations.js';
+import { NOFILE_MARGIN } from '../experiments/server.js';
 import { HEAP_FREE_MARGIN_KB, HEAP_FREE_POLL_MS, heapFreeBoundSeconds } from '../experiments/heaps.js';
 import { BENCH_KFUNCS, benchKfunc } from '../experiments/kflex-bench.js';
 import { xdpQueuePairs } from '../vm/link/tap.js';
@@ -66,6 +67,8 @@ export async function planRun(
 export interface KflexPlan {
   /** Per KFlex server cell and grid point: the client the cell builds, the connections it opens, the server's open-file limit. */
   servers: Array<{ cell: string; params: string; runs: boolean; client: string[]; counted: string; connections: number; nofile: number }>;
+  /** The open files every server gets beyond its client's connections (experiments/server.ts NOFILE_MARGIN). */
+  nofileMargin: number;
   /** The wait before each KFlex cell after the first until the last heap's memory is back (experiments/heaps.ts HeapFreeGate). */
   heapFree: { heapCells: number; waits: number; boundS: number; boundTcgS: number; marginMiB: number; pollS: number };
   /** Variants that need the bpf_bench_* kfuncs in the server kernel's BTF, and whether this profile's kernel has them. */
@@ -102,6 +105,7 @@ export function kflexPlan(config: ResolvedConfig, cells: ExperimentCell[], rows:
   const vcpus = Math.max(p.vms.server.cpus, p.vms.client.cpus);
   return {
     servers,
+    nofileMargin: NOFILE_MARGIN,
     heapFree: {
       heapCells,
       waits: Math.max(0, heapCells - 1),

@@ -46,7 +46,10 @@ describe("plan's KFlex section", () => {
     const t = kflexText(paper.kflex!);
     expect(t.split('\n')[0]).toBe('KFlex cells:');
     expect(t).toMatch(
-      /redis-getset\/kflex +ratio=10-90,data_size=64,threads=64,requests=10000 +memtier_benchmark -t 64 x -c 50 \(default\): 3200 connections -> nofile 5120 \(the cell is skipped on this host\)/,
+      new RegExp(
+        'redis-getset/kflex +ratio=10-90,data_size=64,threads=64,requests=10000 +' +
+          'memtier_benchmark -t 64 x -c 50 \\(default\\): 3200 connections -> nofile 5120 \\(the cell is skipped on this host\\)',
+      ),
     );
     expect(t).toMatch(/memcache\/kflex +set_get=10-90\S+ +memcaslap -U \(UDP, no connections\): 0 connections -> nofile 1024$/m);
     expect(t).toContain('heap-free wait: before each KFlex cell after the first (9 of the 10 cells with a KFlex heap that run)');
@@ -81,7 +84,8 @@ describe("the paper profile's deviations: server open files and the heap-free wa
     const nofile = devs.find((d) => d.topic === 'server open files')!;
     expect(nofile.artifact).toContain('the default soft limit of 1024 open files');
     expect(nofile.lab).toContain(
-      '(memcache/kflex 1024 for 0; memcache/kflex 1024 for 0; redis-getset/kflex 5120 for 3200; redis-zadd/kflex 2048 for 50); recorded per cell as server_nofile',
+      '(memcache/kflex 1024 for 0; memcache/kflex 1024 for 0; redis-getset/kflex 5120 for 3200; redis-zadd/kflex 2048 for 50); ' +
+        'recorded per cell as server_nofile',
     );
     expect(nofile.why).toContain('src/Main.cpp:222-228 --kredis exits, :376-391 and :550-591 --kmemcached/--kmemcache lose one of 16 accept threads');
     expect(nofile.affects).toBe('memcache (kflex), redis-getset (kflex), redis-zadd (kflex)');
