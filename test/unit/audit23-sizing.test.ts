@@ -43,6 +43,13 @@ describe('server VM sizing: room for two overlapping ffkx-bench heaps', () => {
     expect(f.rows.find((r) => r.experiment === 'datastructures' && r.variant === 'kflex')?.verdict).toBe('run');
   });
 
+  it('a host that holds not even one 64 GiB heap: the cell is skipped, and the sizing never says "sized for one"', () => {
+    const cells = planCells(paper.profile, { only: ['datastructures'] }, EXPERIMENTS);
+    const s = sizeServer(paper.profile, host('ram=64G,cpus=64,la57,kvm'), cells); // 64 - 8 - 4 = 52 GiB available
+    expect(s.why).toMatch(/^auto: no KFlex heap fits; .*; 64 GiB heap\(s\) would need 67 GiB$/);
+    expect(s.why).not.toContain('sized for one');
+  });
+
   it('paper-scaled: two 8 GiB bench heaps fit inside the sizing for the 32 GiB servers, unchanged', () => {
     const scaled = loadConfig({ profile: 'paper-scaled', env: {} });
     const s = sizeServer(scaled.profile, host('ram=64G,cpus=16,la57,kvm'), planCells(scaled.profile, {}, EXPERIMENTS));
