@@ -168,6 +168,8 @@ export function kflexDeviations(config: ResolvedConfig, cells: ExperimentCell[],
   const caps = plannedCapabilities(p, experiments, { serverMemoryMb: 0, serverCpus: p.vms.server.cpus, la57: true, accel });
   const limits = kflexServerLimits(cells, caps);
   const variants = (cs: ExperimentCell[]) => [...new Set(cs.map((c) => `${c.experiment.id} (${c.variant.id})`))].join(', ');
+  // Cells that hold more than one of their heaps at once (datastructures/kflex): lab/sizing.ts sizeServer makes room where the host can.
+  const multi = [...new Set(heapCells.filter((c) => (c.variant.heapCopies ?? 1) > 1).map((c) => `${c.experiment.id}/${c.variant.id}`))].join(', ');
   const out: Deviation[] = [];
   if (limits.length)
     out.push({
@@ -175,7 +177,7 @@ export function kflexDeviations(config: ResolvedConfig, cells: ExperimentCell[],
       artifact: "ffkx started from the evaluator's shell, under the default soft limit of 1024 open files",
       lab:
         `every server started with ulimit -n = the connections its cell's client opens + ${NOFILE_MARGIN}, in steps of 1024 ` +
-        `(${limits.map((l) => `${l.cell} ${l.nofile} for ${l.connections}`).join('; ')}); recorded per cell as server_nofile`,
+        `(${[...new Set(limits.map((l) => `${l.cell} ${l.nofile} for ${l.connections}`))].join('; ')}); recorded per cell as server_nofile`,
       why:
         'ffkx keeps every accepted connection open, and a failed accept4 ends an accept loop (KFlex 567387b src/Socket.cpp:58-64; ' +
         'src/Main.cpp:222-228 --kredis exits, :376-391 and :550-591 --kmemcached/--kmemcache lose one of 16 accept threads): at 1024 ' +
@@ -187,8 +189,9 @@ export function kflexDeviations(config: ResolvedConfig, cells: ExperimentCell[],
     artifact: 'the KFlex experiments run back to back, each ffkx or ffkx-bench started as the last one exits',
     lab:
       `before each KFlex cell after the first, a wait (the cell's heap-free phase, heap-free.json) until the server's MemAvailable is back ` +
-      `within ${HEAP_FREE_MARGIN_KB / 1024} MiB of its level before the first, at most ${heapFreeBoundSeconds(accel)} s; ` +
-      'inside the datastructures cell, where ffkx-bench frees and reallocates its heap per benchmark, the server VM is sized for two of its heaps',
+      `within ${HEAP_FREE_MARGIN_KB / 1024} MiB of its level before the first, at most ${heapFreeBoundSeconds(accel)} s` +
+      (multi ? `; inside ${multi}, which frees and reallocates its heap per benchmark, ` : '') +
+      (multi ? 'the server VM is sized for two of its heaps where the host holds them' : ''),
     why:
       'a heap is freed after its process exits, through an RCU grace period and a workqueue (KFlex-linux kernel/bpf/syscall.c bpf_map_put, ' +
       'kernel/bpf/heap.c heap_map_free); the server VM holds one heap and the guest, so the next heap could fail to allocate',
