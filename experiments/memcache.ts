@@ -106,11 +106,11 @@ export const memcache: Experiment = {
     variant.id === 'bmc' ? undefined : memcaslapArgv(cell.serverIp, { ...memcaslapRun(cell), seconds: cell.settings.duration_s }),
   async runCell(ctx, variant) {
     const p = ctx.params;
-    const threads = Number(p.threads ?? 1);
+    const run = memcaslapRun(ctx);
     if (variant.id === 'bmc')
       return runBmcCell(ctx, {
-        threads,
-        concurrency: Number(p.concurrency ?? 8),
+        threads: run.threads,
+        concurrency: run.concurrency,
         config: memcaslapConfig(String(p.set_get ?? '10:90'), Number(p.value_size ?? 32)),
       });
     const kflex = variant.id === 'kflex';
@@ -119,7 +119,6 @@ export const memcache: Experiment = {
       : new GuestServer(ctx.server, 'memcached', memcachedArgv(ctx.caps.serverCpus));
     let metrics: Metrics | undefined;
     let log = '';
-    const run = memcaslapRun(ctx);
     // Enough open files for every connection the client opens (none over UDP), plus a margin; recorded.
     const connections = clientConnections(memcaslapArgv(ctx.serverIp, { ...run, seconds: ctx.settings.duration_s }));
     const nofile = serverNofile(connections);
