@@ -63,8 +63,8 @@ async function startBmc(bmc: GuestServer): Promise<void> {
       .split('\n')
       .map((l) => l.replace(/^ {2}\| /, ''))
       .join('\n');
-    const whole = await bmc.stop();
-    throw new LabError(`BMC did not load: the verifier refused it. ${bmcLoadFailure(whole) ?? bmcLoadFailure(log) ?? log}`, ExitCode.checkFailed);
+    const found = bmcLoadFailure(await bmc.stop().catch(() => '')) ?? bmcLoadFailure(log);
+    throw new LabError(found ? `BMC did not load: the verifier refused it. ${found}` : `BMC did not load. Its last lines:\n${log}`, ExitCode.checkFailed);
   }
 }
 

@@ -88,12 +88,13 @@ function claims(r: ReportModel): string {
     const heap = c.scaledHeap.length
       ? `<br><span class="flag" title="${esc(c.scaledHeap.map((d) => `${d.lab} (${d.why})`).join('; '))}">scaled heap</span>`
       : '';
+    const flags = c.flags.map((f) => `<br><span class="flag" title="${esc(`${f.deviation.lab} (${f.deviation.why})`)}">${esc(f.label)}</span>`).join('');
     const logs = c.cells.length
       ? c.cells.map((l) => `<a class="${esc(l.status)}" href="${esc(l.href)}" title="${esc(`${l.label}: ${l.status}`)}">${esc(l.label)}</a>`).join(' ')
       : 'no cells';
     return (
       `<tr data-claim="${esc(v.claim.id)}"${c.scaledHeap.length ? ' data-scaled-heap="true"' : ''}>` +
-      `<td><b>${esc(v.claim.id)}</b>${heap}<br>${esc(v.claim.wording)}</td>` +
+      `<td><b>${esc(v.claim.id)}</b>${heap}${flags}<br>${esc(v.claim.wording)}</td>` +
       `<td>${v.claim.paper_value ?? 'not recorded'}${v.claim.paper_value !== null ? `<br><small>${esc(v.claim.paper_source)}</small>` : ''}</td>` +
       `<td>${lines(c.kflex)}</td><td>${lines(c.baseline)}</td><td>${lines(c.ratio)}</td>` +
       `<td class="${verdictClass(v.verdict)}">${esc(verdictText(v))}</td><td class="logs"><a href="#chart-${esc(c.chart)}">chart</a><br>${logs}</td></tr>`

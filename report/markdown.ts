@@ -35,7 +35,11 @@ export function renderMarkdown(r: ReportModel): string {
     '| claim | verdict | ratio [95% interval] |',
     '|---|---|---|',
     // The reasons are in the badge evidence below, once per reason; this table stays one short line per claim.
-    ...r.claims.map((c) => `| ${c.verdict.claim.id}${c.scaledHeap.length ? ' (scaled heap)' : ''} | ${c.verdict.verdict} | ${cell(c.ratio)} |`),
+    ...r.claims.map(
+      (c) =>
+        `| ${c.verdict.claim.id}${c.scaledHeap.length ? ' (scaled heap)' : ''}${c.flags.map((f) => ` (${f.label})`).join('')} ` +
+        `| ${c.verdict.verdict} | ${cell(c.ratio)} |`,
+    ),
     '',
     '**Scale-downs and substitutions in force**:',
     '',

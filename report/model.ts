@@ -54,6 +54,21 @@ export function inForce(m: Manifest): Deviation[] {
   return structuredDeviations(m).filter((d) => (IN_FORCE_TOPICS as readonly string[]).includes(d.topic));
 }
 
+/** Deviations that change what a claim's ratio means, shown beside the claim (besides a scaled heap). */
+export const CLAIM_FLAG_TOPICS: Readonly<Record<string, string>> = { 'XDP TX queues': 'XDP_TX locked' };
+
+/**
+ * Whether a deviation's `affects` names this experiment and one of these variants: 'memcache (kflex)' names
+ * memcache/kflex only; a bare 'memcache' every variant of it.
+ */
+export function affectsVariants(d: Deviation, experiment: string, variants: readonly string[]): boolean {
+  if (d.affects === 'all') return true;
+  return d.affects.split(',').some((part) => {
+    const m = part.trim().match(/^(\S+)(?:\s+\((\S+)\))?/);
+    return m?.[1] === experiment && (m[2] === undefined || variants.includes(m[2]));
+  });
+}
+
 /** Whether a deviation's `affects` names this experiment (a comma list, each item possibly followed by its params). */
 export function affectsExperiment(d: Deviation, experiment: string): boolean {
   if (d.affects === 'all') return true;
@@ -251,6 +266,13 @@ function functional(m: Manifest, records: CellRecord[], events: TimedEvent[] | u
   };
 }
 
+/** The CLAIM_FLAG_TOPICS deviations of a run that touch one of a claim's sides. */
+export function claimFlags(m: Manifest, experiment: string, variants: readonly string[]): ClaimRow['flags'] {
+  return structuredDeviations(m)
+    .filter((d) => CLAIM_FLAG_TOPICS[d.topic] && d.affects !== 'all' && affectsVariants(d, experiment, variants))
+    .map((d) => ({ label: CLAIM_FLAG_TOPICS[d.topic]!, deviation: d }));
+}
+
 function reproduced(m: Manifest, verdicts: ClaimVerdict[]): BadgeEvidence {
   const items: EvidenceItem[] = [];
   const { banner } = acceleratorFacts(m);
@@ -263,7 +285,14 @@ function reproduced(m: Manifest, verdicts: ClaimVerdict[]): BadgeEvidence {
       ok: v.verdict === 'inconclusive' ? null : v.verdict === 'reproduced',
       text:
         `${v.claim.id}: ${v.verdict}${v.measured !== undefined ? ` (${measuredText(v)})` : ''}${v.reason ? ` — ${v.reason}` : ''}` +
-        `${scaled.length ? `; on a scaled heap (${scaled.map((d) => d.lab).join('; ')})` : ''}`,
+        `${scaled.length ? `; on a scaled heap (${scaled.map((d) => d.lab).join('; ')})` : ''}` +
+        claimFlags(
+          m,
+          v.claim.experiment,
+          v.sides.map((x) => x.variant),
+        )
+          .map((f) => `; ${f.label} (${f.deviation.lab})`)
+          .join(''),
     });
   }
   // Claims that did not run for the same reason are one line: the reason is what the evaluator acts on.
@@ -299,6 +328,8 @@ export interface ClaimRow {
   cells: Array<{ href: string; label: string; status: string }>;
   /** The scaled-heap deviations that apply to the row's experiment. */
   scaledHeap: Deviation[];
+  /** Other deviations on one of the row's two sides that change what its ratio means (CLAIM_FLAG_TOPICS), with their label. */
+  flags: Array<{ label: string; deviation: Deviation }>;
 }
 
 function sideText(s: ClaimVerdict['sides'][number] | undefined): string {
@@ -415,6 +446,11 @@ export function claimRows(
       })),
       // A ratio is on a scaled heap only when one of its two sides ran on one (BMC against memcached is not).
       scaledHeap: heaps.filter((d) => affectsExperiment(d, exp) && comparesHeapVariant(v.claim, views?.[exp]?.heapVariants)),
+      flags: claimFlags(
+        m,
+        exp,
+        v.sides.map((x) => x.variant),
+      ),
     };
   });
 }

@@ -7,7 +7,7 @@ import { EXPERIMENTS } from '../../experiments/index.js';
 import { memcaslapConfig, memcaslapArgv, memcachedArgv } from '../../experiments/memcache.js';
 import { redisBenchmarkZaddArgv, memtierArgv, MEMTIER_ZADD_DEVIATION } from '../../experiments/redis.js';
 import { judgeClaims, loadClaims } from '../../report/claims.js';
-import { affectsExperiment } from '../../report/model.js';
+import { affectsExperiment, affectsVariants } from '../../report/model.js';
 import { testCaps } from './support/caps.js';
 import { BMC, FFKX } from '../../experiments/requirements.js';
 import { regexOf, FIXTURES } from '../helpers.js';
@@ -213,9 +213,10 @@ describe('the XDP TX queue deviation (issue 23 item 5)', () => {
     const d = xdpQueueDeviations(cells, locked);
     expect(d).toHaveLength(1);
     expect(d[0]!.affects).toBe('memcache (kflex), memcache (bmc)');
-    // Its row names the memcache experiment (report/model.ts affectsExperiment reads the first word). The report lists it in the
-    // deviations table only: report/model.ts sets just 'scaled heap' rows beside a claim, so the memcache claims do not show it.
+    // The report flags the memcache claims whose sides include kflex or bmc ('XDP_TX locked', report/model.ts claimFlags).
     expect(affectsExperiment(d[0]!, 'memcache')).toBe(true);
+    expect(affectsVariants(d[0]!, 'memcache', ['bmc', 'userspace'])).toBe(true);
+    expect(affectsVariants(d[0]!, 'memcache', ['userspace'])).toBe(false);
     expect(xdpQueueDeviations(cells, [])).toEqual([]);
     expect(xdpQueueDeviations(cells, undefined)).toEqual([]);
     expect(

@@ -4,7 +4,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { writeReport, deviations } from '../../report/report.js';
-import { pinning, affectsExperiment, pointLabels, timeline, type TimedEvent } from '../../report/model.js';
+import { pinning, affectsExperiment, affectsVariants, claimFlags, pointLabels, timeline, type TimedEvent } from '../../report/model.js';
 import { summarize } from '../../experiments/summary.js';
 import { paramsSlug, type CellRecord } from '../../experiments/cells.js';
 import type { Manifest, Deviation } from '../../core/rundir.js';
@@ -597,6 +597,18 @@ describe('report model pieces', () => {
     expect(affectsExperiment(d('redis-getset/userspace'), 'redis-getset')).toBe(false);
     expect(affectsExperiment(d('redis-zadd'), 'redis')).toBe(false);
     expect(affectsExperiment(d('all'), 'guards')).toBe(true);
+  });
+
+  it("a claim is flagged by a deviation on one of its two sides: XDP_TX's locked mode on memcache/kflex and memcache/bmc (issue 23 item 5)", () => {
+    const d = (affects: string) => ({ topic: 'XDP TX queues', artifact: '', lab: 'shares the stack queues', why: '', affects });
+    expect(affectsVariants(d('memcache (kflex), memcache (bmc)'), 'memcache', ['kflex', 'userspace'])).toBe(true);
+    expect(affectsVariants(d('memcache (bmc)'), 'memcache', ['kflex', 'userspace'])).toBe(false);
+    expect(affectsVariants(d('memcache'), 'memcache', ['userspace'])).toBe(true);
+    expect(affectsVariants(d('memcache (kflex)'), 'redis-getset', ['kflex'])).toBe(false);
+    const m = { deviations: [d('memcache (kflex), memcache (bmc)'), { ...d('memcache (kflex)'), topic: 'client load' }] } as unknown as Manifest;
+    expect(claimFlags(m, 'memcache', ['bmc', 'userspace']).map((f) => f.label)).toEqual(['XDP_TX locked']);
+    expect(claimFlags(m, 'memcache', ['userspace'])).toEqual([]);
+    expect(claimFlags({ deviations: [] } as unknown as Manifest, 'memcache', ['kflex'])).toEqual([]);
   });
 
   it('point labels name what varies, one key per line; the rest is shared', () => {
