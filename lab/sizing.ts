@@ -74,11 +74,13 @@ export function sizeServer(profile: Profile, host: HostShape, cells: ExperimentC
   const topMulti = multi.find((n) => n.gib === top && !heaps.includes(n.gib));
   const decides = topMulti ? `${topMulti.copies} heaps of ${topMulti.heap} GiB` : `the ${top} GiB heap`;
   // A cell whose one heap does not fit is skipped (named above with what it would need): no copies to speak of.
-  const copies = multi.filter((n) => fits(n.heap)).map((n) =>
-    fits(n.gib)
-      ? `${n.cell}'s ${n.heap} GiB heap counted ${n.copies === 2 ? 'twice' : `${n.copies} times`} (${n.why})`
-      : `${n.cell}'s ${n.copies} heaps of ${n.heap} GiB at once would need ${(heapVmMemoryMb(n.gib) / 1024).toFixed(0)} GiB: sized for one (${n.why})`,
-  );
+  const copies = multi
+    .filter((n) => fits(n.heap))
+    .map((n) =>
+      fits(n.gib)
+        ? `${n.cell}'s ${n.heap} GiB heap counted ${n.copies === 2 ? 'twice' : `${n.copies} times`} (${n.why})`
+        : `${n.cell}'s ${n.copies} heaps of ${n.heap} GiB at once would need ${(heapVmMemoryMb(n.gib) / 1024).toFixed(0)} GiB: sized for one (${n.why})`,
+    );
   return {
     memoryMb,
     why:

@@ -84,8 +84,7 @@ describe("the paper profile's deviations: server open files and the heap-free wa
     const nofile = devs.find((d) => d.topic === 'server open files')!;
     expect(nofile.artifact).toContain('the default soft limit of 1024 open files');
     expect(nofile.lab).toContain(
-      '(memcache/kflex 1024 for 0; redis-getset/kflex 5120 for 3200; redis-zadd/kflex 2048 for 50); ' +
-        'recorded per cell as server_nofile',
+      '(memcache/kflex 1024 for 0; redis-getset/kflex 5120 for 3200; redis-zadd/kflex 2048 for 50); ' + 'recorded per cell as server_nofile',
     );
     expect(nofile.why).toContain('src/Main.cpp:222-228 --kredis exits, :376-391 and :550-591 --kmemcached/--kmemcache lose one of 16 accept threads');
     expect(nofile.affects).toBe('memcache (kflex), redis-getset (kflex), redis-zadd (kflex)');
