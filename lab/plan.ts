@@ -69,7 +69,10 @@ export interface KflexPlan {
   servers: Array<{ cell: string; params: string; runs: boolean; client: string[]; counted: string; connections: number; nofile: number }>;
   /** The open files every server gets beyond its client's connections (experiments/server.ts NOFILE_MARGIN). */
   nofileMargin: number;
-  /** The wait before each KFlex cell after the first until the last heap's memory is back (experiments/heaps.ts HeapFreeGate). */
+  /**
+   * The wait before each KFlex cell after the first until the last heap's memory is back (experiments/heaps.ts
+   * HeapFreeGate): at most boundS with KVM or on bare metal, boundTcgS under TCG.
+   */
   heapFree: { heapCells: number; waits: number; boundS: number; boundTcgS: number; marginMiB: number; pollS: number };
   /** Variants that need the bpf_bench_* kfuncs in the server kernel's BTF, and whether this profile's kernel has them. */
   benchKfuncs: Array<{ cell: string; kfuncs: string[]; planned: boolean; readBy: string[] }>;
@@ -109,7 +112,7 @@ export function kflexPlan(config: ResolvedConfig, cells: ExperimentCell[], rows:
     heapFree: {
       heapCells,
       waits: Math.max(0, heapCells - 1),
-      boundS: heapFreeBoundSeconds(caps.accel),
+      boundS: heapFreeBoundSeconds('kvm'),
       boundTcgS: heapFreeBoundSeconds('tcg'),
       marginMiB: HEAP_FREE_MARGIN_KB / 1024,
       pollS: HEAP_FREE_POLL_MS / 1000,
