@@ -144,6 +144,14 @@ describe('captured from a real run (test/fixtures/bmc/README)', () => {
     expect(bmcLoadFailure(log)).toMatch(/^bmc_write_reply_main: function calls are not allowed while holding a lock\n[\s\S]*-- END PROG LOAD LOG --$/);
   });
 
+  it("7.3's message sits above its 30 last lines (the start error's quote): the cell must read the whole log (experiments/bmc.ts startBmc)", () => {
+    const log = fixture('load-failure-unpatched-7.3.txt');
+    const last30 = log.trimEnd().split('\n').slice(-30).join('\n');
+    expect(last30).not.toContain('function calls are not allowed while holding a lock');
+    expect(parseBmcLoadFailure(last30)?.message).toBeUndefined();
+    expect(parseBmcLoadFailure(log)?.message).toBe('function calls are not allowed while holding a lock');
+  });
+
   it('the counters bmc wrote after a memcaslap -U run on Linux 7.3 have hits', () => {
     const s = parseBmcStats(fixture('stats-7.3-smoke.txt'));
     expect(s.hit_count).toBeGreaterThan(0);
